@@ -1,0 +1,44 @@
+"""The metric contract: names and labels that exporters, recording rules and the observer share.
+
+Edge nodes (or the simulated fleet, `sim/`) export the `edge_*` series; `rules/` aggregates them
+into region/path recording rules; `controller/adapters/prometheus_observer.py` reads those. The
+controller's own metrics are `edgeplane_controller_*`. Change a name here and every side follows.
+Labels: `region`, `node`, `market` where they apply; `scenario` for per-scenario series.
+"""
+
+from __future__ import annotations
+
+# --- per node (labels: region, node) ---------------------------------------------------------
+NODE_READY = "edge_node_ready"  # gauge 1/0: node serves new sessions
+NODE_DRAINING = "edge_node_draining"  # gauge 1/0: node takes no new sessions, waits for active ones
+NODE_BOOTING = "edge_node_booting"  # gauge 1/0: node requested, not serving yet
+NODE_ACTIVE_SESSIONS = "edge_node_active_sessions"  # gauge
+NODE_SESSION_CAPACITY = "edge_node_session_capacity"  # gauge: sessions at 100%
+NODE_CPU_UTILISATION = "edge_node_cpu_utilisation"  # gauge 0..1
+
+# --- per region (labels: region) -------------------------------------------------------------
+REGION_DESIRED_NODES = "edge_region_desired_nodes"  # gauge: node count the region is asked to run
+SESSIONS_DROPPED_TOTAL = "edge_sessions_dropped_total"  # counter: sessions cut by node removal
+
+# --- per path (labels: market, region) -------------------------------------------------------
+PATH_RTT_MS = "edge_path_rtt_ms"  # gauge: p95 RTT of the market's sessions in the region
+PATH_LOSS_RATIO = "edge_path_loss_ratio"  # gauge 0..1
+PATH_JITTER_MS = "edge_path_jitter_ms"  # gauge
+PATH_ACTIVE_SESSIONS = "edge_path_active_sessions"  # gauge
+TRAFFIC_WEIGHT = "edge_traffic_weight"  # gauge: share of the market's new sessions sent to the region
+SESSIONS_REJECTED_TOTAL = "edge_sessions_rejected_total"  # counter: refused for lack of capacity
+SESSIONS_DEGRADED_TOTAL = "edge_sessions_degraded_total"  # counter: admitted beyond capacity
+RESIDENCY_VIOLATIONS_TOTAL = "edge_residency_violations_total"  # counter: placed outside allowed regions
+
+# --- per market (labels: market) -------------------------------------------------------------
+MARKET_OFFERED_SESSIONS = "edge_market_offered_sessions"  # gauge: sessions users want (served + refused)
+
+# --- the controller's own (labels: environment, and as noted) --------------------------------
+CONTROLLER_TICKS_TOTAL = "edgeplane_controller_ticks_total"
+CONTROLLER_DECISIONS_TOTAL = "edgeplane_controller_decisions_total"  # labels: kind
+CONTROLLER_ACTIONS_TOTAL = "edgeplane_controller_actions_total"  # labels: action, changed
+CONTROLLER_FAILURES_TOTAL = "edgeplane_controller_failures_total"  # labels: stage
+CONTROLLER_SNAPSHOT_AGE_SECONDS = "edgeplane_controller_snapshot_age_seconds"
+CONTROLLER_FAIL_STATIC = "edgeplane_controller_fail_static"  # gauge 1/0
+CONTROLLER_UNSERVED_SESSIONS = "edgeplane_controller_unserved_sessions"  # labels: market
+CONTROLLER_DRILL_ABORTED_TOTAL = "edgeplane_controller_drill_aborted_total"  # labels: region

@@ -1,0 +1,133 @@
+"""Plan: what the decision core wants the fleet to look like, with the reasons and the proofs.
+
+Produced by the pure core (`controller/core/`) from a FleetSnapshot, the EnvironmentSpec and the
+previous Plan; executed by an Actuator (`controller/ports.py`); recorded in Temporal history by the
+control loop. Every target is absolute (replicas = 12, weight = 0.4), never relative, so applying
+the same plan twice is harmless (DESIGN invariant 6).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class PlanModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RegionState(StrEnum):
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    FAILED = "failed"
+    UNKNOWN = "unknown"  # stale or missing metrics: never read as healthy with zero load
+
+
+class RegionHealth(PlanModel):
+    """State of one region after this tick, with the debounce counters carried to the next tick."""
+
+    region: str = Field(description="Region name.")
+    state: RegionState = Field(description="State after this tick.")
+    reason: str = Field(default="", description="Why, in words (which SLO, by how much).")
+    bad_ticks: int = Field(default=0, ge=0, description="Consecutive ticks with an SLO breach.")
+    good_ticks: int = Field(default=0, ge=0, description="Consecutive ticks without a breach.")
+    since: AwareDatetime | None = Field(default=None, description="When the region entered this state.")
+
+
+class ScaleCommand(PlanModel):
+    """Run exactly `desired_nodes` nodes in `region`."""
+
+    region: str = Field(description="Region name.")
+    desired_nodes: int = Field(ge=0, description="Absolute node count.")
+    current_nodes: int = Field(ge=0, description="Desired count before this plan (for the audit).")
+    reason: str = Field(default="", description="Why (forecast, cooldown, bounds).")
+
+
+class DrainCommand(PlanModel):
+    """Stop sending new sessions to `node`; remove it when empty or at `deadline`."""
+
+    region: str = Field(description="Region name.")
+    node: str = Field(description="Node name.")
+    deadline: AwareDatetime = Field(description="Remove the node at this time even if sessions remain.")
+    reason: str = Field(default="", description="Why this node (fewest sessions, scale-in).")
+
+
+class UnservedDemand(PlanModel):
+    """Demand of a market that the plan cannot place anywhere it is allowed to go."""
+
+    market: str = Field(description="Market code.")
+    sessions: float = Field(ge=0, description="Concurrent sessions left unserved.")
+    reason: str = Field(description="Why (all compliant regions failed, capacity exhausted, ...).")
+
+
+class Overflow(PlanModel):
+    """Sessions a region is planned to carry beyond its ready capacity at target utilisation."""
+
+    region: str = Field(description="Region name.")
+    sessions: float = Field(ge=0, description="Sessions above ready capacity at target utilisation.")
+    reason: str = Field(default="", description="Why the overflow was the least bad choice.")
+
+
+class ResidencyProof(PlanModel):
+    """For one market: the allowed regions and every region given weight; compliant iff a subset."""
+
+    market: str = Field(description="Market code.")
+    allowed_jurisdictions: list[str] = Field(description="From the spec.")
+    allowed_regions: list[str] = Field(description="Union of the allowed jurisdictions' regions.")
+    weighted_regions: list[str] = Field(description="Regions with non-zero weight in this plan.")
+    compliant: bool = Field(description="True iff weighted_regions is a subset of allowed_regions.")
+
+
+class RegionPin(PlanModel):
+    """An override from a failover or drill: cap the share of traffic a region may receive.
+
+    While a FailoverWorkflow or drill runs, it pins its region and the control loop must plan
+    within the pin (DESIGN invariant 5: one writer per region).
+    """
+
+    region: str = Field(description="Region name.")
+    max_traffic_share: float = Field(
+        ge=0, le=1, description="Most share of each market's traffic the region may get (0 = evacuated)."
+    )
+    owner: str = Field(description="Workflow id of the failover or drill that set the pin.")
+    reason: str = Field(default="", description="Why, for the plan summary.")
+
+
+class PlanningOverrides(PlanModel):
+    """Inputs from on-call and running workflows that constrain the automatic plan."""
+
+    pins: list[RegionPin] = Field(default_factory=list, description="Region pins from failovers and drills.")
+
+
+class Plan(PlanModel):
+    """One decision of the controller."""
+
+    plan_id: str = Field(description="Deterministic id: environment, snapshot time and content hash.")
+    environment: str = Field(description="EnvironmentSpec name.")
+    created_at: AwareDatetime = Field(description="The `now` the core was called with.")
+    snapshot_taken_at: AwareDatetime = Field(description="When the input snapshot was taken.")
+    fail_static: bool = Field(
+        default=False, description="True when stale metrics froze scale-in and automatic shifts."
+    )
+    region_health: list[RegionHealth] = Field(default_factory=list, description="State per region.")
+    weights: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="Traffic weights: market -> region -> share (sums to 1 if served)."
+    )
+    scale: list[ScaleCommand] = Field(default_factory=list, description="Desired nodes per region.")
+    drains: list[DrainCommand] = Field(default_factory=list, description="Nodes to drain.")
+    unserved: list[UnservedDemand] = Field(default_factory=list, description="Demand left unserved, with why.")
+    overflow: list[Overflow] = Field(default_factory=list, description="Reported capacity overflow.")
+    residency_certificate: list[ResidencyProof] = Field(
+        default_factory=list, description="Proof per market that no weight leaves its jurisdictions."
+    )
+    explanation: list[str] = Field(default_factory=list, description="Why, in sentences, for humans.")
+    last_scale_change_at: dict[str, AwareDatetime] = Field(
+        default_factory=dict, description="Per region, when its desired size last changed (for cooldowns)."
+    )
+
+    def region_state(self, region: str) -> RegionState:
+        for health in self.region_health:
+            if health.region == region:
+                return health.state
+        return RegionState.UNKNOWN

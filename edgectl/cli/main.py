@@ -1,0 +1,28 @@
+"""The `edgectl` console script: one root, subcommands grouped by who uses them.
+
+Each group lives in its own module and registers itself here; this file only wires them.
+Exit codes: see `edgectl/cli/exit_codes.py` (and the README).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from edgectl.cli.env_commands import env_app, schema_app
+
+app = typer.Typer(
+    name="edgectl",
+    help="edgeplane: keep a multi-region real-time media edge healthy, within data-residency rules.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(env_app, name="env")
+app.add_typer(schema_app, name="schema")
+
+
+def run() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    run()
