@@ -93,7 +93,8 @@ class JurisdictionSpec(FrozenModel):
 
     name: Name = Field(description="Jurisdiction name, unique, e.g. eu, id, sa, global.")
     allowed_regions: list[Name] = Field(
-        min_length=1, description="Regions (by name) where media under this jurisdiction may be processed."
+        description="Regions (by name) where media under this jurisdiction may be processed; may be empty "
+        "in an environment that has no region there (its markets are then rejected)."
     )
     legal_basis: str = Field(min_length=1, description="Why: the law or contract this rule comes from.")
 

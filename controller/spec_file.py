@@ -64,8 +64,9 @@ def problems_from_validation_error(file: str, error: ValidationError) -> list[Sp
 
 
 def _is_union_tag(part: str | int) -> bool:
-    # pydantic inserts validator names such as "function-after[...]" into locs; they are not fields.
-    return isinstance(part, str) and part.startswith("function-")
+    # pydantic inserts validator names ("function-after[...]") and "[key]" (a bad mapping key) into
+    # locs; they are not fields, and the key itself is already the previous part of the path.
+    return isinstance(part, str) and (part.startswith("function-") or part == "[key]")
 
 
 def parse_environment(data: Any, file: str = "<memory>") -> EnvironmentSpec:

@@ -12,7 +12,7 @@ from controller.snapshot import FleetSnapshot
 from controller.spec import EnvironmentSpec
 from controller.spec_file import EnvironmentFileError, load_environment
 from edgectl.cli.exit_codes import ExitCode
-from edgectl.cli.output import console, fail, print_json
+from edgectl.cli.output import console, fail, print_json, say
 
 env_app = typer.Typer(help="Validate and inspect environment files (environments/*.yaml).", no_args_is_help=True)
 schema_app = typer.Typer(help="Print JSON Schemas of the product's models.", no_args_is_help=True)
@@ -48,7 +48,7 @@ def validate(
         )
     else:
         for line in valid:
-            console.print(line, markup=False, highlight=False)
+            say(line)
         for problem in problems:
             fail(str(problem))
     raise typer.Exit(ExitCode.INVALID_INPUT if problems else ExitCode.OK)

@@ -28,5 +28,10 @@ def print_json(value: Any) -> None:
 
 
 def fail(message: str) -> None:
-    """One line to stderr, no markup interpretation (paths may contain brackets)."""
-    error_console.print(message, markup=False, highlight=False)
+    """One line to stderr, verbatim: never wrapped or marked up, so scripts can parse it."""
+    sys.stderr.write(message + "\n")
+
+
+def say(message: str) -> None:
+    """One plain line to stdout, verbatim (no wrapping at the terminal width)."""
+    sys.stdout.write(message + "\n")
