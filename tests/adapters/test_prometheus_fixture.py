@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 def test_scrapes_a_live_exporter(prometheus_factory):
     registry = CollectorRegistry()
     Gauge("fixture_probe", "probe", registry=registry).set(42)
-    server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)
+    server, _thread = start_http_server(0, addr="127.0.0.1", registry=registry)
     try:
         port = server.server_address[1]
         prom = prometheus_factory(targets=[f"127.0.0.1:{port}"])
