@@ -1,0 +1,313 @@
+"""What the demo measured, computed from a recorded run (never from configured values).
+
+Pure functions over a `DemoRecording` (`edgectl/demo_recording.py`) and the EnvironmentSpec:
+- how long after the impairment started the controller first moved traffic off the impaired region
+  (from the fleet's actuation log when it has one, else from the sampled weights), how far, and
+  when traffic came back after recovery;
+- whether capacity in the flash-sale region was ready before demand reached it (lead time per
+  demand level, saturated samples, sessions rejected there);
+- residency: violations counted by the simulated fleet, plus an independent check of every sampled
+  weight against the markets' allowed regions;
+- the drill scorecard as returned by `edgectl drill run --json`.
+Used by `edgectl/demo_report.py` (report and console summary) and the end-to-end test.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from controller.spec import EnvironmentSpec
+from edgectl.demo_recording import DemoRecording, FleetSample
+
+# A market's weight on a region counts as "reduced" once it drops this much below its pre-impairment value.
+SHIFT_THRESHOLD = 0.01
+# Traffic counts as "back" once the impaired markets' share on the region regains this part of its baseline.
+RETURN_FRACTION = 0.5
+
+
+class MeasureModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ShiftMeasurement(MeasureModel):
+    """Impairment of one region -> the controller's traffic shift away from it, and back."""
+
+    region: str
+    markets: list[str]
+    impairment_start_sim: datetime | None = None
+    impairment_end_sim: datetime | None = None
+    baseline_weights: dict[str, float] = Field(default_factory=dict, description="Per market, just before.")
+    first_shift_sim_seconds: float | None = Field(default=None, description="Impairment start -> first reduced weight.")
+    first_shift_wall_seconds: float | None = None
+    lowest_share: float | None = Field(default=None, description="Lowest mean weight on the region while impaired.")
+    return_sim_seconds: float | None = Field(default=None, description="Impairment end -> traffic back.")
+    return_wall_seconds: float | None = None
+    source: str = Field(default="", description="actuation log | weight samples")
+    target_sim_seconds: float | None = Field(default=None, description="What the health policy promises.")
+
+    @property
+    def shifted(self) -> bool:
+        return self.first_shift_sim_seconds is not None
+
+    @property
+    def within_target(self) -> bool | None:
+        if self.first_shift_sim_seconds is None or self.target_sim_seconds is None:
+            return None
+        return self.first_shift_sim_seconds <= self.target_sim_seconds
+
+
+class ScaleOutMeasurement(MeasureModel):
+    """Flash sale in one market: did the region's ready capacity stay ahead of its demand?"""
+
+    region: str
+    market: str
+    capacity_before: int = Field(description="Ready capacity (sessions at 100%) when the sale started.")
+    nodes_before: int
+    peak_demand: float = Field(description="Highest demand the weights sent to the region during the sale.")
+    peak_ready_capacity: int
+    peak_desired_nodes: int
+    first_scale_out_sim_seconds: float | None = Field(
+        default=None, description="Sale start -> first increase of desired nodes."
+    )
+    demand_exceeded_old_capacity_sim_seconds: float | None = Field(
+        default=None, description="Sale start -> demand first above the capacity the region had before."
+    )
+    min_lead_sim_seconds: float | None = Field(
+        default=None,
+        description="Worst case over the sale of (time demand reached a level - time ready capacity reached it);"
+        " positive: capacity was there first.",
+    )
+    saturated_samples: int = Field(description="Samples where demand exceeded ready capacity.")
+    samples_in_window: int
+    rejected_sessions_in_window: float | None = None
+
+    @property
+    def needed_scale_out(self) -> bool:
+        return self.demand_exceeded_old_capacity_sim_seconds is not None
+
+    @property
+    def ahead_of_saturation(self) -> bool:
+        return (
+            self.needed_scale_out
+            and self.min_lead_sim_seconds is not None
+            and self.min_lead_sim_seconds >= 0
+            and self.saturated_samples == 0
+        )
+
+
+class ResidencyMeasurement(MeasureModel):
+    violations_counted_by_simulator: float | None = Field(description="The fleet's own counter at the end.")
+    weight_violations: int = Field(description="Sampled (market, region) weights outside the allowed regions.")
+    impaired_markets_outside_jurisdiction: list[str] = Field(
+        default_factory=list, description="Regions outside the impaired markets' jurisdictions that got weight."
+    )
+
+    @property
+    def clean(self) -> bool:
+        return self.violations_counted_by_simulator == 0 and self.weight_violations == 0
+
+
+class DrillMeasurement(MeasureModel):
+    region: str
+    exit_code: int | None
+    scorecard: dict[str, Any] | None
+    started_wall_seconds: float | None = None
+    ended_wall_seconds: float | None = None
+    lowest_share: float | None = Field(default=None, description="Lowest mean weight on the drilled region.")
+
+    @property
+    def has_scorecard(self) -> bool:
+        return bool(self.scorecard)
+
+
+class DemoMeasurements(MeasureModel):
+    shift: ShiftMeasurement
+    scale_out: ScaleOutMeasurement | None
+    residency: ResidencyMeasurement
+    drill: DrillMeasurement
+    wall_seconds_total: float
+    samples: int
+
+
+def _sim_seconds(later: datetime, earlier: datetime) -> float:
+    return (later - earlier).total_seconds()
+
+
+def _sample_at_or_before(samples: list[FleetSample], sim_time: datetime) -> FleetSample | None:
+    before = [s for s in samples if s.sim_time <= sim_time]
+    return before[-1] if before else (samples[0] if samples else None)
+
+
+def measure_shift(recording: DemoRecording, spec: EnvironmentSpec) -> ShiftMeasurement:
+    settings = recording.settings
+    region, markets = settings.impaired_region, settings.impaired_markets
+    # the controller needs `degraded_after_ticks` bad ticks to see it, then one tick to plan and act
+    tick = spec.traffic.tick_seconds
+    target = (spec.health.degraded_after_ticks + 2) * tick
+    starts, ends = recording.events_of("impairment_start"), recording.events_of("impairment_end")
+    result: dict[str, Any] = {"region": region, "markets": markets, "target_sim_seconds": target * settings.speed}
+    if not starts or starts[0].sim_time is None:
+        return ShiftMeasurement(**result)
+    start = starts[0].sim_time
+    end = ends[0].sim_time if ends and ends[0].sim_time else None
+    result.update(impairment_start_sim=start, impairment_end_sim=end)
+    before = _sample_at_or_before(recording.samples, start)
+    if before is None:
+        return ShiftMeasurement(**result)
+    baseline = {m: before.weights.get(m, {}).get(region, 0.0) for m in markets}
+    result["baseline_weights"] = baseline
+
+    # (sim time, weights) series: the fleet's own actuation log is exact; samples are the fallback
+    series: list[tuple[datetime, dict[str, dict[str, float]]]]
+    if recording.weight_changes:
+        series = [(c.sim_time, c.weights) for c in recording.weight_changes]
+        result["source"] = "actuation log"
+    else:
+        series = [(s.sim_time, s.weights) for s in recording.samples]
+        result["source"] = "weight samples"
+
+    def mean_share(weights: dict[str, dict[str, float]]) -> float:
+        return sum(weights.get(m, {}).get(region, 0.0) for m in markets) / max(1, len(markets))
+
+    shift_at = next(
+        (
+            t
+            for t, w in series
+            if t >= start
+            and (end is None or t <= end)
+            and any(w.get(m, {}).get(region, baseline[m]) < baseline[m] - SHIFT_THRESHOLD for m in markets)
+        ),
+        None,
+    )
+    if shift_at is not None:
+        result["first_shift_sim_seconds"] = _sim_seconds(shift_at, start)
+        result["first_shift_wall_seconds"] = result["first_shift_sim_seconds"] / settings.speed
+    during = [mean_share(w) for t, w in series if t >= start and (end is None or t <= end)]
+    if during:
+        result["lowest_share"] = min(during)
+    if end is not None and shift_at is not None:
+        base_share = sum(baseline.values()) / max(1, len(markets))
+        back_at = next(
+            (t for t, w in series if t >= end and mean_share(w) >= RETURN_FRACTION * base_share - 1e-9), None
+        )
+        if back_at is not None:
+            result["return_sim_seconds"] = _sim_seconds(back_at, end)
+            result["return_wall_seconds"] = result["return_sim_seconds"] / settings.speed
+    return ShiftMeasurement(**result)
+
+
+def measure_scale_out(recording: DemoRecording) -> ScaleOutMeasurement | None:
+    settings = recording.settings
+    region, market = settings.flash_sale_region, settings.flash_sale_market
+    starts, ends = recording.events_of("flash_sale_start"), recording.events_of("flash_sale_end")
+    if not starts or starts[0].sim_time is None:
+        return None
+    start = starts[0].sim_time
+    end = ends[0].sim_time if ends and ends[0].sim_time else recording.samples[-1].sim_time
+    window = [s for s in recording.samples if start <= s.sim_time <= end and region in s.regions]
+    before = _sample_at_or_before(recording.samples, start)
+    if not window or before is None or region not in before.regions:
+        return None
+    capacity_before = before.regions[region].ready_capacity
+    demand = [(s.sim_time, s.region_demand(region)) for s in window]
+    capacity = [(s.sim_time, s.regions[region].ready_capacity) for s in window]
+    desired = [(s.sim_time, s.regions[region].desired_nodes) for s in window]
+
+    first_scale_out = next((t for t, n in desired if n > before.regions[region].desired_nodes), None)
+    exceeded = next((t for t, d in demand if d > capacity_before), None)
+    leads: list[float] = []
+    unmet = False
+    for t_demand, level in demand:
+        if level <= capacity_before:
+            continue
+        reached = next((t for t, c in capacity if c >= level), None)
+        if reached is None:
+            unmet = True
+            continue
+        leads.append(_sim_seconds(t_demand, reached))
+    rejected = None
+    first_counts, last_counts = window[0].counters, window[-1].counters
+    if region in first_counts.rejected_by_region and region in last_counts.rejected_by_region:
+        rejected = last_counts.rejected_by_region[region] - first_counts.rejected_by_region[region]
+    return ScaleOutMeasurement(
+        region=region,
+        market=market,
+        capacity_before=capacity_before,
+        nodes_before=before.regions[region].ready_nodes,
+        peak_demand=max(d for _, d in demand),
+        peak_ready_capacity=max(c for _, c in capacity),
+        peak_desired_nodes=max(n for _, n in desired),
+        first_scale_out_sim_seconds=_sim_seconds(first_scale_out, start) if first_scale_out else None,
+        demand_exceeded_old_capacity_sim_seconds=_sim_seconds(exceeded, start) if exceeded else None,
+        min_lead_sim_seconds=None if unmet or not leads else min(leads),
+        saturated_samples=sum(1 for (_, d), (_, c) in zip(demand, capacity, strict=True) if d > c),
+        samples_in_window=len(window),
+        rejected_sessions_in_window=rejected,
+    )
+
+
+def measure_residency(recording: DemoRecording, spec: EnvironmentSpec) -> ResidencyMeasurement:
+    allowed = {market.code: set(spec.allowed_regions(market.code)) for market in spec.markets}
+    weight_violations = 0
+    outside: set[str] = set()
+    for sample in recording.samples:
+        for market, weights in sample.weights.items():
+            for region, weight in weights.items():
+                if weight > 1e-9 and region not in allowed.get(market, set()):
+                    weight_violations += 1
+                    if market in recording.settings.impaired_markets:
+                        outside.add(region)
+    counted = _final_residency_counter(recording)
+    return ResidencyMeasurement(
+        violations_counted_by_simulator=counted,
+        weight_violations=weight_violations,
+        impaired_markets_outside_jurisdiction=sorted(outside),
+    )
+
+
+def _final_residency_counter(recording: DemoRecording) -> float | None:
+    for key in ("residency_violations", "residency_violation_sessions", "residency_violations_total"):
+        value = recording.final_accounting.get(key)
+        if isinstance(value, int | float):
+            return float(value)
+    for sample in reversed(recording.samples):
+        if sample.counters.residency_violations is not None:
+            return sample.counters.residency_violations
+    return None
+
+
+def measure_drill(recording: DemoRecording) -> DrillMeasurement:
+    region = recording.settings.drill_region
+    starts, ends = recording.events_of("drill_start"), recording.events_of("drill_end")
+    started = starts[0].wall_seconds if starts else None
+    ended = ends[0].wall_seconds if ends else None
+    lowest = None
+    if started is not None:
+        shares = [
+            sum(w.get(region, 0.0) for w in s.weights.values() if region in w) / max(1, len(s.weights))
+            for s in recording.samples
+            if s.wall_seconds >= started and (ended is None or s.wall_seconds <= ended)
+        ]
+        lowest = min(shares) if shares else None
+    return DrillMeasurement(
+        region=region,
+        exit_code=recording.drill_exit_code,
+        scorecard=recording.drill_result,
+        started_wall_seconds=started,
+        ended_wall_seconds=ended,
+        lowest_share=lowest,
+    )
+
+
+def measure(recording: DemoRecording, spec: EnvironmentSpec) -> DemoMeasurements:
+    return DemoMeasurements(
+        shift=measure_shift(recording, spec),
+        scale_out=measure_scale_out(recording),
+        residency=measure_residency(recording, spec),
+        drill=measure_drill(recording),
+        wall_seconds_total=recording.wall_seconds_total,
+        samples=len(recording.samples),
+    )

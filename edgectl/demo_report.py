@@ -1,0 +1,384 @@
+"""The demo report: `report.md` and PNG charts drawn from a recorded run.
+
+Input: a `DemoRecording` (`edgectl/demo_recording.py`), its `DemoMeasurements`
+(`edgectl/demo_measurements.py`) and the EnvironmentSpec. Output, in the run's folder
+(`reports/demo-<timestamp>/`): `weights.png` (traffic share per region for each market),
+`nodes_vs_demand.png` (ready capacity, desired nodes and routed demand per region),
+`qos.png` (worst path RTT and loss per region with the SLO lines), `drill.png` (the drilled
+region's share and the drill's phases), and `report.md` that links them. Also the short console
+summary table. Called by `edgectl demo` (`edgectl/cli/dev_commands.py`) and the end-to-end test.
+Charts use matplotlib's Agg backend: no display needed.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from rich.table import Table
+
+from controller.spec import EnvironmentSpec
+from edgectl.demo_measurements import DemoMeasurements
+from edgectl.demo_recording import DemoRecording, FleetSample
+
+CHART_FILES = ("weights.png", "nodes_vs_demand.png", "qos.png", "drill.png")
+REGION_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+
+
+def _minutes(recording: DemoRecording, sample_time: datetime) -> float:
+    """Simulated minutes since the simulated clock's start (x axis of every chart)."""
+    return (sample_time - recording.settings.sim_start).total_seconds() / 60.0
+
+
+def _shade_events(ax: Axes, recording: DemoRecording) -> None:
+    """Shade the flash sale, the impairment and the drill on a chart."""
+    spans = [
+        ("flash_sale_start", "flash_sale_end", "#ffd54f", "flash sale"),
+        ("impairment_start", "impairment_end", "#ef9a9a", "impairment"),
+        ("drill_start", "drill_end", "#b39ddb", "drill"),
+    ]
+    for start_kind, end_kind, colour, label in spans:
+        starts, ends = recording.events_of(start_kind), recording.events_of(end_kind)
+        if not starts or starts[0].sim_time is None:
+            continue
+        begin = _minutes(recording, starts[0].sim_time)
+        finish = (
+            _minutes(recording, ends[0].sim_time)
+            if ends and ends[0].sim_time
+            else _minutes(recording, recording.samples[-1].sim_time)
+        )
+        ax.axvspan(begin, finish, color=colour, alpha=0.25, label=label, lw=0)
+
+
+def _x_label(recording: DemoRecording) -> str:
+    start = recording.settings.sim_start.strftime("%H:%M UTC")
+    return f"simulated minutes since {start} (x{recording.settings.speed:g} real time)"
+
+
+def chart_weights(recording: DemoRecording, spec: EnvironmentSpec, path: Path) -> None:
+    markets = [m.code for m in spec.markets]
+    regions = [r.name for r in spec.regions]
+    fig, axes = plt.subplots(len(markets), 1, figsize=(10, 1.9 * len(markets) + 0.8), sharex=True)
+    x = [_minutes(recording, s.sim_time) for s in recording.samples]
+    for ax, market in zip(axes, markets, strict=True):
+        stacks = [[s.weights.get(market, {}).get(region, 0.0) for s in recording.samples] for region in regions]
+        ax.stackplot(x, stacks, labels=regions, colors=REGION_COLOURS[: len(regions)], alpha=0.85)
+        _shade_events(ax, recording)
+        allowed = ", ".join(spec.allowed_regions(market))
+        ax.set_ylabel(market)
+        ax.set_ylim(0, 1.0)
+        ax.set_title(f"{market}: share of new sessions per region (allowed: {allowed})", fontsize=9, loc="left")
+    axes[0].legend(loc="upper right", ncol=len(regions) + 3, fontsize=7)
+    axes[-1].set_xlabel(_x_label(recording))
+    fig.suptitle("Traffic weights per region over time")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def chart_nodes_vs_demand(recording: DemoRecording, spec: EnvironmentSpec, path: Path) -> None:
+    regions = [r.name for r in spec.regions]
+    fig, axes = plt.subplots(len(regions), 1, figsize=(10, 2.2 * len(regions) + 0.8), sharex=True)
+    x = [_minutes(recording, s.sim_time) for s in recording.samples]
+    target = spec.scaling.target_utilisation
+    for ax, region in zip(axes, regions, strict=True):
+        per_node = spec.region_by_name[region].sessions_per_node
+        present = [s for s in recording.samples if region in s.regions]
+        xs = [x[i] for i, s in enumerate(recording.samples) if region in s.regions]
+        ax.plot(xs, [s.region_demand(region) for s in present], color="#d62728", lw=1.6, label="demand routed here")
+        ax.plot(xs, [s.regions[region].active_sessions for s in present], color="#ff7f0e", lw=1, label="active")
+        ax.plot(xs, [s.regions[region].ready_capacity for s in present], color="#1f77b4", lw=1.6,
+                label="ready capacity (100%)")  # fmt: skip
+        ax.plot(xs, [s.regions[region].desired_nodes * per_node for s in present], color="#1f77b4", lw=1,
+                ls="--", label="desired nodes x sessions/node")  # fmt: skip
+        ax.plot(xs, [s.regions[region].ready_capacity * target for s in present], color="#9e9e9e", lw=0.8,
+                ls=":", label=f"target utilisation {target:.0%}")  # fmt: skip
+        _shade_events(ax, recording)
+        ax.set_ylabel("sessions")
+        nodes_now = present[-1].regions[region].ready_nodes if present else 0
+        ax.set_title(f"{region}: demand vs capacity ({nodes_now} ready nodes at the end)", fontsize=9, loc="left")
+    axes[0].legend(loc="upper left", fontsize=7, ncol=4)
+    axes[-1].set_xlabel(_x_label(recording))
+    fig.suptitle("Nodes vs demand per region")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _worst_path(sample: FleetSample, region: str, attribute: str) -> float | None:
+    values = [
+        getattr(p, attribute)
+        for p in sample.paths
+        if p.region == region and getattr(p, attribute) is not None and p.active_sessions > 0
+    ]
+    return max(values) if values else None
+
+
+def chart_qos(recording: DemoRecording, spec: EnvironmentSpec, path: Path) -> None:
+    regions = [r.name for r in spec.regions]
+    strictest_rtt = min(slo.rtt_p95_ms for slo in spec.scenarios.values())
+    strictest_loss = min(slo.max_loss_ratio for slo in spec.scenarios.values())
+    fig, (ax_rtt, ax_loss) = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True)
+    x = [_minutes(recording, s.sim_time) for s in recording.samples]
+    for colour, region in zip(REGION_COLOURS, regions, strict=False):
+        ax_rtt.plot(x, [_worst_path(s, region, "rtt_ms") for s in recording.samples], color=colour, label=region)
+        ax_loss.plot(x, [_worst_path(s, region, "loss_ratio") for s in recording.samples], color=colour,
+                     label=region)  # fmt: skip
+    ax_rtt.axhline(strictest_rtt, color="black", ls="--", lw=1, label=f"SLO {strictest_rtt:g} ms (strictest)")
+    ax_loss.axhline(strictest_loss, color="black", ls="--", lw=1, label=f"SLO {strictest_loss:.1%} (strictest)")
+    for ax in (ax_rtt, ax_loss):
+        _shade_events(ax, recording)
+        ax.legend(loc="upper left", fontsize=7, ncol=4)
+    ax_rtt.set_ylabel("worst path RTT p95 (ms)")
+    ax_loss.set_ylabel("worst path packet loss")
+    ax_loss.set_xlabel(_x_label(recording))
+    fig.suptitle("QoS per region (worst market path carrying sessions)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def drill_phases(scorecard: dict[str, Any] | None) -> list[tuple[str, float]]:
+    """(phase, seconds) pairs found in a drill scorecard, in order; tolerant of the exact layout."""
+    if not scorecard:
+        return []
+    for key in ("phase_seconds", "phases", "timings", "phase_timings"):
+        value = scorecard.get(key)
+        if isinstance(value, dict):
+            return [(str(k), float(v)) for k, v in value.items() if isinstance(v, int | float)]
+        if isinstance(value, list):
+            pairs = []
+            for item in value:
+                if isinstance(item, dict):
+                    name = item.get("phase") or item.get("name")
+                    seconds = item.get("seconds") or item.get("duration_seconds")
+                    if name is not None and isinstance(seconds, int | float):
+                        pairs.append((str(name), float(seconds)))
+            if pairs:
+                return pairs
+    nested = scorecard.get("scorecard")
+    return drill_phases(nested) if isinstance(nested, dict) else []
+
+
+def chart_drill(recording: DemoRecording, measurements: DemoMeasurements, path: Path) -> None:
+    region = recording.settings.drill_region
+    fig, (ax_share, ax_phases) = plt.subplots(2, 1, figsize=(10, 5.5), gridspec_kw={"height_ratios": [2, 1]})
+    drill = measurements.drill
+    begin = (drill.started_wall_seconds or 0.0) - 10
+    window = [s for s in recording.samples if s.wall_seconds >= begin]
+    x = [s.wall_seconds - (drill.started_wall_seconds or 0.0) for s in window]
+    for colour, market in zip(REGION_COLOURS, sorted({m for s in window for m in s.weights}), strict=False):
+        ax_share.plot(x, [s.weights.get(market, {}).get(region, 0.0) for s in window], color=colour, label=market)
+    ax_share.set_ylabel(f"weight on {region}")
+    ax_share.set_ylim(-0.02, 1.02)
+    ax_share.set_title(f"Drill of {region}: each market's share of new sessions sent to {region}", fontsize=9,
+                       loc="left")  # fmt: skip
+    if drill.ended_wall_seconds is not None and drill.started_wall_seconds is not None:
+        ax_share.axvspan(0, drill.ended_wall_seconds - drill.started_wall_seconds, color="#b39ddb", alpha=0.25,
+                         label="drill running")  # fmt: skip
+    ax_share.legend(loc="lower right", fontsize=7, ncol=6)
+    ax_share.set_xlabel("wall seconds since the drill started")
+    phases = drill_phases(drill.scorecard)
+    if phases:
+        start = 0.0
+        for i, (name, seconds) in enumerate(phases):
+            ax_phases.barh(0, seconds, left=start, color=REGION_COLOURS[i % len(REGION_COLOURS)], edgecolor="white")
+            ax_phases.text(start + seconds / 2, 0, f"{name}\n{seconds:.1f}s", ha="center", va="center", fontsize=7)
+            start += seconds
+        ax_phases.set_xlim(0, max(start, 1.0))
+        ax_phases.set_xlabel("seconds (drill phases from the scorecard)")
+    else:
+        ax_phases.text(0.5, 0.5, "the drill returned no phase timings", ha="center", va="center")
+    ax_phases.set_yticks([])
+    fig.suptitle("Failover drill timeline")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _fmt(value: float | None, unit: str = "s", digits: int = 0) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f} {unit}".strip()
+
+
+def summary_rows(measurements: DemoMeasurements, speed: float) -> list[tuple[str, str, str]]:
+    """(what, measured, verdict) rows shared by the console table and report.md."""
+    shift, scale, residency, drill = (
+        measurements.shift,
+        measurements.scale_out,
+        measurements.residency,
+        measurements.drill,
+    )
+    rows: list[tuple[str, str, str]] = []
+    if shift.shifted:
+        measured = (
+            f"{_fmt(shift.first_shift_sim_seconds)} simulated ({_fmt(shift.first_shift_wall_seconds, digits=1)} wall)"
+        )
+        verdict = {True: "within target", False: "slower than target", None: ""}[shift.within_target]
+        if shift.target_sim_seconds is not None:
+            verdict += f" ({shift.target_sim_seconds:.0f} s)"
+    else:
+        measured, verdict = "no shift seen", "FAIL"
+    rows.append((f"impairment of {shift.region} -> traffic shifted", measured, verdict))
+    if shift.lowest_share is not None:
+        rows.append((f"lowest {'/'.join(shift.markets)} share on {shift.region}", f"{shift.lowest_share:.0%}", ""))
+    rows.append(
+        (
+            f"recovery of {shift.region} -> traffic back",
+            "not back" if shift.return_sim_seconds is None else f"{_fmt(shift.return_sim_seconds)} simulated",
+            "",
+        )
+    )
+    if scale is None:
+        rows.append(("flash sale scale-out", "not measured", "FAIL"))
+    else:
+        lead = scale.min_lead_sim_seconds
+        rows.append(
+            (
+                f"flash sale {scale.market}: {scale.region} nodes",
+                f"{scale.nodes_before} -> {scale.peak_desired_nodes} (peak demand {scale.peak_demand:.0f},"
+                f" peak ready capacity {scale.peak_ready_capacity})",
+                "",
+            )
+        )
+        rows.append(
+            (
+                "capacity lead over demand (worst)",
+                "demand never exceeded the old capacity" if not scale.needed_scale_out else _fmt(lead) + " simulated",
+                "ahead of saturation" if scale.ahead_of_saturation else "FAIL",
+            )
+        )
+        if scale.rejected_sessions_in_window is not None:
+            rows.append((f"sessions rejected in {scale.region} during the sale",
+                         f"{scale.rejected_sessions_in_window:.0f}", ""))  # fmt: skip
+    rows.append(
+        (
+            "residency violations (counted by the simulator)",
+            "n/a" if residency.violations_counted_by_simulator is None
+            else f"{residency.violations_counted_by_simulator:.0f}",
+            "ok" if residency.violations_counted_by_simulator == 0 else "FAIL",
+        )
+    )  # fmt: skip
+    rows.append(("weights outside allowed regions (sampled)", str(residency.weight_violations),
+                 "ok" if residency.weight_violations == 0 else "FAIL"))  # fmt: skip
+    rows.append(
+        (
+            f"drill of {drill.region}",
+            "scorecard returned" if drill.has_scorecard else f"no scorecard (exit {drill.exit_code})",
+            "ok" if drill.has_scorecard and drill.exit_code == 0 else "FAIL",
+        )
+    )
+    rows.append(("scenario wall time", f"{measurements.wall_seconds_total:.0f} s", ""))
+    return rows
+
+
+def summary_table(measurements: DemoMeasurements, speed: float) -> Table:
+    table = Table(title="edgeplane demo: measured", show_lines=False)
+    table.add_column("what")
+    table.add_column("measured")
+    table.add_column("verdict")
+    for what, measured, verdict in summary_rows(measurements, speed):
+        style = "red" if "FAIL" in verdict else ("green" if verdict else "")
+        table.add_row(what, measured, verdict, style=style)
+    return table
+
+
+def _scorecard_lines(scorecard: dict[str, Any] | None) -> list[str]:
+    if not scorecard:
+        return ["The drill returned no scorecard."]
+    lines = ["| field | value |", "| --- | --- |"]
+    for key, value in scorecard.items():
+        shown = json.dumps(value, default=str) if isinstance(value, dict | list) else str(value)
+        if len(shown) > 160:
+            shown = shown[:157] + "..."
+        lines.append(f"| {key} | {shown.replace('|', '/')} |")
+    return lines
+
+
+def write_report(
+    recording: DemoRecording, measurements: DemoMeasurements, spec: EnvironmentSpec, out_dir: Path
+) -> Path:
+    """Draw the charts and write report.md into `out_dir`; returns the report path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if recording.samples:
+        chart_weights(recording, spec, out_dir / "weights.png")
+        chart_nodes_vs_demand(recording, spec, out_dir / "nodes_vs_demand.png")
+        chart_qos(recording, spec, out_dir / "qos.png")
+        chart_drill(recording, measurements, out_dir / "drill.png")
+    settings = recording.settings
+    lines = [
+        f"# edgeplane demo: {settings.environment}, {recording.started_at:%Y-%m-%d %H:%M} UTC",
+        "",
+        f"Environment `{settings.env_path}`; simulated fleet at x{settings.speed:g} real time from"
+        f" {settings.sim_start:%H:%M} UTC; {measurements.samples} samples every {settings.sample_interval_seconds:g}"
+        f" s; scenario wall time {recording.wall_seconds_total:.0f} s. Every figure below is measured from the"
+        " recorded series (`recording.json`), not taken from configuration.",
+        "",
+        "## Summary",
+        "",
+        "| what | measured | verdict |",
+        "| --- | --- | --- |",
+        *[f"| {what} | {measured} | {verdict} |" for what, measured, verdict in summary_rows(measurements,
+                                                                                          settings.speed)],
+        "",
+        "## Scenario",
+        "",
+        "| wall s | simulated time | event | detail |",
+        "| --- | --- | --- | --- |",
+        *[
+            f"| {e.wall_seconds:.0f} | {e.sim_time:%H:%M:%S} | {e.kind} | "
+            f"{', '.join(f'{k}={v}' for k, v in e.detail.items())} |"
+            if e.sim_time
+            else f"| {e.wall_seconds:.0f} | | {e.kind} | {', '.join(f'{k}={v}' for k, v in e.detail.items())} |"
+            for e in recording.events
+        ],
+        "",
+        "## Traffic weights per region",
+        "",
+        f"During the packet-loss impairment of `{settings.impaired_region}` the controller moves"
+        f" {'/'.join(settings.impaired_markets)} traffic to the other regions their jurisdiction allows, never"
+        " elsewhere, and back after recovery.",
+        "",
+        "![traffic weights](weights.png)",
+        "",
+        "## Nodes vs demand per region",
+        "",
+        f"The flash sale in `{settings.flash_sale_market}` can only be served in"
+        f" `{settings.flash_sale_region}` (residency): the ready capacity line must stay above the demand line.",
+        "",
+        "![nodes vs demand](nodes_vs_demand.png)",
+        "",
+        "## QoS per region",
+        "",
+        "![qos](qos.png)",
+        "",
+        "## Failover drill",
+        "",
+        f"`edgectl drill run --region {settings.drill_region} --json` (exit code {recording.drill_exit_code}).",
+        "",
+        *_scorecard_lines(recording.drill_result),
+        "",
+        "![drill timeline](drill.png)",
+        "",
+        "## Measurements (raw)",
+        "",
+        "```json",
+        measurements.model_dump_json(indent=2),
+        "```",
+        "",
+        "## The stack",
+        "",
+        *[f"- {name}: {url}" for name, url in recording.stack_urls.items()],
+        "",
+    ]
+    if recording.problems:
+        lines += ["## Problems during the run", "", *[f"- {p}" for p in recording.problems], ""]
+    report = out_dir / "report.md"
+    report.write_text("\n".join(lines))
+    return report
