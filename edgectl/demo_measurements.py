@@ -46,7 +46,9 @@ class ShiftMeasurement(MeasureModel):
     return_sim_seconds: float | None = Field(default=None, description="Impairment end -> traffic back.")
     return_wall_seconds: float | None = None
     source: str = Field(default="", description="actuation log | weight samples")
-    target_sim_seconds: float | None = Field(default=None, description="What the health policy promises.")
+    target_wall_seconds: float | None = Field(
+        default=None, description="What the health policy promises: (degraded_after_ticks + 2) controller ticks."
+    )
 
     @property
     def shifted(self) -> bool:
@@ -54,9 +56,9 @@ class ShiftMeasurement(MeasureModel):
 
     @property
     def within_target(self) -> bool | None:
-        if self.first_shift_sim_seconds is None or self.target_sim_seconds is None:
+        if self.first_shift_wall_seconds is None or self.target_wall_seconds is None:
             return None
-        return self.first_shift_sim_seconds <= self.target_sim_seconds
+        return self.first_shift_wall_seconds <= self.target_wall_seconds
 
 
 class ScaleOutMeasurement(MeasureModel):
@@ -144,11 +146,12 @@ def _sample_at_or_before(samples: list[FleetSample], sim_time: datetime) -> Flee
 def measure_shift(recording: DemoRecording, spec: EnvironmentSpec) -> ShiftMeasurement:
     settings = recording.settings
     region, markets = settings.impaired_region, settings.impaired_markets
-    # the controller needs `degraded_after_ticks` bad ticks to see it, then one tick to plan and act
-    tick = spec.traffic.tick_seconds
+    # the controller ticks on the wall clock; it needs `degraded_after_ticks` bad ticks to see the
+    # impairment, then a tick to plan and act, plus a tick of slack for the metric pipeline
+    tick = settings.controller_tick_seconds or spec.traffic.tick_seconds
     target = (spec.health.degraded_after_ticks + 2) * tick
     starts, ends = recording.events_of("impairment_start"), recording.events_of("impairment_end")
-    result: dict[str, Any] = {"region": region, "markets": markets, "target_sim_seconds": target * settings.speed}
+    result: dict[str, Any] = {"region": region, "markets": markets, "target_wall_seconds": target}
     if not starts or starts[0].sim_time is None:
         return ShiftMeasurement(**result)
     start = starts[0].sim_time
@@ -185,6 +188,9 @@ def measure_shift(recording: DemoRecording, spec: EnvironmentSpec) -> ShiftMeasu
     if shift_at is not None:
         result["first_shift_sim_seconds"] = _sim_seconds(shift_at, start)
         result["first_shift_wall_seconds"] = result["first_shift_sim_seconds"] / settings.speed
+        if result["source"] == "weight samples":  # samples carry their own wall clock: no rounding via speed
+            shifted_sample = next(s for s in recording.samples if s.sim_time == shift_at)
+            result["first_shift_wall_seconds"] = shifted_sample.wall_seconds - starts[0].wall_seconds
     during = [mean_share(w) for t, w in series if t >= start and (end is None or t <= end)]
     if during:
         result["lowest_share"] = min(during)

@@ -149,6 +149,7 @@ class DemoSettings(RecordingModel):
     impaired_markets: list[str]
     impairment_loss_ratio: float
     drill_region: str
+    controller_tick_seconds: float | None = None
 
 
 class DemoRecording(RecordingModel):

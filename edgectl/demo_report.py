@@ -149,10 +149,12 @@ def drill_phases(scorecard: dict[str, Any] | None) -> list[tuple[str, float]]:
     """(phase, seconds) pairs found in a drill scorecard, in order; tolerant of the exact layout."""
     if not scorecard:
         return []
-    for key in ("phase_seconds", "phases", "timings", "phase_timings"):
+    for key in ("timings", "phase_seconds", "phases", "phase_timings"):
         value = scorecard.get(key)
         if isinstance(value, dict):
-            return [(str(k), float(v)) for k, v in value.items() if isinstance(v, int | float)]
+            return [
+                (str(k).removesuffix("_seconds"), float(v)) for k, v in value.items() if isinstance(v, int | float)
+            ]
         if isinstance(value, list):
             pairs = []
             for item in value:
@@ -163,8 +165,11 @@ def drill_phases(scorecard: dict[str, Any] | None) -> list[tuple[str, float]]:
                         pairs.append((str(name), float(seconds)))
             if pairs:
                 return pairs
-    nested = scorecard.get("scorecard")
-    return drill_phases(nested) if isinstance(nested, dict) else []
+    for key in ("report", "scorecard"):  # DrillScorecard carries its FailoverReport with `timings`
+        nested = scorecard.get(key)
+        if isinstance(nested, dict) and (found := drill_phases(nested)):
+            return found
+    return []
 
 
 def chart_drill(recording: DemoRecording, measurements: DemoMeasurements, path: Path) -> None:
@@ -218,11 +223,12 @@ def summary_rows(measurements: DemoMeasurements, speed: float) -> list[tuple[str
     rows: list[tuple[str, str, str]] = []
     if shift.shifted:
         measured = (
-            f"{_fmt(shift.first_shift_sim_seconds)} simulated ({_fmt(shift.first_shift_wall_seconds, digits=1)} wall)"
+            f"{_fmt(shift.first_shift_wall_seconds, digits=1)} wall"
+            f" ({_fmt(shift.first_shift_sim_seconds)} of simulated time at x{speed:g})"
         )
         verdict = {True: "within target", False: "slower than target", None: ""}[shift.within_target]
-        if shift.target_sim_seconds is not None:
-            verdict += f" ({shift.target_sim_seconds:.0f} s)"
+        if shift.target_wall_seconds is not None:
+            verdict += f" ({shift.target_wall_seconds:.0f} s)"
     else:
         measured, verdict = "no shift seen", "FAIL"
     rows.append((f"impairment of {shift.region} -> traffic shifted", measured, verdict))

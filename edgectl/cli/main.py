@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from edgectl.cli.dev_commands import demo_command, dev_app
 from edgectl.cli.env_commands import env_app, schema_app
 
 app = typer.Typer(
@@ -18,6 +19,8 @@ app = typer.Typer(
 )
 app.add_typer(env_app, name="env")
 app.add_typer(schema_app, name="schema")
+app.add_typer(dev_app, name="dev")
+app.command("demo")(demo_command)
 
 
 def run() -> None:
