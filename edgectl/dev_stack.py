@@ -103,6 +103,7 @@ class StackOptions(BaseModel):
     controller_tick_seconds: float | None = Field(
         default=None, gt=0, description="Wall seconds between control-loop ticks (None: the environment's)."
     )
+    start_simulator: bool = Field(default=True, description="False starts Temporal and Prometheus only.")
     start_controller: bool = Field(default=True, description="False starts the fleet and servers only.")
 
 
@@ -333,8 +334,10 @@ class DevStack:
             log_path=logs / "simulator.log",
             ready_url=f"http://{LOOPBACK}:{ports.simulator}/metrics",
         )
-        planned = [temporal, prometheus, simulator]
-        if opts.start_controller:
+        planned = [temporal, prometheus]
+        if opts.start_simulator:
+            planned.append(simulator)
+        if opts.start_simulator and opts.start_controller:
             controller_argv = [
                 *edgectl_command(), "controller", "run", "--env", env_path,
                 "--temporal-address", f"{LOOPBACK}:{ports.temporal}",
