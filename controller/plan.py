@@ -33,6 +33,12 @@ class RegionHealth(PlanModel):
     bad_ticks: int = Field(default=0, ge=0, description="Consecutive ticks with an SLO breach.")
     good_ticks: int = Field(default=0, ge=0, description="Consecutive ticks without a breach.")
     since: AwareDatetime | None = Field(default=None, description="When the region entered this state.")
+    failing_ticks: int = Field(
+        default=0, ge=0, description="Consecutive ticks breaching an SLO by the failed_breach_ratio or more."
+    )
+    last_known_state: RegionState | None = Field(
+        default=None, description="State before metrics went stale (kept while `state` is unknown)."
+    )
 
 
 class ScaleCommand(PlanModel):
@@ -124,6 +130,12 @@ class Plan(PlanModel):
     explanation: list[str] = Field(default_factory=list, description="Why, in sentences, for humans.")
     last_scale_change_at: dict[str, AwareDatetime] = Field(
         default_factory=dict, description="Per region, when its desired size last changed (for cooldowns)."
+    )
+    region_sessions: dict[str, float] = Field(
+        default_factory=dict, description="Sessions the weights send to each region now (demand x weight)."
+    )
+    forecast_sessions: dict[str, float] = Field(
+        default_factory=dict, description="Per market, the demand forecast the region sizes were planned for."
     )
 
     def region_state(self, region: str) -> RegionState:

@@ -1,0 +1,277 @@
+"""Guardrails: independent checks of a draft plan, each returning a verdict with a reason.
+
+Called by `controller/core/planner.py` on every draft before it becomes a Plan. They do not
+trust the solver: each recomputes its invariant from the final weights and commands. A hard
+guardrail that fails raises `GuardrailViolation` (a bug in the core, never a state of the world:
+the LP cannot express a residency violation, so a failing residency check means the code is
+wrong and the plan must not leave the building). Verdicts go into `Plan.explanation`.
+
+The registry `GUARDRAILS` lists them in the order they are reported, most important first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from controller.plan import DrainCommand, Overflow, RegionState, ResidencyProof, ScaleCommand
+from controller.spec import EnvironmentSpec
+
+TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Outcome of one guardrail."""
+
+    guardrail: str
+    ok: bool
+    reason: str
+    hard: bool = True
+
+    def sentence(self) -> str:
+        return f"guardrail {self.guardrail}: {'ok' if self.ok else 'VIOLATED'}: {self.reason}"
+
+
+class GuardrailViolation(AssertionError):
+    """A hard guardrail failed: the core produced an invalid plan (a bug)."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        self.verdict = verdict
+        super().__init__(verdict.sentence())
+
+
+@dataclass(frozen=True)
+class DraftPlan:
+    """What the guardrails look at: the planner's output before it is frozen into a Plan."""
+
+    spec: EnvironmentSpec
+    weights: dict[str, dict[str, float]]
+    current_weights: dict[str, dict[str, float]]
+    demand: dict[str, float]
+    ready_capacity_sessions: dict[str, float]  # at target utilisation
+    capacity_trusted: dict[str, bool]  # False for regions whose metrics are stale
+    overflow: list[Overflow]
+    unserved_markets: set[str]
+    region_states: dict[str, RegionState]
+    pin_caps: dict[str, float]
+    fail_static: bool
+    scale: list[ScaleCommand]
+    drains: list[DrainCommand]
+
+
+class Guardrail(Protocol):
+    name: str
+
+    def check(self, draft: DraftPlan) -> Verdict: ...
+
+
+def residency_certificate(spec: EnvironmentSpec, weights: dict[str, dict[str, float]]) -> list[ResidencyProof]:
+    """One proof per market of the spec: the regions given weight are a subset of the allowed ones."""
+    proofs: list[ResidencyProof] = []
+    for market in spec.markets:
+        allowed = spec.allowed_regions(market.code)
+        weighted = sorted(r for r, share in weights.get(market.code, {}).items() if share > 0.0)
+        proofs.append(
+            ResidencyProof(
+                market=market.code,
+                allowed_jurisdictions=list(market.allowed_jurisdictions),
+                allowed_regions=allowed,
+                weighted_regions=weighted,
+                compliant=set(weighted) <= set(allowed),
+            )
+        )
+    return proofs
+
+
+class ResidencyGuardrail:
+    """Every weighted region of every market lies in a jurisdiction the market allows."""
+
+    name = "residency"
+
+    def check(self, draft: DraftPlan) -> Verdict:
+        unknown = sorted(set(draft.weights) - set(draft.spec.market_by_code))
+        if unknown:
+            return Verdict(self.name, False, f"weights for markets not in the spec: {', '.join(unknown)}")
+        bad = [p for p in residency_certificate(draft.spec, draft.weights) if not p.compliant]
+        if bad:
+            detail = "; ".join(f"{p.market} -> {sorted(set(p.weighted_regions) - set(p.allowed_regions))}" for p in bad)
+            return Verdict(self.name, False, f"weight outside the allowed jurisdictions: {detail}")
+        return Verdict(self.name, True, f"{len(draft.spec.markets)} markets, every weight within its jurisdictions")
+
+
+class PinGuardrail:
+    """A pinned region's share of every market stays at or below the pin."""
+
+    name = "pins"
+
+    def check(self, draft: DraftPlan) -> Verdict:
+        if not draft.pin_caps:
+            return Verdict(self.name, True, "no region pinned")
+        over = [
+            f"{market}->{region} {share:.4f} > {draft.pin_caps[region]:.4f}"
+            for market, shares in draft.weights.items()
+            for region, share in shares.items()
+            if region in draft.pin_caps and share > draft.pin_caps[region] + TOLERANCE
+        ]
+        if over:
+            return Verdict(self.name, False, f"pinned share exceeded: {'; '.join(over[:5])}")
+        pins = ", ".join(f"{r}<={cap:.0%}" for r, cap in sorted(draft.pin_caps.items()))
+        return Verdict(self.name, True, f"honoured ({pins})")
+
+
+class FailedRegionGuardrail:
+    """No served market sends traffic to a failed region (unserved markets may degrade in place)."""
+
+    name = "failed-regions"
+
+    def check(self, draft: DraftPlan) -> Verdict:
+        failed = {r for r, state in draft.region_states.items() if state is RegionState.FAILED}
+        if not failed:
+            return Verdict(self.name, True, "no region failed")
+        bad = [
+            f"{market}->{region}"
+            for market, shares in draft.weights.items()
+            if market not in draft.unserved_markets
+            for region, share in shares.items()
+            if region in failed and share > TOLERANCE
+        ]
+        if bad:
+            return Verdict(self.name, False, f"weight on failed regions: {', '.join(bad[:5])}")
+        return Verdict(self.name, True, f"no served market uses {', '.join(sorted(failed))}")
+
+
+class WeightSumGuardrail:
+    """Every fully served market's weights sum to 1."""
+
+    name = "weights-sum"
+
+    def check(self, draft: DraftPlan) -> Verdict:
+        bad = [
+            f"{market}={sum(draft.weights.get(market, {}).values()):.6f}"
+            for market in draft.spec.market_by_code
+            if market not in draft.unserved_markets
+            and abs(sum(draft.weights.get(market, {}).values()) - 1.0) > TOLERANCE
+        ]
+        if bad:
+            return Verdict(self.name, False, f"served markets whose weights do not sum to 1: {', '.join(bad[:5])}")
+        return Verdict(self.name, True, "every served market's weights sum to 1")
+
+
+class CapacityGuardrail:
+    """No region gets more sessions than its ready capacity at target utilisation, unless reported.
+
+    Markets already reported unserved are left out: their shortfall is in Plan.unserved.
+    """
+
+    name = "capacity"
+
+    def check(self, draft: DraftPlan) -> Verdict:
+        loads: dict[str, float] = {}
+        for market, shares in draft.weights.items():
+            if market in draft.unserved_markets:
+                continue  # reported unserved (degrading in place or partly placed): not a silent overload
+            for region, share in shares.items():
+                loads[region] = loads.get(region, 0.0) + share * draft.demand.get(market, 0.0)
+        reported = {o.region: o.sessions for o in draft.overflow}
+        bad = []
+        for region, load in loads.items():
+            if not draft.capacity_trusted.get(region, True) or region in reported:
+                continue
+            capacity = draft.ready_capacity_sessions.get(region, 0.0)
+            if load > capacity * (1 + TOLERANCE) + TOLERANCE * 1000:
+                bad.append(f"{region} {load:,.0f} > {capacity:,.0f}")
+        if bad:
+            return Verdict(self.name, False, f"unreported overflow: {'; '.join(bad)}")
+        if reported:
+            text = ", ".join(f"{r} +{s:,.0f}" for r, s in sorted(reported.items()))
+            return Verdict(self.name, True, f"within ready capacity except reported overflow ({text})")
+        return Verdict(self.name, True, "every region within its ready capacity at target utilisation")
+
+
+class DisruptionBudgetGuardrail:
+    """At most `disruption_budget` of a market moves per tick (0 when failing static), forced moves aside."""
+
+    name = "disruption-budget"
+
+    def check(self, draft: DraftPlan) -> Verdict:
+        budget = 0.0 if draft.fail_static else draft.spec.traffic.disruption_budget
+        worst_market, worst = "", 0.0
+        for market, current in draft.current_weights.items():
+            if market not in draft.spec.market_by_code:
+                continue
+            allowed = set(draft.spec.allowed_regions(market))
+            new = draft.weights.get(market, {})
+            moved = 0.0
+            for region, share in current.items():
+                if region not in allowed or draft.region_states.get(region) is RegionState.FAILED:
+                    continue  # traffic leaving a failed or non-compliant region is forced, not chosen
+                kept = min(share, draft.pin_caps.get(region, 1.0))
+                moved += max(0.0, kept - new.get(region, 0.0))
+            if moved > worst:
+                worst_market, worst = market, moved
+        if worst > budget + TOLERANCE:
+            return Verdict(self.name, False, f"{worst_market} moved {worst:.1%} of its traffic (budget {budget:.0%})")
+        detail = f"largest voluntary move {worst:.1%} ({worst_market})" if worst_market else "nothing moved"
+        return Verdict(self.name, True, f"{detail}, budget {budget:.0%} per tick")
+
+
+class ScaleBoundsGuardrail:
+    """Scale targets within [min, max] nodes and at most max_step_nodes from the current size."""
+
+    name = "scale-bounds"
+
+    def check(self, draft: DraftPlan) -> Verdict:
+        bad = []
+        step = draft.spec.scaling.max_step_nodes
+        for command in draft.scale:
+            region = draft.spec.region_by_name[command.region]
+            within = region.min_nodes <= command.desired_nodes <= region.max_nodes
+            if not within and command.desired_nodes != command.current_nodes:
+                bounds = f"{region.min_nodes}..{region.max_nodes}"
+                bad.append(f"{command.region} {command.desired_nodes} outside {bounds}")
+            moved_to_bounds = command.current_nodes < region.min_nodes or command.current_nodes > region.max_nodes
+            if abs(command.desired_nodes - command.current_nodes) > step and not moved_to_bounds:
+                bad.append(f"{command.region} {command.current_nodes}->{command.desired_nodes} exceeds step {step}")
+        if bad:
+            return Verdict(self.name, False, "; ".join(bad))
+        return Verdict(self.name, True, f"every region within its bounds, steps <= {step} nodes")
+
+
+class FailStaticGuardrail:
+    """While metrics are stale nothing scales in or drains."""
+
+    name = "fail-static"
+
+    def check(self, draft: DraftPlan) -> Verdict:
+        if not draft.fail_static:
+            return Verdict(self.name, True, "metrics fresh")
+        shrinking = [c.region for c in draft.scale if c.desired_nodes < c.current_nodes]
+        if shrinking or draft.drains:
+            return Verdict(self.name, False, f"scale-in while stale: {', '.join(shrinking) or 'drains'}")
+        return Verdict(self.name, True, "metrics stale: no scale-in, no drains, no automatic shift")
+
+
+# Reported in this order; residency first because it is the one rule the product exists to keep.
+GUARDRAILS: Sequence[Guardrail] = (
+    ResidencyGuardrail(),
+    PinGuardrail(),
+    FailedRegionGuardrail(),
+    WeightSumGuardrail(),
+    CapacityGuardrail(),
+    DisruptionBudgetGuardrail(),
+    ScaleBoundsGuardrail(),
+    FailStaticGuardrail(),
+)
+
+
+def run_guardrails(draft: DraftPlan, guardrails: Sequence[Guardrail] = GUARDRAILS) -> list[Verdict]:
+    """Every verdict, in registry order; raises GuardrailViolation on the first failing hard one."""
+    verdicts = []
+    for guardrail in guardrails:
+        verdict = guardrail.check(draft)
+        if not verdict.ok and verdict.hard:
+            raise GuardrailViolation(verdict)
+        verdicts.append(verdict)
+    return verdicts

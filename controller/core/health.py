@@ -1,0 +1,269 @@
+"""Region health: SLO evaluation per path and per region, and the debounced region state machine.
+
+Called first by `controller/core/planner.py`; its states feed allocation (no weight on failed
+regions, frozen weights on unknown ones) and scaling (no scale-in on unknown or failed regions).
+
+Per path (market -> region) the observed p95 RTT, loss and jitter are compared with the SLO of
+every scenario, weighted by the market's scenario mix: a `severity` of 1.0 means "exactly at the
+SLO", 2.0 "twice as bad". A region's severity is the session-weighted severity of its paths that
+could meet the SLO at all (a path whose unloaded RTT already breaks the SLO says something about
+geography, not about the region's health).
+
+States: healthy -> degraded after `degraded_after_ticks` breaching ticks; -> failed after
+`failed_after_ticks` ticks at `failed_breach_ratio` x the SLO or worse, or at once when a region
+that should run nodes has no serving capacity left; back to healthy only after
+`recovered_after_ticks` good ticks (hysteresis). Stale or missing metrics give `unknown` with the
+counters frozen and the last known state remembered: never "healthy with zero load".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from controller.core.spec_tables import base_rtt as base_rtt_ms
+from controller.plan import Plan, RegionHealth, RegionState
+from controller.snapshot import FleetSnapshot, PathObservation, RegionObservation
+from controller.spec import EnvironmentSpec
+
+
+@dataclass(frozen=True)
+class PathVerdict:
+    """SLO evaluation of one market -> region path."""
+
+    market: str
+    region: str
+    severity: float  # mix-weighted worst ratio observed / SLO; > 1 breaches
+    worst: str  # the worst metric against its SLO, in words
+    sessions: int
+    feasible: bool  # could this path meet the SLO at its unloaded RTT?
+
+    @property
+    def breached(self) -> bool:
+        return self.severity > 1.0
+
+
+@dataclass(frozen=True)
+class RegionEvidence:
+    """What this tick's snapshot says about one region."""
+
+    region: str
+    known: bool
+    severity: float
+    capacity_lost: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class HealthAssessment:
+    """Output of the health step: the new region states and the path verdicts behind them."""
+
+    regions: list[RegionHealth]
+    paths: list[PathVerdict]
+    snapshot_stale: bool
+    stale_reasons: list[str]
+
+    def state(self, region: str) -> RegionState:
+        for health in self.regions:
+            if health.region == region:
+                return health.state
+        return RegionState.UNKNOWN
+
+
+def snapshot_staleness(spec: EnvironmentSpec, snapshot: FleetSnapshot, now: datetime) -> list[str]:
+    """Reasons the snapshot as a whole cannot be trusted (empty when it can): fail static if any."""
+    reasons = list(snapshot.stale_reasons) if snapshot.stale else []
+    if snapshot.stale and not reasons:
+        reasons.append("the observer marked the snapshot stale")
+    age = (now - snapshot.taken_at).total_seconds()
+    if age > spec.health.stale_after_seconds:
+        reasons.append(f"snapshot is {age:.0f} s old (stale after {spec.health.stale_after_seconds} s)")
+    if snapshot.environment != spec.name:
+        reasons.append(f"snapshot is of environment {snapshot.environment!r}, not {spec.name!r}")
+    return reasons
+
+
+def region_staleness(spec: EnvironmentSpec, observation: RegionObservation | None, now: datetime) -> str | None:
+    """Why a region's metrics cannot be trusted, or None when they can."""
+    if observation is None:
+        return "no metrics for the region"
+    if observation.stale:
+        return "the region's metrics are stale"
+    if observation.observed_at is None:
+        return "the region was never observed"
+    age = (now - observation.observed_at).total_seconds()
+    if age > spec.health.stale_after_seconds:
+        return f"newest sample is {age:.0f} s old (stale after {spec.health.stale_after_seconds} s)"
+    return None
+
+
+def evaluate_path(spec: EnvironmentSpec, path: PathObservation) -> PathVerdict | None:
+    """Severity of one path against the scenario SLOs of its market; None when nothing is measured."""
+    market = spec.market_by_code.get(path.market)
+    if market is None or path.region not in spec.region_by_name:
+        return None
+    if path.rtt_ms is None and path.loss_ratio is None and path.jitter_ms is None:
+        return None
+    severity = 0.0
+    base_severity = 0.0
+    worst_ratio = -1.0
+    worst = ""
+    base_rtt = base_rtt_ms(spec, path.market, path.region)
+    for scenario, share in market.demand.scenario_mix.items():
+        slo = spec.scenarios[scenario]
+        candidates: list[tuple[float, str]] = []
+        if path.rtt_ms is not None:
+            candidates.append((path.rtt_ms / slo.rtt_p95_ms, f"p95 RTT {path.rtt_ms:.0f} ms vs {slo.rtt_p95_ms:g} ms"))
+        if path.loss_ratio is not None:
+            candidates.append(
+                (path.loss_ratio / slo.max_loss_ratio, f"loss {path.loss_ratio:.1%} vs {slo.max_loss_ratio:.1%}")
+            )
+        if path.jitter_ms is not None:
+            candidates.append(
+                (path.jitter_ms / slo.max_jitter_ms, f"jitter {path.jitter_ms:.0f} ms vs {slo.max_jitter_ms:g} ms")
+            )
+        ratio, text = max(candidates, key=lambda item: item[0])
+        severity += share * ratio
+        base_severity += share * base_rtt / slo.rtt_p95_ms
+        if ratio > worst_ratio:
+            worst_ratio, worst = ratio, f"{text} ({scenario.value})"
+    return PathVerdict(
+        market=path.market,
+        region=path.region,
+        severity=severity,
+        worst=worst,
+        sessions=path.active_sessions,
+        feasible=base_severity <= 1.0,
+    )
+
+
+def region_evidence(
+    spec: EnvironmentSpec,
+    snapshot: FleetSnapshot,
+    now: datetime,
+    verdicts_by_region: dict[str, list[PathVerdict]],
+    snapshot_stale: bool,
+) -> dict[str, RegionEvidence]:
+    """One RegionEvidence per region of the spec."""
+    evidence: dict[str, RegionEvidence] = {}
+    observations = {o.region: o for o in snapshot.regions}
+    for region in spec.regions:
+        observation = observations.get(region.name)
+        stale = "the snapshot is stale" if snapshot_stale else region_staleness(spec, observation, now)
+        if stale is not None or observation is None:
+            evidence[region.name] = RegionEvidence(region.name, False, 0.0, False, stale or "no metrics")
+            continue
+        should_serve = observation.desired_nodes > 0 or region.min_nodes > 0
+        if should_serve and observation.ready_capacity == 0 and observation.booting_nodes == 0:
+            evidence[region.name] = RegionEvidence(
+                region.name,
+                True,
+                0.0,
+                True,
+                f"no serving capacity: {observation.ready_nodes} ready and 0 booting nodes "
+                f"while {max(observation.desired_nodes, region.min_nodes)} are wanted",
+            )
+            continue
+        verdicts = [v for v in verdicts_by_region.get(region.name, []) if v.feasible]
+        if observation.active_sessions > 0 and not verdicts_by_region.get(region.name):
+            evidence[region.name] = RegionEvidence(
+                region.name,
+                False,
+                0.0,
+                False,
+                f"no QoS samples for {observation.active_sessions} active sessions",
+            )
+            continue
+        if not verdicts:
+            evidence[region.name] = RegionEvidence(region.name, True, 0.0, False, "no SLO breach")
+            continue
+        total_weight = sum(v.sessions + 1 for v in verdicts)
+        severity = sum(v.severity * (v.sessions + 1) for v in verdicts) / total_weight
+        worst = max(verdicts, key=lambda v: (v.severity, v.sessions))
+        if severity > 1.0:
+            reason = (
+                f"SLO breached x{severity:.2f} (session-weighted); worst path {worst.market}->{region.name}: "
+                f"{worst.worst}"
+            )
+        else:
+            reason = f"within SLO (severity {severity:.2f})"
+        evidence[region.name] = RegionEvidence(region.name, True, severity, False, reason)
+    return evidence
+
+
+def next_region_health(
+    spec: EnvironmentSpec, evidence: RegionEvidence, previous: RegionHealth | None, now: datetime
+) -> RegionHealth:
+    """Advance one region's state machine by one tick."""
+    policy = spec.health
+    previous_state = previous.state if previous is not None else RegionState.HEALTHY
+    bad = previous.bad_ticks if previous is not None else 0
+    good = previous.good_ticks if previous is not None else 0
+    failing = previous.failing_ticks if previous is not None else 0
+    last_known = previous_state
+    if previous_state is RegionState.UNKNOWN:
+        last_known = (previous.last_known_state if previous is not None else None) or RegionState.HEALTHY
+
+    def build(state: RegionState, reason: str) -> RegionHealth:
+        since = now if previous is None or previous.state is not state else (previous.since or now)
+        return RegionHealth(
+            region=evidence.region,
+            state=state,
+            reason=reason,
+            bad_ticks=bad,
+            good_ticks=good,
+            failing_ticks=failing,
+            since=since,
+            last_known_state=last_known if state is RegionState.UNKNOWN else None,
+        )
+
+    if not evidence.known:
+        # Counters frozen: a stale tick is neither good nor bad evidence.
+        return build(RegionState.UNKNOWN, evidence.reason)
+
+    breach = evidence.capacity_lost or evidence.severity > 1.0
+    is_failing = evidence.capacity_lost or evidence.severity >= policy.failed_breach_ratio
+    bad = bad + 1 if breach else 0
+    good = 0 if breach else good + 1
+    failing = failing + 1 if is_failing else 0
+
+    if evidence.capacity_lost:
+        return build(RegionState.FAILED, evidence.reason)
+    if failing >= policy.failed_after_ticks:
+        return build(RegionState.FAILED, f"{evidence.reason}; failing for {failing} ticks")
+    if last_known is RegionState.FAILED and good < policy.recovered_after_ticks:
+        return build(
+            RegionState.FAILED,
+            f"{evidence.reason}; recovering ({good}/{policy.recovered_after_ticks} good ticks)",
+        )
+    if bad >= policy.degraded_after_ticks:
+        return build(RegionState.DEGRADED, f"{evidence.reason}; breaching for {bad} ticks")
+    if last_known is RegionState.DEGRADED and good < policy.recovered_after_ticks:
+        return build(
+            RegionState.DEGRADED,
+            f"{evidence.reason}; recovering ({good}/{policy.recovered_after_ticks} good ticks)",
+        )
+    return build(RegionState.HEALTHY, evidence.reason)
+
+
+def assess_health(
+    spec: EnvironmentSpec, snapshot: FleetSnapshot, previous: Plan | None, now: datetime
+) -> HealthAssessment:
+    """The health step of the planner: path verdicts, region evidence, next region states."""
+    stale_reasons = snapshot_staleness(spec, snapshot, now)
+    verdicts: list[PathVerdict] = []
+    by_region: dict[str, list[PathVerdict]] = {}
+    for path in snapshot.paths:
+        verdict = evaluate_path(spec, path)
+        if verdict is not None:
+            verdicts.append(verdict)
+            by_region.setdefault(verdict.region, []).append(verdict)
+    evidence = region_evidence(spec, snapshot, now, by_region, snapshot_stale=bool(stale_reasons))
+    previous_by_region = {h.region: h for h in previous.region_health} if previous is not None else {}
+    regions = [
+        next_region_health(spec, evidence[region.name], previous_by_region.get(region.name), now)
+        for region in spec.regions
+    ]
+    return HealthAssessment(
+        regions=regions, paths=verdicts, snapshot_stale=bool(stale_reasons), stale_reasons=stale_reasons
+    )

@@ -1,0 +1,332 @@
+"""make_plan: the one entry point of the decision core (snapshot + spec + previous plan -> Plan).
+
+Called by the control-loop activity (`workflows/`), the FailoverWorkflow (with region pins in
+`PlanningOverrides`), the simulator's benchmark (in process, every tick) and `edgectl plan` (dry
+run). Pure and deterministic: the same inputs give the same Plan, including its `plan_id`.
+
+The steps, in order (each a module of this package):
+1. `health.py`      region states from the SLOs (debounced, hysteresis; stale -> unknown);
+2. `forecast.py`    demand per market at now + node boot + forecast margin;
+3. `allocation.py`  the weights in force now (ready capacity, disruption budget) and the
+                    steady-state target allocation at max capacity for the forecast;
+4. `scaling.py`     absolute node targets per region and drains for scale-in;
+5. `guardrails.py`  independent checks; the residency certificate is built from the final
+                    weights and a violation raises (a bug), never ships.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+import numpy as np
+
+from controller.core.allocation import (
+    WEIGHT_EPSILON,
+    AllocationProblem,
+    AllocationSolution,
+    build_allocation_problem,
+    current_weights,
+    pin_caps,
+    region_loads,
+    solve_allocation,
+)
+from controller.core.forecast import ForecastInput, forecast_demand, profile_sessions_at
+from controller.core.guardrails import DraftPlan, residency_certificate, run_guardrails
+from controller.core.health import HealthAssessment, assess_health
+from controller.core.scaling import plan_scaling
+from controller.core.spec_tables import spec_tables
+from controller.plan import Overflow, Plan, PlanningOverrides, RegionHealth, RegionState, UnservedDemand
+from controller.snapshot import FleetSnapshot
+from controller.spec import EnvironmentSpec
+
+SERVED_TOLERANCE = 1e-6
+"""A market whose placed share falls short of 1 by more than this is reported unserved."""
+
+
+def observed_demand(
+    spec: EnvironmentSpec, snapshot: FleetSnapshot, now: datetime
+) -> tuple[dict[str, float], dict[str, float], list[str]]:
+    """Offered sessions and trend per market; a market without a sample falls back to its profile.
+
+    Missing demand is never zero: it is the profile's value at `now`, and the plan says so.
+    """
+    demand: dict[str, float] = {}
+    trend: dict[str, float] = {}
+    notes: list[str] = []
+    for sample in snapshot.markets:
+        if sample.market in spec.market_by_code:
+            demand[sample.market] = sample.offered_sessions
+            trend[sample.market] = sample.trend_sessions_per_second
+    missing = [m.code for m in spec.markets if m.code not in demand]
+    for code in missing:
+        demand[code] = profile_sessions_at(spec.market_by_code[code], now)
+        trend[code] = 0.0
+    if missing:
+        notes.append(f"no demand sample for {', '.join(missing)}: using the diurnal profile, not zero")
+    return demand, trend, notes
+
+
+def forecast_markets(
+    spec: EnvironmentSpec, demand: dict[str, float], trend: dict[str, float], now: datetime
+) -> tuple[dict[str, float], list[str]]:
+    """Demand per market at now + the slowest allowed region's boot time + the forecast margin."""
+    tables = spec_tables(spec)
+    forecasts: dict[str, float] = {}
+    notes: list[str] = []
+    for market in spec.markets:
+        boot = max(spec.region_by_name[r].node_boot_seconds for r in tables.allowed_regions[market.code])
+        lead = boot + spec.scaling.forecast_margin_seconds
+        result = forecast_demand(
+            ForecastInput(
+                market=market,
+                observed_sessions=demand[market.code],
+                trend_sessions_per_second=trend[market.code],
+                now=now,
+                lead_seconds=lead,
+            )
+        )
+        forecasts[market.code] = result.forecast_sessions
+        if result.forecast_sessions > result.observed_sessions * 1.05 + 1:
+            notes.append(
+                f"{market.code}: {result.observed_sessions:,.0f} sessions now, {result.forecast_sessions:,.0f} "
+                f"forecast in {lead} s ({result.decided_by})"
+            )
+    return forecasts, notes
+
+
+def _weights_from_solution(
+    spec: EnvironmentSpec,
+    problem: AllocationProblem,
+    solution: AllocationSolution,
+    health: HealthAssessment,
+    current: dict[str, dict[str, float]],
+    caps: dict[str, float],
+) -> tuple[dict[str, dict[str, float]], list[UnservedDemand]]:
+    tables = spec_tables(spec)
+    by_market: list[dict[str, float]] = [{} for _ in tables.market_codes]
+    shares = solution.shares
+    for k in np.flatnonzero(shares > WEIGHT_EPSILON):
+        by_market[int(problem.pair_market[k])][tables.region_names[int(problem.pair_region[k])]] = float(shares[k])
+
+    weights: dict[str, dict[str, float]] = {}
+    unserved: list[UnservedDemand] = []
+    for m, code in enumerate(tables.market_codes):
+        placed = by_market[m]
+        served = sum(placed.values())
+        demand = float(problem.demand[m])
+        if served >= 1.0 - SERVED_TOLERANCE:
+            weights[code] = {r: round(s / served, 9) for r, s in placed.items()}
+            continue
+        allowed = tables.allowed_regions[code]
+        market = spec.market_by_code[code]
+        why = []
+        for region in allowed:
+            state = health.state(region)
+            if state is RegionState.FAILED:
+                why.append(f"{region} failed")
+            elif caps.get(region, 1.0) < 1.0:
+                why.append(f"{region} pinned to {caps[region]:.0%}")
+            elif state is RegionState.UNKNOWN:
+                why.append(f"{region} unknown (weights frozen)")
+        jurisdictions = ", ".join(market.allowed_jurisdictions)
+        if served <= WEIGHT_EPSILON:
+            # Degrade in place: keep the weights in force on compliant regions that are not pinned
+            # out; never move the market out of its jurisdictions.
+            kept = {
+                r: min(s, caps.get(r, 1.0))
+                for r, s in current.get(code, {}).items()
+                if r in allowed and s > 0.0 and caps.get(r, 1.0) > 0.0
+            }
+            weights[code] = {r: round(s, 9) for r, s in kept.items() if s > WEIGHT_EPSILON}
+            action = (
+                f"degrading in place on {', '.join(sorted(weights[code]))}" if weights[code] else "weights withdrawn"
+            )
+            unserved.append(
+                UnservedDemand(
+                    market=code,
+                    sessions=demand,
+                    reason=f"no compliant region can serve ({'; '.join(why) or 'no capacity'}); {action}; "
+                    f"never moved out of jurisdictions {jurisdictions}",
+                )
+            )
+        else:
+            weights[code] = {r: round(s, 9) for r, s in placed.items()}
+            unserved.append(
+                UnservedDemand(
+                    market=code,
+                    sessions=demand * (1.0 - served),
+                    reason=f"only {served:.1%} of the market can be placed within jurisdictions {jurisdictions} "
+                    f"({'; '.join(why) or 'allowed regions unavailable'})",
+                )
+            )
+    return weights, unserved
+
+
+def _plan_id(plan: Plan) -> str:
+    content = plan.model_dump_json(exclude={"plan_id"})
+    digest = hashlib.sha256(content.encode()).hexdigest()[:16]
+    return f"{plan.environment}-{plan.snapshot_taken_at.strftime('%Y%m%dT%H%M%S')}-{digest}"
+
+
+def _health_sentences(health: list[RegionHealth], previous: Plan | None) -> list[str]:
+    sentences = []
+    before = {h.region: h.state for h in previous.region_health} if previous is not None else {}
+    for region in health:
+        was = before.get(region.region)
+        if was is not None and was is not region.state:
+            sentences.append(f"{region.region}: {was.value} -> {region.state.value}: {region.reason}")
+        elif region.state is not RegionState.HEALTHY and (was is None or was is not region.state):
+            sentences.append(f"{region.region}: {region.state.value}: {region.reason}")
+    return sentences
+
+
+def _move_sentences(weights: dict[str, dict[str, float]], current: dict[str, dict[str, float]]) -> list[str]:
+    sentences = []
+    for market, new in weights.items():
+        old = current.get(market, {})
+        regions = sorted(set(old) | set(new))
+        moved = sum(max(0.0, old.get(r, 0.0) - new.get(r, 0.0)) for r in regions)
+        if old and moved > 0.001:
+            changes = ", ".join(
+                f"{r} {old.get(r, 0.0):.2f}->{new.get(r, 0.0):.2f}"
+                for r in regions
+                if abs(old.get(r, 0.0) - new.get(r, 0.0)) > 0.001
+            )
+            sentences.append(f"{market}: shift {moved:.1%} of traffic ({changes})")
+    return sentences
+
+
+def make_plan(
+    spec: EnvironmentSpec,
+    snapshot: FleetSnapshot,
+    previous: Plan | None,
+    now: datetime,
+    overrides: PlanningOverrides | None = None,
+) -> Plan:
+    """Decide one tick: region states, weights, node targets and drains, with reasons and proofs."""
+    tables = spec_tables(spec)
+    explanation: list[str] = []
+
+    # 1. Health.
+    health = assess_health(spec, snapshot, previous, now)
+    fail_static = health.snapshot_stale
+    if fail_static:
+        explanation.append(
+            "FAIL STATIC: " + "; ".join(health.stale_reasons) + " -> weights kept, no scale-in, no drains"
+        )
+    explanation.extend(_health_sentences(health.regions, previous))
+
+    # 2. Demand now and forecast.
+    demand, trend, notes = observed_demand(spec, snapshot, now)
+    explanation.extend(notes)
+    forecast, forecast_notes = forecast_markets(spec, demand, trend, now)
+    explanation.extend(forecast_notes)
+
+    # 3. Allocation: weights now, and the target the fleet is sized for.
+    caps = pin_caps(spec, overrides)
+    current = current_weights(snapshot, previous)
+    now_problem = build_allocation_problem(spec, snapshot, previous, health, overrides, demand, "now")
+    now_solution = solve_allocation(now_problem)
+    weights, unserved = _weights_from_solution(spec, now_problem, now_solution, health, current, caps)
+    regions = len(tables.region_names)
+    loads_now = region_loads(now_problem, now_solution, regions)
+
+    overflow = []
+    for r, sessions in enumerate(now_solution.overflow_sessions):
+        if sessions > 1e-6:
+            name = tables.region_names[r]
+            overflow.append(
+                Overflow(
+                    region=name,
+                    sessions=float(sessions),
+                    reason=f"planned {loads_now[r]:,.0f} sessions on {now_problem.capacity[r]:,.0f} ready capacity at "
+                    f"{spec.scaling.target_utilisation:.0%}: the markets there have no other compliant region with "
+                    "room, or moving more would break the disruption budget or a pin",
+                )
+            )
+    explanation.extend(_move_sentences(weights, current))
+
+    target_problem = build_allocation_problem(spec, snapshot, previous, health, overrides, forecast, "target")
+    target_solution = solve_allocation(target_problem)
+    target_loads = region_loads(target_problem, target_solution, regions)
+    # Regions still carrying traffic that will move later keep the capacity for it meanwhile.
+    forecast_vector = np.array([forecast[c] for c in tables.market_codes])
+    now_shares_at_forecast = np.zeros(regions)
+    np.add.at(
+        now_shares_at_forecast,
+        now_problem.pair_region,
+        now_solution.shares * forecast_vector[now_problem.pair_market],
+    )
+    region_forecast = {
+        name: float(max(target_loads[r], now_shares_at_forecast[r])) for r, name in enumerate(tables.region_names)
+    }
+    for r, sessions in enumerate(target_solution.overflow_sessions):
+        if sessions > 1e-6:
+            explanation.append(
+                f"{tables.region_names[r]}: forecast exceeds max_nodes by {sessions:,.0f} sessions "
+                "at target utilisation"
+            )
+
+    # 4. Scaling.
+    states = {h.region: h.state for h in health.regions}
+    scaling = plan_scaling(
+        spec,
+        snapshot,
+        previous,
+        states,
+        region_forecast,
+        pinned={r for r, cap in caps.items() if cap < 1.0},
+        fail_static=fail_static,
+        now=now,
+    )
+    for command in scaling.scale:
+        if command.desired_nodes != command.current_nodes:
+            explanation.append(
+                f"{command.region}: {command.current_nodes} -> {command.desired_nodes} nodes: {command.reason}"
+            )
+    explanation.extend(scaling.explanation)
+    explanation.extend(f"UNSERVED {u.market}: {u.sessions:,.0f} sessions: {u.reason}" for u in unserved)
+    explanation.extend(f"OVERFLOW {o.region}: {o.sessions:,.0f} sessions: {o.reason}" for o in overflow)
+
+    # 5. Guardrails on the draft.
+    observations = {o.region: o for o in snapshot.regions}
+    draft = DraftPlan(
+        spec=spec,
+        weights=weights,
+        current_weights=current,
+        demand=demand,
+        ready_capacity_sessions={name: float(now_problem.capacity[r]) for r, name in enumerate(tables.region_names)},
+        capacity_trusted={
+            name: states[name] is not RegionState.UNKNOWN and name in observations for name in tables.region_names
+        },
+        overflow=overflow,
+        unserved_markets={u.market for u in unserved},
+        region_states=states,
+        pin_caps=caps,
+        fail_static=fail_static,
+        scale=scaling.scale,
+        drains=scaling.drains,
+    )
+    verdicts = run_guardrails(draft)
+    explanation.extend(v.sentence() for v in verdicts)
+
+    plan = Plan(
+        plan_id="",
+        environment=spec.name,
+        created_at=now,
+        snapshot_taken_at=snapshot.taken_at,
+        fail_static=fail_static,
+        region_health=health.regions,
+        weights=weights,
+        scale=scaling.scale,
+        drains=scaling.drains,
+        unserved=unserved,
+        overflow=overflow,
+        residency_certificate=residency_certificate(spec, weights),
+        explanation=explanation,
+        last_scale_change_at=scaling.last_scale_change_at,
+        region_sessions={name: round(float(loads_now[r]), 3) for r, name in enumerate(tables.region_names)},
+        forecast_sessions={code: round(forecast[code], 3) for code in tables.market_codes},
+    )
+    return plan.model_copy(update={"plan_id": _plan_id(plan)})

@@ -1,0 +1,143 @@
+"""Scaling: how many nodes each region should run, and which nodes to drain when it shrinks.
+
+Called by `controller/core/planner.py` after allocation. Input per region: the sessions it is
+forecast to carry at `now + node boot + forecast_margin_seconds` (from `forecast.py` and the
+target allocation); output: one absolute ScaleCommand per region and DrainCommands.
+
+Rules, in the order they are applied (each leaves its reason in the command):
+1. needed nodes = forecast sessions x (1 + headroom_ratio) / (sessions_per_node x target_utilisation),
+   rounded up, within [min_nodes, max_nodes];
+2. failed regions keep their size (no traffic goes there; the capacity is needed when they
+   recover), unknown regions (stale metrics) and pinned regions never shrink (fail static; a
+   failover or drill expects its region to be warm for the fail-back);
+3. scale-out at once (after `scale_out_cooldown_seconds`), at most `max_step_nodes` per tick;
+4. scale-in only when the last size change is `scale_in_cooldown_seconds` old, at most
+   `max_step_nodes` per tick, by draining the serving nodes with the fewest sessions (booting
+   nodes first: they carry none), each with deadline now + drain_deadline_seconds.
+
+`desired_nodes` counts serving nodes (ready + booting); draining nodes are on their way out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from controller.plan import DrainCommand, Plan, RegionState, ScaleCommand
+from controller.snapshot import FleetSnapshot, NodeState
+from controller.spec import EnvironmentSpec, RegionSpec
+
+
+@dataclass(frozen=True)
+class ScalingDecision:
+    """Commands of the scaling step and the cooldown clock carried to the next plan."""
+
+    scale: list[ScaleCommand]
+    drains: list[DrainCommand]
+    last_scale_change_at: dict[str, datetime]
+    explanation: list[str] = field(default_factory=list)
+
+
+def needed_nodes(spec: EnvironmentSpec, region: RegionSpec, sessions: float) -> int:
+    """Nodes that carry `sessions` plus headroom at the target utilisation (before bounds)."""
+    per_node = region.sessions_per_node * spec.scaling.target_utilisation
+    wanted = sessions * (1.0 + spec.scaling.headroom_ratio) / per_node
+    return max(0, math.ceil(wanted - 1e-9))
+
+
+def plan_scaling(
+    spec: EnvironmentSpec,
+    snapshot: FleetSnapshot,
+    previous: Plan | None,
+    region_states: dict[str, RegionState],
+    forecast_sessions: dict[str, float],
+    pinned: set[str],
+    fail_static: bool,
+    now: datetime,
+) -> ScalingDecision:
+    """One ScaleCommand per region (absolute), DrainCommands for scale-in; see the module docstring."""
+    policy = spec.scaling
+    observations = {o.region: o for o in snapshot.regions}
+    previous_sizes = {c.region: c.desired_nodes for c in previous.scale} if previous is not None else {}
+    last_change = dict(previous.last_scale_change_at) if previous is not None else {}
+    scale: list[ScaleCommand] = []
+    drains: list[DrainCommand] = []
+    explanation: list[str] = []
+
+    for region in spec.regions:
+        observation = observations.get(region.name)
+        if observation is not None:
+            current = observation.desired_nodes
+        else:
+            current = previous_sizes.get(region.name, region.min_nodes)
+        sessions = forecast_sessions.get(region.name, 0.0)
+        raw_need = needed_nodes(spec, region, sessions)
+        need = min(max(raw_need, region.min_nodes), region.max_nodes)
+        basis = (
+            f"forecast {sessions:,.0f} sessions +{policy.headroom_ratio:.0%} headroom at "
+            f"{policy.target_utilisation:.0%} of {region.sessions_per_node}/node -> {raw_need} nodes"
+        )
+        if raw_need != need:
+            basis += f", bounded to {need} ({region.min_nodes}..{region.max_nodes})"
+        state = region_states.get(region.name, RegionState.UNKNOWN)
+        changed_at = last_change.get(region.name)
+        desired = current
+        reason = basis
+
+        if state is RegionState.FAILED:
+            desired = min(max(current, region.min_nodes), region.max_nodes)
+            reason = f"region failed: size kept at {desired} for its recovery ({basis})"
+        elif need > current:
+            out_ready = changed_at is None or (now - changed_at).total_seconds() >= policy.scale_out_cooldown_seconds
+            if out_ready:
+                desired = min(need, current + policy.max_step_nodes)
+                reason = f"scale out: {basis}"
+                if desired < need:
+                    reason += f"; step limited to +{policy.max_step_nodes}"
+            else:
+                reason = f"scale-out cooldown ({policy.scale_out_cooldown_seconds} s) running: {basis}"
+        elif need < current:
+            blocker = None
+            if fail_static or state is RegionState.UNKNOWN:
+                blocker = "metrics stale: no scale-in (fail static)"
+            elif region.name in pinned:
+                blocker = "region pinned by a failover or drill: kept warm, no scale-in"
+            elif changed_at is not None and (now - changed_at).total_seconds() < policy.scale_in_cooldown_seconds:
+                waited = (now - changed_at).total_seconds()
+                blocker = f"scale-in cooldown: {waited:.0f} of {policy.scale_in_cooldown_seconds} s since last change"
+            if blocker is not None:
+                reason = f"{blocker} ({basis})"
+            else:
+                desired = max(need, current - policy.max_step_nodes)
+                reason = f"scale in: {basis}"
+                if desired > need:
+                    reason += f"; step limited to -{policy.max_step_nodes}"
+        if desired != current:
+            last_change[region.name] = now
+        scale.append(ScaleCommand(region=region.name, desired_nodes=desired, current_nodes=current, reason=reason))
+
+        if desired < current and observation is not None:
+            serving = [n for n in observation.nodes if n.state is not NodeState.DRAINING]
+            surplus = len(serving) - desired
+            # Fewest sessions first (booting nodes carry none); the name breaks ties deterministically.
+            victims = sorted(serving, key=lambda n: (n.active_sessions, n.state is not NodeState.BOOTING, n.name))[
+                : max(0, surplus)
+            ]
+            deadline = now + timedelta(seconds=policy.drain_deadline_seconds)
+            for node in victims:
+                drains.append(
+                    DrainCommand(
+                        region=region.name,
+                        node=node.name,
+                        deadline=deadline,
+                        reason=f"scale-in {current}->{desired}: node with fewest sessions ({node.active_sessions})",
+                    )
+                )
+            if victims:
+                explanation.append(
+                    f"{region.name}: drain {len(victims)} node(s) with the fewest sessions "
+                    f"({', '.join(v.name for v in victims)}), deadline {deadline.isoformat()}"
+                )
+
+    return ScalingDecision(scale=scale, drains=drains, last_scale_change_at=last_change, explanation=explanation)

@@ -1,0 +1,194 @@
+"""`edgectl plan`: what the controller would decide for a snapshot, as a dry run (nothing is changed).
+
+Reads an environment file, a FleetSnapshot JSON (e.g. saved by the observer or the simulator) and
+optionally the previous Plan JSON (for debounce counters, cooldowns and weights in force), calls
+the pure core (`controller.core.planner.make_plan`) and prints the plan: region states, weight
+changes, scale and drain commands, unserved demand, and why. `--json` prints the Plan itself.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import TypeVar
+
+import typer
+from pydantic import BaseModel, ValidationError
+from rich.table import Table
+
+from controller.core.planner import make_plan
+from controller.plan import Plan, PlanningOverrides, RegionPin, RegionState
+from controller.snapshot import FleetSnapshot
+from controller.spec_file import EnvironmentFileError, format_field_path, load_environment
+from edgectl.cli.exit_codes import ExitCode
+from edgectl.cli.output import console, fail, print_json
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class InputFileError(Exception):
+    """A JSON input file is unreadable or does not validate; lines are `FILE: field.path: reason`."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        super().__init__("\n".join(lines))
+
+
+def load_model_file(path: Path, model: type[Model]) -> Model:
+    """Read one JSON file into `model`, or raise InputFileError naming file, field and reason."""
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputFileError([f"{file}: <document>: file not found"]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputFileError([f"{file}: <document>: cannot read: {error}"]) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InputFileError(
+            [f"{file}: <document>: not valid JSON at line {error.lineno}, column {error.colno}: {error.msg}"]
+        ) from None
+    if not isinstance(data, dict):
+        raise InputFileError([f"{file}: <document>: expected a JSON object ({model.__name__})"])
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        lines = []
+        for detail in error.errors(include_url=False):
+            reason = detail["msg"]
+            if detail["type"] == "extra_forbidden":
+                reason = f"unknown field (not part of {model.__name__})"
+            elif detail["type"] == "missing":
+                reason = "required field is missing"
+            lines.append(f"{file}: {format_field_path(detail['loc']) or '<document>'}: {reason}")
+        raise InputFileError(lines) from None
+
+
+def parse_pins(values: list[str]) -> list[RegionPin]:
+    """`fra=0` -> RegionPin(region="fra", max_traffic_share=0); raises typer.BadParameter."""
+    pins = []
+    for value in values:
+        region, sep, share = value.partition("=")
+        try:
+            cap = float(share)
+        except ValueError:
+            cap = -1.0
+        if not sep or not region or not 0.0 <= cap <= 1.0:
+            raise typer.BadParameter(f"{value!r}: expected REGION=SHARE with SHARE in 0..1", param_hint="--pin")
+        pins.append(RegionPin(region=region, max_traffic_share=cap, owner="edgectl-plan", reason="dry-run pin"))
+    return pins
+
+
+def plan_command(
+    env: Path = typer.Option(..., "--env", help="Environment file (environments/<env>.yaml)."),
+    snapshot_path: Path = typer.Option(..., "--snapshot", help="FleetSnapshot JSON."),
+    previous_path: Path | None = typer.Option(None, "--previous", help="Previous Plan JSON (counters, cooldowns)."),
+    pin: list[str] = typer.Option([], "--pin", help="Dry-run pin REGION=SHARE (0 = evacuate); repeatable."),
+    now_text: str | None = typer.Option(None, "--now", help="Decision time (ISO 8601); default: the snapshot's time."),
+    as_json: bool = typer.Option(False, "--json", help="Print the Plan as JSON."),
+) -> None:
+    """Dry run: print what the controller would do for this snapshot. Changes nothing."""
+    problems: list[str] = []
+    try:
+        spec = load_environment(env)
+    except EnvironmentFileError as error:
+        problems.extend(str(p) for p in error.problems)
+    snapshot = previous = None
+    try:
+        snapshot = load_model_file(snapshot_path, FleetSnapshot)
+    except InputFileError as error:
+        problems.extend(error.lines)
+    if previous_path is not None:
+        try:
+            previous = load_model_file(previous_path, Plan)
+        except InputFileError as error:
+            problems.extend(error.lines)
+    pins = parse_pins(pin)
+    now = None
+    if now_text is not None:
+        try:
+            now = datetime.fromisoformat(now_text)
+        except ValueError:
+            problems.append(f"--now: {now_text!r} is not an ISO 8601 time")
+        else:
+            if now.tzinfo is None:
+                problems.append(f"--now: {now_text!r} needs a timezone (e.g. +00:00)")
+    if problems or snapshot is None:
+        for line in problems:
+            fail(line)
+        raise typer.Exit(ExitCode.INVALID_INPUT)
+    unknown_pins = [p.region for p in pins if p.region not in spec.region_by_name]
+    if unknown_pins:
+        fail(f"--pin: unknown region(s) {', '.join(unknown_pins)} (known: {', '.join(spec.region_by_name)})")
+        raise typer.Exit(ExitCode.INVALID_INPUT)
+
+    plan = make_plan(spec, snapshot, previous, now or snapshot.taken_at, PlanningOverrides(pins=pins) if pins else None)
+    if as_json:
+        print_json(plan)
+        return
+    print_plan_summary(plan, snapshot)
+
+
+def print_plan_summary(plan: Plan, snapshot: FleetSnapshot) -> None:
+    """The human view: states, weight changes, commands, unserved and overflow, then the reasons."""
+    console.print(f"[bold]plan {plan.plan_id}[/bold] (dry run, nothing applied)", highlight=False)
+    if plan.fail_static:
+        console.print("[bold red]FAIL STATIC[/bold red]: metrics stale, weights kept, no scale-in")
+
+    states = Table(title="regions", title_justify="left")
+    for column in ("region", "state", "nodes now", "nodes planned", "sessions planned", "reason"):
+        states.add_column(column)
+    scale = {c.region: c for c in plan.scale}
+    colours = {
+        RegionState.HEALTHY: "green",
+        RegionState.DEGRADED: "yellow",
+        RegionState.FAILED: "red",
+        RegionState.UNKNOWN: "magenta",
+    }
+    for health in plan.region_health:
+        command = scale.get(health.region)
+        states.add_row(
+            health.region,
+            f"[{colours[health.state]}]{health.state.value}[/]",
+            str(command.current_nodes) if command else "-",
+            str(command.desired_nodes) if command else "-",
+            f"{plan.region_sessions.get(health.region, 0.0):,.0f}",
+            health.reason,
+        )
+    console.print(states)
+
+    current = snapshot.current_weights
+    changes = Table(title="weights (market: region share, before -> after)", title_justify="left")
+    changes.add_column("market")
+    changes.add_column("weights")
+    for market, weights in plan.weights.items():
+        before = current.get(market, {})
+        cells = []
+        for region in sorted(set(before) | set(weights)):
+            old, new = before.get(region, 0.0), weights.get(region, 0.0)
+            if abs(old - new) > 0.0005:
+                cells.append(f"{region} {old:.2f}->[bold]{new:.2f}[/bold]")
+            elif new > 0:
+                cells.append(f"{region} {new:.2f}")
+        changes.add_row(market, ", ".join(cells) or "(none)")
+    console.print(changes)
+
+    for drain in plan.drains:
+        console.print(
+            f"drain {drain.region}/{drain.node} by {drain.deadline.isoformat()}: {drain.reason}",
+            markup=False,
+            highlight=False,
+        )
+    for unserved in plan.unserved:
+        console.print(f"[bold red]UNSERVED[/bold red] {unserved.market}: {unserved.sessions:,.0f} sessions: ", end="")
+        console.print(unserved.reason, markup=False, highlight=False)
+    for overflow in plan.overflow:
+        console.print(
+            f"[bold yellow]OVERFLOW[/bold yellow] {overflow.region}: {overflow.sessions:,.0f} sessions: ", end=""
+        )
+        console.print(overflow.reason, markup=False, highlight=False)
+    console.print("[bold]why[/bold]")
+    for sentence in plan.explanation:
+        console.print(f"  - {sentence}", markup=False, highlight=False)

@@ -1,0 +1,123 @@
+"""make_plan end to end on the local environment: hand-checked plans for the situations that matter."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from controller.core.planner import make_plan
+from controller.plan import PlanningOverrides, RegionPin, RegionState
+from controller.snapshot import PathObservation
+from tests.controller.core.conftest import NOON
+from tests.fakes.fleet_snapshots import healthy_paths, region_observation, snapshot_for
+
+DEMAND = {"DE": 700, "FR": 500, "ID": 1200, "SG": 300, "TH": 400}
+WEIGHTS = {
+    "DE": {"fra": 1.0},
+    "FR": {"fra": 1.0},
+    "ID": {"cgk": 1.0},
+    "SG": {"sin": 1.0},
+    "TH": {"sin": 1.0},
+}
+
+
+def test_steady_fleet_keeps_weights_and_proves_residency(local_spec):
+    snapshot = snapshot_for(local_spec, NOON, DEMAND, nodes=20, weights=WEIGHTS)
+    plan = make_plan(local_spec, snapshot, None, NOON)
+    assert plan.weights == WEIGHTS
+    assert not plan.unserved and not plan.overflow and not plan.fail_static
+    assert all(p.compliant for p in plan.residency_certificate)
+    assert {p.market for p in plan.residency_certificate} == set(DEMAND)
+    assert plan.region_sessions == {"fra": 1200.0, "dub": 0.0, "sin": 700.0, "cgk": 1200.0}
+
+
+def test_plan_is_deterministic_and_id_names_environment_and_time(local_spec):
+    snapshot = snapshot_for(local_spec, NOON, DEMAND, nodes=20, weights=WEIGHTS)
+    first = make_plan(local_spec, snapshot, None, NOON)
+    second = make_plan(local_spec, snapshot, None, NOON)
+    assert first == second
+    assert first.plan_id.startswith("local-20260302T120000-")
+    other = make_plan(local_spec, snapshot_for(local_spec, NOON, {**DEMAND, "DE": 900}, nodes=20), None, NOON)
+    assert other.plan_id != first.plan_id
+
+
+def test_pin_to_zero_evacuates_region_beyond_disruption_budget(local_spec):
+    snapshot = snapshot_for(local_spec, NOON, DEMAND, nodes=20, weights=WEIGHTS)
+    pins = PlanningOverrides(pins=[RegionPin(region="sin", max_traffic_share=0.0, owner="failover-1")])
+    plan = make_plan(local_spec, snapshot, None, NOON, pins)
+    for market in ("SG", "TH"):
+        assert "sin" not in plan.weights[market]
+        assert sum(plan.weights[market].values()) == pytest.approx(1.0)
+    # the pinned region is kept warm: no scale-in
+    assert next(c for c in plan.scale if c.region == "sin").desired_nodes == 20
+
+
+def test_partial_pin_caps_share_of_every_market(local_spec):
+    snapshot = snapshot_for(local_spec, NOON, DEMAND, nodes=20, weights=WEIGHTS)
+    pins = PlanningOverrides(pins=[RegionPin(region="sin", max_traffic_share=0.5, owner="failover-1")])
+    plan = make_plan(local_spec, snapshot, None, NOON, pins)
+    assert plan.weights["SG"]["sin"] == pytest.approx(0.5)
+    assert plan.weights["TH"]["sin"] == pytest.approx(0.5)
+
+
+def test_in_country_market_with_its_only_region_pinned_out_is_unserved_never_moved(local_spec):
+    snapshot = snapshot_for(local_spec, NOON, DEMAND, nodes=20, weights=WEIGHTS)
+    pins = PlanningOverrides(pins=[RegionPin(region="cgk", max_traffic_share=0.0, owner="drill-1")])
+    plan = make_plan(local_spec, snapshot, None, NOON, pins)
+    assert plan.weights["ID"] == {}
+    [unserved] = plan.unserved
+    assert unserved.market == "ID" and unserved.sessions == pytest.approx(1200)
+    assert "cgk pinned to 0%" in unserved.reason
+
+
+def test_failed_only_region_of_market_degrades_in_place(local_spec):
+    regions = [region_observation(local_spec, r.name, NOON, 20) for r in local_spec.regions if r.name != "cgk"]
+    regions.append(region_observation(local_spec, "cgk", NOON, ready=0, desired=20))  # every node gone
+    snapshot = snapshot_for(local_spec, NOON, DEMAND, weights=WEIGHTS, regions=regions)
+    plan = make_plan(local_spec, snapshot, None, NOON)
+    assert plan.region_state("cgk") is RegionState.FAILED
+    assert plan.weights["ID"] == {"cgk": 1.0}  # kept within jurisdiction, not moved to sin
+    assert [u.market for u in plan.unserved] == ["ID"]
+    assert "never moved out of jurisdictions id" in plan.unserved[0].reason
+
+
+def test_disruption_budget_limits_voluntary_moves(local_spec):
+    # Everything for SG/TH sits on fra (allowed, global) although sin is much closer.
+    weights = {**WEIGHTS, "SG": {"fra": 1.0}, "TH": {"fra": 1.0}}
+    snapshot = snapshot_for(local_spec, NOON, DEMAND, nodes=20, weights=weights)
+    plan = make_plan(local_spec, snapshot, None, NOON)
+    budget = local_spec.traffic.disruption_budget
+    assert plan.weights["SG"]["sin"] == pytest.approx(budget)
+    assert plan.weights["SG"]["fra"] == pytest.approx(1 - budget)
+
+
+def test_stale_snapshot_fails_static(local_spec):
+    weights = {**WEIGHTS, "SG": {"fra": 1.0}}
+    snapshot = snapshot_for(local_spec, NOON, {k: v / 4 for k, v in DEMAND.items()}, nodes=20, weights=weights)
+    later = NOON + timedelta(seconds=local_spec.health.stale_after_seconds + 1)
+    plan = make_plan(local_spec, snapshot, None, later)
+    assert plan.fail_static
+    assert plan.weights == weights
+    assert not plan.drains
+    assert all(c.desired_nodes >= c.current_nodes for c in plan.scale)
+    assert all(h.state is RegionState.UNKNOWN for h in plan.region_health)
+
+
+def test_degraded_path_qos_moves_traffic_within_budget(local_spec):
+    paths = [
+        p.model_copy(update={"loss_ratio": 0.08}) if p.region == "sin" else p for p in healthy_paths(local_spec)
+    ]
+    snapshot = snapshot_for(local_spec, NOON, DEMAND, nodes=20, weights=WEIGHTS, paths=paths)
+    plan = make_plan(local_spec, snapshot, None, NOON)
+    assert plan.weights["SG"]["sin"] == pytest.approx(1 - local_spec.traffic.disruption_budget)
+
+
+def test_region_without_qos_samples_but_with_sessions_is_unknown(local_spec):
+    regions = [region_observation(local_spec, r.name, NOON, 20, sessions_per_node=[5] * 20) for r in local_spec.regions]
+    paths: list[PathObservation] = [p for p in healthy_paths(local_spec) if p.region != "dub"]
+    weights = {**WEIGHTS, "FR": {"dub": 1.0}}
+    snapshot = snapshot_for(local_spec, NOON, DEMAND, weights=weights, regions=regions, paths=paths)
+    plan = make_plan(local_spec, snapshot, None, NOON)
+    assert plan.region_state("dub") is RegionState.UNKNOWN
+    assert plan.weights["FR"] == {"dub": 1.0}  # frozen, not moved on missing data
