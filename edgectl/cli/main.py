@@ -10,6 +10,7 @@ import typer
 
 from edgectl.cli.dev_commands import demo_command, dev_app
 from edgectl.cli.env_commands import env_app, schema_app
+from edgectl.cli.plan_command import plan_command
 
 app = typer.Typer(
     name="edgectl",
@@ -19,6 +20,7 @@ app = typer.Typer(
 )
 app.add_typer(env_app, name="env")
 app.add_typer(schema_app, name="schema")
+app.command("plan")(plan_command)
 app.add_typer(dev_app, name="dev")
 app.command("demo")(demo_command)
 
