@@ -1,0 +1,296 @@
+"""Fleet activities: the only place the workflows touch the world, through the ports.
+
+`FleetActivities` receives the EnvironmentSpec (loaded once by the worker) and an Observer and an
+Actuator (`controller/ports.py`) through its constructor; `edgectl/bootstrap.py` builds the real
+adapters, tests pass the simulated fleet or fakes. Methods are synchronous: the worker runs them in
+a thread pool because the adapters use blocking clients. Decisions are made here (the planner, the
+evacuation arithmetic), so their result is recorded in history and a policy change never breaks
+replay. Every actuation is an absolute target tagged with a deterministic plan id, so a retried
+activity repeats nothing (the actuator answers `changed=False`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+from temporalio import activity
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+from controller.audit import AuditRecord
+from controller.plan import Plan
+from controller.ports import ActuationError, Actuator, Observer, ObserverUnavailable
+from controller.snapshot import FleetSnapshot
+from controller.spec import EnvironmentSpec
+from workflows.evacuation import capped_weights, check_headroom, measure_qos, target_desired_nodes
+from workflows.models import (
+    ActionsResult,
+    ApplyPlanRequest,
+    AuditExportRequest,
+    HeadroomRequest,
+    HeadroomVerdict,
+    ObserveRequest,
+    PlanRequest,
+    PolicyRequest,
+    PolicySnapshot,
+    QosCheckRequest,
+    QosVerdict,
+    RestoreRequest,
+    ShiftRequest,
+    ShiftResult,
+)
+
+ACTUATION_REFUSED = "ActuationRefused"
+"""ApplicationError type of an actuation the actuator says retrying cannot fix."""
+UNKNOWN_REGION = "UnknownRegion"
+PLANNER_ERROR = "PlannerError"
+
+NON_RETRYABLE_ERRORS = [ACTUATION_REFUSED, UNKNOWN_REGION, PLANNER_ERROR]
+"""Named in every retry policy that calls these activities."""
+
+ACTIVITY_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=0,
+    non_retryable_error_types=NON_RETRYABLE_ERRORS,
+)
+
+
+class PlanFunction(Protocol):
+    """`controller.core.planner.make_plan`: snapshot in, plan out (pure)."""
+
+    def __call__(self, spec: EnvironmentSpec, snapshot: FleetSnapshot, previous: Plan | None, now: datetime,
+                 overrides: object) -> Plan: ...
+
+
+class ActionCounter(Protocol):
+    """Where the activities report what they did (the worker's Prometheus metrics)."""
+
+    def record_snapshot(self, snapshot: FleetSnapshot) -> None: ...
+
+    def record_plan(self, plan: Plan) -> None: ...
+
+    def record_action(self, record: AuditRecord) -> None: ...
+
+    def record_failure(self, stage: str) -> None: ...
+
+
+class NoMetrics:
+    """ActionCounter that counts nothing (tests, one-off commands)."""
+
+    def record_snapshot(self, snapshot: FleetSnapshot) -> None:
+        return None
+
+    def record_plan(self, plan: Plan) -> None:
+        return None
+
+    def record_action(self, record: AuditRecord) -> None:
+        return None
+
+    def record_failure(self, stage: str) -> None:
+        return None
+
+
+def _default_planner() -> PlanFunction:
+    # Imported on first use: the core planner is a pure module; the activity owns the call.
+    from controller.core.planner import make_plan
+
+    return make_plan
+
+
+class FleetActivities:
+    """Observe, decide and act on one environment's fleet."""
+
+    def __init__(
+        self,
+        spec: EnvironmentSpec,
+        observer: Observer,
+        actuator: Actuator,
+        *,
+        planner: Callable[[], PlanFunction] = _default_planner,
+        metrics: ActionCounter | None = None,
+        audit_dir: Path | None = None,
+    ) -> None:
+        self._spec = spec
+        self._observer = observer
+        self._actuator = actuator
+        self._planner = planner
+        self._metrics: ActionCounter = metrics or NoMetrics()
+        self._audit_dir = audit_dir
+
+    # ----- observe and decide ------------------------------------------------------------------
+
+    def _observe(self) -> FleetSnapshot:
+        try:
+            snapshot = self._observer.observe()
+        except ObserverUnavailable as error:
+            self._metrics.record_failure("observe")
+            # Retryable: the metrics source may come back; the workflow's timeout bounds the wait.
+            raise ApplicationError(f"observer unavailable: {error}") from error
+        self._metrics.record_snapshot(snapshot)
+        return snapshot
+
+    @activity.defn(name="observe_fleet")
+    def observe_fleet(self, request: ObserveRequest) -> FleetSnapshot:
+        return self._observe()
+
+    @activity.defn(name="plan_tick")
+    def plan_tick(self, request: PlanRequest) -> Plan:
+        try:
+            plan = self._planner()(self._spec, request.snapshot, request.previous, request.now, request.overrides)
+        except (ValueError, KeyError) as error:
+            self._metrics.record_failure("plan")
+            raise ApplicationError(f"planner rejected its input: {error}", type=PLANNER_ERROR) from error
+        self._metrics.record_plan(plan)
+        return plan
+
+    @activity.defn(name="load_policy")
+    def load_policy(self, request: PolicyRequest) -> PolicySnapshot:
+        """The spec's failover/drill policy, recorded in history (workflows read no files)."""
+        if request.environment != self._spec.name:
+            raise ApplicationError(
+                f"this worker serves environment {self._spec.name!r}, not {request.environment!r}",
+                type=UNKNOWN_REGION,
+                non_retryable=True,
+            )
+        return PolicySnapshot(
+            failover=self._spec.failover,
+            drill=self._spec.drill,
+            tick_seconds=self._spec.traffic.tick_seconds,
+            drain_deadline_seconds=self._spec.scaling.drain_deadline_seconds,
+        )
+
+    @activity.defn(name="check_headroom")
+    def check_headroom(self, request: HeadroomRequest) -> HeadroomVerdict:
+        self._require_region(request.region)
+        return check_headroom(self._spec, self._observe(), request.region)
+
+    @activity.defn(name="check_qos")
+    def check_qos(self, request: QosCheckRequest) -> QosVerdict:
+        return measure_qos(self._spec, self._observe(), request.excluded_region, request.stop_conditions)
+
+    # ----- act ---------------------------------------------------------------------------------
+
+    def _act(self, stage: str, action: Callable[[], AuditRecord]) -> AuditRecord:
+        try:
+            record = action()
+        except ActuationError as error:
+            self._metrics.record_failure(stage)
+            if error.retryable:
+                raise ApplicationError(f"{stage}: {error}") from error
+            raise ApplicationError(f"{stage}: {error}", type=ACTUATION_REFUSED, non_retryable=True) from error
+        self._metrics.record_action(record)
+        return record
+
+    @activity.defn(name="apply_plan")
+    def apply_plan(self, request: ApplyPlanRequest) -> ActionsResult:
+        """Scale first (capacity before traffic), then drains, then the weights of all markets."""
+        plan = request.plan
+        records: list[AuditRecord] = []
+        for command in plan.scale:
+            records.append(
+                self._act(
+                    "scale",
+                    lambda c=command: self._actuator.set_desired_nodes(  # type: ignore[misc]
+                        c.region, c.desired_nodes, plan_id=plan.plan_id, actor=request.actor, reason=c.reason
+                    ),
+                )
+            )
+        for drain in plan.drains:
+            records.append(
+                self._act(
+                    "drain",
+                    lambda d=drain: self._actuator.drain_node(  # type: ignore[misc]
+                        d.region, d.node, d.deadline, plan_id=plan.plan_id, actor=request.actor, reason=d.reason
+                    ),
+                )
+            )
+        if plan.weights and not plan.fail_static:
+            reason = plan.explanation[0] if plan.explanation else "control loop tick"
+            records.append(
+                self._act(
+                    "weights",
+                    lambda: self._actuator.set_traffic_weights(
+                        plan.weights, plan_id=plan.plan_id, actor=request.actor, reason=reason
+                    ),
+                )
+            )
+        return ActionsResult(records=records)
+
+    @activity.defn(name="shift_region_traffic")
+    def shift_region_traffic(self, request: ShiftRequest) -> ShiftResult:
+        """Cap the region's share, scale the compliant targets to carry the moved sessions."""
+        self._require_region(request.region)
+        snapshot = self._observe()
+        weights, unserved, reasons = capped_weights(self._spec, snapshot, request.region, request.max_traffic_share)
+        records: list[AuditRecord] = []
+        for target, desired in target_desired_nodes(self._spec, snapshot, request.region, weights).items():
+            records.append(
+                self._act(
+                    "scale",
+                    lambda t=target, d=desired: self._actuator.set_desired_nodes(  # type: ignore[misc]
+                        t, d, plan_id=request.plan_id, actor=request.actor,
+                        reason=f"absorb traffic from {request.region}: {request.reason}",
+                    ),
+                )
+            )
+        records.append(
+            self._act(
+                "weights",
+                lambda: self._actuator.set_traffic_weights(
+                    weights, plan_id=request.plan_id, actor=request.actor, reason=request.reason
+                ),
+            )
+        )
+        return ShiftResult(records=records, weights=weights, unserved=unserved, unserved_reasons=reasons)
+
+    @activity.defn(name="restore_traffic")
+    def restore_traffic(self, request: RestoreRequest) -> ActionsResult:
+        record = self._act(
+            "weights",
+            lambda: self._actuator.set_traffic_weights(
+                request.weights, plan_id=request.plan_id, actor=request.actor, reason=request.reason
+            ),
+        )
+        return ActionsResult(records=[record])
+
+    @activity.defn(name="export_audit")
+    def export_audit(self, request: AuditExportRequest) -> int:
+        """Write the workflow's audit records as JSON lines, one file per workflow (rewritten: idempotent)."""
+        if self._audit_dir is None:
+            activity.logger.info("audit %s: %d records", request.workflow_id, len(request.records))
+            return len(request.records)
+        self._audit_dir.mkdir(parents=True, exist_ok=True)
+        path = self._audit_dir / f"{request.workflow_id}.jsonl"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(r.model_dump(mode="json")) + "\n" for r in request.records))
+        tmp.replace(path)
+        return len(request.records)
+
+    def _require_region(self, region: str) -> None:
+        if region not in self._spec.region_by_name:
+            known = ", ".join(self._spec.region_by_name)
+            raise ApplicationError(
+                f"unknown region {region!r} in environment {self._spec.name} (known: {known})",
+                type=UNKNOWN_REGION,
+                non_retryable=True,
+            )
+
+    def all(self) -> list[Callable[..., object]]:
+        """Every activity method, for Worker(activities=...)."""
+        return [
+            self.load_policy,
+            self.observe_fleet,
+            self.plan_tick,
+            self.check_headroom,
+            self.check_qos,
+            self.apply_plan,
+            self.shift_region_traffic,
+            self.restore_traffic,
+            self.export_audit,
+        ]

@@ -1,0 +1,172 @@
+"""ControlLoopWorkflow: one per environment (id `edgeplane-control-loop-<env>`), observe -> plan -> act.
+
+Started (idempotently, by id) by the worker that `edgectl controller run` launches
+(`workflows/worker.py`). Every tick it observes the fleet, asks the pure planner for a plan (in an
+activity, so the decision is recorded in history), re-checks that nothing changed while it was
+deciding (a pin from a failover, pause, recommend-only), then applies the plan, and sleeps
+`spec.traffic.tick_seconds`. All state lives in one `ControlLoopState`, carried by continue-as-new
+every `ticks_per_run` ticks so history stays bounded. Failovers and drills (`workflows/failover.py`)
+pin their region through the `pin_region` / `unpin_region` signals; the loop plans within the pins
+and never fights them (DESIGN invariant 5).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from controller.plan import PlanningOverrides
+    from workflows.activities import NON_RETRYABLE_ERRORS, FleetActivities
+    from workflows.models import (
+        Acknowledgement,
+        ApplyPlanRequest,
+        ControlLoopInput,
+        ControlLoopState,
+        LoopModeRequest,
+        LoopStatus,
+        ObserveRequest,
+        PinRegionRequest,
+        PlanRequest,
+        UnpinRegionRequest,
+    )
+
+TICK_ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# A tick gives up after a few attempts: the next tick observes afresh instead of acting on old data.
+TICK_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    maximum_interval=timedelta(seconds=5),
+    maximum_attempts=3,
+    non_retryable_error_types=NON_RETRYABLE_ERRORS,
+)
+LAST_ACTIONS_KEPT = 50
+
+
+@workflow.defn(name="ControlLoopWorkflow")
+class ControlLoopWorkflow:
+    def __init__(self) -> None:
+        self._state = ControlLoopState()
+        self._environment = ""
+        self._pins_version = 0
+        self._wake = False
+
+    @workflow.run
+    async def run(self, request: ControlLoopInput) -> ControlLoopState:
+        self._state = request.state
+        self._environment = request.environment
+        ticks_this_run = 0
+        while True:
+            if request.max_ticks is not None and self._state.ticks_total >= request.max_ticks:
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                return self._state
+            if ticks_this_run >= request.ticks_per_run or workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(request.model_copy(update={"state": self._state}))
+            if not self._state.paused:
+                await self._tick()
+            ticks_this_run += 1
+            self._wake = False
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(lambda: self._wake, timeout=timedelta(seconds=request.tick_seconds))
+
+    async def _tick(self) -> None:
+        state = self._state
+        now = workflow.now()
+        pins_version = self._pins_version
+        state.ticks_total += 1
+        state.last_tick_at = now
+        try:
+            snapshot = await workflow.execute_activity_method(
+                FleetActivities.observe_fleet,
+                ObserveRequest(reason="tick"),
+                start_to_close_timeout=TICK_ACTIVITY_TIMEOUT,
+                retry_policy=TICK_RETRY,
+            )
+            plan = await workflow.execute_activity_method(
+                FleetActivities.plan_tick,
+                PlanRequest(
+                    snapshot=snapshot,
+                    previous=state.last_plan,
+                    overrides=PlanningOverrides(pins=list(state.pins)),
+                    now=now,
+                ),
+                start_to_close_timeout=TICK_ACTIVITY_TIMEOUT,
+                retry_policy=TICK_RETRY,
+            )
+            state.last_plan = plan
+            # Re-check before acting: a pin, pause or recommend-only that arrived while deciding wins;
+            # the next tick plans with it.
+            if self._pins_version != pins_version or state.paused or state.recommend_only:
+                state.last_error = ""
+                return
+            applied = await workflow.execute_activity_method(
+                FleetActivities.apply_plan,
+                ApplyPlanRequest(plan=plan, actor=f"controller/{workflow.info().workflow_id}"),
+                start_to_close_timeout=TICK_ACTIVITY_TIMEOUT,
+                retry_policy=TICK_RETRY,
+            )
+            state.last_actions = applied.records[-LAST_ACTIONS_KEPT:]
+            state.last_error = ""
+        except ActivityError as error:
+            # One failed tick must not end the loop; it is reported and the next tick starts afresh.
+            cause = error.cause if error.cause is not None else error
+            state.last_error = f"tick {state.ticks_total}: {cause}"
+            workflow.logger.warning("control loop tick failed: %s", state.last_error)
+
+    # ----- signals, updates, queries -------------------------------------------------------------
+
+    @workflow.signal(name="pin_region")
+    def pin_region(self, request: PinRegionRequest) -> None:
+        pin = request.pin
+        self._state.pins = [p for p in self._state.pins if not (p.region == pin.region and p.owner == pin.owner)]
+        self._state.pins.append(pin)
+        self._pins_version += 1
+        self._wake = True
+
+    @workflow.signal(name="unpin_region")
+    def unpin_region(self, request: UnpinRegionRequest) -> None:
+        self._state.pins = [
+            p for p in self._state.pins if not (p.region == request.region and p.owner == request.owner)
+        ]
+        self._pins_version += 1
+        self._wake = True
+
+    @workflow.update(name="set_mode")
+    def set_mode(self, request: LoopModeRequest) -> Acknowledgement:
+        if request.paused is not None:
+            self._state.paused = request.paused
+        if request.recommend_only is not None:
+            self._state.recommend_only = request.recommend_only
+        self._wake = True
+        workflow.logger.info("mode set by %s (%s): %s", request.by, request.reason, request)
+        return Acknowledgement(
+            accepted=True,
+            message=f"paused={self._state.paused} recommend_only={self._state.recommend_only}",
+        )
+
+    @set_mode.validator
+    def _validate_set_mode(self, request: LoopModeRequest) -> None:
+        if request.paused is None and request.recommend_only is None:
+            raise ApplicationError("set_mode needs `paused` or `recommend_only`")
+
+    @workflow.query(name="status")
+    def status(self) -> LoopStatus:
+        plan = self._state.last_plan
+        return LoopStatus(
+            environment=self._environment,
+            ticks_total=self._state.ticks_total,
+            paused=self._state.paused,
+            recommend_only=self._state.recommend_only,
+            pins=self._state.pins,
+            region_health=plan.region_health if plan else [],
+            weights=plan.weights if plan else {},
+            last_plan_id=plan.plan_id if plan else None,
+            last_plan_explanation=plan.explanation if plan else [],
+            last_actions=self._state.last_actions,
+            last_tick_at=self._state.last_tick_at,
+            last_error=self._state.last_error,
+        )

@@ -1,0 +1,490 @@
+"""FailoverWorkflow: on-call (or a drill) evacuates one region in stages, watching QoS, and can undo it.
+
+Started by `edgectl failover start` (or as the child of `FailoverDrillWorkflow`, `workflows/drill.py`)
+with id `edgeplane-failover-<env>-<region>`, so Temporal itself refuses a second failover or drill of
+the same region (DESIGN invariant 5). Steps: pre-check headroom in the residency-compliant targets,
+optional approval (update `approve`, cancelled on timeout), staged shift (`spec.failover.stages`,
+each a RegionPin with max share 1 - stage sent to the control loop and applied through the
+`shift_region_traffic` activity), QoS verification after each stage with automatic rollback, drain,
+hold, then fail-back (round trip) or wait for `release` (evacuate). Update `abort` restores the
+previous weights at any point. Deterministic: time from `workflow.now()`, I/O only in activities.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from controller.audit import AuditRecord
+    from controller.plan import RegionPin
+    from controller.spec import StopCondition
+    from workflows.activities import ACTIVITY_RETRY, FleetActivities
+    from workflows.control_loop import ControlLoopWorkflow
+    from workflows.models import (
+        AbortRequest,
+        Acknowledgement,
+        ApproveRequest,
+        AuditExportRequest,
+        FailoverInput,
+        FailoverMode,
+        FailoverOutcome,
+        FailoverPhase,
+        FailoverProgress,
+        FailoverReport,
+        HeadroomRequest,
+        HeadroomVerdict,
+        PhaseTimings,
+        PinRegionRequest,
+        PolicyRequest,
+        QosCheckRequest,
+        QosVerdict,
+        ReleaseRequest,
+        RestoreRequest,
+        ShiftRequest,
+        StageResult,
+        UnpinRegionRequest,
+        control_loop_id,
+    )
+
+INSUFFICIENT_HEADROOM = "InsufficientHeadroom"
+"""ApplicationError type of a refused pre-check (the CLI maps it to exit code 3)."""
+
+ACTIVITY_TIMEOUT = timedelta(seconds=30)
+DRAINED_SHARE = 0.05
+"""The region counts as drained when it carries at most this share of its sessions before the shift."""
+
+
+class _Aborted(Exception):
+    """Internal: an abort, release or stop condition interrupted a wait."""
+
+
+@workflow.defn(name="FailoverWorkflow")
+class FailoverWorkflow:
+    def __init__(self) -> None:
+        self._progress: FailoverProgress | None = None
+        self._approved_by = ""
+        self._abort: AbortRequest | None = None
+        self._release: ReleaseRequest | None = None
+        self._actions: list[AuditRecord] = []
+        self._breach_since: dict[str, datetime] = {}
+        self._first_shift_at: datetime | None = None
+        self._slo_session_seconds = 0.0
+        self._last_check_at: datetime | None = None
+
+    # ----- run ---------------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, request: FailoverInput) -> FailoverReport:
+        info = workflow.info()
+        started = workflow.now()
+        self._progress = FailoverProgress(
+            workflow_id=info.workflow_id,
+            environment=request.environment,
+            region=request.region,
+            mode=request.mode,
+            phase=FailoverPhase.PRE_CHECK,
+            started_at=started,
+        )
+        actor = f"{request.actor_kind}/{info.workflow_id}"
+        timings = PhaseTimings()
+        if request.detected_at is not None:
+            timings.detect_seconds = max(0.0, (started - request.detected_at).total_seconds())
+
+        policy = await workflow.execute_activity_method(
+            FleetActivities.load_policy,
+            PolicyRequest(environment=request.environment),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=ACTIVITY_RETRY,
+        )
+        stages = request.stages or list(policy.failover.stages)
+        verify_seconds = (
+            request.stage_verify_seconds
+            if request.stage_verify_seconds is not None
+            else policy.failover.stage_verify_seconds
+        )
+        hold_seconds = request.hold_seconds if request.hold_seconds is not None else policy.failover.hold_seconds
+        approval_required = (
+            request.approval_required if request.approval_required is not None else policy.failover.approval_required
+        )
+        approval_timeout = request.approval_timeout_seconds or policy.failover.approval_timeout_seconds
+        stop_conditions = (
+            request.stop_conditions if request.stop_conditions is not None else list(policy.failover.stop_conditions)
+        )
+        drain_timeout = (
+            request.drain_timeout_seconds
+            if request.drain_timeout_seconds is not None
+            else policy.drain_deadline_seconds
+        )
+        # One poll interval for drain and hold: the verify period, at least one second.
+        poll_seconds = max(1.0, float(verify_seconds))
+
+        headroom = await workflow.execute_activity_method(
+            FleetActivities.check_headroom,
+            HeadroomRequest(region=request.region),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=ACTIVITY_RETRY,
+        )
+        self._progress.weights_before = headroom.weights_before
+        detected = workflow.now()
+        timings.detect_seconds += (detected - started).total_seconds()
+        if not headroom.ok and not request.force:
+            raise ApplicationError(
+                f"refused: not enough headroom to evacuate {request.region}: {headroom.summary} "
+                "(use --force to shed the rest)",
+                headroom,
+                type=INSUFFICIENT_HEADROOM,
+                non_retryable=True,
+            )
+
+        if approval_required:
+            self._set_phase(FailoverPhase.AWAITING_APPROVAL, f"waiting up to {approval_timeout:g}s for approval")
+            try:
+                await workflow.wait_condition(
+                    lambda: bool(self._approved_by) or self._abort is not None,
+                    timeout=timedelta(seconds=approval_timeout),
+                )
+            except TimeoutError:
+                return await self._finish(
+                    request, FailoverOutcome.CANCELLED, f"not approved within {approval_timeout:g}s",
+                    timings, headroom, started,
+                )
+            if self._abort is not None:
+                return await self._finish(
+                    request, FailoverOutcome.ABORTED, f"aborted by {self._abort.by}: {self._abort.reason}",
+                    timings, headroom, started,
+                )
+        decided = workflow.now()
+        timings.decide_seconds = (decided - detected).total_seconds()
+
+        baseline = await self._check_qos(request.region, [])
+        sessions_before = headroom.region_sessions
+        unserved: dict[str, float] = {}
+        unserved_reasons: list[str] = []
+        self._set_phase(FailoverPhase.SHIFTING, f"moving traffic away from {request.region}")
+        last_qos: QosVerdict = baseline
+        try:
+            for index, stage in enumerate(stages):
+                self._raise_if_aborted()
+                share = round(1.0 - stage, 6)
+                if self._first_shift_at is None:
+                    self._first_shift_at = workflow.now()
+                await self._pin(request, share)
+                shifted = await workflow.execute_activity_method(
+                    FleetActivities.shift_region_traffic,
+                    ShiftRequest(
+                        region=request.region,
+                        max_traffic_share=share,
+                        plan_id=f"{info.workflow_id}/{info.run_id}/stage-{index}",
+                        actor=actor,
+                        reason=f"{request.actor_kind} stage {index + 1}/{len(stages)} ({stage:.0%} away): "
+                        f"{request.reason}",
+                    ),
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    retry_policy=ACTIVITY_RETRY,
+                )
+                self._actions.extend(shifted.records)
+                unserved, unserved_reasons = shifted.unserved, shifted.unserved_reasons
+                await self._wait(verify_seconds)
+                last_qos = await self._check_qos(request.region, stop_conditions)
+                result = StageResult(stage=stage, max_traffic_share=share, qos=last_qos)
+                self._progress.stages.append(result)
+                regression = last_qos.global_breach_ratio - baseline.global_breach_ratio
+                tripped = self._tripped(last_qos, stop_conditions)
+                if tripped or regression > request.max_breach_increase:
+                    result.rolled_back = True
+                    why = tripped or (
+                        f"targets' SLO breach ratio rose by {regression:.1%} "
+                        f"(> {request.max_breach_increase:.1%}) after stage {stage:.0%}"
+                    )
+                    return await self._roll_back(
+                        request, FailoverOutcome.ROLLED_BACK, why, timings, headroom, started, actor,
+                        sessions_before, last_qos,
+                    )
+            shifted_at = workflow.now()
+            timings.shift_seconds = (shifted_at - decided).total_seconds()
+
+            self._set_phase(FailoverPhase.DRAINING, f"waiting for the sessions in {request.region} to end")
+            seconds_to_drained = await self._drain(request, sessions_before, drain_timeout, poll_seconds)
+            drained_at = workflow.now()
+            timings.stabilise_seconds = (drained_at - shifted_at).total_seconds()
+
+            self._set_phase(FailoverPhase.HOLDING, f"holding {request.region} evacuated for {hold_seconds:g}s")
+            hold_end = workflow.now() + timedelta(seconds=hold_seconds)
+            while workflow.now() < hold_end:
+                await self._wait(min(poll_seconds, (hold_end - workflow.now()).total_seconds()))
+                last_qos = await self._check_qos(request.region, stop_conditions)
+                tripped = self._tripped(last_qos, stop_conditions)
+                if tripped:
+                    return await self._roll_back(
+                        request, FailoverOutcome.ROLLED_BACK, tripped, timings, headroom, started, actor,
+                        sessions_before, last_qos,
+                    )
+            timings.hold_seconds = (workflow.now() - drained_at).total_seconds()
+
+            if request.mode is FailoverMode.EVACUATE:
+                self._set_phase(FailoverPhase.EVACUATED, f"{request.region} evacuated; `release` fails it back")
+                await workflow.wait_condition(lambda: self._release is not None or self._abort is not None)
+                self._raise_if_aborted()
+        except _Aborted:
+            assert self._abort is not None
+            return await self._roll_back(
+                request, FailoverOutcome.ABORTED, f"aborted by {self._abort.by}: {self._abort.reason}",
+                timings, headroom, started, actor, sessions_before, last_qos,
+            )
+
+        self._set_phase(FailoverPhase.FAILING_BACK, f"returning traffic to {request.region}")
+        fail_back_started = workflow.now()
+        await self._restore(request, headroom.weights_before, actor, "fail-back")
+        timings.fail_back_seconds = (workflow.now() - fail_back_started).total_seconds()
+        detail = f"released by {self._release.by}: {self._release.reason}" if self._release else "held and failed back"
+        return await self._finish(
+            request, FailoverOutcome.COMPLETED, detail, timings, headroom, started,
+            sessions_before=sessions_before, last_qos=last_qos, unserved=unserved,
+            unserved_reasons=unserved_reasons, seconds_to_drained=seconds_to_drained,
+        )
+
+    # ----- messages ------------------------------------------------------------------------------
+
+    @workflow.query(name="progress")
+    def progress(self) -> FailoverProgress:
+        if self._progress is None:
+            raise ApplicationError("workflow has not started yet")
+        return self._progress
+
+    @workflow.update(name="approve")
+    def approve(self, request: ApproveRequest) -> Acknowledgement:
+        self._approved_by = request.approver
+        if self._progress is not None:
+            self._progress.approved_by = request.approver
+        return Acknowledgement(accepted=True, message=f"approved by {request.approver}")
+
+    @approve.validator
+    def _validate_approve(self, request: ApproveRequest) -> None:
+        if self._approved_by:
+            raise ApplicationError(f"already approved by {self._approved_by}")
+        if self._abort is not None:
+            raise ApplicationError("already aborted")
+        phase = self._progress.phase if self._progress else FailoverPhase.PRE_CHECK
+        if phase not in (FailoverPhase.PRE_CHECK, FailoverPhase.AWAITING_APPROVAL):
+            raise ApplicationError(f"nothing to approve in phase {phase.value}")
+
+    @workflow.update(name="abort")
+    def abort(self, request: AbortRequest) -> Acknowledgement:
+        self._abort = request
+        return Acknowledgement(accepted=True, message="aborting: previous weights will be restored")
+
+    @abort.validator
+    def _validate_abort(self, request: AbortRequest) -> None:
+        if self._abort is not None:
+            raise ApplicationError(f"already aborted by {self._abort.by}")
+        phase = self._progress.phase if self._progress else FailoverPhase.PRE_CHECK
+        if phase in (FailoverPhase.FAILING_BACK, FailoverPhase.ROLLING_BACK, FailoverPhase.DONE):
+            raise ApplicationError(f"too late to abort: already in phase {phase.value}")
+
+    @workflow.update(name="release")
+    def release(self, request: ReleaseRequest) -> Acknowledgement:
+        self._release = request
+        return Acknowledgement(accepted=True, message="failing back")
+
+    @release.validator
+    def _validate_release(self, request: ReleaseRequest) -> None:
+        if self._progress is None or self._progress.mode is not FailoverMode.EVACUATE:
+            raise ApplicationError("only an evacuate-mode failover waits for release")
+        if self._progress.phase in (FailoverPhase.FAILING_BACK, FailoverPhase.ROLLING_BACK, FailoverPhase.DONE):
+            raise ApplicationError(f"already in phase {self._progress.phase.value}")
+
+    # ----- steps ---------------------------------------------------------------------------------
+
+    def _set_phase(self, phase: FailoverPhase, message: str) -> None:
+        assert self._progress is not None
+        self._progress.phase = phase
+        self._progress.message = message
+        workflow.logger.info("%s: %s", phase.value, message)
+
+    def _raise_if_aborted(self) -> None:
+        if self._abort is not None:
+            raise _Aborted()
+
+    async def _wait(self, seconds: float) -> None:
+        """Sleep on the workflow clock; an abort (or release) ends the wait early."""
+        if seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: self._abort is not None or self._release is not None, timeout=timedelta(seconds=seconds)
+                )
+        self._raise_if_aborted()
+
+    async def _check_qos(self, region: str, stop_conditions: list[StopCondition]) -> QosVerdict:
+        verdict = await workflow.execute_activity_method(
+            FleetActivities.check_qos,
+            QosCheckRequest(excluded_region=region, stop_conditions=stop_conditions),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=ACTIVITY_RETRY,
+        )
+        assert self._progress is not None
+        # Breached session-time since the previous check, counted at this check's ratio.
+        now = workflow.now()
+        if self._last_check_at is not None:
+            outside = sum(n for r, n in verdict.region_sessions.items() if r != region)
+            elapsed = (now - self._last_check_at).total_seconds()
+            self._slo_session_seconds += verdict.global_breach_ratio * outside * elapsed
+        self._last_check_at = now
+        self._progress.last_qos = verdict
+        return verdict
+
+    def _tripped(self, verdict: QosVerdict, stop_conditions: list[StopCondition]) -> str:
+        """A stop condition over threshold for at least `for_seconds`, else empty.
+
+        Breaches are keyed by their subject (`global`, a market code, `unserved`); the longest
+        `for_seconds` of the conditions applies, so a brief spike never aborts a drill.
+        """
+        now = workflow.now()
+        subjects = {breach.split(" ", 1)[0]: breach for breach in verdict.breaches}
+        self._breach_since = {k: v for k, v in self._breach_since.items() if k in subjects}
+        hold = max((c.for_seconds for c in stop_conditions), default=0)
+        for subject, breach in sorted(subjects.items()):
+            since = self._breach_since.setdefault(subject, now)
+            if (now - since).total_seconds() >= hold:
+                return f"stop condition: {breach} for {(now - since).total_seconds():.0f}s"
+        return ""
+
+    async def _drain(
+        self, request: FailoverInput, sessions_before: int, timeout: float, poll_seconds: float
+    ) -> float | None:
+        """Wait until the region carries at most DRAINED_SHARE of its sessions; seconds taken, or None."""
+        assert self._progress is not None
+        started = workflow.now()
+        deadline = started + timedelta(seconds=timeout)
+        while True:
+            verdict = self._progress.last_qos
+            remaining = verdict.region_sessions.get(request.region, 0) if verdict else sessions_before
+            if remaining <= sessions_before * DRAINED_SHARE:
+                return (workflow.now() - (self._first_shift_at or started)).total_seconds()
+            if workflow.now() >= deadline:
+                return None
+            await self._wait(min(poll_seconds, (deadline - workflow.now()).total_seconds()))
+            await self._check_qos(request.region, [])
+
+    async def _pin(self, request: FailoverInput, share: float) -> None:
+        """Tell the control loop to plan within the pin (it may not run: then nobody fights us)."""
+        pin = RegionPin(
+            region=request.region,
+            max_traffic_share=share,
+            owner=workflow.info().workflow_id,
+            reason=f"{request.actor_kind}: {request.reason}",
+        )
+        handle = workflow.get_external_workflow_handle_for(
+            ControlLoopWorkflow.run, control_loop_id(request.environment)
+        )
+        try:
+            await handle.signal(ControlLoopWorkflow.pin_region, PinRegionRequest(pin=pin))
+        except Exception as error:  # the loop is not running: the failover is the only writer
+            workflow.logger.info("control loop not signalled: %s", error)
+
+    async def _unpin(self, request: FailoverInput) -> None:
+        handle = workflow.get_external_workflow_handle_for(
+            ControlLoopWorkflow.run, control_loop_id(request.environment)
+        )
+        try:
+            await handle.signal(
+                ControlLoopWorkflow.unpin_region,
+                UnpinRegionRequest(region=request.region, owner=workflow.info().workflow_id),
+            )
+        except Exception as error:
+            workflow.logger.info("control loop not signalled: %s", error)
+
+    async def _restore(
+        self, request: FailoverInput, weights: dict[str, dict[str, float]], actor: str, step: str
+    ) -> None:
+        info = workflow.info()
+        restored = await workflow.execute_activity_method(
+            FleetActivities.restore_traffic,
+            RestoreRequest(
+                weights=weights,
+                plan_id=f"{info.workflow_id}/{info.run_id}/{step}",
+                actor=actor,
+                reason=f"{request.actor_kind} {step}: {request.reason}",
+            ),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=ACTIVITY_RETRY,
+        )
+        self._actions.extend(restored.records)
+        await self._unpin(request)
+
+    async def _roll_back(
+        self,
+        request: FailoverInput,
+        outcome: FailoverOutcome,
+        detail: str,
+        timings: PhaseTimings,
+        headroom: HeadroomVerdict,
+        started: datetime,
+        actor: str,
+        sessions_before: int,
+        last_qos: QosVerdict,
+    ) -> FailoverReport:
+        self._set_phase(FailoverPhase.ROLLING_BACK, detail)
+        began = workflow.now()
+        await self._restore(request, headroom.weights_before, actor, "rollback")
+        timings.fail_back_seconds = (workflow.now() - began).total_seconds()
+        return await self._finish(
+            request, outcome, detail, timings, headroom, started, sessions_before=sessions_before, last_qos=last_qos
+        )
+
+    async def _finish(
+        self,
+        request: FailoverInput,
+        outcome: FailoverOutcome,
+        detail: str,
+        timings: PhaseTimings,
+        headroom: HeadroomVerdict,
+        started: datetime,
+        *,
+        sessions_before: int = 0,
+        last_qos: QosVerdict | None = None,
+        unserved: dict[str, float] | None = None,
+        unserved_reasons: list[str] | None = None,
+        seconds_to_drained: float | None = None,
+    ) -> FailoverReport:
+        assert self._progress is not None
+        self._set_phase(FailoverPhase.DONE, f"{outcome.value}: {detail}")
+        info = workflow.info()
+        if self._actions:
+            await workflow.execute_activity_method(
+                FleetActivities.export_audit,
+                AuditExportRequest(workflow_id=info.workflow_id, records=self._actions),
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=ACTIVITY_RETRY,
+            )
+        # Let a racing approve/abort update finish before the workflow closes.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        sessions_after = last_qos.region_sessions.get(request.region, 0) if last_qos else sessions_before
+        return FailoverReport(
+            workflow_id=info.workflow_id,
+            environment=request.environment,
+            region=request.region,
+            mode=request.mode,
+            outcome=outcome,
+            reason=request.reason,
+            detail=detail,
+            started_at=started,
+            finished_at=workflow.now(),
+            timings=timings,
+            headroom=headroom,
+            stages=self._progress.stages,
+            region_sessions_before=sessions_before,
+            region_sessions_after=sessions_after,
+            sessions_moved=max(0, sessions_before - sessions_after),
+            unserved=unserved or {},
+            unserved_reasons=unserved_reasons or [],
+            seconds_to_drained=seconds_to_drained,
+            slo_breach_session_minutes=round(self._slo_session_seconds / 60.0, 3),
+            actions=self._actions,
+        )
+
+
+__all__ = ["INSUFFICIENT_HEADROOM", "FailoverWorkflow"]
