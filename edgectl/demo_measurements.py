@@ -234,10 +234,13 @@ def measure_scale_out(recording: DemoRecording) -> ScaleOutMeasurement | None:
             unmet = True
             continue
         leads.append(_sim_seconds(t_demand, reached))
+    # the fleet's books count rejections per region when it reports them, else fleet-wide (an upper bound)
     rejected = None
     first_counts, last_counts = window[0].counters, window[-1].counters
     if region in first_counts.rejected_by_region and region in last_counts.rejected_by_region:
         rejected = last_counts.rejected_by_region[region] - first_counts.rejected_by_region[region]
+    elif first_counts.rejected_sessions is not None and last_counts.rejected_sessions is not None:
+        rejected = last_counts.rejected_sessions - first_counts.rejected_sessions
     return ScaleOutMeasurement(
         region=region,
         market=market,

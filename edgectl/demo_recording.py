@@ -166,6 +166,7 @@ class DemoRecording(RecordingModel):
     drill_stderr: str = ""
     final_accounting: dict[str, Any] = Field(default_factory=dict, description="The fleet's accounting at the end.")
     stack_urls: dict[str, str] = Field(default_factory=dict)
+    child_pids: dict[str, int] = Field(default_factory=dict, description="Process of each stack component.")
     problems: list[str] = Field(default_factory=list, description="What went wrong during the run, in words.")
 
     def events_of(self, kind: str) -> list[ScenarioEvent]:

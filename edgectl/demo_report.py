@@ -261,7 +261,7 @@ def summary_rows(measurements: DemoMeasurements, speed: float) -> list[tuple[str
             )
         )
         if scale.rejected_sessions_in_window is not None:
-            rows.append((f"sessions rejected in {scale.region} during the sale",
+            rows.append(("sessions rejected for capacity during the sale",
                          f"{scale.rejected_sessions_in_window:.0f}", ""))  # fmt: skip
     rows.append(
         (

@@ -70,7 +70,6 @@ class DemoOptions(BaseModel):
     impaired_region: str = Field(default="fra")
     impairment_loss_ratio: float = Field(default=0.08, gt=0, lt=1, description="Packet loss added to its paths.")
     drill_region: str = Field(default="sin")
-    controller_tick_seconds: float | None = Field(default=None, gt=0, description="None: the environment's.")
     ports: StackPorts | None = Field(default=None, description="None: free ports chosen by the OS.")
 
 
@@ -138,7 +137,7 @@ class FleetApi:
     def add_demand_event(self, market: str, start: datetime, ramp_seconds: float, duration_seconds: float,
                          peak_multiplier: float) -> Any:  # fmt: skip
         response = self._http.post(
-            "/v1/demand-events",
+            "/v1/events",
             json={
                 "market": market,
                 "start": start.isoformat(),
@@ -183,11 +182,16 @@ def counters_from_accounting(accounting: dict[str, Any]) -> FleetCounters:
 
 
 def weight_changes_from_actuations(records: list[dict[str, Any]]) -> list[WeightChange]:
-    """Traffic-weight actuations from the fleet's log, oldest first."""
+    """Traffic-weight actuations that changed something, from the fleet's audit log, oldest first.
+
+    The log holds `controller.audit.AuditRecord`s; a weights record's `after` is market -> region -> share
+    for the markets it named.
+    """
     changes = []
     for record in records:
-        weights = record.get("weights") or (record.get("after") or {}).get("weights")
-        at = record.get("sim_time") or record.get("at") or record.get("applied_at")
+        if record.get("action") != "set_traffic_weights" or not record.get("changed"):
+            continue
+        weights, at = record.get("after"), record.get("at")
         if isinstance(weights, dict) and at:
             changes.append(
                 WeightChange(
@@ -390,7 +394,6 @@ def run_demo(options: DemoOptions, progress: Progress) -> DemoOutcome:
             seed=options.seed,
             ports=ports,
             work_dir=report_dir / "stack",
-            controller_tick_seconds=options.controller_tick_seconds,
         )
     )
     recording = DemoRecording(
@@ -407,7 +410,7 @@ def run_demo(options: DemoOptions, progress: Progress) -> DemoOutcome:
             impaired_markets=_markets_served_by(spec, options.impaired_region),
             impairment_loss_ratio=options.impairment_loss_ratio,
             drill_region=options.drill_region,
-            controller_tick_seconds=options.controller_tick_seconds,
+            controller_tick_seconds=spec.traffic.tick_seconds,
         ),
         started_at=datetime.now(UTC),
         stack_urls=stack.urls,
@@ -416,6 +419,7 @@ def run_demo(options: DemoOptions, progress: Progress) -> DemoOutcome:
     try:
         progress(f"starting the stack (logs in {stack.options.work_dir / 'logs'})")
         stack.start(progress=lambda message: progress(f"  {message}"))
+        recording.child_pids = {p.name: p.pid for p in stack.processes if p.pid is not None}
         for name, url in stack.urls.items():
             progress(f"  {name}: {url}")
         runner = ScenarioRunner(options, spec, stack, recording, progress)

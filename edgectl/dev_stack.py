@@ -100,9 +100,6 @@ class StackOptions(BaseModel):
     ports: StackPorts = Field(default_factory=StackPorts, description="Loopback ports.")
     work_dir: Path = Field(description="Logs, generated Prometheus config and TSDB go here.")
     scrape_interval_seconds: float = Field(default=1.0, gt=0, description="Prometheus scrape/eval interval.")
-    controller_tick_seconds: float | None = Field(
-        default=None, gt=0, description="Wall seconds between control-loop ticks (None: the environment's)."
-    )
     start_simulator: bool = Field(default=True, description="False starts Temporal and Prometheus only.")
     start_controller: bool = Field(default=True, description="False starts the fleet and servers only.")
 
@@ -345,8 +342,6 @@ class DevStack:
                 "--prometheus-url", f"http://{LOOPBACK}:{ports.prometheus}",
                 "--metrics-port", str(ports.controller_metrics),
             ]  # fmt: skip
-            if opts.controller_tick_seconds is not None:
-                controller_argv += ["--tick-seconds", f"{opts.controller_tick_seconds:g}"]
             planned.append(
                 SupervisedProcess(
                     name="controller",

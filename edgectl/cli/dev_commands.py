@@ -119,14 +119,12 @@ def demo_command(
     speed: float = typer.Option(60.0, "--speed", min=0.01, help="Simulated seconds per wall second."),
     report_dir: Path = typer.Option(Path("reports"), "--report-dir", help="Reports go to <dir>/demo-<timestamp>/."),
     drill_region: str = typer.Option("sin", "--drill-region", help="Region the on-call drill evacuates."),
-    controller_tick_seconds: float = typer.Option(None, "--controller-tick-seconds", min=0.1,
-                                                  help="Override the environment's tick (wall seconds)."),
 ) -> None:
     """Run the scripted demo on the local stack (about 5 minutes) and write reports/demo-<timestamp>/."""
     _check_env(env)
     raise_on_sigterm()
     options = DemoOptions(env_path=env, report_root=report_dir, speed=speed, duration_scale=duration_scale,
-                          drill_region=drill_region, controller_tick_seconds=controller_tick_seconds)  # fmt: skip
+                          drill_region=drill_region)
     console.rule("[bold]edgeplane demo[/]")
     try:
         outcome = run_demo(options, progress=lambda message: console.print(message, highlight=False))
