@@ -1,0 +1,354 @@
+"""PrometheusObserver: builds a FleetSnapshot from Prometheus with a constant number of PromQL queries.
+
+Implements `controller.ports.Observer` for the control loop (`workflows/` receives it through an
+activity constructor). Reads the series of the metric contract (`controller/metric_names.py`) that
+edge nodes or the simulated fleet (`sim/`) export, five instant queries per tick whatever the number
+of regions, nodes and markets: each query selects a whole metric family with a `__name__` regex or
+aggregates `by (...)`, so a 13-region prod spec costs the same as the 4-region laptop.
+
+Fail-static (DESIGN invariant 4): a region whose newest sample is older than
+`spec.health.stale_after_seconds`, that has no samples at all, or whose scrape target reports
+`up == 0` is marked `stale`, and so is the snapshot (with reasons). Missing values stay None (or the
+region is stale), never a silent zero. Prometheus unreachable after bounded retries raises
+`ObserverUnavailable`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
+
+from controller import metric_names as m
+from controller.ports import ObserverUnavailable
+from controller.snapshot import (
+    FleetSnapshot,
+    MarketDemand,
+    NodeObservation,
+    NodeState,
+    PathObservation,
+    RegionObservation,
+)
+from controller.spec import EnvironmentSpec
+
+# --- the queries of one tick (constant count; each returns every series of its family) ----------
+NODE_FAMILY = (
+    m.NODE_READY,
+    m.NODE_DRAINING,
+    m.NODE_BOOTING,
+    m.NODE_ACTIVE_SESSIONS,
+    m.NODE_SESSION_CAPACITY,
+    m.NODE_CPU_UTILISATION,
+    m.REGION_DESIRED_NODES,
+)
+PATH_FAMILY = (m.PATH_RTT_MS, m.PATH_LOSS_RATIO, m.PATH_JITTER_MS, m.PATH_ACTIVE_SESSIONS, m.TRAFFIC_WEIGHT)
+TREND_LABEL = "edgeplane_derived"  # marks the deriv() series in the market query
+
+
+def _name_regex(names: tuple[str, ...]) -> str:
+    return "|".join(names)
+
+
+def tick_queries(trend_window: str = "2m", up_job_regex: str = "edge.*") -> dict[str, str]:
+    """The PromQL of one observation tick, by purpose. Its length is the query count per tick."""
+    return {
+        "nodes": f'{{__name__=~"{_name_regex(NODE_FAMILY)}"}}',
+        "paths": f'{{__name__=~"{_name_regex(PATH_FAMILY)}"}}',
+        # Offered sessions and their slope in one answer: deriv() drops the name, the extra label
+        # keeps its label set distinct from the raw series so `or` keeps both.
+        "markets": (
+            f"{m.MARKET_OFFERED_SESSIONS} or "
+            f'label_replace(deriv({m.MARKET_OFFERED_SESSIONS}[{trend_window}]), "{TREND_LABEL}", "trend", "", "")'
+        ),
+        # Newest raw sample time per node, per region and per market: the staleness evidence.
+        "freshness": (
+            f"max by (region, node) (timestamp({m.NODE_READY})) or "
+            f"max by (region) (timestamp({m.REGION_DESIRED_NODES})) or "
+            f"max by (market) (timestamp({m.MARKET_OFFERED_SESSIONS}))"
+        ),
+        "targets": f'up{{job=~"{up_job_regex}"}}',
+    }
+
+
+@dataclass(frozen=True)
+class ObserverSettings:
+    """How the observer talks to Prometheus."""
+
+    request_timeout_seconds: float = 5.0
+    """Per HTTP request; a tick makes len(tick_queries()) requests."""
+    attempts: int = 3
+    """Tries per query before ObserverUnavailable; connection errors and 5xx are retried."""
+    backoff_seconds: float = 0.2
+    """First retry wait, doubled each retry (bounded by `attempts`)."""
+    trend_window: str = "2m"
+    """Range for deriv() of offered sessions (MarketDemand.trend_sessions_per_second)."""
+    up_job_regex: str = "edge.*"
+    """Scrape jobs whose `up` gates freshness (the fleet's exporters, not the controller's own)."""
+
+
+@dataclass
+class QueryLog:
+    """What the last tick asked Prometheus: for tests and the tick-latency benchmark."""
+
+    queries: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class PrometheusObserver:
+    """Observer over a Prometheus HTTP API (`url`), for one EnvironmentSpec."""
+
+    def __init__(
+        self,
+        url: str,
+        spec: EnvironmentSpec,
+        *,
+        settings: ObserverSettings | None = None,
+        clock: Callable[[], datetime] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._spec = spec
+        self._settings = settings or ObserverSettings()
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._sleep = sleep
+        # Retries are ours (bounded, counted, with an injectable sleep); the client's own are off.
+        self._client = PrometheusConnect(
+            url=url, disable_ssl=True, retry=Retry(total=0), timeout=self._settings.request_timeout_seconds
+        )
+        self._client._session.trust_env = False  # loopback/cluster-local: never route through a proxy
+        self.url = url
+        self.last_tick = QueryLog()
+
+    def observe(self) -> FleetSnapshot:
+        now = self._clock()
+        started = time.perf_counter()
+        self.last_tick = QueryLog()
+        queries = tick_queries(self._settings.trend_window, self._settings.up_job_regex)
+        answers = {purpose: self._query(promql, now) for purpose, promql in queries.items()}
+        self.last_tick.seconds = time.perf_counter() - started
+        return build_snapshot(self._spec, now, answers)
+
+    def _query(self, promql: str, at: datetime) -> list[dict[str, Any]]:
+        self.last_tick.queries.append(promql)
+        problem = ""
+        for attempt in range(self._settings.attempts):
+            try:
+                result = self._client.custom_query(promql, params={"time": f"{at.timestamp():.3f}"})
+                return list(result)
+            except PrometheusApiClientException as error:
+                problem = str(error)
+                if "HTTP Status Code 4" in problem:  # a bad query will not get better by retrying
+                    raise ObserverUnavailable(f"Prometheus at {self.url} rejected {promql!r}: {problem}") from error
+            except (requests.RequestException, ValueError) as error:
+                problem = f"{type(error).__name__}: {error}"
+            if attempt + 1 < self._settings.attempts:
+                self._sleep(self._settings.backoff_seconds * 2**attempt)
+        raise ObserverUnavailable(
+            f"Prometheus at {self.url} unavailable after {self._settings.attempts} attempts: {problem}"
+        )
+
+
+# --- answer -> snapshot (pure; tested directly and through the integration tests) ---------------
+
+
+def _value(sample: Mapping[str, Any]) -> float | None:
+    try:
+        number = float(sample["value"][1])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    return None if math.isnan(number) or math.isinf(number) else number
+
+
+def _flag(value: float | None) -> bool:
+    return value is not None and value >= 0.5
+
+
+def build_snapshot(spec: EnvironmentSpec, now: datetime, answers: Mapping[str, list[dict[str, Any]]]) -> FleetSnapshot:
+    """Turn the answers of `tick_queries()` (taken at `now`) into a FleetSnapshot for `spec`."""
+    stale_after = float(spec.health.stale_after_seconds)
+    reasons: list[str] = []
+    region_reasons: dict[str, list[str]] = defaultdict(list)
+    known_regions = {r.name for r in spec.regions}
+    known_markets = {mk.code for mk in spec.markets}
+
+    # Per-node and per-region raw values.
+    node_values: dict[tuple[str, str], dict[str, float | None]] = defaultdict(dict)
+    desired: dict[str, float | None] = {}
+    for sample in answers.get("nodes", []):
+        labels = sample.get("metric", {})
+        name, region = labels.get("__name__", ""), labels.get("region", "")
+        if region not in known_regions:
+            continue
+        if name == m.REGION_DESIRED_NODES:
+            desired[region] = _value(sample)
+        elif labels.get("node"):
+            node_values[(region, labels["node"])][name] = _value(sample)
+
+    # Freshness: newest sample time per node / region / market.
+    node_seen: dict[tuple[str, str], float] = {}
+    region_seen: dict[str, float] = {}
+    market_seen: dict[str, float] = {}
+    for sample in answers.get("freshness", []):
+        labels, ts = sample.get("metric", {}), _value(sample)
+        if ts is None:
+            continue
+        if labels.get("node") and labels.get("region"):
+            node_seen[(labels["region"], labels["node"])] = ts
+        elif labels.get("region"):
+            region_seen[labels["region"]] = ts
+        elif labels.get("market"):
+            market_seen[labels["market"]] = ts
+    now_ts = now.timestamp()
+
+    # Scrape targets: a down target with a region label makes that region stale, otherwise all.
+    for sample in answers.get("targets", []):
+        labels = sample.get("metric", {})
+        if _value(sample) == 1.0:
+            continue
+        where = f"{labels.get('job', '?')}/{labels.get('instance', '?')}"
+        if labels.get("region") in known_regions:
+            region_reasons[labels["region"]].append(f"scrape target {where} is down (up == 0)")
+        else:
+            reasons.append(f"scrape target {where} is down (up == 0)")
+
+    regions: list[RegionObservation] = []
+    for region_spec in spec.regions:
+        region = region_spec.name
+        problems = region_reasons[region]
+        seen_times = [ts for (r, _n), ts in node_seen.items() if r == region]
+        if region in region_seen:
+            seen_times.append(region_seen[region])
+        newest = max(seen_times, default=math.nan)
+        if math.isnan(newest):
+            problems.append("no samples")
+        elif now_ts - newest > stale_after:
+            problems.append(f"newest sample is {now_ts - newest:.0f}s old (stale after {stale_after:.0f}s)")
+        nodes: list[NodeObservation] = []
+        for (r, node), values in sorted(node_values.items()):
+            if r != region:
+                continue
+            seen = node_seen.get((r, node))
+            if seen is not None and now_ts - seen > stale_after:
+                problems.append(f"node {node}: newest sample is {now_ts - seen:.0f}s old")
+            sessions, capacity = values.get(m.NODE_ACTIVE_SESSIONS), values.get(m.NODE_SESSION_CAPACITY)
+            if sessions is None or capacity is None:
+                missing = [n for n in (m.NODE_ACTIVE_SESSIONS, m.NODE_SESSION_CAPACITY) if values.get(n) is None]
+                problems.append(f"node {node}: missing {', '.join(missing)}")
+            nodes.append(
+                NodeObservation(
+                    name=node,
+                    state=_node_state(values),
+                    active_sessions=max(0, round(sessions or 0)),
+                    session_capacity=max(0, round(capacity or 0)),
+                    cpu_utilisation=_non_negative(values.get(m.NODE_CPU_UTILISATION)),
+                )
+            )
+        desired_nodes = desired.get(region)
+        if desired_nodes is None and not math.isnan(newest):
+            problems.append(f"missing {m.REGION_DESIRED_NODES}")
+        regions.append(
+            RegionObservation(
+                region=region,
+                # A stale region's counts are placeholders the core must not read (it fails static on
+                # `stale`); RegionObservation has no None for them.
+                desired_nodes=max(0, round(desired_nodes or 0)),
+                nodes=nodes,
+                active_sessions=sum(n.active_sessions for n in nodes),
+                observed_at=None if math.isnan(newest) else datetime.fromtimestamp(newest, UTC),
+                stale=bool(problems),
+            )
+        )
+        reasons.extend(f"region {region}: {p}" for p in problems)
+
+    paths, weights = _paths_and_weights(answers.get("paths", []), known_regions, known_markets)
+    markets = _markets(answers.get("markets", []), known_markets)
+    for code in sorted(known_markets):
+        seen = market_seen.get(code)
+        if code not in {d.market for d in markets}:
+            reasons.append(f"market {code}: no {m.MARKET_OFFERED_SESSIONS} sample")
+        elif seen is not None and now_ts - seen > stale_after:
+            reasons.append(f"market {code}: newest demand sample is {now_ts - seen:.0f}s old")
+
+    return FleetSnapshot(
+        environment=spec.name,
+        taken_at=now,
+        regions=regions,
+        paths=paths,
+        markets=markets,
+        current_weights=weights,
+        stale=bool(reasons),
+        stale_reasons=reasons,
+    )
+
+
+def _non_negative(value: float | None) -> float | None:
+    return None if value is None or value < 0 else value
+
+
+def _node_state(values: Mapping[str, float | None]) -> NodeState:
+    if _flag(values.get(m.NODE_DRAINING)):
+        return NodeState.DRAINING
+    if _flag(values.get(m.NODE_READY)):
+        return NodeState.READY
+    # Booting, or neither ready nor draining (unhealthy): either way it serves no new sessions.
+    return NodeState.BOOTING
+
+
+def _paths_and_weights(
+    samples: list[dict[str, Any]], known_regions: set[str], known_markets: set[str]
+) -> tuple[list[PathObservation], dict[str, dict[str, float]]]:
+    per_path: dict[tuple[str, str], dict[str, float | None]] = defaultdict(dict)
+    weights: dict[str, dict[str, float]] = defaultdict(dict)
+    for sample in samples:
+        labels = sample.get("metric", {})
+        market, region, name = labels.get("market", ""), labels.get("region", ""), labels.get("__name__", "")
+        if market not in known_markets or region not in known_regions:
+            continue
+        value = _value(sample)
+        if name == m.TRAFFIC_WEIGHT:
+            if value is not None:
+                weights[market][region] = value
+        else:
+            per_path[(market, region)][name] = value
+    paths = []
+    for (market, region), values in sorted(per_path.items()):
+        loss = _non_negative(values.get(m.PATH_LOSS_RATIO))
+        paths.append(
+            PathObservation(
+                market=market,
+                region=region,
+                rtt_ms=_non_negative(values.get(m.PATH_RTT_MS)),
+                loss_ratio=None if loss is None else min(loss, 1.0),
+                jitter_ms=_non_negative(values.get(m.PATH_JITTER_MS)),
+                active_sessions=max(0, round(values.get(m.PATH_ACTIVE_SESSIONS) or 0)),
+            )
+        )
+    return paths, {market: dict(sorted(w.items())) for market, w in sorted(weights.items())}
+
+
+def _markets(samples: list[dict[str, Any]], known_markets: set[str]) -> list[MarketDemand]:
+    offered: dict[str, float] = {}
+    trend: dict[str, float] = {}
+    for sample in samples:
+        labels = sample.get("metric", {})
+        market, value = labels.get("market", ""), _value(sample)
+        if market not in known_markets or value is None:
+            continue
+        if labels.get(TREND_LABEL):
+            trend[market] = trend.get(market, 0.0) + value
+        else:
+            offered[market] = offered.get(market, 0.0) + max(0.0, value)
+    return [
+        MarketDemand(market=code, offered_sessions=offered[code], trend_sessions_per_second=trend.get(code, 0.0))
+        for code in sorted(offered)
+    ]
+
+
+__all__ = ["ObserverSettings", "PrometheusObserver", "QueryLog", "build_snapshot", "tick_queries"]
