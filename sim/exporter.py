@@ -1,0 +1,98 @@
+"""Prometheus exposition of the simulated fleet, with exactly the names of `controller.metric_names`.
+
+A custom `prometheus_client` Collector that reads the fleet at scrape time (one snapshot + the
+counters), so `/metrics` always shows the state of the instant it is scraped. Served by
+`sim.http_api`; scraped by a real Prometheus in the local stack and the integration tests; read
+back by `controller/adapters/prometheus_observer.py` through the rules in `rules/`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from controller import metric_names as names
+from controller.snapshot import NodeState
+from sim.fleet import SimulatedFleet
+
+
+class FleetCollector(Collector):
+    """Yields every `edge_*` series of the metric contract from the fleet's current state."""
+
+    def __init__(self, fleet: SimulatedFleet) -> None:
+        self.fleet = fleet
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self.fleet.snapshot()
+        counters = self.fleet.counters()
+
+        node_labels = ["region", "node"]
+        ready = GaugeMetricFamily(names.NODE_READY, "1 if the node serves new sessions", labels=node_labels)
+        draining = GaugeMetricFamily(names.NODE_DRAINING, "1 if the node is draining", labels=node_labels)
+        booting = GaugeMetricFamily(names.NODE_BOOTING, "1 if the node is booting", labels=node_labels)
+        active = GaugeMetricFamily(names.NODE_ACTIVE_SESSIONS, "Sessions on the node", labels=node_labels)
+        capacity = GaugeMetricFamily(names.NODE_SESSION_CAPACITY, "Sessions at 100%", labels=node_labels)
+        cpu = GaugeMetricFamily(names.NODE_CPU_UTILISATION, "CPU share in use", labels=node_labels)
+        desired = GaugeMetricFamily(names.REGION_DESIRED_NODES, "Nodes the region is asked to run", labels=["region"])
+        for region in snapshot.regions:
+            desired.add_metric([region.region], region.desired_nodes)
+            for node in region.nodes:
+                labels = [region.region, node.name]
+                ready.add_metric(labels, 1.0 if node.state is NodeState.READY else 0.0)
+                draining.add_metric(labels, 1.0 if node.state is NodeState.DRAINING else 0.0)
+                booting.add_metric(labels, 1.0 if node.state is NodeState.BOOTING else 0.0)
+                active.add_metric(labels, node.active_sessions)
+                capacity.add_metric(labels, node.session_capacity)
+                cpu.add_metric(labels, node.cpu_utilisation or 0.0)
+        yield from (ready, draining, booting, active, capacity, cpu, desired)
+
+        path_labels = ["market", "region"]
+        rtt = GaugeMetricFamily(names.PATH_RTT_MS, "p95 RTT of the path", labels=path_labels)
+        loss = GaugeMetricFamily(names.PATH_LOSS_RATIO, "Packet loss of the path", labels=path_labels)
+        jitter = GaugeMetricFamily(names.PATH_JITTER_MS, "Jitter of the path", labels=path_labels)
+        path_active = GaugeMetricFamily(names.PATH_ACTIVE_SESSIONS, "Sessions on the path", labels=path_labels)
+        for path in snapshot.paths:
+            labels = [path.market, path.region]
+            rtt.add_metric(labels, path.rtt_ms or 0.0)
+            loss.add_metric(labels, path.loss_ratio or 0.0)
+            jitter.add_metric(labels, path.jitter_ms or 0.0)
+            path_active.add_metric(labels, path.active_sessions)
+        yield from (rtt, loss, jitter, path_active)
+
+        weight = GaugeMetricFamily(names.TRAFFIC_WEIGHT, "Share of new sessions sent to the region", labels=path_labels)
+        for market, shares in snapshot.current_weights.items():
+            for region_name in self.fleet.region_names:
+                weight.add_metric([market, region_name], shares.get(region_name, 0.0))
+        yield weight
+
+        for name, documentation, values in (
+            (names.SESSIONS_REJECTED_TOTAL, "Sessions refused for lack of capacity", counters.rejected),
+            (names.SESSIONS_DEGRADED_TOTAL, "Sessions admitted beyond capacity", counters.degraded),
+            (
+                names.RESIDENCY_VIOLATIONS_TOTAL,
+                "Sessions placed outside allowed regions",
+                counters.residency_violations,
+            ),
+        ):
+            family = CounterMetricFamily(name, documentation, labels=path_labels)
+            for (market, region_name), value in values.items():
+                family.add_metric([market, region_name], value)
+            yield family
+        dropped = CounterMetricFamily(names.SESSIONS_DROPPED_TOTAL, "Sessions cut by node removal", labels=["region"])
+        for region_name, value in counters.dropped.items():
+            dropped.add_metric([region_name], value)
+        yield dropped
+
+        offered = GaugeMetricFamily(names.MARKET_OFFERED_SESSIONS, "Sessions users want", labels=["market"])
+        for demand in snapshot.markets:
+            offered.add_metric([demand.market], demand.offered_sessions)
+        yield offered
+
+
+def fleet_registry(fleet: SimulatedFleet) -> CollectorRegistry:
+    """A registry holding only the fleet's series (no process/python collectors)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(FleetCollector(fleet))
+    return registry
