@@ -22,7 +22,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 from controller.audit import AuditRecord
-from controller.plan import Plan
+from controller.plan import Plan, PlanningOverrides
 from controller.ports import ActuationError, Actuator, Observer, ObserverUnavailable
 from controller.snapshot import FleetSnapshot
 from controller.spec import EnvironmentSpec
@@ -65,7 +65,7 @@ class PlanFunction(Protocol):
     """`controller.core.planner.make_plan`: snapshot in, plan out (pure)."""
 
     def __call__(self, spec: EnvironmentSpec, snapshot: FleetSnapshot, previous: Plan | None, now: datetime,
-                 overrides: object) -> Plan: ...
+                 overrides: PlanningOverrides | None) -> Plan: ...
 
 
 class ActionCounter(Protocol):

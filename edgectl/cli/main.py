@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import typer
 
+from edgectl.cli.controller_commands import controller_app
 from edgectl.cli.dev_commands import demo_command, dev_app
+from edgectl.cli.drill_commands import drill_app
 from edgectl.cli.env_commands import env_app, schema_app
+from edgectl.cli.failover_commands import failover_app
 from edgectl.cli.plan_command import plan_command
+from edgectl.cli.status_command import status as status_command
 
 app = typer.Typer(
     name="edgectl",
@@ -23,6 +27,10 @@ app.add_typer(schema_app, name="schema")
 app.command("plan")(plan_command)
 app.add_typer(dev_app, name="dev")
 app.command("demo")(demo_command)
+app.add_typer(controller_app, name="controller")
+app.add_typer(failover_app, name="failover")
+app.add_typer(drill_app, name="drill")
+app.command("status")(status_command)
 
 
 def run() -> None:

@@ -1,0 +1,97 @@
+"""Composition root: builds the real adapters and the Temporal client from command-line settings.
+
+The only place that chooses implementations (cosmicpython's bootstrap): the observer (Prometheus,
+or the simulator's own snapshot), the actuator (the simulator's HTTP API, or Kubernetes), and the
+Temporal connection (address, namespace, TLS). `edgectl controller run` and the failover / drill /
+status commands call it; workflows and activities only see the ports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import TLSConfig
+
+from controller.ports import Actuator, Observer
+from controller.spec import EnvironmentSpec
+
+DEFAULT_TEMPORAL_ADDRESS = "127.0.0.1:7233"
+
+
+class BootstrapError(Exception):
+    """A setting cannot be turned into a working adapter (message names the option)."""
+
+
+@dataclass(frozen=True)
+class TemporalSettings:
+    address: str = DEFAULT_TEMPORAL_ADDRESS
+    namespace: str = "default"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+
+    def tls(self) -> TLSConfig | bool:
+        if not (self.tls_cert or self.tls_key or self.tls_ca):
+            return False
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise BootstrapError("--tls-cert and --tls-key go together")
+        try:
+            return TLSConfig(
+                client_cert=self.tls_cert.read_bytes() if self.tls_cert else None,
+                client_private_key=self.tls_key.read_bytes() if self.tls_key else None,
+                server_root_ca_cert=self.tls_ca.read_bytes() if self.tls_ca else None,
+            )
+        except OSError as error:
+            raise BootstrapError(f"cannot read TLS file: {error}") from error
+
+
+async def connect_temporal(settings: TemporalSettings) -> Client:
+    """Connect with the pydantic data converter every edgeplane client and worker uses."""
+    return await Client.connect(
+        settings.address,
+        namespace=settings.namespace,
+        data_converter=pydantic_data_converter,
+        tls=settings.tls(),
+    )
+
+
+@dataclass(frozen=True)
+class FleetSettings:
+    simulator_url: str | None = None
+    prometheus_url: str | None = None
+    kube_contexts: tuple[str, ...] = ()
+
+
+def build_fleet_adapters(spec: EnvironmentSpec, settings: FleetSettings) -> tuple[Observer, Actuator]:
+    """Observer: Prometheus when given, else the simulator. Actuator: the simulator, else Kubernetes."""
+    observer: Observer
+    actuator: Actuator
+    simulator = None
+    if settings.simulator_url:
+        try:
+            from controller.adapters.simulator_actuator import SimulatorActuator
+        except ImportError as error:
+            raise BootstrapError(f"--simulator-url: simulator adapter not available: {error}") from error
+        simulator = SimulatorActuator(settings.simulator_url)
+    if settings.prometheus_url:
+        from controller.adapters.prometheus_observer import PrometheusObserver
+
+        observer = PrometheusObserver(settings.prometheus_url, spec)
+    elif simulator is not None:
+        observer = simulator
+    else:
+        raise BootstrapError("give --simulator-url or --prometheus-url: the controller needs something to observe")
+    if simulator is not None:
+        actuator = simulator
+    elif settings.kube_contexts:
+        try:
+            from controller.adapters.kubernetes_actuator import KubernetesActuator
+        except ImportError as error:
+            raise BootstrapError(f"--kube-contexts: Kubernetes actuator not available: {error}") from error
+        actuator = KubernetesActuator(spec, list(settings.kube_contexts))
+    else:
+        raise BootstrapError("give --simulator-url or --kube-contexts: the controller needs something to act on")
+    return observer, actuator

@@ -1,0 +1,168 @@
+"""`edgectl drill run|schedule|status`: game-day failovers of one region, on demand or on a cron.
+
+Runs `FailoverDrillWorkflow` (`workflows/drill.py`) with id `edgeplane-drill-<env>-<region>`; the
+schedule is a Temporal Schedule `edgeplane-drill-schedule-<env>-<region>`. Exit codes: 0 drill
+passed, 3 refused (the region is busy, or a schedule exists), 4 Temporal unreachable, 5 the drill
+stopped on a stop condition (weights restored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+from temporalio.client import (
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleSpec,
+)
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from edgectl.bootstrap import DEFAULT_TEMPORAL_ADDRESS
+from edgectl.cli.controller_commands import (
+    AddressOption,
+    EnvOption,
+    NamespaceOption,
+    TaskQueueOption,
+    TlsCaOption,
+    TlsCertOption,
+    TlsKeyOption,
+    connect_or_exit,
+    exit_with,
+    load_spec_or_exit,
+    temporal_settings,
+)
+from edgectl.cli.exit_codes import ExitCode
+from edgectl.cli.failover_commands import JsonOption, RegionOption, wait_with_progress
+from edgectl.cli.output import console, print_json
+from workflows.drill import FailoverDrillWorkflow
+from workflows.failover import FailoverWorkflow
+from workflows.models import DRILL_SCHEDULE_ID_PREFIX, DrillInput, DrillScorecard, drill_id, failover_id, task_queue_for
+
+drill_app = typer.Typer(help="Failover drills with stop conditions and fail-back.", no_args_is_help=True)
+
+
+@drill_app.command("run")
+def run_drill(
+    env: EnvOption,
+    region: RegionOption,
+    reason: Annotated[str, typer.Option(help="Why (audit trail).")] = "on-demand drill",
+    hold_seconds: Annotated[float | None, typer.Option(help="Override spec.drill.hold_seconds.")] = None,
+    json_output: JsonOption = False,
+    temporal_address: AddressOption = DEFAULT_TEMPORAL_ADDRESS,
+    namespace: NamespaceOption = "default",
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_ca: TlsCaOption = None,
+    task_queue: TaskQueueOption = None,
+) -> None:
+    """Run a drill of REGION now and print its scorecard."""
+    spec = load_spec_or_exit(env)
+    if region not in spec.region_by_name:
+        exit_with(ExitCode.INVALID_INPUT, f"{env}: --region: unknown region {region!r}")
+    request = DrillInput(environment=spec.name, region=region, reason=reason, hold_seconds=hold_seconds)
+
+    async def go() -> None:
+        client = await connect_or_exit(temporal_settings(temporal_address, namespace, tls_cert, tls_key, tls_ca))
+        try:
+            handle = await client.start_workflow(
+                FailoverDrillWorkflow.run, request, id=drill_id(spec.name, region),
+                task_queue=task_queue or task_queue_for(spec.name), id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            )
+        except WorkflowAlreadyStartedError:
+            exit_with(ExitCode.REFUSED, f"refused: a drill of {region} is already running")
+        # Progress lives on the child failover (same path as a real failover).
+        scorecard = await wait_with_progress(handle, json_output)
+        assert isinstance(scorecard, DrillScorecard)
+        if json_output:
+            print_json(scorecard)
+        else:
+            console.print(
+                f"drill of {region}: {'PASSED' if scorecard.passed else 'STOPPED'} ({scorecard.outcome.value}: "
+                f"{scorecard.detail})\n  time to shift {scorecard.time_to_shift_seconds:.1f}s, RTO "
+                f"{scorecard.rto_seconds if scorecard.rto_seconds is not None else 'n/a'}s, sessions disrupted "
+                f"{scorecard.sessions_disrupted}, SLO minutes {scorecard.slo_minutes:.1f}",
+                highlight=False,
+            )
+        raise typer.Exit(int(ExitCode.OK if scorecard.passed else ExitCode.FAILED))
+
+    asyncio.run(go())
+
+
+@drill_app.command("schedule")
+def schedule_drill(
+    env: EnvOption,
+    region: RegionOption,
+    cron: Annotated[str, typer.Option(help="Cron expression (UTC), e.g. '0 3 * * TUE'.")],
+    temporal_address: AddressOption = DEFAULT_TEMPORAL_ADDRESS,
+    namespace: NamespaceOption = "default",
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_ca: TlsCaOption = None,
+    task_queue: TaskQueueOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Create a Temporal Schedule that runs a drill of REGION on CRON."""
+    spec = load_spec_or_exit(env)
+    if region not in spec.region_by_name:
+        exit_with(ExitCode.INVALID_INPUT, f"{env}: --region: unknown region {region!r}")
+    schedule_id = f"{DRILL_SCHEDULE_ID_PREFIX}{spec.name}-{region}"
+
+    async def go() -> None:
+        client = await connect_or_exit(temporal_settings(temporal_address, namespace, tls_cert, tls_key, tls_ca))
+        try:
+            await client.create_schedule(
+                schedule_id,
+                Schedule(
+                    action=ScheduleActionStartWorkflow(
+                        FailoverDrillWorkflow.run,
+                        DrillInput(environment=spec.name, region=region, reason=f"scheduled drill ({cron})"),
+                        id=drill_id(spec.name, region),
+                        task_queue=task_queue or task_queue_for(spec.name),
+                    ),
+                    spec=ScheduleSpec(cron_expressions=[cron]),
+                ),
+            )
+        except ScheduleAlreadyRunningError:
+            exit_with(ExitCode.REFUSED, f"refused: schedule {schedule_id} exists")
+        except RPCError as error:
+            exit_with(ExitCode.INVALID_INPUT, f"--cron {cron!r}: {error.message}")
+        if json_output:
+            print_json({"schedule_id": schedule_id, "cron": cron})
+        else:
+            console.print(f"scheduled {schedule_id}: {cron}", highlight=False)
+
+    asyncio.run(go())
+
+
+@drill_app.command("status")
+def drill_status(
+    env: EnvOption,
+    region: RegionOption,
+    json_output: JsonOption = False,
+    temporal_address: AddressOption = DEFAULT_TEMPORAL_ADDRESS,
+    namespace: NamespaceOption = "default",
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_ca: TlsCaOption = None,
+) -> None:
+    """Phase of the running drill of REGION (from its failover child)."""
+    spec = load_spec_or_exit(env)
+
+    async def go() -> None:
+        client = await connect_or_exit(temporal_settings(temporal_address, namespace, tls_cert, tls_key, tls_ca))
+        handle = client.get_workflow_handle(failover_id(spec.name, region))
+        try:
+            progress = await handle.query(FailoverWorkflow.progress)
+        except RPCError as error:
+            exit_with(ExitCode.INVALID_INPUT, f"no drill of {region}: {error.message}")
+        if json_output:
+            print_json(progress)
+        else:
+            console.print(f"{handle.id}: {progress.phase.value}: {progress.message}", highlight=False)
+
+    asyncio.run(go())

@@ -1,0 +1,73 @@
+"""`edgectl status`: the control loop's view (region states, weights, pins) and the running workflows."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio.service import RPCError
+
+from edgectl.bootstrap import DEFAULT_TEMPORAL_ADDRESS
+from edgectl.cli.controller_commands import (
+    AddressOption,
+    EnvOption,
+    NamespaceOption,
+    TlsCaOption,
+    TlsCertOption,
+    TlsKeyOption,
+    connect_or_exit,
+    load_spec_or_exit,
+    temporal_settings,
+)
+from edgectl.cli.failover_commands import JsonOption
+from edgectl.cli.output import console, print_json
+from workflows.control_loop import ControlLoopWorkflow
+from workflows.models import EnvironmentStatus, LoopStatus, control_loop_id
+
+
+def status(
+    env: EnvOption,
+    json_output: JsonOption = False,
+    temporal_address: AddressOption = DEFAULT_TEMPORAL_ADDRESS,
+    namespace: NamespaceOption = "default",
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_ca: TlsCaOption = None,
+) -> None:
+    """Region states, weights, pins and the failovers/drills running in an environment."""
+    spec = load_spec_or_exit(env)
+
+    async def go() -> None:
+        client = await connect_or_exit(temporal_settings(temporal_address, namespace, tls_cert, tls_key, tls_ca))
+        loop: LoopStatus | None = None
+        try:
+            loop = await client.get_workflow_handle(control_loop_id(spec.name)).query(ControlLoopWorkflow.status)
+        except RPCError:
+            loop = None
+        running = [
+            {"workflow_id": w.id, "type": w.workflow_type, "started": str(w.start_time)}
+            async for w in client.list_workflows("ExecutionStatus='Running'")
+            if w.id.startswith("edgeplane-") and spec.name in w.id
+        ]
+        result = EnvironmentStatus(environment=spec.name, loop=loop, running_workflows=running)
+        if json_output:
+            print_json(result)
+            return
+        if loop is None:
+            console.print(f"{control_loop_id(spec.name)}: not running", highlight=False)
+        else:
+            mode = "paused" if loop.paused else "recommend-only" if loop.recommend_only else "acting"
+            console.print(f"control loop: {mode}, {loop.ticks_total} ticks, last plan {loop.last_plan_id}",
+                          highlight=False)
+            for health in loop.region_health:
+                console.print(f"  {health.region}: {health.state.value} {health.reason}", highlight=False)
+            for market, weights in sorted(loop.weights.items()):
+                shares = ", ".join(f"{r} {w:.0%}" for r, w in sorted(weights.items()))
+                console.print(f"  {market}: {shares}", highlight=False)
+            for pin in loop.pins:
+                console.print(f"  pin {pin.region} <= {pin.max_traffic_share:.0%} by {pin.owner}", highlight=False)
+            if loop.last_error:
+                console.print(f"  last error: {loop.last_error}", highlight=False)
+        for workflow in running:
+            console.print(f"running: {workflow['workflow_id']} ({workflow['type']})", highlight=False)
+
+    asyncio.run(go())
