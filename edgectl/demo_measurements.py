@@ -22,8 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from controller.spec import EnvironmentSpec
 from edgectl.demo_recording import DemoRecording, FleetSample
 
-# A market's weight on a region counts as "reduced" once it drops this much below its pre-impairment value.
-SHIFT_THRESHOLD = 0.01
+# A shift away from the impaired region: one impaired market's weight there drops this much below its
+# pre-impairment value. The controller also rebalances on its own as regions fill (a few points per
+# tick); a health-driven move is bigger (up to the disruption budget, 0.34 of a market per tick).
+SHIFT_THRESHOLD = 0.2
 # Traffic counts as "back" once the impaired markets' share on the region regains this part of its baseline.
 RETURN_FRACTION = 0.5
 

@@ -209,7 +209,7 @@ class FleetSampler(threading.Thread):
 
     def __init__(self, api: FleetApi, recording: DemoRecording, started: float, interval: float) -> None:
         super().__init__(name="fleet-sampler", daemon=True)
-        self._api, self._recording, self._started, self._interval = api, recording, started, interval
+        self._api, self._recording, self._clock_zero, self._interval = api, recording, started, interval
         self._stop_requested = threading.Event()
         self.phase = "start-up"
         self.errors = 0
@@ -229,7 +229,7 @@ class FleetSampler(threading.Thread):
             self.errors += 1
             return None
         sample = FleetSample.from_snapshot(
-            snapshot, wall_seconds=time.monotonic() - self._started, phase=self.phase, counters=counters
+            snapshot, wall_seconds=time.monotonic() - self._clock_zero, phase=self.phase, counters=counters
         )
         self._recording.samples.append(sample)  # list.append is atomic; the main thread only reads
         self.last = sample
@@ -237,7 +237,8 @@ class FleetSampler(threading.Thread):
 
     def stop(self) -> None:
         self._stop_requested.set()
-        self.join(timeout=10)
+        if self.is_alive():
+            self.join(timeout=10)
 
 
 class ScenarioRunner:

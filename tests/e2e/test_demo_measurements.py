@@ -40,7 +40,9 @@ def _weights(fra_share: float) -> dict[str, dict[str, float]]:
     }
 
 
-def _recording(*, capacity_late: bool = False, shift: bool = True, leak: bool = False) -> DemoRecording:
+def _recording(
+    *, capacity_late: bool = False, shift: bool = True, leak: bool = False, drift: bool = False
+) -> DemoRecording:
     """100 samples one wall second apart; sale 10..40, impairment 50..70, drill 80..95."""
     def id_demand_at(k: int) -> float:
         return 500.0 + ((min(k, 40) - 10) * 100 if 10 <= k <= 40 else 0)
@@ -55,6 +57,8 @@ def _recording(*, capacity_late: bool = False, shift: bool = True, leak: bool = 
         fra_share = 0.8
         if shift and 53 <= i <= 70:
             fra_share = 0.0 if i >= 56 else 0.4
+        if drift and i >= 52:
+            fra_share = 0.74  # the controller's own rebalancing as regions fill: not a shift
         weights = _weights(fra_share)
         if leak and i == 60:
             weights["DE"] = {"fra": 0.0, "dub": 0.9, "sin": 0.1}
@@ -107,7 +111,8 @@ def test_the_actuation_log_wins_over_samples_when_present() -> None:
     assert measure(recording, SPEC).shift.first_shift_sim_seconds == pytest.approx(75)
 
 
-def test_no_shift_is_reported_as_such() -> None:
+def test_no_shift_is_reported_as_such_and_small_rebalancing_is_not_a_shift() -> None:
+    assert not measure(_recording(shift=False, drift=True), SPEC).shift.shifted
     m = measure(_recording(shift=False), SPEC)
     assert not m.shift.shifted
     assert any(verdict == "FAIL" for _, _, verdict in summary_rows(m, SPEED))
