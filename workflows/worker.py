@@ -45,6 +45,7 @@ async def ensure_control_loop(
     spec: EnvironmentSpec,
     *,
     task_queue: str | None = None,
+    tick_seconds: float | None = None,
     ticks_per_run: int = 200,
     max_ticks: int | None = None,
 ) -> WorkflowHandle[ControlLoopWorkflow, ControlLoopState]:
@@ -53,7 +54,7 @@ async def ensure_control_loop(
         ControlLoopWorkflow.run,
         ControlLoopInput(
             environment=spec.name,
-            tick_seconds=spec.traffic.tick_seconds,
+            tick_seconds=tick_seconds or spec.traffic.tick_seconds,
             ticks_per_run=ticks_per_run,
             max_ticks=max_ticks,
         ),
