@@ -37,8 +37,8 @@ def _minutes(recording: DemoRecording, sample_time: datetime) -> float:
     return (sample_time - recording.settings.sim_start).total_seconds() / 60.0
 
 
-def _shade_events(ax: Axes, recording: DemoRecording) -> None:
-    """Shade the flash sale, the impairment and the drill on a chart."""
+def _shade_events(ax: Axes, recording: DemoRecording, *, lines_only: bool = False) -> None:
+    """Shade the flash sale, the impairment and the drill on a chart (or mark their edges only)."""
     spans = [
         ("flash_sale_start", "flash_sale_end", "#ffd54f", "flash sale"),
         ("impairment_start", "impairment_end", "#ef9a9a", "impairment"),
@@ -54,7 +54,12 @@ def _shade_events(ax: Axes, recording: DemoRecording) -> None:
             if ends and ends[0].sim_time
             else _minutes(recording, recording.samples[-1].sim_time)
         )
-        ax.axvspan(begin, finish, color=colour, alpha=0.25, label=label, lw=0)
+        if lines_only:  # over a stack plot a shade would change the regions' colours
+            ax.axvline(begin, color="black", lw=1.2, ls="--")
+            ax.axvline(finish, color="black", lw=1.2, ls=":")
+            ax.text(begin, 1.01, f" {label}", fontsize=7, va="bottom", transform=ax.get_xaxis_transform())
+        else:
+            ax.axvspan(begin, finish, color=colour, alpha=0.25, label=label, lw=0)
 
 
 def _x_label(recording: DemoRecording) -> str:
@@ -70,12 +75,13 @@ def chart_weights(recording: DemoRecording, spec: EnvironmentSpec, path: Path) -
     for ax, market in zip(axes, markets, strict=True):
         stacks = [[s.weights.get(market, {}).get(region, 0.0) for s in recording.samples] for region in regions]
         ax.stackplot(x, stacks, labels=regions, colors=REGION_COLOURS[: len(regions)], alpha=0.85)
-        _shade_events(ax, recording)
+        _shade_events(ax, recording, lines_only=True)
         allowed = ", ".join(spec.allowed_regions(market))
         ax.set_ylabel(market)
         ax.set_ylim(0, 1.0)
-        ax.set_title(f"{market}: share of new sessions per region (allowed: {allowed})", fontsize=9, loc="left")
-    axes[0].legend(loc="upper right", ncol=len(regions) + 3, fontsize=7)
+        ax.set_title(f"{market}: share of new sessions per region (allowed: {allowed})", fontsize=9, loc="left",
+                     pad=12)  # fmt: skip
+    axes[0].legend(loc="lower left", ncol=len(regions), fontsize=7, framealpha=0.9)
     axes[-1].set_xlabel(_x_label(recording))
     fig.suptitle("Traffic weights per region over time")
     fig.tight_layout()

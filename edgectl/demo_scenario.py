@@ -64,7 +64,13 @@ class DemoOptions(BaseModel):
         " fra impairment hits during the EU evening.",
     )
     seed: int = Field(default=7, description="Seed of the simulated fleet.")
-    sample_interval_seconds: float = Field(default=1.0, gt=0, description="Wall seconds between samples.")
+    sample_interval_seconds: float | None = Field(
+        default=None, gt=0, description="Wall seconds between samples; None: 1 s x duration_scale (at least 0.4 s)."
+    )
+
+    @property
+    def sample_interval(self) -> float:
+        return self.sample_interval_seconds or max(0.4, self.duration_scale)
     flash_sale_market: str = Field(default="ID")
     flash_sale_multiplier: float = Field(default=2.0, gt=1, description="Demand multiplier on the plateau.")
     impaired_region: str = Field(default="fra")
@@ -252,7 +258,7 @@ class ScenarioRunner:
         self.phases = PhaseLengths().scaled(options.duration_scale)
         self.api = FleetApi(stack.simulator_url)
         self.started = time.monotonic()
-        self.sampler = FleetSampler(self.api, recording, self.started, options.sample_interval_seconds)
+        self.sampler = FleetSampler(self.api, recording, self.started, options.sample_interval)
 
     # -- helpers ---------------------------------------------------------------------------------
     def wall(self) -> float:
@@ -404,7 +410,7 @@ def run_demo(options: DemoOptions, progress: Progress) -> DemoOutcome:
             speed=options.speed,
             sim_start=options.sim_start,
             duration_scale=options.duration_scale,
-            sample_interval_seconds=options.sample_interval_seconds,
+            sample_interval_seconds=options.sample_interval,
             flash_sale_market=options.flash_sale_market,
             flash_sale_region=_only_region(spec, options.flash_sale_market),
             impaired_region=options.impaired_region,
