@@ -4,7 +4,7 @@ Called by `controller/core/planner.py` twice per tick: once for the weights in f
 (`mode="now"`: ready capacity, disruption budget, stickiness) and once for the steady-state target
 that scaling sizes regions for (`mode="target"`: capacity at max nodes, forecast demand, no budget).
 
-The LP (solved by HiGHS through `scipy.optimize.linprog`, sparse matrices):
+The LP (solved by HiGHS through `highspy`, sparse matrices, column generation):
 
     variables   x[m,r] >= 0  share of market m sent to region r; exists ONLY for the regions m's
                              jurisdictions allow, so a residency violation cannot even be written
@@ -27,15 +27,17 @@ D_m is the market's demand in sessions (at least 1 so empty markets still get se
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
+import highspy
 import numpy as np
 import numpy.typing as npt
+from highspy import _Highs  # type: ignore[attr-defined]
 from scipy import sparse
-from scipy.optimize import linprog
 
 from controller.core.health import HealthAssessment
+from controller.core.path_table import PathTable, path_table
 from controller.core.spec_tables import SpecTables, spec_tables
 from controller.plan import Plan, PlanningOverrides, RegionState
 from controller.snapshot import FleetSnapshot
@@ -75,6 +77,18 @@ class AllocationProblem:
     def unserved_penalty_ms(self) -> float:
         return self.overflow_penalty_ms * UNSERVED_PENALTY_FACTOR
 
+    def restricted_to(self, columns: IntArray) -> AllocationProblem:
+        """The same LP with only the x variables of `columns` (the others fixed at 0)."""
+        return replace(
+            self,
+            pair_market=self.pair_market[columns],
+            pair_region=self.pair_region[columns],
+            cost_ms=self.cost_ms[columns],
+            lower=self.lower[columns],
+            upper=self.upper[columns],
+            current=self.current[columns],
+        )
+
 
 @dataclass(frozen=True)
 class AllocationSolution:
@@ -87,116 +101,225 @@ class AllocationSolution:
     objective: float  # in the LP's own normalised units (see `solve_allocation`)
 
 
-def solve_allocation(problem: AllocationProblem) -> AllocationSolution:
-    """Solve the LP of the module docstring with HiGHS; deterministic for the same input."""
-    markets = problem.demand.shape[0]
-    regions = problem.capacity.shape[0]
-    pairs = problem.pair_market.shape[0]
-    demand_weight = np.maximum(problem.demand, 1.0)
-    scale = 1.0 / float(demand_weight.sum())
+INITIAL_COLUMNS_PER_MARKET = 2
+"""Column generation starts from each market's cheapest available regions (plus those in use)."""
 
-    sticky = problem.current > WEIGHT_EPSILON
-    anchored = np.minimum(problem.current, problem.upper)
-    sticky &= anchored > WEIGHT_EPSILON
-    sticky_pairs = np.flatnonzero(sticky)
-    n_sticky = sticky_pairs.shape[0]
+MAX_PRICING_ROUNDS = 25
+REDUCED_COST_TOLERANCE = 1e-9
+_INF = highspy.kHighsInf
 
-    x0, u0, o0, d0 = 0, pairs, pairs + markets, pairs + markets + regions
-    n_vars = d0 + n_sticky
 
-    cost = np.empty(n_vars)
-    pair_weight = demand_weight[problem.pair_market]
-    cost[x0:u0] = pair_weight * problem.cost_ms * scale
-    cost[u0:o0] = demand_weight * problem.unserved_penalty_ms * scale
-    cost[o0:d0] = problem.overflow_penalty_ms * scale
-    cost[d0:] = pair_weight[sticky_pairs] * problem.stickiness_ms * scale
+class _AllocationLp:
+    """The LP of the module docstring as one HiGHS model whose x columns can be added later.
 
-    lower = np.zeros(n_vars)
-    upper = np.full(n_vars, np.inf)
-    lower[x0:u0] = problem.lower
-    upper[x0:u0] = problem.upper
-    upper[u0:o0] = 1.0
-    finite_capacity = np.isfinite(problem.capacity)
-    upper[o0:d0] = np.where(finite_capacity, np.inf, 0.0)
+    Columns: u (M), o (R), d (one per sticky pair), then x columns in the order they join.
+    Rows: one equality per market, one capacity row per region with finite capacity, one
+    `x + d >= anchored` row per sticky pair, one budget row per market with a finite budget.
+    Sticky pairs are always among the first x columns (they have entries in the sticky rows);
+    later columns only touch their market's equality row and their region's capacity row.
+    """
 
-    # Equalities: every market's shares plus its unserved share sum to one.
-    eq_rows = np.concatenate([problem.pair_market, np.arange(markets)])
-    eq_cols = np.concatenate([np.arange(x0, u0), np.arange(u0, o0)])
-    a_eq = sparse.csr_matrix((np.ones(eq_rows.shape[0]), (eq_rows, eq_cols)), shape=(markets, n_vars))
-    b_eq = np.ones(markets)
+    def __init__(self, problem: AllocationProblem, first_columns: IntArray) -> None:
+        self.problem = problem
+        markets = problem.demand.shape[0]
+        regions = problem.capacity.shape[0]
+        demand_weight = np.maximum(problem.demand, 1.0)
+        self.scale = 1.0 / float(demand_weight.sum())
+        self.x_cost = demand_weight[problem.pair_market] * problem.cost_ms * self.scale
 
-    rows: list[IntArray] = []
-    cols: list[IntArray] = []
-    vals: list[FloatArray] = []
-    rhs: list[FloatArray] = []
-    next_row = 0
-
-    # Capacity rows, only for regions with a finite capacity.
-    capacity_regions = np.flatnonzero(finite_capacity)
-    if capacity_regions.shape[0]:
-        row_of_region = np.full(regions, -1, dtype=np.int64)
-        row_of_region[capacity_regions] = np.arange(capacity_regions.shape[0])
-        in_capacity = row_of_region[problem.pair_region] >= 0
-        rows.append(row_of_region[problem.pair_region[in_capacity]])
-        cols.append(np.flatnonzero(in_capacity) + x0)
-        vals.append(problem.demand[problem.pair_market[in_capacity]].astype(np.float64))
-        rows.append(np.arange(capacity_regions.shape[0]))
-        cols.append(capacity_regions + o0)
-        vals.append(np.full(capacity_regions.shape[0], -1.0))
-        rhs.append(problem.capacity[capacity_regions])
-        next_row = capacity_regions.shape[0]
-
-    if n_sticky:
-        # -x - d <= -anchored  (d is the voluntary decrease below the anchored current share)
-        sticky_rows = next_row + np.arange(n_sticky)
-        rows.extend([sticky_rows, sticky_rows])
-        cols.extend([sticky_pairs + x0, np.arange(d0, n_vars)])
-        vals.extend([np.full(n_sticky, -1.0), np.full(n_sticky, -1.0)])
-        rhs.append(-anchored[sticky_pairs])
-        next_row += n_sticky
-        # sum_r d[m, r] <= budget[m] for markets with a finite budget
+        anchored = np.minimum(problem.current, problem.upper)
+        sticky_pairs = np.flatnonzero((problem.current > WEIGHT_EPSILON) & (anchored > WEIGHT_EPSILON))
+        self.sticky_pairs = sticky_pairs
+        n_sticky = sticky_pairs.shape[0]
+        finite_capacity = np.isfinite(problem.capacity)
+        self.capacity_regions = np.flatnonzero(finite_capacity)
+        n_capacity = self.capacity_regions.shape[0]
+        self.capacity_row = np.full(regions, -1, dtype=np.int64)
+        self.capacity_row[self.capacity_regions] = markets + np.arange(n_capacity)
+        sticky_row0 = markets + n_capacity
         sticky_market = problem.pair_market[sticky_pairs]
         budgeted_markets = np.unique(sticky_market[np.isfinite(problem.budget[sticky_market])])
-        if budgeted_markets.shape[0]:
-            row_of_market = np.full(markets, -1, dtype=np.int64)
-            row_of_market[budgeted_markets] = next_row + np.arange(budgeted_markets.shape[0])
-            budgeted = row_of_market[sticky_market] >= 0
-            rows.append(row_of_market[sticky_market[budgeted]])
-            cols.append(np.flatnonzero(budgeted) + d0)
-            vals.append(np.ones(int(budgeted.sum())))
-            rhs.append(problem.budget[budgeted_markets])
-            next_row += budgeted_markets.shape[0]
+        budget_row = np.full(markets, -1, dtype=np.int64)
+        budget_row[budgeted_markets] = sticky_row0 + n_sticky + np.arange(budgeted_markets.shape[0])
+        n_rows = sticky_row0 + n_sticky + budgeted_markets.shape[0]
 
-    a_ub = None
-    b_ub = None
-    if next_row:
-        a_ub = sparse.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(next_row, n_vars)
+        row_lower = np.concatenate(
+            [
+                np.ones(markets),
+                np.full(n_capacity, -_INF),
+                anchored[sticky_pairs],
+                np.full(budgeted_markets.shape[0], -_INF),
+            ]
         )
-        b_ub = np.concatenate(rhs)
+        row_upper = np.concatenate(
+            [
+                np.ones(markets),
+                problem.capacity[self.capacity_regions],
+                np.full(n_sticky, _INF),
+                problem.budget[budgeted_markets],
+            ]
+        )
 
-    result = linprog(
-        cost,
-        A_ub=a_ub,
-        b_ub=b_ub,
-        A_eq=a_eq,
-        b_eq=b_eq,
-        bounds=np.column_stack([lower, upper]),
-        method="highs",
-    )
-    if result.status != 0 or result.x is None:
-        raise AllocationError(f"HiGHS did not solve the allocation LP: {result.message}")
-    solution = np.asarray(result.x)
-    moved = np.zeros(markets)
-    if n_sticky:
-        np.add.at(moved, problem.pair_market[sticky_pairs], solution[d0:])
-    return AllocationSolution(
-        shares=np.clip(solution[x0:u0], 0.0, None),
-        unserved_share=np.clip(solution[u0:o0], 0.0, 1.0),
-        overflow_sessions=np.clip(solution[o0:d0], 0.0, None),
-        moved_share=moved,
-        objective=float(result.fun),
-    )
+        # Fixed columns: u, o, d.
+        u0, o0, d0 = 0, markets, markets + regions
+        self.x0 = d0 + n_sticky
+        cost = np.concatenate(
+            [
+                demand_weight * problem.unserved_penalty_ms * self.scale,
+                np.full(regions, problem.overflow_penalty_ms * self.scale),
+                demand_weight[sticky_market] * problem.stickiness_ms * self.scale,
+            ]
+        )
+        lower = np.zeros(self.x0)
+        upper = np.concatenate([np.ones(markets), np.where(finite_capacity, _INF, 0.0), np.full(n_sticky, _INF)])
+        rows = [np.arange(markets), self.capacity_row[self.capacity_regions], sticky_row0 + np.arange(n_sticky)]
+        cols = [np.arange(u0, o0), o0 + self.capacity_regions, d0 + np.arange(n_sticky)]
+        vals = [np.ones(markets), np.full(n_capacity, -1.0), np.ones(n_sticky)]
+        budgeted = budget_row[sticky_market] >= 0
+        rows.append(budget_row[sticky_market[budgeted]])
+        cols.append(d0 + np.flatnonzero(budgeted))
+        vals.append(np.ones(int(budgeted.sum())))
+
+        # The first x columns (sticky pairs included).
+        first = np.union1d(first_columns, sticky_pairs)
+        self.columns = first
+        x_rows, x_cols, x_vals = self._x_entries(first, self.x0)
+        sticky_position = np.searchsorted(first, sticky_pairs)
+        rows += [x_rows, sticky_row0 + np.arange(n_sticky)]
+        cols += [x_cols, self.x0 + sticky_position]
+        vals += [x_vals, np.ones(n_sticky)]
+        cost = np.concatenate([cost, self.x_cost[first]])
+        lower = np.concatenate([lower, problem.lower[first]])
+        upper = np.concatenate([upper, problem.upper[first]])
+
+        n_cols = self.x0 + first.shape[0]
+        matrix = sparse.csc_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_rows, n_cols)
+        )
+        lp = highspy.HighsLp()
+        lp.num_col_ = n_cols
+        lp.num_row_ = n_rows
+        lp.col_cost_ = cost
+        lp.col_lower_ = lower
+        lp.col_upper_ = upper
+        lp.row_lower_ = row_lower
+        lp.row_upper_ = row_upper
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = matrix.indptr
+        lp.a_matrix_.index_ = matrix.indices
+        lp.a_matrix_.value_ = matrix.data
+        # The pybind base class: the high-level `highspy.Highs` installs Python callbacks and
+        # prints a banner on stdout, which would corrupt `edgectl plan --json`.
+        self.highs = _Highs()
+        self.highs.setOptionValue("output_flag", False)
+        self.highs.setOptionValue("threads", 1)
+        # Column generation re-solves after adding columns: warm simplex from the last basis beats
+        # presolving the model again each round.
+        self.highs.setOptionValue("presolve", "off")
+        self.highs.passModel(lp)
+
+    def _x_entries(self, pairs: IntArray, first_col: int) -> tuple[IntArray, IntArray, FloatArray]:
+        """Matrix entries of x columns: 1 in the market row, demand in the region's capacity row."""
+        problem = self.problem
+        col = first_col + np.arange(pairs.shape[0])
+        cap_row = self.capacity_row[problem.pair_region[pairs]]
+        has_cap = cap_row >= 0
+        rows = np.concatenate([problem.pair_market[pairs], cap_row[has_cap]])
+        cols = np.concatenate([col, col[has_cap]])
+        vals = np.concatenate([np.ones(pairs.shape[0]), problem.demand[problem.pair_market[pairs[has_cap]]]])
+        return rows, cols, vals
+
+    def add_columns(self, pairs: IntArray) -> None:
+        rows, cols, vals = self._x_entries(pairs, 0)
+        matrix = sparse.csc_matrix((vals, (rows, cols)), shape=(self.highs.getNumRow(), pairs.shape[0]))
+        self.highs.addCols(
+            pairs.shape[0],
+            self.x_cost[pairs],
+            self.problem.lower[pairs],
+            self.problem.upper[pairs],
+            matrix.nnz,
+            matrix.indptr[:-1].astype(np.int32),
+            matrix.indices.astype(np.int32),
+            matrix.data,
+        )
+        self.columns = np.concatenate([self.columns, pairs])
+
+    def solve(self) -> tuple[AllocationSolution, FloatArray]:
+        """Run HiGHS (warm from the last basis); the solution and the row duals."""
+        self.highs.run()
+        status = self.highs.getModelStatus()
+        if status != highspy.HighsModelStatus.kOptimal:
+            raise AllocationError(f"HiGHS did not solve the allocation LP: {self.highs.modelStatusToString(status)}")
+        result = self.highs.getSolution()
+        values = np.asarray(result.col_value)
+        problem = self.problem
+        markets = problem.demand.shape[0]
+        regions = problem.capacity.shape[0]
+        shares = np.zeros(problem.pair_market.shape[0])
+        shares[self.columns] = values[self.x0 :]
+        moved = np.zeros(markets)
+        np.add.at(moved, problem.pair_market[self.sticky_pairs], values[markets + regions : self.x0])
+        solution = AllocationSolution(
+            shares=np.clip(shares, 0.0, None),
+            unserved_share=np.clip(values[:markets], 0.0, 1.0),
+            overflow_sessions=np.clip(values[markets : markets + regions], 0.0, None),
+            moved_share=moved,
+            objective=float(self.highs.getInfo().objective_function_value),
+        )
+        return solution, np.asarray(result.row_dual)
+
+    def reduced_costs(self, row_dual: FloatArray) -> FloatArray:
+        """Reduced cost of every x variable (in the model or not): cost - A^T y."""
+        problem = self.problem
+        markets = problem.demand.shape[0]
+        capacity_dual = np.zeros(problem.capacity.shape[0])
+        capacity_dual[self.capacity_regions] = row_dual[self.capacity_row[self.capacity_regions]]
+        return (
+            self.x_cost
+            - row_dual[:markets][problem.pair_market]
+            - problem.demand[problem.pair_market] * capacity_dual[problem.pair_region]
+        )
+
+
+def solve_allocation(problem: AllocationProblem) -> AllocationSolution:
+    """The optimum of the full LP, found by column generation (delayed pricing) over the x variables.
+
+    A market uses few of its allowed regions, so the LP starts with each market's cheapest few
+    available regions plus every pair that carries or must keep weight; after each solve, the
+    duals price the omitted pairs (reduced cost = cost - market dual - demand x capacity dual) and
+    every pair with a negative reduced cost joins; HiGHS resumes from its last basis. When none is
+    left, the restricted optimum is the optimum of the full LP (LP duality) at a fraction of its
+    size. `solve_allocation_full` solves the full LP directly; tests and the benchmark check both
+    agree.
+    """
+    pairs = problem.pair_market.shape[0]
+    available = problem.upper > WEIGHT_EPSILON
+    must = (problem.lower > 0.0) | ((problem.current > WEIGHT_EPSILON) & available)
+    # Rank each market's available pairs by cost; keep the cheapest few.
+    order = np.lexsort((np.arange(pairs), np.where(available, problem.cost_ms, np.inf), problem.pair_market))
+    sorted_market = problem.pair_market[order]
+    first_of_market = np.searchsorted(sorted_market, sorted_market, side="left")
+    rank = np.empty(pairs, dtype=np.int64)
+    rank[order] = np.arange(pairs) - first_of_market
+    in_model = must | (available & (rank < INITIAL_COLUMNS_PER_MARKET))
+
+    model = _AllocationLp(problem, np.flatnonzero(in_model))
+    in_model[model.columns] = True
+    for _ in range(MAX_PRICING_ROUNDS):
+        solution, row_dual = model.solve()
+        reduced = model.reduced_costs(row_dual)
+        entering = np.flatnonzero(available & ~in_model & (reduced < -REDUCED_COST_TOLERANCE))
+        if entering.shape[0] == 0:
+            return solution
+        model.add_columns(entering)
+        in_model[entering] = True
+    return solve_allocation_full(problem)
+
+
+def solve_allocation_full(problem: AllocationProblem) -> AllocationSolution:
+    """Solve the full LP of the module docstring in one HiGHS call (every allowed pair a variable)."""
+    model = _AllocationLp(problem, np.arange(problem.pair_market.shape[0]))
+    return model.solve()[0]
 
 
 # ----- building the problem from a snapshot -------------------------------------------------------
@@ -222,23 +345,15 @@ def current_weights(snapshot: FleetSnapshot, previous: Plan | None) -> dict[str,
     return {}
 
 
-def path_cost_ms(spec: EnvironmentSpec, tables: SpecTables, snapshot: FleetSnapshot) -> FloatArray:
-    """QoS cost per allowed pair: observed p95 RTT (or the unloaded estimate) + loss and jitter penalties."""
-    cost = tables.pair_base_rtt_ms.copy()
+def path_cost_ms(spec: EnvironmentSpec, tables: SpecTables, paths: PathTable) -> FloatArray:
+    """QoS cost per allowed pair, in RTT-ms: the unloaded RTT, raised to the observed p95 RTT when that
+    is higher, plus loss (per percent) and jitter (per ms) penalties where they are observed."""
     traffic = spec.traffic
-    for path in snapshot.paths:
-        k = tables.pair_index.get((path.market, path.region))
-        if k is None:
-            continue
-        penalty = 0.0
-        if path.rtt_ms is not None:
-            penalty += max(0.0, path.rtt_ms - cost[k])
-        if path.loss_ratio is not None:
-            penalty += path.loss_ratio * 100.0 * traffic.loss_penalty_ms_per_percent
-        if path.jitter_ms is not None:
-            penalty += path.jitter_ms * traffic.jitter_penalty_ms_per_ms
-        cost[k] += penalty
-    return cost
+    base = tables.pair_base_rtt_ms
+    rtt_excess = np.where(np.isnan(paths.rtt_ms), 0.0, np.maximum(0.0, paths.rtt_ms - base))
+    loss = np.where(np.isnan(paths.loss_ratio), 0.0, paths.loss_ratio) * 100.0 * traffic.loss_penalty_ms_per_percent
+    jitter = np.where(np.isnan(paths.jitter_ms), 0.0, paths.jitter_ms) * traffic.jitter_penalty_ms_per_ms
+    return base + rtt_excess + loss + jitter
 
 
 def build_allocation_problem(
@@ -249,9 +364,12 @@ def build_allocation_problem(
     overrides: PlanningOverrides | None,
     demand: dict[str, float],
     mode: Literal["now", "target"],
+    paths: PathTable | None = None,
 ) -> AllocationProblem:
     """The LP for this tick. `now`: ready capacity and the disruption budget; `target`: max capacity."""
     tables = spec_tables(spec)
+    if paths is None:
+        paths = path_table(tables, snapshot)
     pairs = tables.pair_market.shape[0]
     caps = pin_caps(spec, overrides)
     weights = current_weights(snapshot, previous)
@@ -270,7 +388,8 @@ def build_allocation_problem(
                 has_current[m] = True
 
     region_cap = np.array([caps.get(name, 1.0) for name in tables.region_names])
-    region_state = [health.state(name) for name in tables.region_names]
+    states = health.states()
+    region_state = [states.get(name, RegionState.UNKNOWN) for name in tables.region_names]
     region_failed = np.array([state is RegionState.FAILED for state in region_state])
     region_unknown = np.array([state is RegionState.UNKNOWN for state in region_state])
 
@@ -314,7 +433,7 @@ def build_allocation_problem(
         pair_market=tables.pair_market,
         pair_region=tables.pair_region,
         demand=demand_vector,
-        cost_ms=path_cost_ms(spec, tables, snapshot),
+        cost_ms=path_cost_ms(spec, tables, paths),
         lower=lower,
         upper=upper,
         current=current,

@@ -28,13 +28,14 @@ SECONDS_PER_DAY = 86_400.0
 
 
 def diurnal_shape(local_hour: float, peak_local_hour: float) -> float:
-    """0 at the daily trough, 1 at the peak: a raised cosine over the 24 h local day.
+    """0 at the daily trough, 1 at the peak: a squared raised cosine over the 24 h local day.
 
-    Smooth (no jump at midnight), one trough twelve hours from the peak. The simulated fleet
-    (`sim/`) uses this same function for its baseline demand so forecast and truth share a shape.
+    Smooth (no jump at midnight), one trough twelve hours from the peak; the square makes the
+    evening peak narrower than the trough. The same curve as the simulated fleet's baseline demand
+    (`sim/demand.py`), so forecast and truth share a shape.
     """
     phase = 2.0 * math.pi * (local_hour - peak_local_hour) / 24.0
-    return 0.5 * (1.0 + math.cos(phase))
+    return (0.5 * (1.0 + math.cos(phase))) ** 2
 
 
 def diurnal_sessions(profile: DemandProfile, local_hour: float) -> float:

@@ -53,6 +53,7 @@ class DraftPlan:
     ready_capacity_sessions: dict[str, float]  # at target utilisation
     capacity_trusted: dict[str, bool]  # False for regions whose metrics are stale
     overflow: list[Overflow]
+    certificate: list[ResidencyProof]
     unserved_markets: set[str]
     region_states: dict[str, RegionState]
     pin_caps: dict[str, float]
@@ -67,14 +68,42 @@ class Guardrail(Protocol):
     def check(self, draft: DraftPlan) -> Verdict: ...
 
 
+def allowed_regions_from_rules(spec: EnvironmentSpec) -> dict[str, frozenset[str]]:
+    """Market -> regions its jurisdictions allow, read straight from the spec's rules.
+
+    Deliberately not the planner's cached tables: the check must not share code with what it checks.
+    """
+    cached = _RULES_CACHE.get(id(spec))
+    if cached is not None and cached[0] is spec:
+        return cached[1]
+    by_jurisdiction = {j.name: frozenset(j.allowed_regions) for j in spec.jurisdictions}
+    allowed: dict[str, frozenset[str]] = {}
+    for market in spec.markets:
+        regions: set[str] = set()
+        for jurisdiction in market.allowed_jurisdictions:
+            regions |= by_jurisdiction.get(jurisdiction, frozenset())
+        allowed[market.code] = frozenset(regions)
+    if len(_RULES_CACHE) >= 8:
+        _RULES_CACHE.pop(next(iter(_RULES_CACHE)))
+    _RULES_CACHE[id(spec)] = (spec, allowed)
+    return allowed
+
+
+_RULES_CACHE: dict[int, tuple[EnvironmentSpec, dict[str, frozenset[str]]]] = {}
+
+
 def residency_certificate(spec: EnvironmentSpec, weights: dict[str, dict[str, float]]) -> list[ResidencyProof]:
     """One proof per market of the spec: the regions given weight are a subset of the allowed ones."""
     proofs: list[ResidencyProof] = []
+    allowed_by_market = allowed_regions_from_rules(spec)
+    region_order = [r.name for r in spec.regions]
     for market in spec.markets:
-        allowed = spec.allowed_regions(market.code)
+        allowed = [r for r in region_order if r in allowed_by_market[market.code]]
         weighted = sorted(r for r, share in weights.get(market.code, {}).items() if share > 0.0)
+        # model_construct: every field is built here from validated spec values (no input to check),
+        # and validating 250 proofs x 30 regions each tick costs more than the LP.
         proofs.append(
-            ResidencyProof(
+            ResidencyProof.model_construct(
                 market=market.code,
                 allowed_jurisdictions=list(market.allowed_jurisdictions),
                 allowed_regions=allowed,
@@ -94,7 +123,16 @@ class ResidencyGuardrail:
         unknown = sorted(set(draft.weights) - set(draft.spec.market_by_code))
         if unknown:
             return Verdict(self.name, False, f"weights for markets not in the spec: {', '.join(unknown)}")
-        bad = [p for p in residency_certificate(draft.spec, draft.weights) if not p.compliant]
+        # Recheck every proof against the weights themselves: the certificate must not be taken on trust.
+        proofs = {p.market: p for p in draft.certificate}
+        if set(proofs) != set(draft.spec.market_by_code):
+            return Verdict(self.name, False, "the residency certificate does not cover every market")
+        allowed = allowed_regions_from_rules(draft.spec)
+        bad = [
+            proofs[market]
+            for market, shares in draft.weights.items()
+            if not {r for r, share in shares.items() if share > 0.0} <= allowed[market] or not proofs[market].compliant
+        ]
         if bad:
             detail = "; ".join(f"{p.market} -> {sorted(set(p.weighted_regions) - set(p.allowed_regions))}" for p in bad)
             return Verdict(self.name, False, f"weight outside the allowed jurisdictions: {detail}")
@@ -198,10 +236,11 @@ class DisruptionBudgetGuardrail:
     def check(self, draft: DraftPlan) -> Verdict:
         budget = 0.0 if draft.fail_static else draft.spec.traffic.disruption_budget
         worst_market, worst = "", 0.0
+        allowed_by_market = allowed_regions_from_rules(draft.spec)
         for market, current in draft.current_weights.items():
-            if market not in draft.spec.market_by_code:
+            if market not in allowed_by_market:
                 continue
-            allowed = set(draft.spec.allowed_regions(market))
+            allowed = allowed_by_market[market]
             new = draft.weights.get(market, {})
             moved = 0.0
             for region, share in current.items():

@@ -18,13 +18,20 @@ counters frozen and the last known state remembered: never "healthy with zero lo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
+
+from controller.core.path_table import FloatArray, PathTable, path_severity, path_table
 from controller.core.spec_tables import base_rtt as base_rtt_ms
+from controller.core.spec_tables import spec_tables
 from controller.plan import Plan, RegionHealth, RegionState
 from controller.snapshot import FleetSnapshot, PathObservation, RegionObservation
 from controller.spec import EnvironmentSpec
+
+MAX_REPORTED_PATHS = 10
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,7 @@ class HealthAssessment:
     """Output of the health step: the new region states and the path verdicts behind them."""
 
     regions: list[RegionHealth]
-    paths: list[PathVerdict]
+    breached_paths: list[PathVerdict]  # worst paths above their SLO with sessions, for the explanation
     snapshot_stale: bool
     stale_reasons: list[str]
 
@@ -68,6 +75,9 @@ class HealthAssessment:
             if health.region == region:
                 return health.state
         return RegionState.UNKNOWN
+
+    def states(self) -> dict[str, RegionState]:
+        return {health.region: health.state for health in self.regions}
 
 
 def snapshot_staleness(spec: EnvironmentSpec, snapshot: FleetSnapshot, now: datetime) -> list[str]:
@@ -141,13 +151,22 @@ def region_evidence(
     spec: EnvironmentSpec,
     snapshot: FleetSnapshot,
     now: datetime,
-    verdicts_by_region: dict[str, list[PathVerdict]],
+    paths: PathTable,
+    severity: FloatArray,
     snapshot_stale: bool,
 ) -> dict[str, RegionEvidence]:
-    """One RegionEvidence per region of the spec."""
+    """One RegionEvidence per region of the spec, from the per-pair severities."""
+    tables = spec_tables(spec)
+    regions = len(tables.region_names)
+    usable = paths.observed & tables.pair_feasible
+    weight = np.where(usable, paths.sessions + 1.0, 0.0)
+    weighted = np.where(usable, severity, 0.0) * weight
+    region_weight = np.bincount(tables.pair_region, weights=weight, minlength=regions)
+    region_weighted = np.bincount(tables.pair_region, weights=weighted, minlength=regions)
+
     evidence: dict[str, RegionEvidence] = {}
     observations = {o.region: o for o in snapshot.regions}
-    for region in spec.regions:
+    for r, region in enumerate(spec.regions):
         observation = observations.get(region.name)
         stale = "the snapshot is stale" if snapshot_stale else region_staleness(spec, observation, now)
         if stale is not None or observation is None:
@@ -164,31 +183,45 @@ def region_evidence(
                 f"while {max(observation.desired_nodes, region.min_nodes)} are wanted",
             )
             continue
-        verdicts = [v for v in verdicts_by_region.get(region.name, []) if v.feasible]
-        if observation.active_sessions > 0 and not verdicts_by_region.get(region.name):
+        if observation.active_sessions > 0 and not paths.region_has_samples[r]:
             evidence[region.name] = RegionEvidence(
-                region.name,
-                False,
-                0.0,
-                False,
-                f"no QoS samples for {observation.active_sessions} active sessions",
+                region.name, False, 0.0, False, f"no QoS samples for {observation.active_sessions} active sessions"
             )
             continue
-        if not verdicts:
+        if region_weight[r] <= 0.0:
             evidence[region.name] = RegionEvidence(region.name, True, 0.0, False, "no SLO breach")
             continue
-        total_weight = sum(v.sessions + 1 for v in verdicts)
-        severity = sum(v.severity * (v.sessions + 1) for v in verdicts) / total_weight
-        worst = max(verdicts, key=lambda v: (v.severity, v.sessions))
-        if severity > 1.0:
-            reason = (
-                f"SLO breached x{severity:.2f} (session-weighted); worst path {worst.market}->{region.name}: "
-                f"{worst.worst}"
-            )
+        value = float(region_weighted[r] / region_weight[r])
+        if value > 1.0:
+            candidates = np.flatnonzero(usable & (tables.pair_region == r))
+            k = int(candidates[np.argmax(severity[candidates])])
+            market = tables.market_codes[int(tables.pair_market[k])]
+            worst = _worst_metric(spec, market, paths, k)
+            reason = f"SLO breached x{value:.2f} (session-weighted); worst path {market}->{region.name}: {worst}"
         else:
-            reason = f"within SLO (severity {severity:.2f})"
-        evidence[region.name] = RegionEvidence(region.name, True, severity, False, reason)
+            reason = f"within SLO (severity {value:.2f})"
+        evidence[region.name] = RegionEvidence(region.name, True, value, False, reason)
     return evidence
+
+
+def _worst_metric(spec: EnvironmentSpec, market_code: str, paths: PathTable, k: int) -> str:
+    """The metric furthest beyond its SLO on pair `k`, in words."""
+    market = spec.market_by_code[market_code]
+    worst_ratio, worst = -1.0, ""
+    rtt, loss, jitter = float(paths.rtt_ms[k]), float(paths.loss_ratio[k]), float(paths.jitter_ms[k])
+    for scenario in market.demand.scenario_mix:
+        slo = spec.scenarios[scenario]
+        candidates = []
+        if not math.isnan(rtt):
+            candidates.append((rtt / slo.rtt_p95_ms, f"p95 RTT {rtt:.0f} ms vs {slo.rtt_p95_ms:g} ms"))
+        if not math.isnan(loss):
+            candidates.append((loss / slo.max_loss_ratio, f"loss {loss:.1%} vs {slo.max_loss_ratio:.1%}"))
+        if not math.isnan(jitter):
+            candidates.append((jitter / slo.max_jitter_ms, f"jitter {jitter:.0f} ms vs {slo.max_jitter_ms:g} ms"))
+        for ratio, text in candidates:
+            if ratio > worst_ratio:
+                worst_ratio, worst = ratio, f"{text} ({scenario.value})"
+    return worst
 
 
 def next_region_health(
@@ -247,23 +280,43 @@ def next_region_health(
 
 
 def assess_health(
-    spec: EnvironmentSpec, snapshot: FleetSnapshot, previous: Plan | None, now: datetime
+    spec: EnvironmentSpec,
+    snapshot: FleetSnapshot,
+    previous: Plan | None,
+    now: datetime,
+    paths: PathTable | None = None,
 ) -> HealthAssessment:
-    """The health step of the planner: path verdicts, region evidence, next region states."""
+    """The health step of the planner: path severities, region evidence, next region states."""
+    tables = spec_tables(spec)
+    if paths is None:
+        paths = path_table(tables, snapshot)
     stale_reasons = snapshot_staleness(spec, snapshot, now)
-    verdicts: list[PathVerdict] = []
-    by_region: dict[str, list[PathVerdict]] = {}
-    for path in snapshot.paths:
-        verdict = evaluate_path(spec, path)
-        if verdict is not None:
-            verdicts.append(verdict)
-            by_region.setdefault(verdict.region, []).append(verdict)
-    evidence = region_evidence(spec, snapshot, now, by_region, snapshot_stale=bool(stale_reasons))
+    severity = path_severity(tables, paths)
+    evidence = region_evidence(spec, snapshot, now, paths, severity, snapshot_stale=bool(stale_reasons))
     previous_by_region = {h.region: h for h in previous.region_health} if previous is not None else {}
     regions = [
         next_region_health(spec, evidence[region.name], previous_by_region.get(region.name), now)
         for region in spec.regions
     ]
+    # Paths that breach their SLO although their geography allows meeting it, worst first: the
+    # explanation names a few; far-away paths that can never meet it are not news.
+    with np.errstate(invalid="ignore"):
+        breached = np.flatnonzero((severity > 1.0) & tables.pair_feasible & (paths.sessions > 0))
+    breached = breached[np.argsort(-severity[breached], kind="stable")][:MAX_REPORTED_PATHS]
+    verdicts = [
+        PathVerdict(
+            market=tables.market_codes[int(tables.pair_market[k])],
+            region=tables.region_names[int(tables.pair_region[k])],
+            severity=float(severity[k]),
+            worst=_worst_metric(spec, tables.market_codes[int(tables.pair_market[k])], paths, int(k)),
+            sessions=int(paths.sessions[k]),
+            feasible=True,
+        )
+        for k in breached
+    ]
     return HealthAssessment(
-        regions=regions, paths=verdicts, snapshot_stale=bool(stale_reasons), stale_reasons=stale_reasons
+        regions=regions,
+        breached_paths=verdicts,
+        snapshot_stale=bool(stale_reasons),
+        stale_reasons=stale_reasons,
     )

@@ -34,6 +34,7 @@ from controller.core.allocation import (
 from controller.core.forecast import ForecastInput, forecast_demand, profile_sessions_at
 from controller.core.guardrails import DraftPlan, residency_certificate, run_guardrails
 from controller.core.health import HealthAssessment, assess_health
+from controller.core.path_table import path_table
 from controller.core.scaling import plan_scaling
 from controller.core.spec_tables import spec_tables
 from controller.plan import Overflow, Plan, PlanningOverrides, RegionHealth, RegionState, UnservedDemand
@@ -209,7 +210,8 @@ def make_plan(
     explanation: list[str] = []
 
     # 1. Health.
-    health = assess_health(spec, snapshot, previous, now)
+    paths = path_table(tables, snapshot)
+    health = assess_health(spec, snapshot, previous, now, paths)
     fail_static = health.snapshot_stale
     if fail_static:
         explanation.append(
@@ -226,7 +228,7 @@ def make_plan(
     # 3. Allocation: weights now, and the target the fleet is sized for.
     caps = pin_caps(spec, overrides)
     current = current_weights(snapshot, previous)
-    now_problem = build_allocation_problem(spec, snapshot, previous, health, overrides, demand, "now")
+    now_problem = build_allocation_problem(spec, snapshot, previous, health, overrides, demand, "now", paths)
     now_solution = solve_allocation(now_problem)
     weights, unserved = _weights_from_solution(spec, now_problem, now_solution, health, current, caps)
     regions = len(tables.region_names)
@@ -247,7 +249,7 @@ def make_plan(
             )
     explanation.extend(_move_sentences(weights, current))
 
-    target_problem = build_allocation_problem(spec, snapshot, previous, health, overrides, forecast, "target")
+    target_problem = build_allocation_problem(spec, snapshot, previous, health, overrides, forecast, "target", paths)
     target_solution = solve_allocation(target_problem)
     target_loads = region_loads(target_problem, target_solution, regions)
     # Regions still carrying traffic that will move later keep the capacity for it meanwhile.
@@ -289,7 +291,8 @@ def make_plan(
     explanation.extend(f"UNSERVED {u.market}: {u.sessions:,.0f} sessions: {u.reason}" for u in unserved)
     explanation.extend(f"OVERFLOW {o.region}: {o.sessions:,.0f} sessions: {o.reason}" for o in overflow)
 
-    # 5. Guardrails on the draft.
+    # 5. Guardrails on the draft; the residency certificate is built from the final weights.
+    certificate = residency_certificate(spec, weights)
     observations = {o.region: o for o in snapshot.regions}
     draft = DraftPlan(
         spec=spec,
@@ -301,6 +304,7 @@ def make_plan(
             name: states[name] is not RegionState.UNKNOWN and name in observations for name in tables.region_names
         },
         overflow=overflow,
+        certificate=certificate,
         unserved_markets={u.market for u in unserved},
         region_states=states,
         pin_caps=caps,
@@ -323,7 +327,7 @@ def make_plan(
         drains=scaling.drains,
         unserved=unserved,
         overflow=overflow,
-        residency_certificate=residency_certificate(spec, weights),
+        residency_certificate=certificate,
         explanation=explanation,
         last_scale_change_at=scaling.last_scale_change_at,
         region_sessions={name: round(float(loads_now[r]), 3) for r, name in enumerate(tables.region_names)},

@@ -30,6 +30,11 @@ class SpecTables:
     pair_base_rtt_ms: npt.NDArray[np.float64]
     pair_index: dict[tuple[str, str], int]  # (market, region) -> pair
     base_rtt_ms: dict[tuple[str, str], float]  # allowed pairs only
+    pair_mix: npt.NDArray[np.float64]  # (K, S) scenario share of the pair's market
+    scenario_rtt_slo: npt.NDArray[np.float64]  # (S,)
+    scenario_loss_slo: npt.NDArray[np.float64]  # (S,)
+    scenario_jitter_slo: npt.NDArray[np.float64]  # (S,)
+    pair_feasible: npt.NDArray[np.bool_]  # (K,) the unloaded RTT meets the mix-weighted RTT SLO
 
 
 _CACHE: dict[int, tuple[EnvironmentSpec, SpecTables]] = {}
@@ -67,7 +72,17 @@ def _build(spec: EnvironmentSpec) -> SpecTables:
             pair_region.append(region_index[region])
             rtts.append(rtt)
             base[(code, region)] = rtt
+    scenarios = list(spec.scenarios)
+    mix = np.array([[m.demand.scenario_mix.get(s, 0.0) for s in scenarios] for m in spec.markets], dtype=np.float64)
+    rtt_slo = np.array([spec.scenarios[s].rtt_p95_ms for s in scenarios])
+    pair_mix = mix[np.asarray(pair_market, dtype=np.int64)] if pair_market else np.zeros((0, len(scenarios)))
+    base_severity = (pair_mix * (np.asarray(rtts)[:, None] / rtt_slo[None, :])).sum(axis=1)
     return SpecTables(
+        pair_mix=pair_mix,
+        scenario_rtt_slo=rtt_slo,
+        scenario_loss_slo=np.array([spec.scenarios[s].max_loss_ratio for s in scenarios]),
+        scenario_jitter_slo=np.array([spec.scenarios[s].max_jitter_ms for s in scenarios]),
+        pair_feasible=base_severity <= 1.0,
         region_names=region_names,
         region_index=region_index,
         market_codes=market_codes,
