@@ -6,9 +6,11 @@ simulated fleet and the controller is exercised by `test_demo.py`.
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -84,3 +86,57 @@ def listening_addresses(port: int) -> set[str]:
             else:
                 found.add("::" if set(address) == {"0"} else address)
     return found
+
+
+SUPERVISOR = """
+import sys, time
+from pathlib import Path
+from edgectl.dev_stack import DevStack, StackOptions, StackPorts, TerminationRequested, raise_on_sigterm
+raise_on_sigterm()
+stack = DevStack(StackOptions(env_path=Path(sys.argv[1]), ports=StackPorts.free(), work_dir=Path(sys.argv[2]),
+                              start_simulator=False))
+try:
+    stack.start()
+    print(" ".join(str(pid) for pid in stack.child_pids()), flush=True)
+    while True:
+        time.sleep(0.2)
+except TerminationRequested:
+    pass
+finally:
+    stack.stop()
+"""
+
+
+def _start_supervisor(tmp_path: Path) -> tuple[subprocess.Popen[str], list[int]]:
+    supervisor = subprocess.Popen(
+        [sys.executable, "-c", SUPERVISOR, str(LOCAL_ENV), str(tmp_path)],
+        stdout=subprocess.PIPE, text=True, cwd=REPO,
+    )  # fmt: skip
+    assert supervisor.stdout is not None
+    line = supervisor.stdout.readline()
+    pids = [int(pid) for pid in line.split()]
+    assert len(pids) == 2 and len(pids_alive(pids)) == 2, line
+    return supervisor, pids
+
+
+def _wait_gone(pids: list[int], seconds: float) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while pids_alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return pids_alive(pids)
+
+
+@pytest.mark.integration
+def test_sigterm_to_the_supervisor_stops_every_child(tmp_path: Path) -> None:
+    supervisor, pids = _start_supervisor(tmp_path)
+    supervisor.send_signal(signal.SIGTERM)
+    assert supervisor.wait(timeout=30) == 0
+    assert _wait_gone(pids, 5) == []
+
+
+@pytest.mark.integration
+def test_children_die_with_a_supervisor_killed_by_sigkill(tmp_path: Path) -> None:
+    supervisor, pids = _start_supervisor(tmp_path)
+    supervisor.kill()  # no chance to clean up: the kernel's parent-death signal must do it
+    supervisor.wait(timeout=10)
+    assert _wait_gone(pids, 20) == []
