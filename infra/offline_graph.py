@@ -43,6 +43,7 @@ class RecordedGraph:
 
     resources: list[RecordedResource] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
+    """Stack outputs with every Output resolved to its (mock) value."""
 
     def of_type(self, type_token: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == type_token]
@@ -135,9 +136,7 @@ def build_graph(config: Mapping[str, str], stack: str = "test") -> RecordedGraph
 
     @pulumi.runtime.test
     def _run() -> Any:
-        outputs = program.run()
-        graph.outputs = outputs
-        return pulumi.Output.from_input(outputs)
+        return pulumi.Output.from_input(program.run()).apply(graph.outputs.update)
 
     _run()
     return graph

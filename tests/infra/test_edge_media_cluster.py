@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -242,3 +243,44 @@ def test_inconsistent_stack_config_is_refused_with_the_key_named(extra: dict[str
 
     with pytest.raises(pulumi.RunError, match=fragment):
         build_graph(environment_config(env_file("local"), **extra))
+
+
+def test_stack_outputs_name_each_regions_cluster_node_group_and_bucket(prod_graph: RecordedGraph) -> None:
+    outputs = prod_graph.outputs
+    assert outputs["environment"] == "prod"
+    assert set(outputs["regions"]) == {r.name for r in PROD.regions}
+    for region in PROD.regions:
+        assert outputs["regions"][region.name] == {
+            "cloud_region": region.cloud_region,
+            "jurisdiction": region.jurisdiction,
+            "cluster_name": f"{region.name}-media",
+            "cluster_endpoint": f"https://{region.name}-media.eks.mock",
+            "node_group": f"{region.name}-media",
+            "recordings_bucket": f"{region.name}-recordings",
+        }
+    assert set(outputs["routing"]["health_check_ids"]) == {r.name for r in PROD.regions}
+
+
+def test_component_refuses_a_tampered_placement_before_registering_anything() -> None:
+    import pulumi
+
+    from infra import offline_graph
+    from infra.edge_media_cluster import EdgeMediaCluster, EdgeMediaClusterArgs
+    from infra.residency import ResidencyError, residency_preflight
+
+    placement = {p.region: p for p in residency_preflight(PROD)}["ruh"]
+    moved = dataclasses.replace(placement, cloud_region="me-central-1", country="AE")  # Saudi recordings to the UAE
+    region = PROD.region_by_name["ruh"].model_copy(update={"cloud_region": "me-central-1"})
+    graph = offline_graph.RecordedGraph()
+    mocks = offline_graph.EdgeplaneMocks()
+    pulumi.runtime.set_mocks(
+        mocks, project="edgeplane", stack="t", monitor=offline_graph.RecordingMonitor(mocks, graph)
+    )
+
+    @pulumi.runtime.test
+    def declare() -> None:
+        EdgeMediaCluster("ruh", EdgeMediaClusterArgs("prod", region, moved, PROD.network))
+
+    with pytest.raises(ResidencyError, match=r"refused: region 'ruh' \(me-central-1\) is not among the cloud regions"):
+        declare()
+    assert graph.resources == []

@@ -19,9 +19,11 @@ def test_project_file_runs_infra_with_the_repo_virtualenv() -> None:
     assert project["runtime"] == {"name": "python", "options": {"toolchain": "pip", "virtualenv": ".venv"}}
     assert (REPO / "infra" / "__main__.py").is_file()
     config = project["config"]
-    assert "default" not in config["edgeplane:environment"]  # required
+    # Unqualified keys are in the project namespace, i.e. edgeplane:<key>, as the program reads them.
+    assert set(config) == {"environment", "dnsZoneId", "mediaDomain", "kubernetesVersion", "clusterApiCidrs"}
+    assert "default" not in config["environment"]  # required
     for key, entry in config.items():
-        assert key.startswith("edgeplane:") and entry["description"].strip(), key
+        assert entry["description"].strip(), key
 
 
 @pytest.mark.parametrize("stack", ["local", "staging", "prod"])
