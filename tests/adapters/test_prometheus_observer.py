@@ -212,3 +212,13 @@ def test_nan_values_read_as_none_and_region_down_target_marks_only_that_region()
     assert dub.stale and "region dub: scrape target edge/dub-exporter is down (up == 0)" in snapshot.stale_reasons
     assert snapshot.path("DE", "fra").rtt_ms is None  # type: ignore[union-attr]
     assert "market DE: no edge_market_offered_sessions sample" in snapshot.stale_reasons
+
+
+@pytest.mark.integration
+def test_a_query_prometheus_rejects_is_not_retried(live_fleet):
+    _exporter, prom = live_fleet
+    sleeps: list[float] = []
+    observer = PrometheusObserver(prom.url, LOCAL, settings=ObserverSettings(up_job_regex="edge("), sleep=sleeps.append)
+    with pytest.raises(ObserverUnavailable, match="rejected"):
+        observer.observe()
+    assert sleeps == []
