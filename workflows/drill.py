@@ -44,6 +44,7 @@ class FailoverDrillWorkflow:
         )
         drill = policy.drill
         child_id = failover_id(request.environment, request.region)
+        hold_seconds = request.hold_seconds if request.hold_seconds is not None else drill.hold_seconds
         failover_input = FailoverInput(
             environment=request.environment,
             region=request.region,
@@ -51,7 +52,10 @@ class FailoverDrillWorkflow:
             mode=FailoverMode.ROUND_TRIP,
             requested_by=request.requested_by,
             stage_verify_seconds=request.stage_verify_seconds,
-            hold_seconds=request.hold_seconds if request.hold_seconds is not None else drill.hold_seconds,
+            hold_seconds=hold_seconds,
+            # A drill waits for the drained region at most its hold time: sessions end at their own
+            # pace (minutes) and a drill must stay bounded; the scorecard says when it never drained.
+            drain_timeout_seconds=hold_seconds,
             approval_required=drill.approval_required,
             stop_conditions=(
                 request.stop_conditions if request.stop_conditions is not None else list(drill.stop_conditions)
@@ -87,7 +91,7 @@ class FailoverDrillWorkflow:
             detail=report.detail,
             time_to_shift_seconds=report.timings.shift_seconds,
             rto_seconds=report.seconds_to_drained,
-            sessions_disrupted=report.sessions_moved + round(sum(report.unserved.values())),
+            sessions_disrupted=report.sessions_moved,
             slo_minutes=report.slo_breach_session_minutes,
             report=report,
         )

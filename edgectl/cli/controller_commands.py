@@ -9,10 +9,13 @@ gracefully on SIGTERM/SIGINT (in-flight activities finish, Temporal resumes the 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import sys
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from prometheus_client import CollectorRegistry, start_http_server
@@ -46,6 +49,28 @@ TlsCaOption = Annotated[Path | None, typer.Option("--tls-ca", help="CA certifica
 TaskQueueOption = Annotated[
     str | None, typer.Option("--task-queue", help="Override the task queue (default edgeplane-<env>).", hidden=True)
 ]
+
+
+def run_with_temporal(main: Coroutine[Any, Any, None]) -> None:
+    """Run a command that talks to Temporal, then leave without interpreter teardown.
+
+    The SDK's Rust runtime threads can abort CPython's finalisation with "PyGILState_Release ...
+    must be current" (temporalio/sdk-python#300), turning a finished command into exit -6. So a
+    real process flushes its output and ends with os._exit(code); under an in-process test runner
+    (stdout without a file descriptor) the usual typer.Exit is raised instead.
+    """
+    code = 0
+    try:
+        asyncio.run(main)
+    except typer.Exit as done:
+        code = done.exit_code
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        raise typer.Exit(code) from None
+    os._exit(code)
 
 
 def exit_with(code: ExitCode, message: str = "") -> NoReturn:
@@ -108,7 +133,7 @@ def run_controller(
         exit_with(ExitCode.UNAVAILABLE, f"--metrics-port {metrics_port}: {error}")
     activities = FleetActivities(spec, observer, actuator, metrics=metrics, audit_dir=audit_dir)
     settings = temporal_settings(temporal_address, namespace, tls_cert, tls_key, tls_ca)
-    asyncio.run(_serve(spec, settings, activities, task_queue or task_queue_for(spec.name), control_loop))
+    run_with_temporal(_serve(spec, settings, activities, task_queue or task_queue_for(spec.name), control_loop))
 
 
 async def _serve(

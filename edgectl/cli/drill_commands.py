@@ -8,7 +8,6 @@ stopped on a stop condition (weights restored).
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
@@ -34,6 +33,7 @@ from edgectl.cli.controller_commands import (
     connect_or_exit,
     exit_with,
     load_spec_or_exit,
+    run_with_temporal,
     temporal_settings,
 )
 from edgectl.cli.exit_codes import ExitCode
@@ -76,7 +76,9 @@ def run_drill(
         except WorkflowAlreadyStartedError:
             exit_with(ExitCode.REFUSED, f"refused: a drill of {region} is already running")
         # Progress lives on the child failover (same path as a real failover).
-        scorecard = await wait_with_progress(handle, json_output)
+        # Progress lives on the child failover: the drill runs the same path as a real failover.
+        child = client.get_workflow_handle(failover_id(spec.name, region))
+        scorecard = await wait_with_progress(handle, json_output, progress_handle=child)
         assert isinstance(scorecard, DrillScorecard)
         if json_output:
             print_json(scorecard)
@@ -90,7 +92,7 @@ def run_drill(
             )
         raise typer.Exit(int(ExitCode.OK if scorecard.passed else ExitCode.FAILED))
 
-    asyncio.run(go())
+    run_with_temporal(go())
 
 
 @drill_app.command("schedule")
@@ -136,7 +138,7 @@ def schedule_drill(
         else:
             console.print(f"scheduled {schedule_id}: {cron}", highlight=False)
 
-    asyncio.run(go())
+    run_with_temporal(go())
 
 
 @drill_app.command("status")
@@ -165,4 +167,4 @@ def drill_status(
         else:
             console.print(f"{handle.id}: {progress.phase.value}: {progress.message}", highlight=False)
 
-    asyncio.run(go())
+    run_with_temporal(go())

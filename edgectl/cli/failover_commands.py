@@ -9,10 +9,19 @@ update), 4 Temporal unreachable, 5 aborted / rolled back / cancelled.
 from __future__ import annotations
 
 import asyncio
+from contextlib import AbstractContextManager, nullcontext
+from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from rich.status import Status
+from temporalio.client import (
+    Client,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
@@ -29,6 +38,7 @@ from edgectl.cli.controller_commands import (
     connect_or_exit,
     exit_with,
     load_spec_or_exit,
+    run_with_temporal,
     temporal_settings,
 )
 from edgectl.cli.exit_codes import ExitCode
@@ -60,17 +70,23 @@ def outcome_exit(outcome: FailoverOutcome) -> ExitCode:
     return OUTCOME_EXIT.get(outcome, ExitCode.FAILED)
 
 
-async def wait_with_progress(handle: WorkflowHandle[Any, Any], json_output: bool) -> Any:
-    """Poll the `progress` query while waiting for the result; refusals exit 3."""
+async def wait_with_progress(
+    handle: WorkflowHandle[Any, Any], json_output: bool, progress_handle: WorkflowHandle[Any, Any] | None = None
+) -> Any:
+    """Show the failover's phase live (the `progress` query) while waiting; refusals exit 3."""
     result_task = asyncio.ensure_future(handle.result())
-    with console.status("starting", spinner="dots") as status:
+    watched = progress_handle or handle
+    live: AbstractContextManager[Status | None] = (
+        nullcontext(None) if json_output else console.status("starting", spinner="dots")
+    )
+    with live as status:
         while not result_task.done():
             try:
-                progress = await handle.query("progress")
-                if not json_output:
-                    status.update(f"{progress['phase']}: {progress['message']}")
-            except Exception:  # the workflow may not have run its first task yet, or has closed
-                pass
+                progress = await watched.query(FailoverWorkflow.progress, rpc_timeout=timedelta(seconds=2))
+                if status is not None:
+                    status.update(f"{progress.phase.value}: {progress.message}")
+            except (RPCError, WorkflowQueryFailedError):
+                pass  # not started its first task yet, or already closed
             await asyncio.wait({result_task}, timeout=1.0)
     try:
         return result_task.result()
@@ -141,7 +157,7 @@ def start(
         print_report(report, json_output)
         raise typer.Exit(int(outcome_exit(report.outcome)))
 
-    asyncio.run(go())
+    run_with_temporal(go())
 
 
 async def _update(client: Client, workflow_id: str, update: str, payload: object) -> None:
@@ -178,7 +194,7 @@ def _message_command(name: str, help_text: str, build: type) -> None:
             client = await connect_or_exit(temporal_settings(temporal_address, namespace, tls_cert, tls_key, tls_ca))
             await _update(client, failover_id(spec.name, region), name, payload)
 
-        asyncio.run(go())
+        run_with_temporal(go())
 
 
 _message_command("approve", "Approve a failover waiting for approval.", ApproveRequest)
@@ -212,4 +228,4 @@ def status(
         else:
             console.print(f"{handle.id}: {progress.phase.value}: {progress.message}", highlight=False)
 
-    asyncio.run(go())
+    run_with_temporal(go())

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from temporalio.service import RPCError
 
 from edgectl.bootstrap import DEFAULT_TEMPORAL_ADDRESS
@@ -16,6 +14,7 @@ from edgectl.cli.controller_commands import (
     TlsKeyOption,
     connect_or_exit,
     load_spec_or_exit,
+    run_with_temporal,
     temporal_settings,
 )
 from edgectl.cli.failover_commands import JsonOption
@@ -70,4 +69,4 @@ def status(
         for workflow in running:
             console.print(f"running: {workflow['workflow_id']} ({workflow['type']})", highlight=False)
 
-    asyncio.run(go())
+    run_with_temporal(go())

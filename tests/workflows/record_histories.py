@@ -8,6 +8,8 @@ Re-record after an intended, versioned change of workflow code.
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import uuid
 from pathlib import Path
 
@@ -77,3 +79,6 @@ async def record() -> None:
 
 if __name__ == "__main__":
     asyncio.run(record())
+    # Skip interpreter teardown: the SDK's runtime threads can abort it (temporalio/sdk-python#300).
+    sys.stdout.flush()
+    os._exit(0)
