@@ -1,6 +1,6 @@
 """Record workflow histories for the replay tests: `python -m tests.workflows.record_histories`.
 
-Runs a round-trip failover, an aborted evacuation and a stopped drill against a throwaway dev
+Runs a round-trip failover, an aborted evacuation, three control-loop ticks and a stopped drill against a throwaway dev
 server and the fake fleet, and writes each history as JSON to `tests/workflows/histories/`.
 Re-record after an intended, versioned change of workflow code.
 """
@@ -25,6 +25,7 @@ from workflows.activities import FleetActivities
 from workflows.drill import FailoverDrillWorkflow
 from workflows.failover import FailoverWorkflow
 from workflows.models import AbortRequest, DrillInput, FailoverInput, FailoverMode, FailoverPhase
+from workflows.worker import ensure_control_loop
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -62,6 +63,10 @@ async def record() -> None:
             await handle.execute_update(FailoverWorkflow.abort, AbortRequest(by="recorder"))
             await handle.result()
             (HISTORIES / "failover_aborted.json").write_text((await handle.fetch_history()).to_json())
+
+            loop = await ensure_control_loop(env.client, spec, task_queue=queue, tick_seconds=0.2, max_ticks=3)
+            await loop.result()
+            (HISTORIES / "control_loop.json").write_text((await loop.fetch_history()).to_json())
         queue = f"record-{uuid.uuid4()}"
         async with running_worker(env.client, FleetActivities(spec, impaired, impaired), queue):
             handle = await env.client.start_workflow(

@@ -28,4 +28,4 @@ def test_recorded_history_replays(path: Path):
 
 
 def test_histories_are_present():
-    assert {p.stem for p in HISTORIES} >= {"failover_round_trip", "failover_aborted", "drill_stopped"}
+    assert {p.stem for p in HISTORIES} >= {"failover_round_trip", "failover_aborted", "drill_stopped", "control_loop"}
