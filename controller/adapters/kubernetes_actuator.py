@@ -7,6 +7,8 @@ builds it. What each action does in a region's cluster:
 - `set_desired_nodes`: sets `spec.replicas` of the media StatefulSet (or Deployment) through its
   `scale` subresource. One media pod runs per node (pod anti-affinity), so replicas = nodes; the
   cluster autoscaler adds nodes for pending pods and removes nodes that are cordoned and empty.
+  A StatefulSet scales in from its highest ordinal, so scale-in stops above the highest pod that
+  still has sessions (the record says which pod held it); later calls finish it.
 - `drain_node`: cordons the node (`spec.unschedulable`), labels it `edgeplane.io/draining=true` and
   records the deadline in `edgeplane.io/drain-deadline`; then evicts (policy/v1 Eviction, which
   respects PodDisruptionBudgets) each media pod on the node whose sessions are done, or all of them
@@ -191,18 +193,17 @@ class KubernetesActuator:
             scale = self._call(f"read {what}", lambda: read(name, ns, _request_timeout=s.request_timeout_seconds))
             scale_meta = scale.metadata or k8s.V1ObjectMeta()
             before = scale.spec.replicas if scale.spec and scale.spec.replicas is not None else 0
-            if before == desired_nodes:
+            target, held = desired_nodes, list[str]()
+            if desired_nodes < before and kind == "StatefulSet":
+                target, held = self._scale_in_floor(apis, before, desired_nodes)
+            after: dict[str, Any] = {"replicas": target}
+            if held:
+                after.update(requested=desired_nodes, held_by_active_sessions=held)
+            if before == target:
                 return self._record(
-                    "set_desired_nodes",
-                    region,
-                    plan_id,
-                    actor,
-                    reason,
-                    {"replicas": before},
-                    {"replicas": before},
-                    changed=False,
+                    "set_desired_nodes", region, plan_id, actor, reason, {"replicas": before}, after, changed=False
                 )
-            body = {"metadata": {"resourceVersion": scale_meta.resource_version}, "spec": {"replicas": desired_nodes}}
+            body = {"metadata": {"resourceVersion": scale_meta.resource_version}, "spec": {"replicas": target}}
             try:
                 self._call(
                     f"patch {what}",
@@ -214,14 +215,7 @@ class KubernetesActuator:
             except _Conflict:
                 continue
             return self._record(
-                "set_desired_nodes",
-                region,
-                plan_id,
-                actor,
-                reason,
-                {"replicas": before},
-                {"replicas": desired_nodes},
-                changed=True,
+                "set_desired_nodes", region, plan_id, actor, reason, {"replicas": before}, after, changed=True
             )
         raise ActuationError(f"{what}: still conflicting after {s.conflict_attempts} re-reads", retryable=True)
 
@@ -317,6 +311,30 @@ class KubernetesActuator:
         )
 
     # ----- steps -------------------------------------------------------------------------------
+
+    def _scale_in_floor(self, apis: _RegionApis, current: int, desired: int) -> tuple[int, list[str]]:
+        """Lowest replica count >= `desired` that removes no pod with live sessions.
+
+        A StatefulSet scales in from its highest ordinal, whatever node the pod is on, so lowering
+        replicas past a busy pod would cut its calls. Scale-in stops above the highest busy pod (a pod
+        without a session count is busy); the next call goes further once it is idle.
+        """
+        s = self._settings
+        pods = self._call(
+            f"list media pods in {s.media_namespace} (context {apis.context})",
+            lambda: apis.core.list_namespaced_pod(
+                s.media_namespace, label_selector=s.media_pod_selector, _request_timeout=s.request_timeout_seconds
+            ),
+        )
+        by_name = {(pod.metadata or k8s.V1ObjectMeta()).name: pod for pod in pods.items or []}
+        for ordinal in range(current - 1, desired - 1, -1):
+            pod = by_name.get(f"{s.media_workload_name}-{ordinal}")
+            if pod is None or (pod.metadata and pod.metadata.deletion_timestamp is not None):
+                continue
+            sessions = _active_sessions(pod.metadata.annotations if pod.metadata else None)
+            if sessions != 0:
+                return ordinal + 1, [f"{s.media_workload_name}-{ordinal}"]
+        return desired, []
 
     def _cordon(
         self, apis: _RegionApis, node: str, deadline_text: str, plan_id: str, what: str

@@ -62,11 +62,12 @@ def tick_queries(trend_window: str = "2m", up_job_regex: str = "edge.*") -> dict
     return {
         "nodes": f'{{__name__=~"{_name_regex(NODE_FAMILY)}"}}',
         "paths": f'{{__name__=~"{_name_regex(PATH_FAMILY)}"}}',
-        # Offered sessions and their slope in one answer: deriv() drops the name, the extra label
-        # keeps its label set distinct from the raw series so `or` keeps both.
+        # Offered sessions and their slope in one answer, one series per market whatever the number
+        # of exporters repeating it (max); the extra label keeps the slope apart for `or`.
         "markets": (
-            f"{m.MARKET_OFFERED_SESSIONS} or "
-            f'label_replace(deriv({m.MARKET_OFFERED_SESSIONS}[{trend_window}]), "{TREND_LABEL}", "trend", "", "")'
+            f"max by (market) ({m.MARKET_OFFERED_SESSIONS}) or "
+            f"label_replace(max by (market) (deriv({m.MARKET_OFFERED_SESSIONS}[{trend_window}])), "
+            f'"{TREND_LABEL}", "trend", "", "")'
         ),
         # Newest raw sample time per node, per region and per market: the staleness evidence.
         "freshness": (
@@ -342,9 +343,9 @@ def _markets(samples: list[dict[str, Any]], known_markets: set[str]) -> list[Mar
         if market not in known_markets or value is None:
             continue
         if labels.get(TREND_LABEL):
-            trend[market] = trend.get(market, 0.0) + value
+            trend[market] = value
         else:
-            offered[market] = offered.get(market, 0.0) + max(0.0, value)
+            offered[market] = max(0.0, value)
     return [
         MarketDemand(market=code, offered_sessions=offered[code], trend_sessions_per_second=trend.get(code, 0.0))
         for code in sorted(offered)

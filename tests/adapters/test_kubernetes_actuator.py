@@ -43,7 +43,7 @@ def clusters():
     servers = {region: KubeApiStandIn(region).start() for region in ("fra", "dub")}
     for region, server in servers.items():
         server.add_namespace("edge-system")
-        server.add_workload("statefulsets", "edge-media", "edge-media", replicas=3)
+        server.add_workload("statefulsets", "edge-media", "edge-media", replicas=4 if region == "fra" else 3)
         for index in (1, 2):
             server.add_node(f"{region}-node-{index}", labels={"topology.kubernetes.io/region": region})
     fra = servers["fra"]
@@ -104,12 +104,35 @@ def test_scale_patches_the_scale_subresource_once(clusters, make_actuator):
     assert patch.body == {"metadata": {"resourceVersion": rv}, "spec": {"replicas": 5}}
     assert fra.workload("statefulsets", "edge-media", "edge-media")["spec"]["replicas"] == 5
     assert (record.plan_id, record.action, record.target, record.changed) == ("plan-7", "set_desired_nodes", "fra", True)
-    assert (record.before, record.after) == ({"replicas": 3}, {"replicas": 5})
+    assert (record.before, record.after) == ({"replicas": 4}, {"replicas": 5})
 
     again = actuator.set_desired_nodes("fra", 5, **WHO)
     assert not again.changed and again.before == again.after == {"replicas": 5}
     assert _calls(fra)[2:] == [("GET", STS_SCALE)]  # read, equal, no write
     assert clusters["dub"].requests == []
+
+
+def test_scale_in_stops_above_the_highest_busy_pod(clusters, make_actuator):
+    """edge-media-3 is idle, edge-media-2 has no session count (busy): 4 -> 1 goes to 3 now."""
+    actuator, _sleeps, _clock = make_actuator()
+    fra = clusters["fra"]
+    record = actuator.set_desired_nodes("fra", 1, **WHO)
+    assert record.changed
+    assert record.after == {"replicas": 3, "requested": 1, "held_by_active_sessions": ["edge-media-2"]}
+    listing = fra.requests[1]
+    assert (listing.method, listing.path, listing.query) == (
+        "GET", "/api/v1/namespaces/edge-media/pods", {"labelSelector": "app.kubernetes.io/name=edge-media"}
+    )
+    assert fra.requests[2].body["spec"] == {"replicas": 3}
+    # Still held: no write, changed=False.
+    assert not actuator.set_desired_nodes("fra", 1, **WHO).changed
+    assert len(fra.writes()) == 1
+    # Sessions end on edge-media-2 and -1; edge-media-0 is idle already: down to 1.
+    fra.set_pod_annotation("edge-media", "edge-media-2", ACTIVE_SESSIONS_ANNOTATION, "0")
+    fra.set_pod_annotation("edge-media", "edge-media-1", ACTIVE_SESSIONS_ANNOTATION, "0")
+    final = actuator.set_desired_nodes("fra", 1, **WHO)
+    assert final.changed and final.before == {"replicas": 3} and final.after == {"replicas": 1}
+    assert fra.workload("statefulsets", "edge-media", "edge-media")["spec"]["replicas"] == 1
 
 
 def test_scale_rereads_after_a_real_conflict(clusters, make_actuator):
@@ -131,7 +154,7 @@ def test_throttling_and_server_errors_back_off_then_succeed(clusters, make_actua
     fra = clusters["fra"]
     fra.inject_error("GET", r"/scale$", 429, times=1, retry_after=3)
     fra.inject_error("GET", r"/scale$", 503, times=1)
-    record = actuator.set_desired_nodes("fra", 4, **WHO)
+    record = actuator.set_desired_nodes("fra", 6, **WHO)
     assert record.changed
     assert [m for m, _p in _calls(fra)] == ["GET", "GET", "GET", "PATCH"]
     assert sleeps == [0.5, 0.02]  # Retry-After 3s capped at 0.5s, then 0.01 * 2
