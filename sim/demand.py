@@ -73,6 +73,42 @@ class DemandModel:
                     f"{spec.name!r} (markets: {', '.join(spec.market_by_code)})"
                 )
 
+        self._codes = [m.code for m in spec.markets]
+        self._index = {code: i for i, code in enumerate(self._codes)}
+        self._zone_list = [self._zones[code] for code in self._codes]
+        self._baseline = np.array([m.demand.baseline_sessions for m in spec.markets], dtype=np.float64)
+        self._swing = np.array([m.demand.peak_sessions for m in spec.markets], dtype=np.float64) - self._baseline
+        self._peak_hour = np.array([m.demand.peak_local_hour for m in spec.markets], dtype=np.float64)
+        self._phase_matrix = np.array([self._phases[code] for code in self._codes], dtype=np.float64)
+        self._periods = np.array(_VARIATION_PERIODS_DAYS) * _DAY
+        self._offsets_by_hour: dict[int, np.ndarray] = {}
+
+    def offered_vector(self, at_epoch: float) -> np.ndarray:
+        """Offered sessions of every market (spec order) at `at_epoch`; same values as
+        `offered_at_epoch`, computed with numpy for the fleet's per-step arrivals."""
+        hour_bucket = int(at_epoch // 3600)
+        offsets = self._offsets_by_hour.get(hour_bucket)
+        if offsets is None:
+            if len(self._offsets_by_hour) > 10_000:
+                self._offsets_by_hour.clear()
+            moment = datetime.fromtimestamp(hour_bucket * 3600, tz=UTC)
+            offsets = np.array([(zone.utcoffset(moment) or timedelta(0)).total_seconds() for zone in self._zone_list])
+            self._offsets_by_hour[hour_bucket] = offsets
+        hours = ((at_epoch + offsets) % _DAY) / 3600.0
+        shape = ((1.0 + np.cos(2.0 * np.pi * (hours - self._peak_hour) / 24.0)) / 2.0) ** 2
+        values = self._baseline + self._swing * shape
+        if self.variation:
+            angles = 2 * np.pi * at_epoch / self._periods[None, :] + self._phase_matrix
+            values = values * (1.0 + self.variation * np.sin(angles).sum(axis=1))
+        if self.events:
+            multipliers = np.ones(len(self._codes))
+            for event in self.events:
+                weight = event_shape(event, at_epoch)
+                if weight:
+                    multipliers[self._index[event.market]] += (event.peak_multiplier - 1.0) * weight
+            values = values * multipliers
+        return np.asarray(values, dtype=np.float64)
+
     def add_event(self, event: DemandEvent) -> None:
         if event.market not in self.spec.market_by_code:
             raise KeyError(event.market)

@@ -1,0 +1,42 @@
+"""edgeplane's own decision core as a benchmark policy: `controller.core.planner.make_plan`.
+
+Imported lazily, so the simulator and the other baselines work while (or where) the core is absent;
+then `decide` raises PolicyUnavailableError saying what is missing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from controller.plan import Plan
+from controller.snapshot import FleetSnapshot
+from controller.spec import EnvironmentSpec
+from sim.policies import PolicyUnavailableError
+
+
+class EdgeplanePolicy:
+    name = "edgeplane"
+
+    def __init__(self) -> None:
+        self._make_plan: Callable[..., Any] | None = None
+
+    def _planner(self) -> Callable[..., Any]:
+        if self._make_plan is None:
+            try:
+                module = importlib.import_module("controller.core.planner")
+                self._make_plan = module.make_plan
+            except (ImportError, AttributeError) as error:
+                raise PolicyUnavailableError(
+                    "the edgeplane policy needs controller.core.planner.make_plan(spec, snapshot, previous_plan, now), "
+                    f"which is not available: {error}"
+                ) from error
+        return self._make_plan
+
+    def decide(self, spec: EnvironmentSpec, snapshot: FleetSnapshot, previous_plan: Plan | None, now: datetime) -> Plan:
+        plan = self._planner()(spec, snapshot, previous_plan, now)
+        if not isinstance(plan, Plan):
+            raise PolicyUnavailableError(f"make_plan returned {type(plan).__name__}, not a Plan")
+        return plan
