@@ -14,6 +14,7 @@ from edgectl.cli.drill_commands import drill_app
 from edgectl.cli.env_commands import env_app, schema_app
 from edgectl.cli.failover_commands import failover_app
 from edgectl.cli.plan_command import plan_command
+from edgectl.cli.sim_commands import sim_app
 from edgectl.cli.status_command import status as status_command
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 app.add_typer(env_app, name="env")
 app.add_typer(schema_app, name="schema")
+app.add_typer(sim_app, name="sim")
 app.command("plan")(plan_command)
 app.add_typer(dev_app, name="dev")
 app.command("demo")(demo_command)
