@@ -4,6 +4,7 @@ simulator's own exporter through a real Prometheus."""
 
 from __future__ import annotations
 
+import statistics
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from tests.fixtures.prometheus_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = load_environment(ROOT / "environments" / "local.yaml")
+PROD = load_environment(ROOT / "environments" / "prod.yaml")
 RULES = sorted(str(p) for p in (ROOT / "rules").glob("*.yml"))
 WHO = {"plan_id": "plan-42", "actor": "controller", "reason": "test"}
 
@@ -129,12 +131,22 @@ def test_connection_refused_is_retryable():
     assert caught.value.retryable and len(sleeps) == 2
 
 
+def _tick_latency_ms(observer: PrometheusObserver, ticks: int = 20) -> tuple[float, float, int]:
+    seconds = []
+    for _ in range(ticks):
+        observer.observe()
+        seconds.append(observer.last_tick.seconds)
+    seconds.sort()
+    return statistics.median(seconds) * 1000, seconds[int(0.95 * ticks) - 1] * 1000, len(observer.last_tick.queries)
+
+
 @pytest.mark.integration
-def test_prometheus_observer_reads_the_simulator_exporter(simulator, prometheus_factory):
+def test_prometheus_observer_reads_the_simulator_exporter(simulator, prometheus_factory, record_property):
     fleet, server = simulator
     prom = prometheus_factory(targets=[server.url.removeprefix("http://")], rule_files=RULES)
     prom.wait_for_data("edge_market_offered_sessions", predicate=lambda r: len(r) == len(LOCAL.markets))
-    snapshot = PrometheusObserver(prom.url, LOCAL).observe()
+    observer = PrometheusObserver(prom.url, LOCAL)
+    snapshot = observer.observe()
     truth = fleet.snapshot()  # the clock is stopped: what was scraped is what the fleet holds
     assert not snapshot.stale, snapshot.stale_reasons
     for observed in snapshot.regions:
@@ -151,3 +163,27 @@ def test_prometheus_observer_reads_the_simulator_exporter(simulator, prometheus_
         {d.market: d.offered_sessions for d in truth.markets}
     )
     assert {(p.market, p.region) for p in snapshot.paths} == {(p.market, p.region) for p in truth.paths}
+
+    p50, p95, queries = _tick_latency_ms(observer)
+    record_property("observer_tick_local_sim_p50_ms", round(p50, 1))
+    print(f"\nobserver tick, local spec on the simulated fleet: {queries} queries, p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+
+
+@pytest.mark.integration
+def test_prod_sized_fleet_costs_the_same_number_of_queries(prometheus_factory, record_property):
+    start = datetime.now(UTC).replace(microsecond=0)
+    fleet = SimulatedFleet(PROD, quiet_trace(start, 3600), start=start, demand_variation=0.0)
+    with SimulatorServer(fleet, run_clock=False) as server:
+        prom = prometheus_factory(targets=[server.url.removeprefix("http://")])
+        prom.wait_for_data("edge_market_offered_sessions", predicate=lambda r: len(r) == len(PROD.markets))
+        observer = PrometheusObserver(prom.url, PROD)
+        snapshot = observer.observe()
+        assert not snapshot.stale, snapshot.stale_reasons
+        assert len(snapshot.regions) == 13 and len(snapshot.markets) == len(PROD.markets)
+        nodes = sum(len(r.nodes) for r in snapshot.regions)
+        assert nodes == sum(len(r.nodes) for r in fleet.snapshot().regions)
+        p50, p95, queries = _tick_latency_ms(observer)
+    assert queries == 5
+    record_property("observer_tick_prod_sim_p50_ms", round(p50, 1))
+    print(f"\nobserver tick, prod spec ({nodes} nodes, {len(snapshot.paths)} paths): {queries} queries, "
+          f"p50 {p50:.1f} ms, p95 {p95:.1f} ms")
