@@ -386,12 +386,11 @@ class KubernetesActuator:
         )
         self._call(
             f"evict pod {s.media_namespace}/{pod_name} from {what}",
-            # The API answers with a Status, not the Eviction the generated client expects: don't decode.
+            # The API answers 201 with a Status (the client reads it into an empty-ish V1Eviction).
             lambda: apis.core.create_namespaced_pod_eviction(
                 pod_name,
                 s.media_namespace,
                 eviction,
-                _preload_content=False,
                 _request_timeout=s.request_timeout_seconds,
             ),
             eviction=True,
