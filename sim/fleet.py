@@ -78,6 +78,13 @@ OUTAGE_LOSS = 1.0
 _ModelT = TypeVar("_ModelT", bound=BaseModel)
 
 
+def _ratio(numerator: NDArray[Any], denominator: NDArray[Any]) -> FloatArray:
+    """numerator / denominator where the denominator is positive, else 0 (no warnings, no NaN)."""
+    out = np.zeros(np.broadcast_shapes(np.shape(numerator), np.shape(denominator)))
+    np.divide(numerator, denominator, out=out, where=denominator > 0)
+    return out
+
+
 def _trusted(cls: type[_ModelT], **values: Any) -> _ModelT:
     """Build a pydantic model from values the fleet computed itself, skipping validation.
 
@@ -242,6 +249,7 @@ class SimulatedFleet:
 
         self._qos_cache: tuple[FloatArray, FloatArray, FloatArray] | None = None
         self._impairments: dict[str, Impairment] = {}
+        self._impairment_windows: dict[str, tuple[float, float]] = {}
         self._impairment_seq = 0
         self._active_impairments: set[str] = set()
         self._extra_loss = np.zeros((n_m, n_r))
@@ -301,8 +309,7 @@ class SimulatedFleet:
             self._add_nodes(book, book.desired, _READY, self._t)
             amounts[r] = 0.0 if self._outage[r] else total
         placed, _ = self._place(amounts, load.sum(axis=0))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            share = np.where(amounts > 0, placed / amounts, 0.0)
+        share = _ratio(placed, amounts)
         self._paths = load * share[None, :, None]
 
     # nodes ------------------------------------------------------------------------------
@@ -353,18 +360,17 @@ class SimulatedFleet:
         n_r = len(self._books)
         placed = np.zeros(n_r)
         totals = incoming.sum(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            composition = np.where(totals[:, None] > 0, incoming / totals[:, None], 0.0)
+        composition = _ratio(incoming, totals[:, None])
         ready = np.nonzero(self._node_state == _READY)[0]
         if len(ready) == 0 or not (amounts > 0).any():
             return placed, composition
         region = self._node_region[ready]
         loads = self._sessions[ready].sum(axis=1)
         capacity = self._spn[region]
-        room = np.clip(capacity - loads, 0.0, None)
+        room = np.maximum(capacity - loads, 0.0)
         room_by_region = np.bincount(region, weights=room, minlength=n_r)
         wanted = np.minimum(amounts, room_by_region)
-        order = np.lexsort((loads, region))
+        order = np.argsort(region + loads / (capacity + 1.0), kind="stable")  # by region, then load
         sorted_region = region[order]
         sorted_loads = loads[order]
         starts = np.searchsorted(sorted_region, np.arange(n_r))
@@ -379,10 +385,9 @@ class SimulatedFleet:
         level[has] = levels[starts[has] + count[has] - 1]
         full = wanted >= room_by_region - 1e-9
         level[full] = self._spn[full]
-        delta = np.minimum(np.clip(level[region] - loads, 0.0, None), room)
+        delta = np.minimum(np.maximum(level[region] - loads, 0.0), room)
         delta_by_region = np.bincount(region, weights=delta, minlength=n_r)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            scale = np.where(delta_by_region > 0, wanted / delta_by_region, 0.0)
+        scale = _ratio(wanted, delta_by_region)
         delta *= scale[region]
         self._sessions[ready] += delta[:, None] * composition[region]
         placed = np.where(delta_by_region > 0, wanted, 0.0)
@@ -391,8 +396,8 @@ class SimulatedFleet:
     # impairments -------------------------------------------------------------------------
 
     def _update_impairments(self) -> None:
-        now = self.now
-        active = {i for i, imp in self._impairments.items() if imp.active_at(now)}
+        t = self._t
+        active = {i for i, (begin, end) in self._impairment_windows.items() if begin <= t < end}
         if active == self._active_impairments:
             return
         started = active - self._active_impairments
@@ -443,9 +448,8 @@ class SimulatedFleet:
         if not carried.any():
             return
         totals = self._paths.sum(axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            keep = np.where(totals > 0, 1.0 - carried / totals, 0.0)
-        self._paths *= np.clip(keep, 0.0, 1.0)[None, :, :]
+        keep = np.where(totals > 0, 1.0 - _ratio(carried, totals), 0.0)
+        self._paths *= np.minimum(np.maximum(keep, 0.0), 1.0)[None, :, :]
 
     def _reconcile(self, book: _RegionBook) -> None:
         """Bring BOOTING + READY nodes to `desired` without ever removing a node that has sessions."""
@@ -500,17 +504,16 @@ class SimulatedFleet:
         offered = self._offered_vector(t1)
         target = offered[:, None] * self._mix
         carried_over = self._offered_track * decay[None, :]
-        arrivals = np.clip(target - carried_over, 0.0, None)
+        arrivals = np.maximum(target - carried_over, 0.0)
         self._offered_track = carried_over + arrivals
-        self._unrouted += float((arrivals.sum(axis=1) * np.clip(1.0 - self._weights.sum(axis=1), 0.0, None)).sum())
+        self._unrouted += float((arrivals.sum(axis=1) * np.maximum(1.0 - self._weights.sum(axis=1), 0.0)).sum())
         routed = arrivals[:, None, :] * self._weights[:, :, None]  # M x R x S
         incoming = routed.sum(axis=0)  # R x S
         totals = incoming.sum(axis=1)
         self._failed[:, self._outage] += routed[:, self._outage, :].sum(axis=2)
         amounts = np.where(self._outage, 0.0, totals)
         placed, _ = self._place(amounts, incoming)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            share = np.where(amounts > 0, placed / amounts, 0.0)
+        share = _ratio(placed, amounts)
         self._paths += routed * share[None, :, None]
         refused = routed * np.where(self._outage, 0.0, 1.0 - share)[None, :, None]
         self._rejected += refused.sum(axis=2)
@@ -529,7 +532,7 @@ class SimulatedFleet:
         self._qos_minutes += float((self._paths * breach).sum()) * minutes
         self._capacity_minutes += float(self._rejected_shadow.sum()) * minutes
         active_by_market = self._paths.sum(axis=(1, 2))
-        self._unserved_minutes += float(np.clip(offered - active_by_market, 0.0, None).sum()) * minutes
+        self._unserved_minutes += float(np.maximum(offered - active_by_market, 0.0).sum()) * minutes
         self._offered_minutes += float(offered.sum()) * minutes
         active = float(active_by_market.sum())
         self._served_minutes += active * minutes
@@ -543,8 +546,7 @@ class SimulatedFleet:
         region = self._node_region[carrying]
         sessions = np.bincount(region, weights=self._sessions[carrying].sum(axis=1), minlength=n_r)
         capacity = np.bincount(region, minlength=n_r) * self._spn
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(capacity > 0, sessions / capacity, 0.0)
+        return _ratio(sessions, capacity.astype(np.float64))
 
     def _path_qos(self) -> tuple[FloatArray, FloatArray, FloatArray]:
         """QoS of every path now; cached until the next step or change of nodes or impairments."""
@@ -555,7 +557,7 @@ class SimulatedFleet:
     def _compute_path_qos(self) -> tuple[FloatArray, FloatArray, FloatArray]:
         u = self._utilisation()[None, :]
         rtt = qos.rtt_p95_ms(self._base_rtt, u) + self._extra_rtt
-        loss = np.clip(qos.loss_ratio(np.broadcast_to(u, self._base_rtt.shape)) + self._extra_loss, 0.0, 1.0)
+        loss = np.minimum(qos.loss_ratio(np.broadcast_to(u, self._base_rtt.shape)) + self._extra_loss, 1.0)
         loss[:, self._outage] = OUTAGE_LOSS
         jitter = qos.jitter_ms(self._base_rtt, u) + self._extra_jitter
         return rtt, loss, jitter
@@ -900,6 +902,10 @@ class SimulatedFleet:
             self._impairment_seq += 1
             impairment_id = f"imp-{self._impairment_seq}"
             self._impairments[impairment_id] = impairment
+            self._impairment_windows[impairment_id] = (
+                impairment.start.timestamp() if impairment.start is not None else -math.inf,
+                impairment.end.timestamp() if impairment.end is not None else math.inf,
+            )
             if hasattr(self, "actuations"):
                 self._update_impairments()
             return impairment_id
@@ -909,6 +915,7 @@ class SimulatedFleet:
             if impairment_id not in self._impairments:
                 raise UnknownTargetError(f"unknown impairment {impairment_id!r}", field="id")
             del self._impairments[impairment_id]
+            del self._impairment_windows[impairment_id]
             self._update_impairments()
 
     def add_demand_event(

@@ -26,15 +26,15 @@ FloatArray = NDArray[np.float64]
 
 
 def rtt_p95_ms(base_rtt: FloatArray, utilisation: FloatArray) -> FloatArray:
-    u = np.clip(utilisation, 0.0, 0.99)
+    u = np.minimum(np.maximum(utilisation, 0.0), 0.99)
     return RTT_P95_OVER_MEDIAN * base_rtt + QUEUE_MS * u / (1.0 - u)
 
 
 def loss_ratio(utilisation: FloatArray) -> FloatArray:
-    over = np.clip((utilisation - 0.75) / 0.25, 0.0, None)
+    over = np.maximum((utilisation - 0.75) / 0.25, 0.0)
     return np.asarray(BASE_LOSS + 0.04 * over**2, dtype=np.float64)
 
 
 def jitter_ms(base_rtt: FloatArray, utilisation: FloatArray) -> FloatArray:
-    over = np.clip((utilisation - 0.7) / 0.3, 0.0, None)
+    over = np.maximum((utilisation - 0.7) / 0.3, 0.0)
     return np.asarray(BASE_JITTER_MS + 0.05 * base_rtt + 25.0 * over**2, dtype=np.float64)
