@@ -123,6 +123,9 @@ def start(
         FailoverMode.EVACUATE
     ),
     force: Annotated[bool, typer.Option(help="Shift even without headroom (sheds the rest).")] = False,
+    drain_timeout: Annotated[
+        float | None, typer.Option(help="Longest wait for the region's sessions to end (default: spec drain deadline).")
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Wait for the end, showing progress.")] = True,
     json_output: JsonOption = False,
     temporal_address: AddressOption = DEFAULT_TEMPORAL_ADDRESS,
@@ -137,7 +140,10 @@ def start(
     if region not in spec.region_by_name:
         known = ", ".join(spec.region_by_name)
         exit_with(ExitCode.INVALID_INPUT, f"{env}: --region: unknown region {region!r} (known: {known})")
-    request = FailoverInput(environment=spec.name, region=region, reason=reason, mode=mode, force=force)
+    request = FailoverInput(
+        environment=spec.name, region=region, reason=reason, mode=mode, force=force,
+        drain_timeout_seconds=drain_timeout,
+    )
 
     async def go() -> None:
         client = await connect_or_exit(temporal_settings(temporal_address, namespace, tls_cert, tls_key, tls_ca))

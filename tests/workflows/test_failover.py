@@ -214,3 +214,44 @@ def test_drill_stop_condition_trips_and_restores(temporal_server, temporal_task_
     assert scorecard.outcome is FailoverOutcome.ROLLED_BACK
     assert "stop condition" in scorecard.detail and "DE SLO breach ratio" in scorecard.detail
     assert fleet.weights() == before
+
+
+def test_documented_temporal_cli_input_starts_and_aborts_a_failover(temporal_server, temporal_task_queue, local_spec):
+    """The JSON in docs/operations.md works with the `temporal` CLI (as from the Temporal UI)."""
+    import json
+    import subprocess
+
+    from tests.fixtures.temporal_server import temporal_binary_path
+
+    fleet = WorkflowFakeFleet(local_spec)
+    before = fleet.weights()
+    workflow_id = unique(failover_id("local", "fra"))
+    payload = {"environment": "local", "region": "fra", "reason": "packet loss in eu-central-1", "mode": "evacuate",
+               "approval_required": False, "stages": [1.0], "stage_verify_seconds": 0.2, "hold_seconds": 0.2,
+               "drain_timeout_seconds": 0.2}  # fmt: skip
+    cli = [temporal_binary_path(), "workflow"]
+    where = ["--address", temporal_server.address, "--workflow-id", workflow_id]
+
+    async def scenario():
+        client = await temporal_server.connect()
+        async with running_worker(client, FleetActivities(local_spec, fleet, fleet), temporal_task_queue):
+            started = await asyncio.to_thread(
+                subprocess.run,
+                [*cli, "start", *where, "--type", "FailoverWorkflow", "--task-queue", temporal_task_queue,
+                 "--id-conflict-policy", "Fail", "--input", json.dumps(payload)],
+                capture_output=True, text=True,
+            )  # fmt: skip
+            assert started.returncode == 0, started.stderr
+            handle = client.get_workflow_handle_for(FailoverWorkflow.run, workflow_id)
+            await wait_for_phase(handle, FailoverPhase.EVACUATED)
+            aborted = await asyncio.to_thread(
+                subprocess.run,
+                [*cli, "update", "execute", *where, "--name", "abort", "--input", '{"by": "alice", "reason": "false alarm"}'],
+                capture_output=True, text=True,
+            )  # fmt: skip
+            assert aborted.returncode == 0, aborted.stderr
+            return await handle.result()
+
+    report = asyncio.run(scenario())
+    assert report.outcome is FailoverOutcome.ABORTED and "alice" in report.detail
+    assert fleet.weights() == before
