@@ -127,3 +127,31 @@ def test_real_time_clock_advances_the_fleet() -> None:
         time.sleep(0.6)
         assert httpx.get(f"{server.url}/healthz").json()["ok"] is True
     assert (fleet.now - start).total_seconds() >= 120
+
+
+def test_the_simulator_actuator_adapter_drives_the_real_server() -> None:
+    """The controller's own adapter against this server: the HTTP contract both sides rely on."""
+    from controller.adapters.simulator_actuator import SimulatorActuator
+    from controller.ports import ActuationError
+
+    fleet = SimulatedFleet(tiny_spec(), tiny_trace(), demand_variation=0.0)
+    with SimulatorServer(fleet, run_clock=False) as server:
+        adapter = SimulatorActuator(server.url)
+        try:
+            assert adapter.observe() == fleet.snapshot()
+            assert adapter.set_desired_nodes("fra", 21, **WHO).changed is True
+            assert adapter.set_desired_nodes("fra", 21, **WHO).changed is False
+            drained = adapter.drain_node("fra", "fra-0004", fleet.now + timedelta(minutes=5), **WHO)
+            assert drained.after["state"] == "draining"
+            assert adapter.set_traffic_weights({"SG": {"sin": 1.0}}, **WHO).changed is False
+            try:
+                adapter.set_desired_nodes("mars", 1, **WHO)
+            except ActuationError as error:
+                assert error.retryable is False and "404" in str(error)
+            else:
+                raise AssertionError("unknown region accepted")
+        finally:
+            adapter.close()
+    assert [a.action for a in fleet.actuations] == [
+        "set_desired_nodes", "set_desired_nodes", "drain_node", "set_traffic_weights",
+    ]  # fmt: skip
