@@ -8,7 +8,8 @@ the same run. Also measures the simulator's fast-forward speed (simulated days p
     .venv/bin/python -m bench.capacity_benchmark                      # prod, bench-3day, seed 0
     .venv/bin/python -m bench.capacity_benchmark --hours 24 --jobs 2  # quicker, in parallel
 
-`bench/run_all.py` calls `capacity_benchmark(...)` and embeds `markdown(...)` in docs/benchmarks.md.
+`bench/run_all.py` calls `capacity_table(...)` (or `capacity_benchmark(...)` + `markdown(...)`) and
+embeds the section in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -123,6 +125,11 @@ def markdown(report: CapacityBenchmark) -> str:
         f"Command: `{report.command}`",
     ]
     return "\n".join(lines) + "\n"
+
+
+def capacity_table(**kwargs: Any) -> str:
+    """Run `capacity_benchmark(**kwargs)` and return its Markdown section (for bench/run_all.py)."""
+    return markdown(capacity_benchmark(**kwargs))
 
 
 def main(argv: list[str] | None = None) -> int:
