@@ -59,7 +59,11 @@ DRAINED_SHARE = 0.05
 
 
 class _Aborted(Exception):
-    """Internal: an abort, release or stop condition interrupted a wait."""
+    """Internal: on-call's abort interrupted a step."""
+
+
+class _StopConditionTripped(Exception):
+    """Internal: a stop condition tripped while draining or holding."""
 
 
 @workflow.defn(name="FailoverWorkflow")
@@ -208,7 +212,9 @@ class FailoverWorkflow:
             timings.shift_seconds = (shifted_at - decided).total_seconds()
 
             self._set_phase(FailoverPhase.DRAINING, f"waiting for the sessions in {request.region} to end")
-            seconds_to_drained = await self._drain(request, sessions_before, drain_timeout, poll_seconds)
+            seconds_to_drained = await self._drain(
+                request, sessions_before, drain_timeout, poll_seconds, stop_conditions
+            )
             drained_at = workflow.now()
             timings.stabilise_seconds = (drained_at - shifted_at).total_seconds()
 
@@ -219,16 +225,19 @@ class FailoverWorkflow:
                 last_qos = await self._check_qos(request.region, stop_conditions)
                 tripped = self._tripped(last_qos, stop_conditions)
                 if tripped:
-                    return await self._roll_back(
-                        request, FailoverOutcome.ROLLED_BACK, tripped, timings, headroom, started, actor,
-                        sessions_before, last_qos,
-                    )
+                    raise _StopConditionTripped(tripped)
             timings.hold_seconds = (workflow.now() - drained_at).total_seconds()
 
             if request.mode is FailoverMode.EVACUATE:
                 self._set_phase(FailoverPhase.EVACUATED, f"{request.region} evacuated; `release` fails it back")
                 await workflow.wait_condition(lambda: self._release is not None or self._abort is not None)
                 self._raise_if_aborted()
+        except _StopConditionTripped as tripped:
+            assert self._progress is not None and self._progress.last_qos is not None
+            return await self._roll_back(
+                request, FailoverOutcome.ROLLED_BACK, str(tripped), timings, headroom, started, actor,
+                sessions_before, self._progress.last_qos,
+            )
         except _Aborted:
             assert self._abort is not None
             return await self._roll_back(
@@ -310,12 +319,10 @@ class FailoverWorkflow:
             raise _Aborted()
 
     async def _wait(self, seconds: float) -> None:
-        """Sleep on the workflow clock; an abort (or release) ends the wait early."""
+        """Sleep on the workflow clock; an abort ends the wait early (a release waits for the hold to end)."""
         if seconds > 0:
             with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(
-                    lambda: self._abort is not None or self._release is not None, timeout=timedelta(seconds=seconds)
-                )
+                await workflow.wait_condition(lambda: self._abort is not None, timeout=timedelta(seconds=seconds))
         self._raise_if_aborted()
 
     async def _check_qos(self, region: str, stop_conditions: list[StopCondition]) -> QosVerdict:
@@ -353,21 +360,29 @@ class FailoverWorkflow:
         return ""
 
     async def _drain(
-        self, request: FailoverInput, sessions_before: int, timeout: float, poll_seconds: float
+        self,
+        request: FailoverInput,
+        sessions_before: int,
+        timeout: float,
+        poll_seconds: float,
+        stop_conditions: list[StopCondition],
     ) -> float | None:
         """Wait until the region carries at most DRAINED_SHARE of its sessions; seconds taken, or None."""
         assert self._progress is not None
         started = workflow.now()
         deadline = started + timedelta(seconds=timeout)
         while True:
-            verdict = self._progress.last_qos
-            remaining = verdict.region_sessions.get(request.region, 0) if verdict else sessions_before
+            latest = self._progress.last_qos
+            remaining = latest.region_sessions.get(request.region, 0) if latest else sessions_before
             if remaining <= sessions_before * DRAINED_SHARE:
                 return (workflow.now() - (self._first_shift_at or started)).total_seconds()
             if workflow.now() >= deadline:
                 return None
             await self._wait(min(poll_seconds, (deadline - workflow.now()).total_seconds()))
-            await self._check_qos(request.region, [])
+            verdict = await self._check_qos(request.region, stop_conditions)
+            tripped = self._tripped(verdict, stop_conditions)
+            if tripped:
+                raise _StopConditionTripped(tripped)
 
     async def _pin(self, request: FailoverInput, share: float) -> None:
         """Tell the control loop to plan within the pin (it may not run: then nobody fights us)."""

@@ -20,7 +20,13 @@ from edgectl.cli.controller_commands import (
 from edgectl.cli.failover_commands import JsonOption
 from edgectl.cli.output import console, print_json
 from workflows.control_loop import ControlLoopWorkflow
-from workflows.models import EnvironmentStatus, LoopStatus, control_loop_id
+from workflows.models import (
+    DRILL_ID_PREFIX,
+    FAILOVER_ID_PREFIX,
+    EnvironmentStatus,
+    LoopStatus,
+    control_loop_id,
+)
 
 
 def status(
@@ -42,10 +48,11 @@ def status(
             loop = await client.get_workflow_handle(control_loop_id(spec.name)).query(ControlLoopWorkflow.status)
         except RPCError:
             loop = None
+        prefixes = (f"{FAILOVER_ID_PREFIX}{spec.name}-", f"{DRILL_ID_PREFIX}{spec.name}-")
         running = [
             {"workflow_id": w.id, "type": w.workflow_type, "started": str(w.start_time)}
             async for w in client.list_workflows("ExecutionStatus='Running'")
-            if w.id.startswith("edgeplane-") and spec.name in w.id
+            if w.id == control_loop_id(spec.name) or w.id.startswith(prefixes)
         ]
         result = EnvironmentStatus(environment=spec.name, loop=loop, running_workflows=running)
         if json_output:

@@ -255,3 +255,26 @@ def test_documented_temporal_cli_input_starts_and_aborts_a_failover(temporal_ser
     report = asyncio.run(scenario())
     assert report.outcome is FailoverOutcome.ABORTED and "alice" in report.detail
     assert fleet.weights() == before
+
+
+def test_stop_condition_during_hold_rolls_back(temporal_server, temporal_task_queue, local_spec):
+    fleet = WorkflowFakeFleet(local_spec)
+    before = fleet.weights()
+    condition = StopCondition(metric=StopConditionMetric.GLOBAL_SLO_BREACH_RATIO, threshold=0.3, for_seconds=0)
+
+    async def scenario():
+        client = await temporal_server.connect()
+        async with running_worker(client, FleetActivities(local_spec, fleet, fleet), temporal_task_queue):
+            handle = await client.start_workflow(
+                FailoverWorkflow.run, fast_failover("fra", hold_seconds=20.0, stop_conditions=[condition]),
+                id=unique(failover_id("local", "fra")), task_queue=temporal_task_queue,
+            )
+            await wait_for_phase(handle, FailoverPhase.HOLDING)
+            fleet.impair("dub", 400.0)  # the targets degrade while the region is held evacuated
+            fleet.impair("sin", 400.0)
+            return await handle.result()
+
+    report = asyncio.run(scenario())
+    assert report.outcome is FailoverOutcome.ROLLED_BACK and "global SLO breach ratio" in report.detail
+    assert report.timings.hold_seconds == 0.0  # never completed the hold
+    assert fleet.weights() == before
