@@ -185,8 +185,12 @@ def chart_drill(recording: DemoRecording, measurements: DemoMeasurements, path: 
     begin = (drill.started_wall_seconds or 0.0) - 10
     window = [s for s in recording.samples if s.wall_seconds >= begin]
     x = [s.wall_seconds - (drill.started_wall_seconds or 0.0) for s in window]
-    for colour, market in zip(REGION_COLOURS, sorted({m for s in window for m in s.weights}), strict=False):
-        ax_share.plot(x, [s.weights.get(market, {}).get(region, 0.0) for s in window], color=colour, label=market)
+    markets = sorted({m for s in window for m, w in s.weights.items() if w.get(region, 0.0) > 0})
+    styles = ["-", "--", ":", "-."]
+    for i, market in enumerate(markets):  # markets often coincide: vary the line so each stays visible
+        ax_share.plot(x, [s.weights.get(market, {}).get(region, 0.0) for s in window], label=market,
+                      color=REGION_COLOURS[i % len(REGION_COLOURS)], ls=styles[i % len(styles)],
+                      lw=2.6 - 0.5 * (i % 3))  # fmt: skip
     ax_share.set_ylabel(f"weight on {region}")
     ax_share.set_ylim(-0.02, 1.02)
     ax_share.set_title(f"Drill of {region}: each market's share of new sessions sent to {region}", fontsize=9,
@@ -198,12 +202,16 @@ def chart_drill(recording: DemoRecording, measurements: DemoMeasurements, path: 
     ax_share.set_xlabel("wall seconds since the drill started")
     phases = drill_phases(drill.scorecard)
     if phases:
-        start = 0.0
+        start, total = 0.0, sum(seconds for _, seconds in phases) or 1.0
         for i, (name, seconds) in enumerate(phases):
-            ax_phases.barh(0, seconds, left=start, color=REGION_COLOURS[i % len(REGION_COLOURS)], edgecolor="white")
-            ax_phases.text(start + seconds / 2, 0, f"{name}\n{seconds:.1f}s", ha="center", va="center", fontsize=7)
+            ax_phases.barh(0, seconds, left=start, color=REGION_COLOURS[i % len(REGION_COLOURS)], edgecolor="white",
+                           label=f"{name} {seconds:.1f}s")  # fmt: skip
+            if seconds >= 0.08 * total:  # narrow phases are named in the legend only
+                ax_phases.text(start + seconds / 2, 0, f"{name}\n{seconds:.1f}s", ha="center", va="center",
+                               fontsize=7)  # fmt: skip
             start += seconds
         ax_phases.set_xlim(0, max(start, 1.0))
+        ax_phases.legend(loc="upper center", bbox_to_anchor=(0.5, -0.45), ncol=len(phases), fontsize=7)
         ax_phases.set_xlabel("seconds (drill phases from the scorecard)")
     else:
         ax_phases.text(0.5, 0.5, "the drill returned no phase timings", ha="center", va="center")
@@ -301,15 +309,31 @@ def summary_table(measurements: DemoMeasurements, speed: float) -> Table:
     return table
 
 
+def _compact(value: Any) -> str:
+    """One table cell: numbers rounded, dicts of numbers inline, lists counted."""
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    if isinstance(value, dict) and all(isinstance(v, int | float) for v in value.values()):
+        return ", ".join(f"{k.removesuffix('_seconds')} {_compact(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return f"{len(value)} item(s)"
+    shown = json.dumps(value, default=str) if isinstance(value, dict) else str(value)
+    return shown if len(shown) <= 160 else shown[:157] + "..."
+
+
 def _scorecard_lines(scorecard: dict[str, Any] | None) -> list[str]:
+    """The scorecard as a table; a nested report is flattened one level (`report.timings`...)."""
     if not scorecard:
         return ["The drill returned no scorecard."]
     lines = ["| field | value |", "| --- | --- |"]
     for key, value in scorecard.items():
-        shown = json.dumps(value, default=str) if isinstance(value, dict | list) else str(value)
-        if len(shown) > 160:
-            shown = shown[:157] + "..."
-        lines.append(f"| {key} | {shown.replace('|', '/')} |")
+        if isinstance(value, dict) and not all(isinstance(v, int | float) for v in value.values()):
+            for inner_key, inner in value.items():
+                if inner_key in scorecard or inner_key in ("workflow_id", "environment", "region", "started_at"):
+                    continue  # already shown at the top level
+                lines.append(f"| {key}.{inner_key} | {_compact(inner).replace('|', '/')} |")
+            continue
+        lines.append(f"| {key} | {_compact(value).replace('|', '/')} |")
     return lines
 
 

@@ -268,8 +268,10 @@ class ScenarioRunner:
         sample = self.sampler.sample_once() or self.sampler.last
         return sample.sim_time if sample else None
 
-    def event(self, kind: str, **detail: Any) -> ScenarioEvent:
-        event = ScenarioEvent(wall_seconds=self.wall(), sim_time=self.sim_now(), kind=kind, detail=detail)
+    def event(self, kind: str, *, at: tuple[float, datetime | None] | None = None, **detail: Any) -> ScenarioEvent:
+        """Record an event at `at` (wall seconds, simulated time) or now."""
+        wall, sim_time = at if at is not None else (self.wall(), self.sim_now())
+        event = ScenarioEvent(wall_seconds=wall, sim_time=sim_time, kind=kind, detail=detail)
         self.recording.events.append(event)
         return event
 
@@ -327,13 +329,16 @@ class ScenarioRunner:
         self.event("flash_sale_end", market=o.flash_sale_market)
         self.phase("calm", p.gap, "sale over")
 
+        # the clock is read just before injecting and clearing, so measured reaction times are never flattered
+        before = (self.wall(), self.sim_now())
         impairment_id = self.api.inject_impairment(o.impaired_region, o.impairment_loss_ratio)
-        self.event("impairment_start", region=o.impaired_region, extra_loss=o.impairment_loss_ratio)
+        self.event("impairment_start", at=before, region=o.impaired_region, extra_loss=o.impairment_loss_ratio)
         try:
             self.phase("impairment", p.impairment, f"+{o.impairment_loss_ratio:.0%} packet loss on {o.impaired_region}")
         finally:
+            before = (self.wall(), self.sim_now())
             self.api.clear_impairment(impairment_id)
-        self.event("impairment_end", region=o.impaired_region)
+        self.event("impairment_end", at=before, region=o.impaired_region)
         self.phase("recovery", p.recovery, f"{o.impaired_region} healthy again; traffic should return")
 
         self.run_drill(p.drill_timeout)

@@ -97,6 +97,7 @@ class StackOptions(BaseModel):
         default=None, description="Simulated clock at start (ISO 8601 UTC), passed to `edgectl sim serve --start`."
     )
     seed: int = Field(default=7, description="Seed of the simulated fleet.")
+    trace: str = Field(default="normal-week", description="The fleet's trace (sim/traces/): diurnal load only.")
     ports: StackPorts = Field(default_factory=StackPorts, description="Loopback ports.")
     work_dir: Path = Field(description="Logs, generated Prometheus config and TSDB go here.")
     scrape_interval_seconds: float = Field(default=1.0, gt=0, description="Prometheus scrape/eval interval.")
@@ -322,6 +323,7 @@ class DevStack:
         sim_argv = [
             *edgectl_command(), "sim", "serve", "--env", env_path,
             "--speed", f"{opts.speed:g}", "--port", str(ports.simulator), "--seed", str(opts.seed),
+            "--trace", opts.trace,
         ]  # fmt: skip
         if opts.sim_start:
             sim_argv += ["--start", opts.sim_start]
@@ -329,7 +331,7 @@ class DevStack:
             name="simulator",
             argv=sim_argv,
             log_path=logs / "simulator.log",
-            ready_url=f"http://{LOOPBACK}:{ports.simulator}/metrics",
+            ready_url=f"http://{LOOPBACK}:{ports.simulator}/healthz",
         )
         planned = [temporal, prometheus]
         if opts.start_simulator:
