@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,11 +32,13 @@ pytestmark = pytest.mark.integration
 EDGECTL = str(Path(sys.executable).parent / "edgectl")
 
 
-def start_worker(address: str, simulator_url: str, task_queue: str, log: Path) -> subprocess.Popen[bytes]:
+def start_worker(
+    address: str, simulator_url: str, task_queue: str, log: Path, metrics_port: int | None = None
+) -> subprocess.Popen[bytes]:
     argv = [
         EDGECTL, "controller", "run", "--env", str(LOCAL_ENV), "--temporal-address", address,
         "--simulator-url", simulator_url, "--task-queue", task_queue, "--no-control-loop",
-        "--metrics-port", str(free_port()),
+        "--metrics-port", str(metrics_port or free_port()),
     ]  # fmt: skip
     return subprocess.Popen(argv, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -51,6 +54,7 @@ def test_failover_survives_worker_kill_and_acts_once(temporal_server, temporal_t
         approval_required=False, stop_conditions=[], max_breach_increase=1.0,
     )  # fmt: skip
     workflow_id = failover_id("local", "fra") + "-crash"
+    metrics_port = free_port()
 
     async def scenario():
         client = await temporal_server.connect()
@@ -67,13 +71,17 @@ def test_failover_survives_worker_kill_and_acts_once(temporal_server, temporal_t
         os.kill(workers[0].pid, signal.SIGKILL)
         workers[0].wait(timeout=10)
         killed_at_stage = len([r for r in fleet.actuations if r.plan_id.startswith(workflow_id)])
-        workers.append(start_worker(temporal_server.address, server.url, temporal_task_queue, log))
-        return await asyncio.wait_for(handle.result(), timeout=120), killed_at_stage
+        workers.append(start_worker(temporal_server.address, server.url, temporal_task_queue, log, metrics_port))
+        report = await asyncio.wait_for(handle.result(), timeout=120)
+        metrics = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+        )
+        return report, killed_at_stage, metrics
 
     with SimulatorServer(fleet, run_clock=True) as server:
         workers.append(start_worker(temporal_server.address, server.url, temporal_task_queue, log))
         try:
-            report, killed_after = asyncio.run(scenario())
+            report, killed_after, metrics = asyncio.run(scenario())
         finally:
             for worker in workers:
                 if worker.poll() is None:
@@ -82,6 +90,7 @@ def test_failover_survives_worker_kill_and_acts_once(temporal_server, temporal_t
                         worker.wait(timeout=15)
                     except subprocess.TimeoutExpired:
                         worker.kill()
+        replacement_exit = workers[-1].returncode
         records = [r for r in fleet.actuations if r.plan_id.startswith(workflow_id)]
 
     assert report.outcome is FailoverOutcome.COMPLETED, report.detail
@@ -90,5 +99,8 @@ def test_failover_survives_worker_kill_and_acts_once(temporal_server, temporal_t
     assert changed and max(changed.values()) == 1, changed
     steps = {r.plan_id.rsplit("/", 1)[-1] for r in records}
     assert {"stage-0", "stage-1", "stage-2", "fail-back"} <= steps, steps
+    # The replacement worker stopped cleanly on SIGTERM and exported its own metrics meanwhile.
+    assert replacement_exit == 0, log.read_text()[-2000:]
+    assert 'edgeplane_controller_actions_total{action="set_traffic_weights"' in metrics
     # After the fail-back the weights are the ones before the failover again.
     assert fleet.snapshot().current_weights == report.headroom.weights_before
