@@ -24,11 +24,16 @@ LOCAL = str(ROOT / "environments" / "local.yaml")
 def test_baselines_run_without_violations(local_spec: EnvironmentSpec, policy: str) -> None:
     trace = load_trace("flash-sale")
     result = run_policy(
-        local_spec, trace, policy, seed=1, start=trace.start + timedelta(hours=4), end=trace.start + timedelta(hours=6)
+        local_spec,
+        trace,
+        policy,
+        seed=1,
+        start=trace.start + timedelta(hours=4.75),
+        end=trace.start + timedelta(hours=5.75),
     )
-    assert result.decisions == 2 * 3600 // local_spec.traffic.tick_seconds
+    assert result.decisions == 3600 // local_spec.traffic.tick_seconds
     assert result.residency_violations == 0
-    assert result.node_hours > 0 and result.simulated_days == pytest.approx(2 / 24)
+    assert result.node_hours > 0 and result.simulated_days == pytest.approx(1 / 24)
 
 
 def test_reactive_scales_out_into_a_flash_sale(local_spec: EnvironmentSpec) -> None:
