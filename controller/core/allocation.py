@@ -337,12 +337,18 @@ def pin_caps(spec: EnvironmentSpec, overrides: PlanningOverrides | None) -> dict
 
 
 def current_weights(snapshot: FleetSnapshot, previous: Plan | None) -> dict[str, dict[str, float]]:
-    """Weights in force: the snapshot's, else the previous plan's (the actuator applied them)."""
-    if snapshot.current_weights:
-        return snapshot.current_weights
-    if previous is not None:
-        return previous.weights
-    return {}
+    """Weights in force: the snapshot's, else the previous plan's (the actuator applied them).
+
+    Negative shares are dropped and a market whose shares add up to more than 1 is scaled down to
+    1 (routers normalise weights the same way), so every later step reads proper shares.
+    """
+    source = snapshot.current_weights or (previous.weights if previous is not None else {})
+    weights: dict[str, dict[str, float]] = {}
+    for market, shares in source.items():
+        positive = {region: share for region, share in shares.items() if share > 0.0}
+        total = sum(positive.values())
+        weights[market] = {r: s / total for r, s in positive.items()} if total > 1.0 else positive
+    return weights
 
 
 def path_cost_ms(spec: EnvironmentSpec, tables: SpecTables, paths: PathTable) -> FloatArray:
@@ -386,6 +392,11 @@ def build_allocation_problem(
             if k is not None and share > 0.0:
                 current[k] = share
                 has_current[m] = True
+
+    # Weights in force are shares: a market's may not add up to more than 1 (a broken upstream);
+    # scaled down, they keep the LP feasible by construction.
+    totals = np.bincount(tables.pair_market, weights=current, minlength=len(tables.market_codes))
+    current = current / np.maximum(totals[tables.pair_market], 1.0)
 
     region_cap = np.array([caps.get(name, 1.0) for name in tables.region_names])
     states = health.states()

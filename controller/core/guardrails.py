@@ -266,8 +266,7 @@ class ScaleBoundsGuardrail:
         step = draft.spec.scaling.max_step_nodes
         for command in draft.scale:
             region = draft.spec.region_by_name[command.region]
-            within = region.min_nodes <= command.desired_nodes <= region.max_nodes
-            if not within and command.desired_nodes != command.current_nodes:
+            if not region.min_nodes <= command.desired_nodes <= region.max_nodes:
                 bounds = f"{region.min_nodes}..{region.max_nodes}"
                 bad.append(f"{command.region} {command.desired_nodes} outside {bounds}")
             moved_to_bounds = command.current_nodes < region.min_nodes or command.current_nodes > region.max_nodes
@@ -286,8 +285,14 @@ class FailStaticGuardrail:
     def check(self, draft: DraftPlan) -> Verdict:
         if not draft.fail_static:
             return Verdict(self.name, True, "metrics fresh")
-        shrinking = [c.region for c in draft.scale if c.desired_nodes < c.current_nodes]
-        if shrinking or draft.drains:
+        # Shrinking a region that is above its max_nodes is the node group's limit, not a decision.
+        shrinking = [
+            c.region
+            for c in draft.scale
+            if c.desired_nodes < c.current_nodes and c.desired_nodes != draft.spec.region_by_name[c.region].max_nodes
+        ]
+        over_max = {c.region for c in draft.scale if c.current_nodes > draft.spec.region_by_name[c.region].max_nodes}
+        if shrinking or [d for d in draft.drains if d.region not in over_max]:
             return Verdict(self.name, False, f"scale-in while stale: {', '.join(shrinking) or 'drains'}")
         return Verdict(self.name, True, "metrics stale: no scale-in, no drains, no automatic shift")
 

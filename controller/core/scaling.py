@@ -9,7 +9,8 @@ Rules, in the order they are applied (each leaves its reason in the command):
    rounded up, within [min_nodes, max_nodes];
 2. failed regions keep their size (no traffic goes there; the capacity is needed when they
    recover), unknown regions (stale metrics) and pinned regions never shrink (fail static; a
-   failover or drill expects its region to be warm for the fail-back);
+   failover or drill expects its region to be warm for the fail-back) - except that every
+   target stays within [min_nodes, max_nodes], the node group's own limits;
 3. scale-out at once (after `scale_out_cooldown_seconds`), at most `max_step_nodes` per tick;
 4. scale-in only when the last size change is `scale_in_cooldown_seconds` old, at most
    `max_step_nodes` per tick, by draining the serving nodes with the fewest sessions (booting
@@ -113,6 +114,11 @@ def plan_scaling(
                 reason = f"scale in: {basis}"
                 if desired > need:
                     reason += f"; step limited to -{policy.max_step_nodes}"
+        if not region.min_nodes <= desired <= region.max_nodes:
+            # The spec's bounds are the node group's own limits: always within them, whatever the state.
+            bounded = min(max(desired, region.min_nodes), region.max_nodes)
+            reason = f"bounded to {bounded} ({region.min_nodes}..{region.max_nodes} nodes); {reason}"
+            desired = bounded
         if desired != current:
             last_change[region.name] = now
         scale.append(ScaleCommand(region=region.name, desired_nodes=desired, current_nodes=current, reason=reason))

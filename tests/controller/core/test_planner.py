@@ -105,9 +105,7 @@ def test_stale_snapshot_fails_static(local_spec):
 
 
 def test_degraded_path_qos_moves_traffic_within_budget(local_spec):
-    paths = [
-        p.model_copy(update={"loss_ratio": 0.08}) if p.region == "sin" else p for p in healthy_paths(local_spec)
-    ]
+    paths = [p.model_copy(update={"loss_ratio": 0.08}) if p.region == "sin" else p for p in healthy_paths(local_spec)]
     snapshot = snapshot_for(local_spec, NOON, DEMAND, nodes=20, weights=WEIGHTS, paths=paths)
     plan = make_plan(local_spec, snapshot, None, NOON)
     assert plan.weights["SG"]["sin"] == pytest.approx(1 - local_spec.traffic.disruption_budget)

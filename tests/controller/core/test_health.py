@@ -1,0 +1,112 @@
+"""Region state machine and SLO evaluation: debounce, hysteresis, unknown on stale, capacity loss."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from controller.core.health import RegionEvidence, assess_health, evaluate_path, next_region_health
+from controller.core.path_table import path_severity, path_table
+from controller.core.spec_tables import spec_tables
+from controller.plan import RegionState
+from tests.controller.core.conftest import NOON
+from tests.fakes.fleet_snapshots import healthy_paths, region_observation, snapshot_for
+
+H, D, F, U = RegionState.HEALTHY, RegionState.DEGRADED, RegionState.FAILED, RegionState.UNKNOWN
+
+
+def evidence(kind: str) -> RegionEvidence:
+    """good: within SLO; bad: x1.5 the SLO; worse: x3 (>= failed_breach_ratio 2); stale; gone."""
+    return {
+        "good": RegionEvidence("fra", True, 0.5, False, "ok"),
+        "bad": RegionEvidence("fra", True, 1.5, False, "breach"),
+        "worse": RegionEvidence("fra", True, 3.0, False, "severe breach"),
+        "stale": RegionEvidence("fra", False, 0.0, False, "stale"),
+        "gone": RegionEvidence("fra", True, 0.0, True, "no nodes"),
+    }[kind]
+
+
+# local.yaml: degraded_after 2, failed_after 4, recovered_after 4.
+@pytest.mark.parametrize(
+    ("ticks", "states"),
+    [
+        (["good"] * 3, [H, H, H]),
+        (["bad", "good", "bad", "good"], [H, H, H, H]),  # debounce: never two bad ticks in a row
+        (["bad", "bad", "bad"], [H, D, D]),
+        (["worse"] * 4, [H, D, D, F]),
+        (["worse", "worse", "bad", "worse"], [H, D, D, D]),  # the failing streak was broken
+        (["gone"], [F]),  # every node gone: failed at once
+        (["gone", "good", "good", "good", "good"], [F, F, F, F, H]),  # hysteresis: 4 good ticks
+        (["bad", "bad", "good", "good", "good", "good"], [H, D, D, D, D, H]),
+        (["bad", "bad", "stale", "stale", "good", "good", "good", "good"], [H, D, U, U, D, D, D, H]),
+        (["gone", "stale", "bad"], [F, U, F]),  # unknown remembers failed; a bad tick is not a recovery
+        (["stale"], [U]),
+    ],
+)
+def test_state_machine(local_spec, ticks, states):
+    previous = None
+    got = []
+    for i, kind in enumerate(ticks):
+        previous = next_region_health(local_spec, evidence(kind), previous, NOON + timedelta(seconds=5 * i))
+        got.append(previous.state)
+    assert got == states
+
+
+def test_since_marks_the_transition(local_spec):
+    first = next_region_health(local_spec, evidence("gone"), None, NOON)
+    second = next_region_health(local_spec, evidence("gone"), first, NOON + timedelta(seconds=5))
+    assert first.since == NOON and second.since == NOON
+
+
+def test_vectorised_severity_matches_per_path_evaluation(local_spec):
+    paths = [
+        p.model_copy(
+            update={"rtt_ms": p.rtt_ms * (1 + i % 7), "loss_ratio": 0.004 * (i % 5), "jitter_ms": 7.0 * (i % 4)}
+        )
+        for i, p in enumerate(healthy_paths(local_spec))
+    ]
+    snapshot = snapshot_for(local_spec, NOON, {"DE": 10}, paths=paths)
+    tables = spec_tables(local_spec)
+    severity = path_severity(tables, path_table(tables, snapshot))
+    for path in paths:
+        k = tables.pair_index[(path.market, path.region)]
+        verdict = evaluate_path(local_spec, path)
+        assert verdict is not None
+        assert severity[k] == pytest.approx(verdict.severity)
+
+
+def test_unknown_metrics_are_not_zero(local_spec):
+    paths = [
+        p.model_copy(update={"rtt_ms": None, "loss_ratio": None, "jitter_ms": None}) for p in healthy_paths(local_spec)
+    ]
+    snapshot = snapshot_for(local_spec, NOON, {"DE": 10}, paths=paths)
+    tables = spec_tables(local_spec)
+    assert np.isnan(path_severity(tables, path_table(tables, snapshot))).all()
+
+
+def test_region_with_loss_on_its_paths_breaches(local_spec):
+    regions = [
+        region_observation(local_spec, r.name, NOON, 10, sessions_per_node=[20] * 10) for r in local_spec.regions
+    ]
+    paths = [
+        p.model_copy(update={"loss_ratio": 0.05, "active_sessions": 50}) if p.region == "sin" else p
+        for p in healthy_paths(local_spec)
+    ]
+    snapshot = snapshot_for(local_spec, NOON, {"SG": 100}, regions=regions, paths=paths)
+    assessment = assess_health(local_spec, snapshot, None, NOON)
+    by_region = {h.region: h for h in assessment.regions}
+    assert by_region["sin"].bad_ticks == 1 and "loss 5.0%" in by_region["sin"].reason
+    assert by_region["fra"].bad_ticks == 0
+    assert any(v.region == "sin" for v in assessment.breached_paths)
+
+
+def test_old_samples_make_a_region_unknown(local_spec):
+    old = region_observation(local_spec, "dub", NOON - timedelta(seconds=local_spec.health.stale_after_seconds + 5), 10)
+    regions = [region_observation(local_spec, r.name, NOON, 10) for r in local_spec.regions if r.name != "dub"] + [old]
+    snapshot = snapshot_for(local_spec, NOON, {"DE": 10}, regions=regions)
+    assessment = assess_health(local_spec, snapshot, None, NOON)
+    assert assessment.state("dub") is RegionState.UNKNOWN
+    assert "old" in next(h.reason for h in assessment.regions if h.region == "dub")
+    assert not assessment.snapshot_stale

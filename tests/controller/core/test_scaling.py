@@ -1,0 +1,89 @@
+"""Scaling: forecast-sized targets, immediate scale-out, cooldown-gated scale-in draining the emptiest nodes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from controller.core.planner import make_plan
+from controller.core.scaling import needed_nodes, plan_scaling
+from controller.plan import RegionState
+from tests.controller.core.conftest import NOON
+from tests.fakes.fleet_snapshots import region_observation, snapshot_for
+
+HEALTHY = {
+    "fra": RegionState.HEALTHY,
+    "dub": RegionState.HEALTHY,
+    "sin": RegionState.HEALTHY,
+    "cgk": RegionState.HEALTHY,
+}
+
+
+def test_needed_nodes_rounds_up_with_headroom(local_spec):
+    fra = local_spec.region_by_name["fra"]
+    # 700 sessions * 1.1 / (100 * 0.7) = 11.0 -> 11; one more session -> 12
+    assert needed_nodes(local_spec, fra, 700) == 11
+    assert needed_nodes(local_spec, fra, 701) == 12
+    assert needed_nodes(local_spec, fra, 0) == 0
+
+
+def _scaling(
+    local_spec, snapshot, forecast, previous=None, states=HEALTHY, pinned=frozenset(), fail_static=False, now=NOON
+):
+    return plan_scaling(local_spec, snapshot, previous, dict(states), forecast, set(pinned), fail_static, now)
+
+
+def test_scale_out_is_immediate_and_step_limited(local_spec):
+    snapshot = snapshot_for(local_spec, NOON, {}, nodes=5)
+    decision = _scaling(local_spec, snapshot, {"fra": 2000.0, "dub": 350.0})
+    by_region = {c.region: c for c in decision.scale}
+    assert by_region["fra"].desired_nodes == 5 + local_spec.scaling.max_step_nodes  # needs 32, step 10
+    assert by_region["dub"].desired_nodes == 6  # 350 * 1.1 / 70 = 5.5 -> 6
+    assert decision.last_scale_change_at["fra"] == NOON
+    assert not [d for d in decision.drains if d.region in {"fra", "dub"}]
+
+
+def test_scale_in_drains_fewest_session_nodes_with_deadline(local_spec):
+    region = region_observation(local_spec, "fra", NOON, ready=6, sessions_per_node=[30, 2, 50, 0, 7, 40])
+    others = [region_observation(local_spec, r.name, NOON, 2) for r in local_spec.regions if r.name != "fra"]
+    snapshot = snapshot_for(local_spec, NOON, {}, regions=[region, *others])
+    decision = _scaling(local_spec, snapshot, {"fra": 200.0})  # 200 * 1.1 / 70 -> 4 nodes
+    assert {c.region: c.desired_nodes for c in decision.scale}["fra"] == 4
+    assert [d.node for d in decision.drains] == ["fra-n003", "fra-n001"]  # 0 and 2 sessions
+    deadline = NOON + timedelta(seconds=local_spec.scaling.drain_deadline_seconds)
+    assert all(d.deadline == deadline for d in decision.drains)
+
+
+def test_scale_in_waits_for_cooldown(local_spec):
+    zero = {m.code: 0.0 for m in local_spec.markets}
+    snapshot = snapshot_for(local_spec, NOON, zero, nodes=10)
+    first = make_plan(local_spec, snapshot, None, NOON)
+    assert first.last_scale_change_at  # demand 0 and no history: the first plan shrinks to min
+    cooldown = local_spec.scaling.scale_in_cooldown_seconds
+    early, late = NOON + timedelta(seconds=cooldown - 5), NOON + timedelta(seconds=cooldown)
+    during = make_plan(local_spec, snapshot_for(local_spec, early, zero, nodes=8), first, early)
+    assert not during.drains
+    assert all(c.desired_nodes == c.current_nodes for c in during.scale)
+    assert all("cooldown" in c.reason for c in during.scale)
+    after = make_plan(local_spec, snapshot_for(local_spec, late, zero, nodes=8), first, late)
+    assert len(after.drains) == 4 * 6  # every region 8 -> 2 nodes
+    assert all(c.desired_nodes == 2 for c in after.scale)
+
+
+def test_no_scale_in_for_unknown_failed_or_pinned_regions(local_spec):
+    snapshot = snapshot_for(local_spec, NOON, {}, nodes=10)
+    states = {**HEALTHY, "fra": RegionState.UNKNOWN, "dub": RegionState.FAILED}
+    decision = _scaling(local_spec, snapshot, {}, states=states, pinned={"sin"})
+    by_region = {c.region: c for c in decision.scale}
+    assert by_region["fra"].desired_nodes == 10 and "fail static" in by_region["fra"].reason
+    assert by_region["dub"].desired_nodes == 10 and "failed" in by_region["dub"].reason
+    assert by_region["sin"].desired_nodes == 10 and "pinned" in by_region["sin"].reason
+    assert by_region["cgk"].desired_nodes == 2  # healthy, no history: shrinks to min_nodes
+    assert {d.region for d in decision.drains} == {"cgk"}
+
+
+def test_fail_static_never_scales_in(local_spec):
+    snapshot = snapshot_for(local_spec, NOON, {}, nodes=10)
+    decision = _scaling(local_spec, snapshot, {"fra": 3000.0}, fail_static=True)
+    by_region = {c.region: c.desired_nodes for c in decision.scale}
+    assert by_region["dub"] == 10 and not decision.drains
+    assert by_region["fra"] == 20  # growing is still allowed
