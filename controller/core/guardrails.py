@@ -292,7 +292,8 @@ class FailStaticGuardrail:
             if c.desired_nodes < c.current_nodes and c.desired_nodes != draft.spec.region_by_name[c.region].max_nodes
         ]
         over_max = {c.region for c in draft.scale if c.current_nodes > draft.spec.region_by_name[c.region].max_nodes}
-        if shrinking or [d for d in draft.drains if d.region not in over_max]:
+        stray_drains = [d.node for d in draft.drains if d.region not in over_max]
+        if shrinking or stray_drains:
             return Verdict(self.name, False, f"scale-in while stale: {', '.join(shrinking) or 'drains'}")
         return Verdict(self.name, True, "metrics stale: no scale-in, no drains, no automatic shift")
 
