@@ -254,13 +254,19 @@ def greedy_weights(
     return weights
 
 
-def _pin_to_one_cpu() -> bool:
+def _pin_to_one_cpu() -> set[int] | None:
+    """Pin this process to one CPU; returns the previous affinity to restore (None if unsupported)."""
     try:
-        cpus = sorted(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpus[-1]})
-        return True
+        before = set(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {max(before)})
+        return before
     except (AttributeError, OSError):
-        return False
+        return None
+
+
+def _restore_cpus(before: set[int] | None) -> None:
+    if before is not None:
+        os.sched_setaffinity(0, before)
 
 
 def _cpu_name() -> str:
@@ -275,7 +281,14 @@ def _cpu_name() -> str:
 
 
 def run_plan_latency(runs: int = 50) -> PlanLatencyResult:
-    pinned = _pin_to_one_cpu()
+    affinity = _pin_to_one_cpu()
+    try:
+        return _measure(runs, pinned=affinity is not None)
+    finally:
+        _restore_cpus(affinity)
+
+
+def _measure(runs: int, pinned: bool) -> PlanLatencyResult:
     spec = synthetic_spec()
     snapshot = synthetic_snapshot(spec)
     overrides = PlanningOverrides(

@@ -1,0 +1,140 @@
+"""Every benchmark of the product in one run, written to docs/benchmarks.md (`make bench`).
+
+    python -m bench.run_all --write docs/benchmarks.md [--runs 50] [--hours H] [--jobs N]
+
+1. `bench/plan_latency.py`: `make_plan` on a 30-region x 250-market fleet (median wall time on
+   one core, target < 50 ms) and its allocation against an independent LP optimum (1e-6 relative).
+2. `bench/capacity_benchmark.py`: the edgeplane, reactive, static and oracle policies on the prod
+   fleet over the `bench-3day` trace, judged by the simulated fleet's own books; then the capacity
+   targets are checked against the measured numbers and reported met or NOT met, as measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.capacity_benchmark import CapacityBenchmark, capacity_benchmark
+from bench.capacity_benchmark import markdown as capacity_markdown
+from bench.plan_latency import PlanLatencyResult, run_plan_latency
+from bench.plan_latency import markdown as latency_markdown
+
+NODE_HOURS_VS_ORACLE = 1.10
+
+
+def capacity_targets(report: CapacityBenchmark) -> list[tuple[str, str, bool]]:
+    """(target, measured, met) for the capacity targets of the product."""
+    results = {o.policy: o.result for o in report.outcomes if o.result is not None}
+    edge, oracle, reactive = results.get("edgeplane"), results.get("oracle"), results.get("reactive")
+    if edge is None:
+        return [("edgeplane policy ran", "unavailable", False)]
+    rows: list[tuple[str, str, bool]] = []
+    if oracle is not None:
+        ratio = edge.node_hours / oracle.node_hours if oracle.node_hours else float("inf")
+        rows.append(
+            (
+                f"node-hours <= {NODE_HOURS_VS_ORACLE:.2f} x oracle",
+                f"{edge.node_hours:,.0f} / {oracle.node_hours:,.0f} = {ratio:.3f} x",
+                ratio <= NODE_HOURS_VS_ORACLE,
+            )
+        )
+    rows.append(
+        (
+            "0 capacity-SLO session-minutes",
+            f"{edge.capacity_slo_session_minutes:,.1f}",
+            edge.capacity_slo_session_minutes < 0.5,
+        )
+    )
+    rows.append(("0 dropped sessions", f"{edge.dropped_sessions:,.1f}", edge.dropped_sessions < 0.5))
+    rows.append(("0 residency violations", f"{edge.residency_violations:,.1f}", edge.residency_violations < 0.5))
+    if reactive is not None:
+        edge_slo = edge.capacity_slo_session_minutes + edge.qos_slo_session_minutes
+        reactive_slo = reactive.capacity_slo_session_minutes + reactive.qos_slo_session_minutes
+        cheaper = edge.node_hours < reactive.node_hours
+        fewer = edge_slo < reactive_slo
+        not_worse = (edge.node_hours <= reactive.node_hours) and (edge_slo <= reactive_slo)
+        rows.append(
+            (
+                "strictly better than reactive on node-hours or SLO minutes, not worse on the other",
+                f"node-hours {edge.node_hours:,.0f} vs {reactive.node_hours:,.0f}; SLO session-min (capacity + QoS) "
+                f"{edge_slo:,.0f} vs {reactive_slo:,.0f}",
+                (cheaper or fewer) and not_worse,
+            )
+        )
+    return rows
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (
+        f"{cpu}, {os.cpu_count()} CPUs, load average {load:.2f} at start; Python {platform.python_version()} "
+        f"on {platform.system()} {platform.release()}"
+    )
+
+
+def document(
+    latency: PlanLatencyResult, capacity: CapacityBenchmark, command: str, started: datetime, seconds: float
+) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Produced by `{command}` on {started:%Y-%m-%d %H:%M} UTC in {seconds:.0f} s.",
+        f"Machine: {machine()}.",
+        "",
+        "Numbers are as measured on this machine; a target that is not met says NOT met. Wall times on a",
+        "shared machine vary with its load (the CPU-time column is less sensitive to it).",
+        "",
+        "## Decision latency and optimality (`bench/plan_latency.py`)",
+        "",
+        latency_markdown(latency),
+        "",
+        "## Capacity (`bench/capacity_benchmark.py`)",
+        "",
+        capacity_markdown(capacity).rstrip(),
+        "",
+        "### Capacity targets (edgeplane)",
+        "",
+        "| target | measured | met |",
+        "| --- | --- | --- |",
+    ]
+    for target, measured, met in capacity_targets(capacity):
+        lines.append(f"| {target} | {measured} | {'yes' if met else 'NOT met'} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--write", type=Path, help="Write the Markdown report here (e.g. docs/benchmarks.md).")
+    parser.add_argument("--runs", type=int, default=50, help="make_plan runs for the latency median.")
+    parser.add_argument("--hours", type=float, default=None, help="Only the first HOURS of the capacity trace.")
+    parser.add_argument("--jobs", type=int, default=1, help="Capacity policies run in parallel processes.")
+    args = parser.parse_args(argv)
+    command = "python -m bench.run_all " + " ".join(argv if argv is not None else sys.argv[1:])
+    started = datetime.now(UTC)
+    began = time.perf_counter()
+    latency = run_plan_latency(args.runs)
+    capacity = capacity_benchmark(hours=args.hours, jobs=args.jobs, command=command)
+    text = document(latency, capacity, command.strip(), started, time.perf_counter() - began)
+    if args.write is not None:
+        args.write.parent.mkdir(parents=True, exist_ok=True)
+        args.write.write_text(text, encoding="utf-8")
+    sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
