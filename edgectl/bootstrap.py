@@ -91,7 +91,10 @@ def build_fleet_adapters(spec: EnvironmentSpec, settings: FleetSettings) -> tupl
             from controller.adapters.kubernetes_actuator import KubernetesActuator
         except ImportError as error:
             raise BootstrapError(f"--kube-contexts: Kubernetes actuator not available: {error}") from error
-        actuator = KubernetesActuator(spec, list(settings.kube_contexts))
+        try:
+            actuator = KubernetesActuator(spec, list(settings.kube_contexts))
+        except ValueError as error:
+            raise BootstrapError(f"--kube-contexts: {error}") from error
     else:
         raise BootstrapError("give --simulator-url or --kube-contexts: the controller needs something to act on")
     return observer, actuator
