@@ -111,7 +111,7 @@ def run_controller(
     tls_ca: TlsCaOption = None,
     simulator_url: Annotated[str | None, typer.Option(help="Simulated fleet HTTP API (observer and actuator).")] = None,
     prometheus_url: Annotated[str | None, typer.Option(help="Prometheus to observe the fleet from.")] = None,
-    kube_contexts: Annotated[list[str] | None, typer.Option(help="REGION=CONTEXT per region to act on (repeat).")] = None,
+    kube_contexts: Annotated[list[str] | None, typer.Option(help="REGION=CONTEXT to act on (repeat).")] = None,
     metrics_port: Annotated[int, typer.Option(help="Port of the controller's own /metrics on 127.0.0.1.")] = 9464,
     audit_dir: Annotated[Path | None, typer.Option(help="Write each workflow's audit records here (JSONL).")] = None,
     task_queue: TaskQueueOption = None,
