@@ -300,18 +300,18 @@ class ScenarioRunner:
         if sample is None:
             return "  (no sample yet)"
         o = self.options
-        sale = sample.regions.get("cgk")
+        sale = sample.regions.get(self.recording.settings.flash_sale_region)
         eu = sample.share(["DE", "FR"], o.impaired_region)
-        parts = [f"  sim {sample.sim_time:%H:%M}"]
+        parts = [f"  {sample.sim_time:%H:%M}"]
         if sale:
             parts.append(
-                f"{o.flash_sale_market} demand {sample.offered_sessions.get(o.flash_sale_market, 0):.0f},"
-                f" cgk nodes {sale.ready_nodes}+{sale.booting_nodes} booting"
+                f"{o.flash_sale_market} {sample.offered_sessions.get(o.flash_sale_market, 0):.0f} sessions,"
+                f" {self.recording.settings.flash_sale_region} {sale.ready_nodes}+{sale.booting_nodes} nodes"
             )
         parts.append(f"DE/FR on {o.impaired_region} {eu:.0%}")
         if sample.counters.residency_violations is not None:
-            parts.append(f"residency violations {sample.counters.residency_violations:.0f}")
-        return ", ".join(parts)
+            parts.append(f"violations {sample.counters.residency_violations:.0f}")
+        return " | ".join(parts)
 
     # -- the scenario ----------------------------------------------------------------------------
     def run(self) -> None:
