@@ -53,6 +53,8 @@ with workflow.unsafe.imports_passed_through():
 INSUFFICIENT_HEADROOM = "InsufficientHeadroom"
 """ApplicationError type of a refused pre-check (the CLI maps it to exit code 3)."""
 
+INVALID_INPUT = "InvalidFailoverInput"
+
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 DRAINED_SHARE = 0.05
 """The region counts as drained when it carries at most this share of its sessions before the shift."""
@@ -105,6 +107,14 @@ class FailoverWorkflow:
             retry_policy=ACTIVITY_RETRY,
         )
         stages = request.stages or list(policy.failover.stages)
+        previous_stages = [0.0, *stages[:-1]]
+        steps = zip(previous_stages, stages, strict=True)
+        if any(not 0 < later <= 1 or later <= earlier for earlier, later in steps) or stages[-1] != 1.0:
+            raise ApplicationError(
+                f"refused: stages must increase strictly within (0, 1] and end at 1.0, got {stages}",
+                type=INVALID_INPUT,
+                non_retryable=True,
+            )
         verify_seconds = (
             request.stage_verify_seconds
             if request.stage_verify_seconds is not None
@@ -502,4 +512,4 @@ class FailoverWorkflow:
         )
 
 
-__all__ = ["INSUFFICIENT_HEADROOM", "FailoverWorkflow"]
+__all__ = ["INSUFFICIENT_HEADROOM", "INVALID_INPUT", "FailoverWorkflow"]

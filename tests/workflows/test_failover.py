@@ -18,7 +18,7 @@ from tests.fakes.workflow_fleet import WorkflowFakeFleet
 from tests.workflows.conftest import running_worker, wait_for_phase
 from workflows.activities import FleetActivities
 from workflows.drill import REGION_BUSY, FailoverDrillWorkflow
-from workflows.failover import INSUFFICIENT_HEADROOM, FailoverWorkflow
+from workflows.failover import INSUFFICIENT_HEADROOM, INVALID_INPUT, FailoverWorkflow
 from workflows.models import (
     AbortRequest,
     ApproveRequest,
@@ -190,6 +190,25 @@ def test_refused_without_headroom_names_the_numbers(temporal_server, temporal_ta
     assert isinstance(error.cause, ApplicationError) and error.cause.type == INSUFFICIENT_HEADROOM
     assert "ID:" in error.cause.message and "no other region" in error.cause.message
     assert fleet.actuations() == []
+
+
+def test_invalid_stages_are_refused_before_any_action(temporal_server, temporal_task_queue, local_spec):
+    fleet = WorkflowFakeFleet(local_spec)
+
+    async def scenario():
+        client = await temporal_server.connect()
+        async with running_worker(client, FleetActivities(local_spec, fleet, fleet), temporal_task_queue):
+            handle = await client.start_workflow(
+                FailoverWorkflow.run, fast_failover("fra", stages=[0.5, 0.4]), id=unique(failover_id("local", "fra")),
+                task_queue=temporal_task_queue,
+            )
+            with pytest.raises(WorkflowFailureError) as failure:
+                await handle.result()
+            return failure.value
+
+    error = asyncio.run(scenario())
+    assert isinstance(error.cause, ApplicationError) and error.cause.type == INVALID_INPUT
+    assert "[0.5, 0.4]" in error.cause.message and fleet.actuations() == []
 
 
 def test_drill_stop_condition_trips_and_restores(temporal_server, temporal_task_queue, local_spec):
