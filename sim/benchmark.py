@@ -10,6 +10,7 @@ judged by the same referee. The oracle runs on a fleet whose nodes boot instantl
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -97,8 +98,10 @@ def run_policy(
     *,
     start: datetime | None = None,
     end: datetime | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> BenchmarkResult:
-    """Run `policy` (a name from sim.policies or an instance) over `trace` in fast-forward."""
+    """Run `policy` (a name from sim.policies or an instance) over `trace` in fast-forward.
+    `progress(share_done)` is called about every simulated hour."""
     began = time.perf_counter()
     began_cpu = time.process_time()
     name = policy if isinstance(policy, str) else policy.name
@@ -109,7 +112,12 @@ def run_policy(
     previous: Plan | None = None
     decisions = 0
     actor = f"bench/{name}"
+    first = fleet.now.timestamp()
+    next_report = first + 3600
     while fleet.now.timestamp() < stop - 1e-6:
+        if progress is not None and fleet.now.timestamp() >= next_report:
+            progress((fleet.now.timestamp() - first) / (stop - first))
+            next_report += 3600
         snapshot = fleet.snapshot()
         plan = chosen.decide(spec, snapshot, previous, fleet.now)
         apply_plan(fleet, plan, snapshot, actor=actor)

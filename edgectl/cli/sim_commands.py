@@ -16,11 +16,12 @@ from pathlib import Path
 from types import FrameType
 
 import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from controller.spec import EnvironmentSpec
 from controller.spec_file import EnvironmentFileError, load_environment
 from edgectl.cli.exit_codes import ExitCode
-from edgectl.cli.output import fail, print_json, say
+from edgectl.cli.output import error_console, fail, print_json, say
 from sim.benchmark import apply_plan, run_policy
 from sim.fleet import SimulatedFleet
 from sim.http_api import SimulatorServer
@@ -164,11 +165,17 @@ def run(
         raise typer.Exit(ExitCode.INVALID_INPUT)
     chosen = _trace(trace, datetime(2026, 11, 9, tzinfo=UTC))
     end = chosen.start + timedelta(hours=hours) if hours is not None else None
-    try:
-        result = run_policy(spec, chosen, policy, seed, end=end)
-    except PolicyUnavailableError as error:
-        fail(str(error))
-        raise typer.Exit(ExitCode.UNAVAILABLE) from None
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=error_console) as bar:
+        task = bar.add_task(f"{policy} on {spec.name} over {chosen.name}", total=1.0)
+        try:
+            result = run_policy(
+                spec, chosen, policy, seed, end=end, progress=lambda done: bar.update(task, completed=done)
+            )
+        except PolicyUnavailableError as error:
+            bar.stop()
+            fail(str(error))
+            raise typer.Exit(ExitCode.UNAVAILABLE) from None
+        bar.update(task, completed=1.0)
     if as_json:
         print_json(result.model_dump(mode="json", exclude={"accounting"}))
         return
