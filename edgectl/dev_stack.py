@@ -79,6 +79,8 @@ class StackPorts(BaseModel):
         for name in type(self).model_fields:
             port = getattr(self, name)
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                # as the servers do: a port whose old connections linger in TIME_WAIT is free to listen on
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     sock.bind((LOOPBACK, port))
                 except OSError:
@@ -438,7 +440,11 @@ class TerminationRequested(Exception):
 
 
 def raise_on_sigterm() -> None:
+    """SIGTERM raises TerminationRequested; SIGINT raises KeyboardInterrupt even where it was ignored
+    (a shell starts background jobs with SIGINT ignored, and Python keeps that)."""
+
     def _handler(signum: int, _frame: object) -> None:
         raise TerminationRequested(f"received signal {signum}")
 
     signal.signal(signal.SIGTERM, _handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
