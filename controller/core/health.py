@@ -11,7 +11,9 @@ geography, not about the region's health).
 
 States: healthy -> degraded after `degraded_after_ticks` breaching ticks; -> failed after
 `failed_after_ticks` ticks at `failed_breach_ratio` x the SLO or worse, or at once when a region
-that should run nodes has no serving capacity left; back to healthy only after
+that should run nodes has no serving capacity left. A region breaching while it carries more than
+the target utilisation of its ready capacity is overloaded: degraded at most, never failed (its
+cure is scale-out; failing it over would cascade its load onto its neighbours); back to healthy only after
 `recovered_after_ticks` good ticks (hysteresis). Stale or missing metrics give `unknown` with the
 counters frozen and the last known state remembered: never "healthy with zero load".
 """
@@ -59,6 +61,7 @@ class RegionEvidence:
     severity: float
     capacity_lost: bool
     reason: str
+    overloaded: bool = False  # breaching while carrying more than the target utilisation: its own load
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,14 @@ def region_evidence(
             evidence[region.name] = RegionEvidence(region.name, True, 0.0, False, "no SLO breach")
             continue
         value = float(region_weighted[r] / region_weight[r])
-        if value > 1.0:
+        utilisation = observation.active_sessions / max(observation.ready_capacity, 1)
+        overloaded = value > 1.0 and utilisation >= spec.scaling.target_utilisation
+        if overloaded:
+            reason = (
+                f"overloaded: SLO breached x{value:.2f} at {utilisation:.0%} of ready capacity "
+                "(its own load: the remedy is more nodes, not a failover)"
+            )
+        elif value > 1.0:
             candidates = np.flatnonzero(usable & (tables.pair_region == r))
             k = int(candidates[np.argmax(severity[candidates])])
             market = tables.market_codes[int(tables.pair_market[k])]
@@ -200,7 +210,7 @@ def region_evidence(
             reason = f"SLO breached x{value:.2f} (session-weighted); worst path {market}->{region.name}: {worst}"
         else:
             reason = f"within SLO (severity {value:.2f})"
-        evidence[region.name] = RegionEvidence(region.name, True, value, False, reason)
+        evidence[region.name] = RegionEvidence(region.name, True, value, False, reason, overloaded=overloaded)
     return evidence
 
 
@@ -255,7 +265,11 @@ def next_region_health(
         return build(RegionState.UNKNOWN, evidence.reason)
 
     breach = evidence.capacity_lost or evidence.severity > 1.0
-    is_failing = evidence.capacity_lost or evidence.severity >= policy.failed_breach_ratio
+    # A breach caused by the region's own load degrades it but never fails it: failing an overloaded
+    # region over would push its load onto the next region (cascade) while scale-out is the cure.
+    is_failing = evidence.capacity_lost or (
+        evidence.severity >= policy.failed_breach_ratio and not evidence.overloaded
+    )
     bad = bad + 1 if breach else 0
     good = 0 if breach else good + 1
     failing = failing + 1 if is_failing else 0

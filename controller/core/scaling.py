@@ -7,10 +7,10 @@ target allocation); output: one absolute ScaleCommand per region and DrainComman
 Rules, in the order they are applied (each leaves its reason in the command):
 1. needed nodes = forecast sessions x (1 + headroom_ratio) / (sessions_per_node x target_utilisation),
    rounded up, within [min_nodes, max_nodes];
-2. failed regions keep their size (no traffic goes there; the capacity is needed when they
-   recover), unknown regions (stale metrics) and pinned regions never shrink (fail static; a
-   failover or drill expects its region to be warm for the fail-back) - except that every
-   target stays within [min_nodes, max_nodes], the node group's own limits;
+2. failed regions never shrink (no traffic goes there now; the capacity is needed when they
+   recover) but may still grow; unknown regions (stale metrics) and pinned regions never shrink
+   (fail static; a failover or drill expects its region warm for the fail-back) - except that
+   every target stays within [min_nodes, max_nodes], the node group's own limits;
 3. scale-out at once (after `scale_out_cooldown_seconds`), at most `max_step_nodes` per tick;
 4. scale-in only when the last size change is `scale_in_cooldown_seconds` old, at most
    `max_step_nodes` per tick, by draining the serving nodes with the fewest sessions (booting
@@ -86,9 +86,8 @@ def plan_scaling(
         desired = current
         reason = basis
 
-        if state is RegionState.FAILED:
-            desired = min(max(current, region.min_nodes), region.max_nodes)
-            reason = f"region failed: size kept at {desired} for its recovery ({basis})"
+        if state is RegionState.FAILED and need <= current:
+            reason = f"region failed: size kept at {current} for its recovery ({basis})"
         elif need > current:
             out_ready = changed_at is None or (now - changed_at).total_seconds() >= policy.scale_out_cooldown_seconds
             if out_ready:

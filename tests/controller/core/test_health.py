@@ -10,7 +10,7 @@ import pytest
 from controller.core.health import RegionEvidence, assess_health, evaluate_path, next_region_health
 from controller.core.path_table import path_severity, path_table
 from controller.core.spec_tables import spec_tables
-from controller.plan import RegionState
+from controller.plan import Plan, RegionState
 from tests.controller.core.conftest import NOON
 from tests.fakes.fleet_snapshots import healthy_paths, region_observation, snapshot_for
 
@@ -110,3 +110,26 @@ def test_old_samples_make_a_region_unknown(local_spec):
     assert assessment.state("dub") is RegionState.UNKNOWN
     assert "old" in next(h.reason for h in assessment.regions if h.region == "dub")
     assert not assessment.snapshot_stale
+
+
+def test_overloaded_region_degrades_but_never_fails(local_spec):
+    # 10 ready nodes x 100 sessions, all full: loss on its paths is its own load, not a sick region.
+    regions = [
+        region_observation(local_spec, r.name, NOON, 10, sessions_per_node=[100] * 10) for r in local_spec.regions
+    ]
+    paths = [
+        p.model_copy(update={"loss_ratio": 0.06, "active_sessions": 200}) if p.region == "cgk" else p
+        for p in healthy_paths(local_spec)
+    ]
+    snapshot = snapshot_for(local_spec, NOON, {"ID": 1000}, regions=regions, paths=paths)
+    previous = None
+    for tick in range(6):
+        now = NOON + timedelta(seconds=5 * tick)
+        assessment = assess_health(local_spec, snapshot.model_copy(update={"taken_at": now}), previous, NOON)
+        health = next(h for h in assessment.regions if h.region == "cgk")
+        assert health.state is not RegionState.FAILED
+        assert "overloaded" in health.reason
+        previous = Plan(
+            plan_id="t", environment="local", created_at=now, snapshot_taken_at=now, region_health=assessment.regions
+        )
+    assert health.state is RegionState.DEGRADED

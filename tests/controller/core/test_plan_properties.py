@@ -91,7 +91,7 @@ def situations(draw: st.DrawFn) -> tuple[FleetSnapshot, PlanningOverrides, Plan 
     return snapshot, PlanningOverrides(pins=pins), previous
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(situations())
 def test_plan_invariants(situation):
     snapshot, overrides, previous = situation
@@ -176,7 +176,7 @@ def test_plan_invariants(situation):
         assert command.desired_nodes < command.current_nodes
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(situations())
 def test_same_inputs_same_plan(situation):
     snapshot, overrides, previous = situation
