@@ -30,6 +30,13 @@ SESSIONS_REJECTED_TOTAL = "edge_sessions_rejected_total"  # counter: refused for
 SESSIONS_DEGRADED_TOTAL = "edge_sessions_degraded_total"  # counter: admitted beyond capacity
 RESIDENCY_VIOLATIONS_TOTAL = "edge_residency_violations_total"  # counter: placed outside allowed regions
 
+# --- the fleet as a whole (no labels) ------------------------------------------------------------
+# The fleet's own clock in Unix seconds. A real fleet's exporters report the wall clock; the
+# simulated fleet reports its simulated time (which runs `speed` times faster in the live stack).
+# The observer dates the snapshot with it, so the decision core plans cooldowns, drain deadlines
+# and the diurnal forecast on the clock the fleet actually lives on.
+FLEET_CLOCK_SECONDS = "edge_fleet_clock_seconds"
+
 # --- per market (labels: market) -------------------------------------------------------------
 MARKET_OFFERED_SESSIONS = "edge_market_offered_sessions"  # gauge: sessions users want (served + refused)
 

@@ -92,7 +92,10 @@ class ControlLoopWorkflow:
                     snapshot=snapshot,
                     previous=state.last_plan,
                     overrides=PlanningOverrides(pins=list(state.pins)),
-                    now=now,
+                    # The core plans on the fleet's clock (the instant the snapshot describes):
+                    # the wall clock on a real fleet, simulated time on an accelerated simulator.
+                    # It comes from an activity result, so it is recorded and replay-safe.
+                    now=snapshot.taken_at,
                 ),
                 start_to_close_timeout=TICK_ACTIVITY_TIMEOUT,
                 retry_policy=TICK_RETRY,

@@ -139,7 +139,7 @@ class PlanRequest(Payload):
     snapshot: FleetSnapshot
     previous: Plan | None = None
     overrides: PlanningOverrides = Field(default_factory=PlanningOverrides)
-    now: AwareDatetime = Field(description="workflow.now() of the tick: the core's clock.")
+    now: AwareDatetime = Field(description="The core's clock: the fleet's time the snapshot describes.")
 
 
 class ApplyPlanRequest(Payload):

@@ -51,6 +51,7 @@ NODE_FAMILY = (
 )
 PATH_FAMILY = (m.PATH_RTT_MS, m.PATH_LOSS_RATIO, m.PATH_JITTER_MS, m.PATH_ACTIVE_SESSIONS, m.TRAFFIC_WEIGHT)
 TREND_LABEL = "edgeplane_derived"  # marks the deriv() series in the market query
+CLOCK_LABEL = "edgeplane_fleet_clock"  # marks the fleet-clock series in the freshness query
 
 
 def _name_regex(names: tuple[str, ...]) -> str:
@@ -69,11 +70,14 @@ def tick_queries(trend_window: str = "2m", up_job_regex: str = "edge.*") -> dict
             f"label_replace(max by (market) (deriv({m.MARKET_OFFERED_SESSIONS}[{trend_window}])), "
             f'"{TREND_LABEL}", "trend", "", "")'
         ),
-        # Newest raw sample time per node, per region and per market: the staleness evidence.
+        # Newest raw sample time per node, per region and per market: the staleness evidence; and
+        # the fleet's clock with the wall time it was scraped at (labelled apart for `or`).
         "freshness": (
             f"max by (region, node) (timestamp({m.NODE_READY})) or "
             f"max by (region) (timestamp({m.REGION_DESIRED_NODES})) or "
-            f"max by (market) (timestamp({m.MARKET_OFFERED_SESSIONS}))"
+            f"max by (market) (timestamp({m.MARKET_OFFERED_SESSIONS})) or "
+            f'label_replace(max({m.FLEET_CLOCK_SECONDS}), "{CLOCK_LABEL}", "value", "", "") or '
+            f'label_replace(max(timestamp({m.FLEET_CLOCK_SECONDS})), "{CLOCK_LABEL}", "scraped_at", "", "")'
         ),
         "targets": f'up{{job=~"{up_job_regex}"}}',
     }
@@ -196,17 +200,26 @@ def build_snapshot(spec: EnvironmentSpec, now: datetime, answers: Mapping[str, l
     node_seen: dict[tuple[str, str], float] = {}
     region_seen: dict[str, float] = {}
     market_seen: dict[str, float] = {}
+    fleet_clock: dict[str, float] = {}
     for sample in answers.get("freshness", []):
         labels, ts = sample.get("metric", {}), _value(sample)
         if ts is None:
             continue
-        if labels.get("node") and labels.get("region"):
+        if labels.get(CLOCK_LABEL):
+            fleet_clock[labels[CLOCK_LABEL]] = ts
+        elif labels.get("node") and labels.get("region"):
             node_seen[(labels["region"], labels["node"])] = ts
         elif labels.get("region"):
             region_seen[labels["region"]] = ts
         elif labels.get("market"):
             market_seen[labels["market"]] = ts
     now_ts = now.timestamp()
+    # Staleness is judged on the wall clock (sample ages); the snapshot is dated on the fleet's clock
+    # (`edge_fleet_clock_seconds`), which equals the wall clock on a real fleet and runs faster on
+    # an accelerated simulator. Without that series the fleet clock is the wall clock.
+    clock_offset = 0.0
+    if "value" in fleet_clock and "scraped_at" in fleet_clock:
+        clock_offset = fleet_clock["value"] - fleet_clock["scraped_at"]
 
     # Scrape targets: a down target with a region label makes that region stale, otherwise all.
     for sample in answers.get("targets", []):
@@ -262,7 +275,7 @@ def build_snapshot(spec: EnvironmentSpec, now: datetime, answers: Mapping[str, l
                 desired_nodes=max(0, round(desired_nodes or 0)),
                 nodes=nodes,
                 active_sessions=sum(n.active_sessions for n in nodes),
-                observed_at=None if math.isnan(newest) else datetime.fromtimestamp(newest, UTC),
+                observed_at=None if math.isnan(newest) else datetime.fromtimestamp(newest + clock_offset, UTC),
                 stale=bool(problems),
             )
         )
@@ -279,7 +292,7 @@ def build_snapshot(spec: EnvironmentSpec, now: datetime, answers: Mapping[str, l
 
     return FleetSnapshot(
         environment=spec.name,
-        taken_at=now,
+        taken_at=datetime.fromtimestamp(now_ts + clock_offset, UTC),
         regions=regions,
         paths=paths,
         markets=markets,
