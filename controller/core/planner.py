@@ -218,6 +218,10 @@ def make_plan(
             "FAIL STATIC: " + "; ".join(health.stale_reasons) + " -> weights kept, no scale-in, no drains"
         )
     explanation.extend(_health_sentences(health.regions, previous))
+    explanation.extend(
+        f"path {v.market}->{v.region} breaches its SLO x{v.severity:.2f}: {v.worst} ({v.sessions} sessions)"
+        for v in health.breached_paths
+    )
 
     # 2. Demand now and forecast.
     demand, trend, notes = observed_demand(spec, snapshot, now)
