@@ -21,8 +21,6 @@ import typer
 from controller.spec_file import EnvironmentFileError, load_environment
 from edgectl.cli.exit_codes import ExitCode
 from edgectl.cli.output import console, fail
-from edgectl.demo_report import summary_table
-from edgectl.demo_scenario import DemoOptions, run_demo
 from edgectl.dev_stack import (
     DevStack,
     StackOptions,
@@ -123,6 +121,11 @@ def demo_command(
     """Run the scripted demo on the local stack (about 5 minutes) and write reports/demo-<timestamp>/."""
     _check_env(env)
     raise_on_sigterm()
+    # Imported here, not at module level: the report pulls in matplotlib (~1 s), which every other
+    # `edgectl` command would otherwise pay at start-up.
+    from edgectl.demo_report import summary_table
+    from edgectl.demo_scenario import DemoOptions, run_demo
+
     options = DemoOptions(env_path=env, report_root=report_dir, speed=speed, duration_scale=duration_scale,
                           drill_region=drill_region)
     console.rule("[bold]edgeplane demo[/]")
