@@ -93,7 +93,7 @@ def random_problems(draw: st.DrawFn) -> AllocationProblem:
     )
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(random_problems())
 def test_column_generation_reaches_the_full_lp_optimum(lp):
     fast = solve_allocation(lp)

@@ -91,7 +91,7 @@ def situations(draw: st.DrawFn) -> tuple[FleetSnapshot, PlanningOverrides, Plan 
     return snapshot, PlanningOverrides(pins=pins), previous
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(situations())
 def test_plan_invariants(situation):
     snapshot, overrides, previous = situation
