@@ -28,6 +28,10 @@ class FleetCollector(Collector):
         snapshot = self.fleet.snapshot()
         counters = self.fleet.counters()
 
+        clock = GaugeMetricFamily(names.FLEET_CLOCK_SECONDS, "The fleet's clock (simulated time), Unix seconds")
+        clock.add_metric([], snapshot.taken_at.timestamp())
+        yield clock
+
         node_labels = ["region", "node"]
         ready = GaugeMetricFamily(names.NODE_READY, "1 if the node serves new sessions", labels=node_labels)
         draining = GaugeMetricFamily(names.NODE_DRAINING, "1 if the node is draining", labels=node_labels)

@@ -103,7 +103,7 @@ def test_impairments_and_events_change_the_fleet(served: tuple[SimulatedFleet, h
 
 
 def test_metrics_expose_the_contract_names(served: tuple[SimulatedFleet, httpx.Client]) -> None:
-    _, client = served
+    fleet, client = served
     text = client.get("/metrics").text
     for name in (
         names.NODE_READY, names.NODE_DRAINING, names.NODE_BOOTING, names.NODE_ACTIVE_SESSIONS,
@@ -116,6 +116,8 @@ def test_metrics_expose_the_contract_names(served: tuple[SimulatedFleet, httpx.C
     assert 'edge_node_active_sessions{node="fra-0001",region="fra"} 5.0' in text
     assert 'edge_region_desired_nodes{region="fra"} 20.0' in text
     assert 'edge_traffic_weight{market="DE",region="fra"} 1.0' in text
+    clock = next(line for line in text.splitlines() if line.startswith(f"{names.FLEET_CLOCK_SECONDS} "))
+    assert float(clock.split()[1]) == fleet.now.timestamp()  # simulated time, not wall time
 
 
 def test_real_time_clock_advances_the_fleet() -> None:

@@ -35,6 +35,8 @@ def test_promql_over_the_scraped_simulator(prometheus_factory: Any, simulator: S
     assert _by(sessions, "region") == {"fra": 100.0, "sin": 50.0}  # dub has no nodes: no series
     ready = _by(prom.query("sum by (region) (edge_node_ready)"), "region")
     assert ready["fra"] == 20 and ready["sin"] == 10
+    clock = prom.query("edge_fleet_clock_seconds")
+    assert float(clock[0]["value"][1]) == simulator.fleet.now.timestamp()  # the simulated clock
     weight = prom.query('edge_traffic_weight{market="DE",region="fra"}')
     assert float(weight[0]["value"][1]) == 1.0
 
