@@ -77,7 +77,9 @@ def tick_queries(trend_window: str = "2m", up_job_regex: str = "edge.*") -> dict
             f"max by (region) (timestamp({m.REGION_DESIRED_NODES})) or "
             f"max by (market) (timestamp({m.MARKET_OFFERED_SESSIONS})) or "
             f'label_replace(max({m.FLEET_CLOCK_SECONDS}), "{CLOCK_LABEL}", "value", "", "") or '
-            f'label_replace(max(timestamp({m.FLEET_CLOCK_SECONDS})), "{CLOCK_LABEL}", "scraped_at", "", "")'
+            f'label_replace(max(timestamp({m.FLEET_CLOCK_SECONDS})), "{CLOCK_LABEL}", "scraped_at", "", "") or '
+            # Fleet seconds per wall second (1 on a real fleet): turns deriv() slopes into fleet time.
+            f'label_replace(max(deriv({m.FLEET_CLOCK_SECONDS}[{trend_window}])), "{CLOCK_LABEL}", "rate", "", "")'
         ),
         "targets": f'up{{job=~"{up_job_regex}"}}',
     }
@@ -282,7 +284,10 @@ def build_snapshot(spec: EnvironmentSpec, now: datetime, answers: Mapping[str, l
         reasons.extend(f"region {region}: {p}" for p in problems)
 
     paths, weights = _paths_and_weights(answers.get("paths", []), known_regions, known_markets)
-    markets = _markets(answers.get("markets", []), known_markets)
+    # deriv() is per wall second; the core plans in fleet seconds. Only a sane measured rate is used
+    # (a clock that just started, or jumped, gives no usable slope).
+    clock_rate = fleet_clock.get("rate", 1.0)
+    markets = _markets(answers.get("markets", []), known_markets, clock_rate if clock_rate > 1e-6 else 1.0)
     for code in sorted(known_markets):
         seen = market_seen.get(code)
         if code not in {d.market for d in markets}:
@@ -347,7 +352,7 @@ def _paths_and_weights(
     return paths, {market: dict(sorted(w.items())) for market, w in sorted(weights.items())}
 
 
-def _markets(samples: list[dict[str, Any]], known_markets: set[str]) -> list[MarketDemand]:
+def _markets(samples: list[dict[str, Any]], known_markets: set[str], clock_rate: float = 1.0) -> list[MarketDemand]:
     offered: dict[str, float] = {}
     trend: dict[str, float] = {}
     for sample in samples:
@@ -356,7 +361,7 @@ def _markets(samples: list[dict[str, Any]], known_markets: set[str]) -> list[Mar
         if market not in known_markets or value is None:
             continue
         if labels.get(TREND_LABEL):
-            trend[market] = value
+            trend[market] = value / clock_rate
         else:
             offered[market] = max(0.0, value)
     return [

@@ -68,16 +68,41 @@ def observed_demand(
     return demand, trend, notes
 
 
+# A pause of the control loop (or a restart) must not stretch the horizon without bound.
+MAX_DECISION_INTERVAL_SECONDS = 3600.0
+
+
+def decision_interval_seconds(spec: EnvironmentSpec, previous: Plan | None, now: datetime) -> float:
+    """How long until the next decision can act, on the fleet's clock.
+
+    The next tick comes about as long after this one as this one came after the previous plan; on an
+    accelerated simulator that is `speed` times the configured tick. Never less than the tick.
+    """
+    interval = float(spec.traffic.tick_seconds)
+    if previous is not None:
+        elapsed = (now - previous.created_at).total_seconds()
+        interval = max(interval, min(elapsed, MAX_DECISION_INTERVAL_SECONDS))
+    return interval
+
+
 def forecast_markets(
-    spec: EnvironmentSpec, demand: dict[str, float], trend: dict[str, float], now: datetime
+    spec: EnvironmentSpec,
+    demand: dict[str, float],
+    trend: dict[str, float],
+    now: datetime,
+    decision_interval: float = 0.0,
 ) -> tuple[dict[str, float], list[str]]:
-    """Demand per market at now + the slowest allowed region's boot time + the forecast margin."""
+    """Demand per market when capacity ordered now is serving and still has to hold: now + the
+    slowest allowed region's boot time + the time until the next decision + the forecast margin.
+
+    Without the decision interval, demand ramping between two ticks outruns what the first ordered.
+    """
     tables = spec_tables(spec)
     forecasts: dict[str, float] = {}
     notes: list[str] = []
     for market in spec.markets:
         boot = max(spec.region_by_name[r].node_boot_seconds for r in tables.allowed_regions[market.code])
-        lead = boot + spec.scaling.forecast_margin_seconds
+        lead = round(boot + decision_interval + spec.scaling.forecast_margin_seconds)
         result = forecast_demand(
             ForecastInput(
                 market=market,
@@ -226,7 +251,9 @@ def make_plan(
     # 2. Demand now and forecast.
     demand, trend, notes = observed_demand(spec, snapshot, now)
     explanation.extend(notes)
-    forecast, forecast_notes = forecast_markets(spec, demand, trend, now)
+    forecast, forecast_notes = forecast_markets(
+        spec, demand, trend, now, decision_interval_seconds(spec, previous, now)
+    )
     explanation.extend(forecast_notes)
 
     # 3. Allocation: weights now, and the target the fleet is sized for.

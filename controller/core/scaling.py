@@ -68,6 +68,11 @@ def plan_scaling(
 
     for region in spec.regions:
         observation = observations.get(region.name)
+        if observation is not None and observation.stale:
+            # Its counts are placeholders (the observer could not read them): any target computed from
+            # them could shrink a region that is really serving. Leave the region exactly as it is.
+            explanation.append(f"{region.name}: metrics stale, size left as it is (fail static)")
+            continue
         if observation is not None:
             current = observation.desired_nodes
         else:
@@ -83,6 +88,11 @@ def plan_scaling(
             basis += f", bounded to {need} ({region.min_nodes}..{region.max_nodes})"
         state = region_states.get(region.name, RegionState.UNKNOWN)
         changed_at = last_change.get(region.name)
+        if changed_at is not None and changed_at > now:
+            # The last change is dated in this clock's future: it was decided on another clock (a
+            # previous controller on the wall clock, an accelerated fleet restarted). A cooldown
+            # measured across clocks would never end, so it does not hold.
+            changed_at = None
         desired = current
         reason = basis
 

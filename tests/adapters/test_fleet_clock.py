@@ -14,7 +14,7 @@ SPEC = load_environment(Path(__file__).resolve().parents[2] / "environments" / "
 WALL = datetime(2026, 11, 25, 5, 0, 0, tzinfo=UTC)
 
 
-def _answers(fleet_clock: float | None) -> dict[str, list[dict[str, object]]]:
+def _answers(fleet_clock: float | None, rate: float = 60.0) -> dict[str, list[dict[str, object]]]:
     scraped = WALL.timestamp() - 1.0
     freshness: list[dict[str, object]] = [
         {"metric": {"region": r.name}, "value": [WALL.timestamp(), str(scraped)]} for r in SPEC.regions
@@ -26,8 +26,13 @@ def _answers(fleet_clock: float | None) -> dict[str, list[dict[str, object]]]:
         freshness += [
             {"metric": {CLOCK_LABEL: "value"}, "value": [WALL.timestamp(), str(fleet_clock)]},
             {"metric": {CLOCK_LABEL: "scraped_at"}, "value": [WALL.timestamp(), str(scraped)]},
+            {"metric": {CLOCK_LABEL: "rate"}, "value": [WALL.timestamp(), str(rate)]},
         ]
-    return {"nodes": nodes, "freshness": freshness, "paths": [], "markets": [], "targets": []}
+    markets: list[dict[str, object]] = [
+        {"metric": {"market": "ID"}, "value": [WALL.timestamp(), "1200"]},
+        {"metric": {"market": "ID", "edgeplane_derived": "trend"}, "value": [WALL.timestamp(), "6"]},
+    ]
+    return {"nodes": nodes, "freshness": freshness, "paths": [], "markets": markets, "targets": []}
 
 
 def test_snapshot_is_dated_on_the_fleet_clock_and_samples_shift_with_it() -> None:
@@ -41,7 +46,16 @@ def test_snapshot_is_dated_on_the_fleet_clock_and_samples_shift_with_it() -> Non
         assert not region.stale  # staleness is judged on wall-clock sample ages (1 s)
 
 
+def test_demand_trend_is_per_fleet_second() -> None:
+    # 6 sessions per wall second on a fleet running x60 is 0.1 session per fleet second.
+    snapshot = build_snapshot(SPEC, WALL, _answers(datetime(2026, 11, 23, tzinfo=UTC).timestamp(), rate=60.0))
+    (demand,) = [d for d in snapshot.markets if d.market == "ID"]
+    assert demand.trend_sessions_per_second == 0.1
+
+
 def test_without_a_fleet_clock_the_wall_clock_is_used() -> None:
     snapshot = build_snapshot(SPEC, WALL, _answers(None))
     assert snapshot.taken_at == WALL
+    (demand,) = [d for d in snapshot.markets if d.market == "ID"]
+    assert demand.trend_sessions_per_second == 6.0
     assert all(r.observed_at == WALL - timedelta(seconds=1) for r in snapshot.regions)

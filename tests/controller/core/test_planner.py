@@ -119,3 +119,60 @@ def test_region_without_qos_samples_but_with_sessions_is_unknown(local_spec):
     plan = make_plan(local_spec, snapshot, None, NOON)
     assert plan.region_state("dub") is RegionState.UNKNOWN
     assert plan.weights["FR"] == {"dub": 1.0}  # frozen, not moved on missing data
+
+
+def test_the_forecast_covers_the_time_until_the_next_decision(local_spec):
+    """A ramp between two ticks must not outrun what this tick orders: the horizon is boot time +
+    the fleet-clock interval between decisions (learnt from the previous plan) + the margin."""
+    from controller.core.planner import decision_interval_seconds
+
+    rising = {**DEMAND, "ID": 1200}
+    snapshot = snapshot_for(local_spec, NOON, rising, nodes=20, weights=WEIGHTS)
+    first = make_plan(local_spec, snapshot, None, NOON)
+    assert decision_interval_seconds(local_spec, None, NOON) == local_spec.traffic.tick_seconds
+    # An accelerated fleet: the next decision comes 300 fleet seconds later.
+    later = NOON + timedelta(seconds=300)
+    assert decision_interval_seconds(local_spec, first, later) == 300
+    # A loop that was paused for a day does not look a day ahead.
+    assert decision_interval_seconds(local_spec, first, NOON + timedelta(days=1)) == 3600
+
+    trend_snapshot = snapshot_for(local_spec, later, rising, nodes=20, weights=WEIGHTS)
+    trend_snapshot = trend_snapshot.model_copy(
+        update={"markets": [m.model_copy(update={"trend_sessions_per_second": 1.0}) if m.market == "ID" else m
+                            for m in trend_snapshot.markets]}
+    )
+    near = make_plan(local_spec, trend_snapshot, None, later)
+    far = make_plan(local_spec, trend_snapshot, first, later)
+    boot = local_spec.region_by_name["cgk"].node_boot_seconds
+    margin = local_spec.scaling.forecast_margin_seconds
+    assert near.forecast_sessions["ID"] >= 1200 + 1.0 * (boot + 5 + margin) - 1e-6
+    assert far.forecast_sessions["ID"] >= 1200 + 1.0 * (boot + 300 + margin) - 1e-6
+    assert far.forecast_sessions["ID"] > near.forecast_sessions["ID"]
+
+
+def test_a_stale_region_is_left_exactly_as_it_is(local_spec):
+    """Its counts are the observer's placeholders (desired 0): scaling from them would shrink it."""
+    snapshot = snapshot_for(local_spec, NOON, DEMAND, nodes=20, weights=WEIGHTS)
+    stale_cgk = [
+        r.model_copy(update={"stale": True, "desired_nodes": 0, "nodes": []}) if r.region == "cgk" else r
+        for r in snapshot.regions
+    ]
+    snapshot = snapshot.model_copy(update={"regions": stale_cgk, "stale": True, "stale_reasons": ["region cgk: no samples"]})
+    plan = make_plan(local_spec, snapshot, None, NOON)
+    assert "cgk" not in {c.region for c in plan.scale}
+    assert "cgk" not in {d.region for d in plan.drains}
+    assert any("cgk: metrics stale, size left as it is" in line for line in plan.explanation)
+
+
+def test_a_cooldown_dated_on_another_clock_does_not_freeze_scaling(local_spec):
+    """A previous plan from the wall clock (days ahead of an accelerated fleet) must not block scale-out."""
+    busy = {**DEMAND, "ID": 3000}
+    snapshot = snapshot_for(local_spec, NOON, busy, nodes=20, weights=WEIGHTS)
+    first = make_plan(local_spec, snapshot, None, NOON)
+    from_the_future = first.model_copy(
+        update={"created_at": NOON + timedelta(days=12),
+                "last_scale_change_at": {r.name: NOON + timedelta(days=12) for r in local_spec.regions}}
+    )
+    plan = make_plan(local_spec, snapshot, from_the_future, NOON + timedelta(seconds=5))
+    cgk = next(c for c in plan.scale if c.region == "cgk")
+    assert cgk.desired_nodes > cgk.current_nodes, cgk.reason
