@@ -37,10 +37,9 @@ from edgectl.cli.controller_commands import (
     temporal_settings,
 )
 from edgectl.cli.exit_codes import ExitCode
-from edgectl.cli.failover_commands import JsonOption, RegionOption, wait_with_progress
+from edgectl.cli.failover_commands import JsonOption, RegionOption, print_failover_progress, wait_with_progress
 from edgectl.cli.output import console, print_json
 from workflows.drill import FailoverDrillWorkflow
-from workflows.failover import FailoverWorkflow
 from workflows.models import DRILL_SCHEDULE_ID_PREFIX, DrillInput, DrillScorecard, drill_id, failover_id, task_queue_for
 
 drill_app = typer.Typer(help="Failover drills with stop conditions and fail-back.", no_args_is_help=True)
@@ -157,14 +156,6 @@ def drill_status(
 
     async def go() -> None:
         client = await connect_or_exit(temporal_settings(temporal_address, namespace, tls_cert, tls_key, tls_ca))
-        handle = client.get_workflow_handle(failover_id(spec.name, region))
-        try:
-            progress = await handle.query(FailoverWorkflow.progress)
-        except RPCError as error:
-            exit_with(ExitCode.INVALID_INPUT, f"no drill of {region}: {error.message}")
-        if json_output:
-            print_json(progress)
-        else:
-            console.print(f"{handle.id}: {progress.phase.value}: {progress.message}", highlight=False)
+        await print_failover_progress(client, spec.name, region, json_output, missing=f"no drill of {region}: ")
 
     run_with_temporal(go())

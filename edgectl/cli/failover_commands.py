@@ -224,14 +224,24 @@ def status(
 
     async def go() -> None:
         client = await connect_or_exit(temporal_settings(temporal_address, namespace, tls_cert, tls_key, tls_ca))
-        handle = client.get_workflow_handle(failover_id(spec.name, region))
-        try:
-            progress = await handle.query(FailoverWorkflow.progress)
-        except RPCError as error:
-            exit_with(ExitCode.INVALID_INPUT, f"{handle.id}: {error.message}")
-        if json_output:
-            print_json(progress)
-        else:
-            console.print(f"{handle.id}: {progress.phase.value}: {progress.message}", highlight=False)
+        await print_failover_progress(client, spec.name, region, json_output, missing="")
 
     run_with_temporal(go())
+
+
+async def print_failover_progress(
+    client: Client, environment: str, region: str, json_output: bool, *, missing: str
+) -> None:
+    """Query the region's failover workflow (drills run theirs under the same id) and print its phase.
+
+    `missing` prefixes the error when no such workflow exists (e.g. "no drill of fra: ").
+    """
+    handle = client.get_workflow_handle(failover_id(environment, region))
+    try:
+        progress = await handle.query(FailoverWorkflow.progress)
+    except RPCError as error:
+        exit_with(ExitCode.INVALID_INPUT, f"{missing or handle.id + ': '}{error.message}")
+    if json_output:
+        print_json(progress)
+    else:
+        console.print(f"{handle.id}: {progress.phase.value}: {progress.message}", highlight=False)
