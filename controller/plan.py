@@ -12,6 +12,8 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from controller.demand_events import DemandEvent
+
 
 class PlanModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -104,6 +106,10 @@ class PlanningOverrides(PlanModel):
     """Inputs from on-call and running workflows that constrain the automatic plan."""
 
     pins: list[RegionPin] = Field(default_factory=list, description="Region pins from failovers and drills.")
+    scheduled_demand: list[DemandEvent] = Field(
+        default_factory=list,
+        description="Announced demand events (flash sales): the forecast orders their capacity before the ramp.",
+    )
 
 
 class Plan(PlanModel):
@@ -113,9 +119,7 @@ class Plan(PlanModel):
     environment: str = Field(description="EnvironmentSpec name.")
     created_at: AwareDatetime = Field(description="The `now` the core was called with.")
     snapshot_taken_at: AwareDatetime = Field(description="When the input snapshot was taken.")
-    fail_static: bool = Field(
-        default=False, description="True when stale metrics froze scale-in and automatic shifts."
-    )
+    fail_static: bool = Field(default=False, description="True when stale metrics froze scale-in and automatic shifts.")
     region_health: list[RegionHealth] = Field(default_factory=list, description="State per region.")
     weights: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="Traffic weights: market -> region -> share (sums to 1 if served)."

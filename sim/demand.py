@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from controller.demand_events import demand_multiplier
 from controller.spec import EnvironmentSpec
 from sim.traces import DemandEvent, Trace
 
@@ -40,16 +41,7 @@ def diurnal_shape(local_hour: float, peak_local_hour: float) -> float:
 
 def event_shape(event: DemandEvent, at_epoch: float) -> float:
     """0..1: how far into its plateau `event` is at `at_epoch` (seconds since the Unix epoch)."""
-    start = event.start.timestamp()
-    ramp = max(event.ramp_seconds, 1e-9)
-    end = start + event.duration_seconds
-    if at_epoch <= start or at_epoch >= end + ramp:
-        return 0.0
-    if at_epoch < start + ramp:
-        return (at_epoch - start) / ramp
-    if at_epoch <= end:
-        return 1.0
-    return 1.0 - (at_epoch - end) / ramp
+    return event.shape_at(at_epoch)
 
 
 class DemandModel:
@@ -142,11 +134,7 @@ class DemandModel:
         return value
 
     def event_multiplier(self, market: str, at_epoch: float) -> float:
-        multiplier = 1.0
-        for event in self.events:
-            if event.market == market:
-                multiplier += (event.peak_multiplier - 1.0) * event_shape(event, at_epoch)
-        return multiplier
+        return demand_multiplier(self.events, market, at_epoch)
 
     def offered_at_epoch(self, market: str, at_epoch: float) -> float:
         return self.base_sessions(market, at_epoch) * self.event_multiplier(market, at_epoch)

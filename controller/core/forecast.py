@@ -4,11 +4,14 @@ Called by `controller/core/scaling.py` (through `forecast_demand`) to size regio
 at `now + node boot time + forecast_margin_seconds`: nodes ordered now serve only after they boot,
 so the plan must be sized for the moment they arrive, not for now.
 
-Two strategies, ordered in `FORECASTERS`, each blind to what the other sees:
+Three strategies, ordered in `FORECASTERS`, each blind to what the others see:
 - the diurnal profile of the market on its local clock (`diurnal_sessions`, the same curve the
   simulated fleet draws its baseline demand from), scaled to today's observed level;
-- the recent trend (`MarketDemand.trend_sessions_per_second`), which catches what a daily curve
-  cannot: live-commerce event spikes and days busier than the profile.
+- the announced events (`PlanningOverrides.scheduled_demand`: flash sales on the business's
+  calendar), applied on top of the profile: a 3x ramp in ten minutes is faster than a node boots,
+  so its capacity must be ordered from the calendar before the ramp starts;
+- the recent trend (`MarketDemand.trend_sessions_per_second`), which catches what neither can:
+  surprise spikes and days busier than the profile.
 The forecast is the largest of them, and never below the demand observed now: under-provisioning
 costs dropped or degraded calls, over-provisioning costs a few node-minutes until scale-in.
 """
@@ -22,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from controller.demand_events import DemandEvent, demand_multiplier
 from controller.spec import DemandProfile, MarketSpec
 
 SECONDS_PER_DAY = 86_400.0
@@ -70,6 +74,8 @@ class ForecastInput:
     trend_sessions_per_second: float
     now: datetime
     lead_seconds: float
+    announced_events: tuple[DemandEvent, ...] = ()
+    """Announced events of this market (any others are ignored)."""
 
 
 class Forecaster(Protocol):
@@ -93,6 +99,26 @@ class ProfileShapedForecaster:
         return data.observed_sessions * expected_later / expected_now
 
 
+class AnnouncedEventForecaster:
+    """The profile's prediction times the announced events' multiplier then over their multiplier now.
+
+    Observed demand already carries the multiplier in force now (an event under way), hence the ratio.
+    Silent (no vote) when no announced event touches the market between now and now + lead.
+    """
+
+    name = "announced event"
+
+    def predict(self, data: ForecastInput) -> float:
+        events = [e for e in data.announced_events if e.market == data.market.code]
+        now = data.now.timestamp()
+        later = now + data.lead_seconds
+        if not any(e.start.timestamp() < later and e.end.timestamp() > now for e in events):
+            return 0.0
+        factor_now = demand_multiplier(events, data.market.code, now)
+        factor_later = demand_multiplier(events, data.market.code, later)
+        return ProfileShapedForecaster().predict(data) * factor_later / factor_now
+
+
 class TrendForecaster:
     """Straight-line extrapolation of the recent slope: catches event spikes the profile cannot."""
 
@@ -105,6 +131,7 @@ class TrendForecaster:
 # Every strategy votes; the plan is sized for the largest vote (see module docstring).
 FORECASTERS: Sequence[Forecaster] = (
     ProfileShapedForecaster(),
+    AnnouncedEventForecaster(),
     TrendForecaster(),
 )
 

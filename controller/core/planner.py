@@ -37,6 +37,7 @@ from controller.core.health import HealthAssessment, assess_health
 from controller.core.path_table import path_table
 from controller.core.scaling import plan_scaling
 from controller.core.spec_tables import spec_tables
+from controller.demand_events import DemandEvent
 from controller.plan import Overflow, Plan, PlanningOverrides, RegionHealth, RegionState, UnservedDemand
 from controller.snapshot import FleetSnapshot
 from controller.spec import EnvironmentSpec
@@ -91,6 +92,7 @@ def forecast_markets(
     trend: dict[str, float],
     now: datetime,
     decision_interval: float = 0.0,
+    announced_events: tuple[DemandEvent, ...] = (),
 ) -> tuple[dict[str, float], list[str]]:
     """Demand per market when capacity ordered now is serving and still has to hold: now + the
     slowest allowed region's boot time + the time until the next decision + the forecast margin.
@@ -110,6 +112,7 @@ def forecast_markets(
                 trend_sessions_per_second=trend[market.code],
                 now=now,
                 lead_seconds=lead,
+                announced_events=tuple(e for e in announced_events if e.market == market.code),
             )
         )
         forecasts[market.code] = result.forecast_sessions
@@ -252,7 +255,12 @@ def make_plan(
     demand, trend, notes = observed_demand(spec, snapshot, now)
     explanation.extend(notes)
     forecast, forecast_notes = forecast_markets(
-        spec, demand, trend, now, decision_interval_seconds(spec, previous, now)
+        spec,
+        demand,
+        trend,
+        now,
+        decision_interval_seconds(spec, previous, now),
+        tuple(overrides.scheduled_demand) if overrides is not None else (),
     )
     explanation.extend(forecast_notes)
 

@@ -43,7 +43,7 @@ def make_policy(name: str, spec: EnvironmentSpec, trace: Trace, demand: DemandMo
     if name == "edgeplane":
         from sim.policies.edgeplane import EdgeplanePolicy
 
-        return EdgeplanePolicy()
+        return EdgeplanePolicy(announced=trace.events)
     if name == "reactive":
         from sim.policies.reactive import ReactivePolicy
 

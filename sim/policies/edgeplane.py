@@ -1,5 +1,10 @@
 """edgeplane's own decision core as a benchmark policy: `controller.core.planner.make_plan`.
 
+The trace's announced demand events (`DemandEvent.announced`: the flash sales a business puts on
+its calendar) are handed to the core as `PlanningOverrides.scheduled_demand`, the way the control
+loop receives them from `edgectl controller announce`; surprise events (announced=false) and
+impairments are not: the core must see those in the metrics.
+
 Imported lazily, so the simulator and the other baselines work while (or where) the core is absent;
 then `decide` raises PolicyUnavailableError saying what is missing.
 """
@@ -7,11 +12,12 @@ then `decide` raises PolicyUnavailableError saying what is missing.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from controller.plan import Plan
+from controller.demand_events import DemandEvent
+from controller.plan import Plan, PlanningOverrides
 from controller.snapshot import FleetSnapshot
 from controller.spec import EnvironmentSpec
 from sim.policies import PolicyUnavailableError
@@ -20,8 +26,9 @@ from sim.policies import PolicyUnavailableError
 class EdgeplanePolicy:
     name = "edgeplane"
 
-    def __init__(self) -> None:
+    def __init__(self, announced: Sequence[DemandEvent] = ()) -> None:
         self._make_plan: Callable[..., Any] | None = None
+        self.overrides = PlanningOverrides(scheduled_demand=[e for e in announced if e.announced])
 
     def _planner(self) -> Callable[..., Any]:
         if self._make_plan is None:
@@ -36,7 +43,7 @@ class EdgeplanePolicy:
         return self._make_plan
 
     def decide(self, spec: EnvironmentSpec, snapshot: FleetSnapshot, previous_plan: Plan | None, now: datetime) -> Plan:
-        plan = self._planner()(spec, snapshot, previous_plan, now)
+        plan = self._planner()(spec, snapshot, previous_plan, now, self.overrides)
         if not isinstance(plan, Plan):
             raise PolicyUnavailableError(f"make_plan returned {type(plan).__name__}, not a Plan")
         return plan

@@ -17,7 +17,10 @@ from typing import Any
 import yaml
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from controller.demand_events import DemandEvent
 from sim.impairments import Impairment, ImpairmentKind
+
+__all__ = ["DemandEvent", "Trace", "TraceFileError", "UnknownTraceError", "load_trace", "load_trace_file"]
 
 TRACE_DIR = Path(__file__).resolve().parent
 
@@ -28,18 +31,6 @@ class UnknownTraceError(LookupError):
 
 class TraceFileError(ValueError):
     """A trace file exists but is malformed; the message names file, field and reason."""
-
-
-class DemandEvent(BaseModel):
-    """A live-commerce spike: demand of `market` multiplied by up to `peak_multiplier`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    market: str = Field(description="Market code.")
-    start: AwareDatetime = Field(description="When the ramp begins.")
-    ramp_seconds: float = Field(default=600, ge=0, description="Seconds to reach the plateau (and to leave it).")
-    peak_multiplier: float = Field(gt=0, le=50, description="Demand multiplier on the plateau (3.0 = 3x).")
-    duration_seconds: float = Field(gt=0, description="Seconds from start until the ramp down begins.")
 
 
 class Trace(BaseModel):
@@ -67,6 +58,7 @@ class _EventEntry(BaseModel):
     ramp_minutes: float = Field(default=10, ge=0)
     peak_multiplier: float = Field(gt=0, le=50)
     duration_minutes: float = Field(gt=0)
+    announced: bool = True
 
 
 class _ImpairmentEntry(BaseModel):
@@ -122,6 +114,7 @@ def load_trace_file(path: Path) -> Trace:
                     ramp_seconds=e.ramp_minutes * 60,
                     peak_multiplier=e.peak_multiplier,
                     duration_seconds=e.duration_minutes * 60,
+                    announced=e.announced,
                 )
                 for e in entry.events
             ],
