@@ -7,23 +7,28 @@ deciding (a pin from a failover, pause, recommend-only), then applies the plan, 
 `spec.traffic.tick_seconds`. All state lives in one `ControlLoopState`, carried by continue-as-new
 every `ticks_per_run` ticks so history stays bounded. Failovers and drills (`workflows/failover.py`)
 pin their region through the `pin_region` / `unpin_region` signals; the loop plans within the pins
-and never fights them (DESIGN invariant 5).
+and never fights them (DESIGN invariant 5). On-call and the business announce scheduled demand
+events (flash sales) through the `announce_demand_event` / `withdraw_demand_event` updates
+(`edgectl controller announce|withdraw`); every tick hands those not yet ended to the planner,
+whose forecast orders their capacity before the ramp.
 """
 
 from __future__ import annotations
 
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from controller.demand_events import DemandEvent
     from controller.plan import PlanningOverrides
     from workflows.activities import NON_RETRYABLE_ERRORS, FleetActivities
     from workflows.models import (
         Acknowledgement,
+        AnnounceDemandRequest,
         ApplyPlanRequest,
         ControlLoopInput,
         ControlLoopState,
@@ -33,6 +38,8 @@ with workflow.unsafe.imports_passed_through():
         PinRegionRequest,
         PlanRequest,
         UnpinRegionRequest,
+        WithdrawDemandRequest,
+        describe_demand_event,
     )
 
 TICK_ACTIVITY_TIMEOUT = timedelta(seconds=30)
@@ -44,6 +51,8 @@ TICK_RETRY = RetryPolicy(
     non_retryable_error_types=NON_RETRYABLE_ERRORS,
 )
 LAST_ACTIONS_KEPT = 50
+# Bounds the state continue-as-new carries; a real calendar holds a handful of sales at a time.
+MAX_SCHEDULED_EVENTS = 100
 
 
 @workflow.defn(name="ControlLoopWorkflow")
@@ -86,12 +95,14 @@ class ControlLoopWorkflow:
                 start_to_close_timeout=TICK_ACTIVITY_TIMEOUT,
                 retry_policy=TICK_RETRY,
             )
+            state.last_snapshot_at = snapshot.taken_at
+            self._prune_ended_events(snapshot.taken_at)
             plan = await workflow.execute_activity_method(
                 FleetActivities.plan_tick,
                 PlanRequest(
                     snapshot=snapshot,
                     previous=state.last_plan,
-                    overrides=PlanningOverrides(pins=list(state.pins)),
+                    overrides=PlanningOverrides(pins=list(state.pins), scheduled_demand=list(state.scheduled_demand)),
                     # The core plans on the fleet's clock (the instant the snapshot describes):
                     # the wall clock on a real fleet, simulated time on an accelerated simulator.
                     # It comes from an activity result, so it is recorded and replay-safe.
@@ -119,6 +130,23 @@ class ControlLoopWorkflow:
             cause = error.cause if error.cause is not None else error
             state.last_error = f"tick {state.ticks_total}: {cause}"
             workflow.logger.warning("control loop tick failed: %s", state.last_error)
+
+    def _prune_ended_events(self, fleet_now: datetime) -> None:
+        ended = [e for e in self._state.scheduled_demand if e.end <= fleet_now]
+        if ended:
+            self._state.scheduled_demand = [e for e in self._state.scheduled_demand if e.end > fleet_now]
+            workflow.logger.info("demand events over: %s", "; ".join(describe_demand_event(e) for e in ended))
+
+    def _fleet_clock(self) -> datetime:
+        """The latest instant known on the clock the events are planned against.
+
+        The planner runs on the fleet's clock (`snapshot.taken_at`): the wall clock on a real fleet,
+        simulated time on an accelerated simulator, whose days can lie far from workflow.now(). An
+        event is dated on that clock, so "already over" is judged against the latest snapshot;
+        workflow.now() only stands in before the first snapshot. The snapshot lags the fleet by at
+        most one tick, so an event ending within that tick is accepted and pruned at the next tick.
+        """
+        return self._state.last_snapshot_at or workflow.now()
 
     # ----- signals, updates, queries -------------------------------------------------------------
 
@@ -156,6 +184,56 @@ class ControlLoopWorkflow:
         if request.paused is None and request.recommend_only is None:
             raise ApplicationError("set_mode needs `paused` or `recommend_only`")
 
+    @workflow.update(name="announce_demand_event")
+    def announce_demand_event(self, request: AnnounceDemandRequest) -> Acknowledgement:
+        event = request.event
+        kept = [e for e in self._state.scheduled_demand if not _same_slot(e, event.market, event.start)]
+        replaced = len(kept) < len(self._state.scheduled_demand)
+        self._state.scheduled_demand = sorted([*kept, event], key=lambda e: (e.start, e.market))
+        # Wake the loop so the next plan orders the event's capacity now, not a tick later.
+        self._wake = True
+        verb = "replaced" if replaced else "scheduled"
+        workflow.logger.info("demand event %s by %s (%s): %s", verb, request.by, request.reason, event)
+        return Acknowledgement(accepted=True, message=f"{verb}: {describe_demand_event(event)}")
+
+    @announce_demand_event.validator
+    def _validate_announce_demand_event(self, request: AnnounceDemandRequest) -> None:
+        event = request.event
+        if not event.announced:
+            raise ApplicationError("event.announced: false marks a surprise spike; only announced events are scheduled")
+        fleet_now = self._fleet_clock()
+        if event.end <= fleet_now:
+            raise ApplicationError(
+                f"event: already over at {event.end.isoformat()} (the fleet's clock reads {fleet_now.isoformat()})"
+            )
+        if event in self._state.scheduled_demand:
+            raise ApplicationError(f"event: already scheduled: {describe_demand_event(event)}")
+        replaces = any(_same_slot(e, event.market, event.start) for e in self._state.scheduled_demand)
+        if not replaces and len(self._state.scheduled_demand) >= MAX_SCHEDULED_EVENTS:
+            raise ApplicationError(f"event: {MAX_SCHEDULED_EVENTS} events are scheduled already; withdraw one first")
+
+    @workflow.update(name="withdraw_demand_event")
+    def withdraw_demand_event(self, request: WithdrawDemandRequest) -> Acknowledgement:
+        withdrawn = [e for e in self._state.scheduled_demand if _same_slot(e, request.market, request.start)]
+        self._state.scheduled_demand = [
+            e for e in self._state.scheduled_demand if not _same_slot(e, request.market, request.start)
+        ]
+        self._wake = True
+        workflow.logger.info("demand event withdrawn by %s (%s): %s", request.by, request.reason, withdrawn)
+        return Acknowledgement(
+            accepted=True, message="withdrawn: " + "; ".join(describe_demand_event(e) for e in withdrawn)
+        )
+
+    @withdraw_demand_event.validator
+    def _validate_withdraw_demand_event(self, request: WithdrawDemandRequest) -> None:
+        if any(_same_slot(e, request.market, request.start) for e in self._state.scheduled_demand):
+            return
+        scheduled = [e.start.isoformat() for e in self._state.scheduled_demand if e.market == request.market]
+        raise ApplicationError(
+            f"start: no event of market {request.market} scheduled at {request.start.isoformat()} "
+            f"(scheduled for {request.market}: {', '.join(scheduled) or 'none'})"
+        )
+
     @workflow.query(name="status")
     def status(self) -> LoopStatus:
         plan = self._state.last_plan
@@ -165,6 +243,7 @@ class ControlLoopWorkflow:
             paused=self._state.paused,
             recommend_only=self._state.recommend_only,
             pins=self._state.pins,
+            scheduled_demand=self._state.scheduled_demand,
             region_health=plan.region_health if plan else [],
             weights=plan.weights if plan else {},
             last_plan_id=plan.plan_id if plan else None,
@@ -173,3 +252,8 @@ class ControlLoopWorkflow:
             last_tick_at=self._state.last_tick_at,
             last_error=self._state.last_error,
         )
+
+
+def _same_slot(event: DemandEvent, market: str, start: datetime) -> bool:
+    """One scheduled event per market and start: the key `withdraw_demand_event` names it by."""
+    return event.market == market and event.start == start

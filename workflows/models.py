@@ -14,6 +14,7 @@ from enum import StrEnum
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from controller.audit import AuditRecord
+from controller.demand_events import DemandEvent
 from controller.plan import Plan, PlanningOverrides, RegionHealth, RegionPin
 from controller.snapshot import FleetSnapshot
 from controller.spec import DrillPolicy, FailoverPolicy, StopCondition
@@ -56,11 +57,18 @@ class ControlLoopState(Payload):
     paused: bool = Field(default=False, description="Paused: observe nothing, act on nothing.")
     recommend_only: bool = Field(default=False, description="Plan every tick but never act.")
     pins: list[RegionPin] = Field(default_factory=list, description="Region pins set by failovers and drills.")
+    scheduled_demand: list[DemandEvent] = Field(
+        default_factory=list,
+        description="Announced demand events (flash sales) the planner pre-scales for; pruned once ended.",
+    )
     last_plan: Plan | None = Field(default=None, description="The latest plan (also the next tick's `previous`).")
     last_actions: list[AuditRecord] = Field(
         default_factory=list, description="Audit records of the latest acting tick (bounded)."
     )
     last_tick_at: AwareDatetime | None = Field(default=None, description="workflow.now() of the latest tick.")
+    last_snapshot_at: AwareDatetime | None = Field(
+        default=None, description="The fleet's clock in the latest snapshot (simulated time on a simulator)."
+    )
     last_error: str = Field(default="", description="Why the latest tick failed, empty when it did not.")
 
 
@@ -98,6 +106,35 @@ class LoopModeRequest(Payload):
     reason: str = Field(default="", description="Why.")
 
 
+class AnnounceDemandRequest(Payload):
+    """Update: the business has scheduled a demand event; plan capacity for it before its ramp.
+
+    An event of the same market and start replaces the one scheduled (a revised announcement).
+    """
+
+    event: DemandEvent = Field(description="The event; `announced` must be true.")
+    by: str = Field(default="edgectl", min_length=1, description="Who announced it.")
+    reason: str = Field(default="", description="Why (the sale, the show), for the logs and history.")
+
+
+class WithdrawDemandRequest(Payload):
+    """Update: the scheduled event of `market` starting at `start` is cancelled."""
+
+    market: str = Field(description="Market code of the scheduled event.")
+    start: AwareDatetime = Field(description="Start of the scheduled event (the same instant in any timezone).")
+    by: str = Field(default="edgectl", min_length=1, description="Who withdrew it.")
+    reason: str = Field(default="", description="Why.")
+
+
+def describe_demand_event(event: DemandEvent) -> str:
+    """One line for humans: market, multiplier and when (CLI output, update acknowledgements)."""
+    return (
+        f"{event.market} x{event.peak_multiplier:g} from {event.start.isoformat()} "
+        f"(ramp {event.ramp_seconds / 60:g} min, plateau {event.duration_seconds / 60:g} min, "
+        f"over at {event.end.isoformat()})"
+    )
+
+
 class LoopStatus(Payload):
     """Query answer: what the control loop is doing and what it last decided."""
 
@@ -106,6 +143,9 @@ class LoopStatus(Payload):
     paused: bool
     recommend_only: bool
     pins: list[RegionPin]
+    scheduled_demand: list[DemandEvent] = Field(
+        default_factory=list, description="Announced demand events not yet ended, by start."
+    )
     region_health: list[RegionHealth]
     weights: dict[str, dict[str, float]]
     last_plan_id: str | None

@@ -1,9 +1,16 @@
-"""`edgectl controller run`: the Temporal worker of one environment, plus the Temporal options all
-on-call commands share (`failover_commands.py`, `drill_commands.py`, `status_command.py`).
+"""`edgectl controller run|announce|withdraw`: the Temporal worker of one environment and the
+business's calendar of demand events, plus the Temporal options all on-call commands share
+(`failover_commands.py`, `drill_commands.py`, `status_command.py`).
 
 The worker serves task queue `edgeplane-<env>`, makes sure the environment's ControlLoopWorkflow
 exists (idempotent start by id), exposes `edgeplane_controller_*` metrics on 127.0.0.1, and stops
 gracefully on SIGTERM/SIGINT (in-flight activities finish, Temporal resumes the workflows elsewhere).
+
+`announce` and `withdraw` send a scheduled demand event (a flash sale) to the running control loop
+(updates `announce_demand_event` / `withdraw_demand_event` of `workflows/control_loop.py`), whose
+planner then orders the event's capacity before its ramp. Exit codes: 0 accepted, 1 bad input
+(nothing sent), 3 refused by the loop (already over, duplicate, unknown event, loop not running),
+4 Temporal unreachable.
 """
 
 from __future__ import annotations
@@ -14,13 +21,17 @@ import signal
 import sys
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 from prometheus_client import CollectorRegistry, start_http_server
-from temporalio.client import Client
+from pydantic import BaseModel, ValidationError
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
 
+from controller.demand_events import DemandEvent
 from controller.spec import EnvironmentSpec
 from controller.spec_file import EnvironmentFileError, load_environment
 from edgectl.bootstrap import (
@@ -32,10 +43,17 @@ from edgectl.bootstrap import (
     connect_temporal,
 )
 from edgectl.cli.exit_codes import ExitCode
-from edgectl.cli.output import console, fail
+from edgectl.cli.output import console, fail, print_json, say
 from workflows.activities import FleetActivities
+from workflows.control_loop import ControlLoopWorkflow
 from workflows.controller_metrics import ControllerMetrics
-from workflows.models import task_queue_for
+from workflows.models import (
+    Acknowledgement,
+    AnnounceDemandRequest,
+    WithdrawDemandRequest,
+    control_loop_id,
+    task_queue_for,
+)
 from workflows.worker import build_worker, ensure_control_loop
 
 controller_app = typer.Typer(help="The controller: a Temporal worker running the control loop.", no_args_is_help=True)
@@ -153,3 +171,145 @@ async def _serve(
             console.print(f"worker on task queue {task_queue} ({settings.address}); SIGTERM stops it", highlight=False)
             await stop.wait()
     console.print("worker stopped", highlight=False)
+
+
+# ----- the business's calendar: announced demand events -------------------------------------------
+
+MarketOption = Annotated[str, typer.Option("--market", help="Market code from the environment file, e.g. ID.")]
+StartOption = Annotated[
+    str, typer.Option("--start", help="When the ramp begins, ISO 8601 with a timezone, e.g. 2026-11-26T05:00:00Z.")
+]
+ByOption = Annotated[str, typer.Option("--by", help="Who (logged with the update in the loop's history).")]
+ReasonOption = Annotated[str, typer.Option("--reason", help="Why (the sale, the show).")]
+JsonOutputOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+# DemandEvent field -> the option that sets it, so a rejected value names what the user typed.
+EVENT_OPTIONS = {
+    "market": "--market",
+    "start": "--start",
+    "peak_multiplier": "--multiplier",
+    "ramp_seconds": "--ramp-minutes",
+    "duration_seconds": "--duration-minutes",
+}
+
+
+def known_market_or_exit(spec: EnvironmentSpec, env: Path, market: str) -> None:
+    if market not in spec.market_by_code:
+        known = ", ".join(spec.market_by_code)
+        exit_with(ExitCode.INVALID_INPUT, f"{env}: --market: unknown market {market!r} (known: {known})")
+
+
+def parse_start_or_exit(value: str) -> datetime:
+    """`2026-11-26T05:00:00Z` or `...+07:00`; a time without a timezone is ambiguous, so refused."""
+    try:
+        start = datetime.fromisoformat(value)
+    except ValueError:
+        exit_with(ExitCode.INVALID_INPUT, f"--start: {value!r} is not an ISO 8601 time (e.g. 2026-11-26T05:00:00Z)")
+    if start.tzinfo is None or start.utcoffset() is None:
+        exit_with(ExitCode.INVALID_INPUT, f"--start: {value!r} has no timezone (add Z or an offset such as +07:00)")
+    return start
+
+
+def demand_event_or_exit(
+    market: str, start: datetime, multiplier: float, ramp_minutes: float, duration_minutes: float
+) -> DemandEvent:
+    try:
+        return DemandEvent(
+            market=market,
+            start=start,
+            peak_multiplier=multiplier,
+            ramp_seconds=ramp_minutes * 60,
+            duration_seconds=duration_minutes * 60,
+        )
+    except ValidationError as error:
+        reasons = [
+            f"{EVENT_OPTIONS.get(str(detail['loc'][0]), detail['loc'][0]) if detail['loc'] else 'event'}: "
+            f"{detail['msg']}"
+            for detail in error.errors(include_url=False)
+        ]
+        exit_with(ExitCode.INVALID_INPUT, "\n".join(reasons))
+
+
+async def execute_loop_update(client: Client, environment: str, update: Any, request: BaseModel) -> Acknowledgement:
+    """Send an update to the environment's control loop; a refusal or a missing loop exits 3."""
+    handle = client.get_workflow_handle(control_loop_id(environment))
+    try:
+        ack: Acknowledgement = await handle.execute_update(update, request)
+    except WorkflowUpdateFailedError as error:
+        exit_with(ExitCode.REFUSED, f"refused: {error.cause or error}")
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            exit_with(ExitCode.REFUSED, f"{handle.id} is not running (start it with `edgectl controller run`)")
+        exit_with(ExitCode.REFUSED, f"{handle.id}: {error.message}")
+    return ack
+
+
+def print_acknowledgement(environment: str, ack: Acknowledgement, json_output: bool, **extra: Any) -> None:
+    if json_output:
+        print_json({"workflow_id": control_loop_id(environment), **ack.model_dump(mode="json"), **extra})
+    else:
+        say(f"{control_loop_id(environment)}: {ack.message}")
+
+
+@controller_app.command("announce")
+def announce(
+    env: EnvOption,
+    market: MarketOption,
+    start: StartOption,
+    multiplier: Annotated[float, typer.Option("--multiplier", help="Peak demand multiplier (3 = 3x normal).")],
+    duration_minutes: Annotated[
+        float, typer.Option("--duration-minutes", help="Minutes from --start until the ramp down begins.")
+    ],
+    ramp_minutes: Annotated[
+        float, typer.Option("--ramp-minutes", help="Minutes to reach the peak (and to leave it).")
+    ] = 10,
+    by: ByOption = "edgectl",
+    reason: ReasonOption = "",
+    json_output: JsonOutputOption = False,
+    temporal_address: AddressOption = DEFAULT_TEMPORAL_ADDRESS,
+    namespace: NamespaceOption = "default",
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_ca: TlsCaOption = None,
+) -> None:
+    """Announce a scheduled demand event (a flash sale): the controller scales up before its ramp.
+
+    An event of the same market and start replaces the one announced before.
+    """
+    spec = load_spec_or_exit(env)
+    known_market_or_exit(spec, env, market)
+    event = demand_event_or_exit(market, parse_start_or_exit(start), multiplier, ramp_minutes, duration_minutes)
+    request = AnnounceDemandRequest(event=event, by=by, reason=reason)
+
+    async def go() -> None:
+        client = await connect_or_exit(temporal_settings(temporal_address, namespace, tls_cert, tls_key, tls_ca))
+        ack = await execute_loop_update(client, spec.name, ControlLoopWorkflow.announce_demand_event, request)
+        print_acknowledgement(spec.name, ack, json_output, event=event.model_dump(mode="json"))
+
+    run_with_temporal(go())
+
+
+@controller_app.command("withdraw")
+def withdraw(
+    env: EnvOption,
+    market: MarketOption,
+    start: StartOption,
+    by: ByOption = "edgectl",
+    reason: ReasonOption = "",
+    json_output: JsonOutputOption = False,
+    temporal_address: AddressOption = DEFAULT_TEMPORAL_ADDRESS,
+    namespace: NamespaceOption = "default",
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_ca: TlsCaOption = None,
+) -> None:
+    """Withdraw an announced demand event (named by market and start): its capacity is no longer ordered."""
+    spec = load_spec_or_exit(env)
+    known_market_or_exit(spec, env, market)
+    request = WithdrawDemandRequest(market=market, start=parse_start_or_exit(start), by=by, reason=reason)
+
+    async def go() -> None:
+        client = await connect_or_exit(temporal_settings(temporal_address, namespace, tls_cert, tls_key, tls_ca))
+        ack = await execute_loop_update(client, spec.name, ControlLoopWorkflow.withdraw_demand_event, request)
+        print_acknowledgement(spec.name, ack, json_output)
+
+    run_with_temporal(go())

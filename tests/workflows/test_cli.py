@@ -10,7 +10,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,7 @@ from sim.http_api import SimulatorServer
 from sim.traces import quiet_trace
 from tests.workflows.conftest import LOCAL_ENV, running_worker
 from workflows.activities import FleetActivities
+from workflows.worker import ensure_control_loop
 
 pytestmark = pytest.mark.integration
 
@@ -111,3 +112,59 @@ def test_drill_schedule_creates_a_temporal_schedule(temporal_server, fast_env):
     calendar = description.schedule.spec.calendars[0]
     assert [r.start for r in calendar.hour] == [3] and [r.start for r in calendar.day_of_week] == [2]
     assert description.schedule.action.workflow == "FailoverDrillWorkflow"
+
+
+def test_controller_announce_status_and_withdraw(temporal_server, temporal_task_queue, fast_env, simulator):
+    spec = load_environment(fast_env)
+    adapter = SimulatorActuator(simulator.url)
+    common = ["--env", str(fast_env), "--temporal-address", temporal_server.address]
+    start = (datetime.now(UTC) + timedelta(minutes=30)).replace(microsecond=0)
+    when = ["--market", "ID", "--start", start.isoformat().replace("+00:00", "Z")]
+
+    async def scenario():
+        client = await temporal_server.connect()
+        async with running_worker(client, FleetActivities(spec, adapter, adapter), temporal_task_queue):
+            loop = await ensure_control_loop(client, spec, task_queue=temporal_task_queue, tick_seconds=0.5)
+            try:
+                announce = ["controller", "announce", *common, *when, "--multiplier", "3", "--duration-minutes", "40"]
+                announced = await edgectl(*announce, "--ramp-minutes", "10", "--reason", "flash sale", "--json")
+                again = await edgectl(*announce)
+                overview = await edgectl("status", *common, "--json")
+                withdrawn = await edgectl("controller", "withdraw", *common, *when, "--by", "alice")
+                unknown = await edgectl("controller", "withdraw", *common, *when)
+                return announced, again, overview, withdrawn, unknown
+            finally:
+                await loop.terminate("test over")
+
+    announced, again, overview, withdrawn, unknown = asyncio.run(scenario())
+    assert announced[0] == ExitCode.OK, announced
+    assert json.loads(announced[1])["event"]["ramp_seconds"] == 600
+    assert again[0] == ExitCode.REFUSED and "already scheduled" in again[2], again
+    assert overview[0] == ExitCode.OK, overview
+    [event] = json.loads(overview[1])["loop"]["scheduled_demand"]
+    assert event["market"] == "ID" and event["peak_multiplier"] == 3 and event["duration_seconds"] == 2400
+    assert withdrawn[0] == ExitCode.OK and "withdrawn: ID x3" in withdrawn[1], withdrawn
+    assert unknown[0] == ExitCode.REFUSED and "no event of market ID" in unknown[2], unknown
+
+
+def test_controller_announce_unknown_market_is_bad_input_and_sends_nothing(fast_env):
+    # Port 1 refuses connections: reaching Temporal would exit UNAVAILABLE, not INVALID_INPUT.
+    common = ["--env", str(fast_env), "--temporal-address", "127.0.0.1:1"]
+
+    async def scenario():
+        announce = await edgectl(
+            "controller", "announce", *common, "--market", "XX", "--start", "2026-11-26T05:00:00Z",
+            "--multiplier", "3", "--duration-minutes", "40",
+        )  # fmt: skip
+        withdraw = await edgectl("controller", "withdraw", *common, "--market", "XX", "--start", "2026-11-26T05:00Z")
+        naive = await edgectl(
+            "controller", "announce", *common, "--market", "ID", "--start", "2026-11-26T05:00:00",
+            "--multiplier", "3", "--duration-minutes", "40",
+        )  # fmt: skip
+        return announce, withdraw, naive
+
+    announce, withdraw, naive = asyncio.run(scenario())
+    for code, _, err in (announce, withdraw):
+        assert code == ExitCode.INVALID_INPUT, err
+        assert "--market: unknown market 'XX'" in err and "known: DE, FR, ID, SG, TH" in err
+    assert naive[0] == ExitCode.INVALID_INPUT and "--start" in naive[2] and "timezone" in naive[2], naive
