@@ -371,14 +371,21 @@ def build_allocation_problem(
     demand: dict[str, float],
     mode: Literal["now", "target"],
     paths: PathTable | None = None,
+    anchor: dict[str, dict[str, float]] | None = None,
 ) -> AllocationProblem:
-    """The LP for this tick. `now`: ready capacity and the disruption budget; `target`: max capacity."""
+    """The LP for this tick. `now`: ready capacity and the disruption budget; `target`: max capacity.
+
+    `anchor` (target mode): the weights just decided for now. The target is sticky to them, so it
+    departs from them only where the now allocation is short of ready capacity. Without the anchor,
+    equal-cost regions (fra/par for DE) make the two LPs pick different optimal vertices; the fleet,
+    sized for both, would pay for the same market twice and flip sizes tick to tick.
+    """
     tables = spec_tables(spec)
     if paths is None:
         paths = path_table(tables, snapshot)
     pairs = tables.pair_market.shape[0]
     caps = pin_caps(spec, overrides)
-    weights = current_weights(snapshot, previous)
+    weights = anchor if mode == "target" and anchor is not None else current_weights(snapshot, previous)
     fail_static = health.snapshot_stale
 
     current = np.zeros(pairs)
@@ -433,7 +440,7 @@ def build_allocation_problem(
 
     if mode == "target":
         budget = np.full(len(tables.market_codes), np.inf)
-        stickiness = 0.0
+        stickiness = spec.traffic.stickiness_cost if anchor is not None else 0.0
     else:
         # Fail static: no automatic shift at all; only traffic forced out by a pin may move.
         share = 0.0 if fail_static else spec.traffic.disruption_budget

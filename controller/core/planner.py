@@ -288,7 +288,9 @@ def make_plan(
             )
     explanation.extend(_move_sentences(weights, current))
 
-    target_problem = build_allocation_problem(spec, snapshot, previous, health, overrides, forecast, "target", paths)
+    target_problem = build_allocation_problem(
+        spec, snapshot, previous, health, overrides, forecast, "target", paths, anchor=weights
+    )
     target_solution = solve_allocation(target_problem)
     target_loads = region_loads(target_problem, target_solution, regions)
     # Regions still carrying traffic that will move later keep the capacity for it meanwhile.

@@ -9,6 +9,7 @@ import pytest
 from controller.core.planner import make_plan
 from controller.plan import PlanningOverrides, RegionPin, RegionState
 from controller.snapshot import PathObservation
+from controller.spec import EnvironmentSpec
 from tests.controller.core.conftest import NOON
 from tests.fakes.fleet_snapshots import healthy_paths, region_observation, snapshot_for
 
@@ -176,3 +177,23 @@ def test_a_cooldown_dated_on_another_clock_does_not_freeze_scaling(local_spec):
     plan = make_plan(local_spec, snapshot, from_the_future, NOON + timedelta(seconds=5))
     cgk = next(c for c in plan.scale if c.region == "cgk")
     assert cgk.desired_nodes > cgk.current_nodes, cgk.reason
+
+
+@pytest.mark.parametrize(("de_region", "fr_region"), [("dub", "fra"), ("fra", "dub")])
+def test_target_allocation_stays_with_the_weights_just_decided_when_regions_tie(local_spec, de_region, fr_region):
+    """dub moved onto fra's coordinates: DE and FR cost the same in both. Traffic in force (DE on dub,
+    FR on fra) stays, and the target the fleet is sized for agrees with it: each region is sized
+    for its own markets only, not for both (which an unanchored target LP could pick)."""
+    raw = local_spec.model_dump()
+    fra = next(r for r in raw["regions"] if r["name"] == "fra")
+    for region in raw["regions"]:
+        if region["name"] == "dub":
+            region["location"] = fra["location"]
+    spec = EnvironmentSpec.model_validate(raw)
+    weights = {**WEIGHTS, "DE": {de_region: 1.0}, "FR": {fr_region: 1.0}}
+    snapshot = snapshot_for(spec, NOON, DEMAND, nodes=20, weights=weights)
+    plan = make_plan(spec, snapshot, None, NOON)
+    assert plan.weights["DE"] == {de_region: 1.0} and plan.weights["FR"] == {fr_region: 1.0}
+    reasons = {c.region: c.reason for c in plan.scale}
+    assert reasons[de_region].startswith(("forecast 7", "scale in: forecast 7")), reasons[de_region]
+    assert reasons[fr_region].startswith(("forecast 5", "scale in: forecast 5")), reasons[fr_region]
