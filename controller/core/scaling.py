@@ -5,11 +5,11 @@ forecast to carry at `now + node boot + forecast_margin_seconds` (from `forecast
 target allocation); output: one absolute ScaleCommand per region and DrainCommands.
 
 Rules, in the order they are applied (each leaves its reason in the command):
-1. needed nodes = (forecast sessions - sessions expected to be still running on the region's
-   draining nodes when new nodes would be ready) x (1 + headroom_ratio) / (sessions_per_node x
-   target_utilisation), rounded up, within [min_nodes, max_nodes]. A draining node keeps its
-   sessions until they end (hours for live shows); they are part of the market's demand but need
-   no serving capacity, and sizing the serving nodes for them too would pay for them twice;
+1. needed nodes = forecast sessions x (1 + headroom_ratio) / (sessions_per_node x target_utilisation),
+   rounded up, within [min_nodes, max_nodes]. Sessions still on draining nodes are counted too,
+   on purpose: subtracting them closes a loop (drain k nodes -> their sessions leave the serving
+   need -> drain more -> they end -> boot again), which in the benchmark drained 2.2x the nodes
+   and cost more node-hours than the capacity it saved;
 2. failed regions never shrink (no traffic goes there now; the capacity is needed when they
    recover) but may still grow; unknown regions (stale metrics) and pinned regions never shrink
    (fail static; a failover or drill expects its region warm for the fail-back) - except that
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from controller.plan import DrainCommand, Plan, RegionState, ScaleCommand
-from controller.snapshot import FleetSnapshot, NodeState, RegionObservation
+from controller.snapshot import FleetSnapshot, NodeState
 from controller.spec import EnvironmentSpec, RegionSpec
 
 
@@ -48,32 +48,6 @@ def needed_nodes(spec: EnvironmentSpec, region: RegionSpec, sessions: float) -> 
     per_node = region.sessions_per_node * spec.scaling.target_utilisation
     wanted = sessions * (1.0 + spec.scaling.headroom_ratio) / per_node
     return max(0, math.ceil(wanted - 1e-9))
-
-
-def session_survival(spec: EnvironmentSpec, seconds: float) -> float:
-    """Share of the sessions running now that are expected to still run `seconds` later.
-
-    Exponential session lengths with each scenario's mean, mixed by the market's scenario mix; the
-    lowest over markets. A node drained a while ago has lost its short sessions first, so its true
-    survival is higher: the estimate errs towards subtracting too little, i.e. more capacity.
-    """
-    lowest = 1.0
-    for market in spec.markets:
-        survival = sum(
-            share * math.exp(-seconds / (60.0 * spec.scenarios[scenario].mean_session_minutes))
-            for scenario, share in market.demand.scenario_mix.items()
-        )
-        lowest = min(lowest, survival)
-    return lowest
-
-
-def draining_survivors(spec: EnvironmentSpec, region: RegionSpec, observation: RegionObservation) -> float:
-    """Sessions on the region's draining nodes expected to still run when a node ordered now is ready
-    to serve (boot + forecast margin)."""
-    on_draining = sum(n.active_sessions for n in observation.nodes if n.state is NodeState.DRAINING)
-    if on_draining == 0:
-        return 0.0
-    return on_draining * session_survival(spec, region.node_boot_seconds + spec.scaling.forecast_margin_seconds)
 
 
 def plan_scaling(
@@ -107,12 +81,10 @@ def plan_scaling(
         else:
             current = previous_sizes.get(region.name, region.min_nodes)
         sessions = forecast_sessions.get(region.name, 0.0)
-        survivors = draining_survivors(spec, region, observation) if observation is not None else 0.0
-        raw_need = needed_nodes(spec, region, max(0.0, sessions - survivors))
+        raw_need = needed_nodes(spec, region, sessions)
         need = min(max(raw_need, region.min_nodes), region.max_nodes)
-        on_draining = f" - {survivors:,.0f} still on draining nodes" if survivors >= 0.5 else ""
         basis = (
-            f"forecast {sessions:,.0f} sessions{on_draining} +{policy.headroom_ratio:.0%} headroom at "
+            f"forecast {sessions:,.0f} sessions +{policy.headroom_ratio:.0%} headroom at "
             f"{policy.target_utilisation:.0%} of {region.sessions_per_node}/node -> {raw_need} nodes"
         )
         if raw_need != need:

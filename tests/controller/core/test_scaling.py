@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from datetime import timedelta
 
-import pytest
-
 from controller.core.planner import make_plan
-from controller.core.scaling import needed_nodes, plan_scaling, session_survival
+from controller.core.scaling import needed_nodes, plan_scaling
 from controller.plan import RegionState
 from tests.controller.core.conftest import NOON
 from tests.fakes.fleet_snapshots import region_observation, snapshot_for
@@ -90,32 +87,3 @@ def test_fail_static_never_scales_in(local_spec):
     by_region = {c.region: c.desired_nodes for c in decision.scale}
     assert by_region["dub"] == 10 and not decision.drains
     assert by_region["fra"] == 20  # growing is still allowed
-
-
-def test_session_survival_is_the_lowest_exponential_mix_over_markets(local_spec):
-    assert session_survival(local_spec, 0) == pytest.approx(1.0)
-    # Hand-checked for one market mix: 0.4 live (45 min), 0.5 one-to-one (6 min), 0.1 multi-host (25 min), 10 min on.
-    by_hand = 0.4 * math.exp(-10 / 45) + 0.5 * math.exp(-10 / 6) + 0.1 * math.exp(-10 / 25)
-    lowest = min(
-        sum(
-            share * math.exp(-600 / (60 * local_spec.scenarios[s].mean_session_minutes))
-            for s, share in m.demand.scenario_mix.items()
-        )
-        for m in local_spec.markets
-    )
-    assert session_survival(local_spec, 600) == pytest.approx(lowest)
-    assert 0.0 < lowest <= by_hand + 1e-12
-
-
-def test_sessions_left_on_draining_nodes_need_no_serving_capacity(local_spec):
-    fra = region_observation(local_spec, "fra", NOON, ready=12, draining=2)
-    nodes = [n.model_copy(update={"active_sessions": 100}) if n.state.value == "draining" else n for n in fra.nodes]
-    fra = fra.model_copy(update={"nodes": nodes})
-    snapshot = snapshot_for(local_spec, NOON, {}, regions=[fra])
-    decision = _scaling(local_spec, snapshot, {"fra": 900.0})
-    lead = local_spec.region_by_name["fra"].node_boot_seconds + local_spec.scaling.forecast_margin_seconds
-    survivors = 200 * session_survival(local_spec, lead)
-    expected = math.ceil((900 - survivors) * 1.1 / 70)
-    command = next(c for c in decision.scale if c.region == "fra")
-    assert command.desired_nodes == expected < math.ceil(900 * 1.1 / 70)
-    assert f"- {survivors:,.0f} still on draining nodes" in command.reason
