@@ -26,6 +26,7 @@ from workflows.models import (
     EnvironmentStatus,
     LoopStatus,
     control_loop_id,
+    describe_demand_event,
 )
 
 
@@ -71,6 +72,8 @@ def status(
                 console.print(f"  {market}: {shares}", highlight=False)
             for pin in loop.pins:
                 console.print(f"  pin {pin.region} <= {pin.max_traffic_share:.0%} by {pin.owner}", highlight=False)
+            for event in loop.scheduled_demand:
+                console.print(f"  event {describe_demand_event(event)}", highlight=False)
             if loop.last_error:
                 console.print(f"  last error: {loop.last_error}", highlight=False)
         for workflow in running:
