@@ -372,6 +372,7 @@ def build_allocation_problem(
     mode: Literal["now", "target"],
     paths: PathTable | None = None,
     anchor: dict[str, dict[str, float]] | None = None,
+    share_caps: dict[tuple[str, str], float] | None = None,
 ) -> AllocationProblem:
     """The LP for this tick. `now`: ready capacity and the disruption budget; `target`: max capacity.
 
@@ -379,6 +380,9 @@ def build_allocation_problem(
     departs from them only where the now allocation is short of ready capacity. Without the anchor,
     equal-cost regions (fra/par for DE) make the two LPs pick different optimal vertices; the fleet,
     sized for both, would pay for the same market twice and flip sizes tick to tick.
+
+    `share_caps` (market, region) -> most share: extra caps on top of pins and failures (the
+    pre-shift before an announced event, `controller/core/planner.py`).
     """
     tables = spec_tables(spec)
     if paths is None:
@@ -413,6 +417,10 @@ def build_allocation_problem(
 
     upper = region_cap[tables.pair_region].copy()
     upper[region_failed[tables.pair_region]] = 0.0
+    for pair, cap in (share_caps or {}).items():
+        k = tables.pair_index.get(pair)
+        if k is not None:
+            upper[k] = min(upper[k], max(0.0, cap))
     lower = np.zeros(pairs)
     frozen_share = np.minimum(current, upper)
     if fail_static:
@@ -445,6 +453,14 @@ def build_allocation_problem(
         # Fail static: no automatic shift at all; only traffic forced out by a pin may move.
         share = 0.0 if fail_static else spec.traffic.disruption_budget
         budget = np.where(has_current, share, np.inf)
+        if share_caps:
+            # A share cap is a chosen move, not a forced one: what it takes comes out of the
+            # market's budget for this tick (the guardrail counts it the same way).
+            region_only = region_cap[tables.pair_region]
+            taken = np.maximum(np.minimum(current, region_only) - np.minimum(current, upper), 0.0)
+            taken[region_failed[tables.pair_region]] = 0.0
+            spent = np.bincount(tables.pair_market, weights=taken, minlength=len(tables.market_codes))
+            budget = np.where(has_current, np.maximum(share - spent, 0.0), np.inf)
         stickiness = spec.traffic.stickiness_cost
 
     return AllocationProblem(

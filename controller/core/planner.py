@@ -31,10 +31,10 @@ from controller.core.allocation import (
     region_loads,
     solve_allocation,
 )
-from controller.core.forecast import ForecastInput, forecast_demand, profile_sessions_at
+from controller.core.forecast import AnnouncedEventForecaster, ForecastInput, forecast_demand, profile_sessions_at
 from controller.core.guardrails import DraftPlan, residency_certificate, run_guardrails
 from controller.core.health import HealthAssessment, assess_health
-from controller.core.path_table import path_table
+from controller.core.path_table import PathTable, path_table
 from controller.core.scaling import plan_scaling
 from controller.core.spec_tables import spec_tables
 from controller.demand_events import DemandEvent
@@ -226,6 +226,72 @@ def _move_sentences(weights: dict[str, dict[str, float]], current: dict[str, dic
     return sentences
 
 
+WEIGHT_STEP = 0.01
+"""Share changes smaller than this are not worth a pre-shift (or a sentence)."""
+
+
+def preshift_caps(
+    spec: EnvironmentSpec,
+    snapshot: FleetSnapshot,
+    previous: Plan | None,
+    health: HealthAssessment,
+    overrides: PlanningOverrides | None,
+    demand: dict[str, float],
+    now: datetime,
+    current: dict[str, dict[str, float]],
+    paths: PathTable,
+) -> tuple[dict[tuple[str, str], float], list[str]]:
+    """Make room before an announced event in a region that will hit its node ceiling.
+
+    Weights steer new sessions only; the ones already admitted stay where they are until they end
+    (the longest scenario's mean length, 45 min for live shows). If a region will be full at
+    max_nodes once an announced event peaks (TH's sale on bkk, which also carries VN), the markets
+    that must leave it have to start leaving that long before, or the sale's arrivals meet a
+    region still full of the neighbours' calls. So: the target allocation (at max capacity, sticky
+    to the weights in force) for the demand an announced event brings within that horizon; where it
+    gives a market less share in a region than it has now, that share is capped, moving at most
+    the disruption budget per tick. No announced event within the horizon: no caps.
+    """
+    events = tuple(overrides.scheduled_demand) if overrides is not None else ()
+    if not events or health.snapshot_stale:
+        return {}, []
+    horizon = 60.0 * max(s.mean_session_minutes for s in spec.scenarios.values())
+    coming: dict[str, float] = {}
+    for market in spec.markets:
+        mine = tuple(e for e in events if e.market == market.code)
+        if not mine:
+            continue
+        peak = max(
+            AnnouncedEventForecaster().predict(ForecastInput(market, demand[market.code], 0.0, now, lead, mine))
+            for lead in np.linspace(0.0, horizon, 10)
+        )
+        if peak > demand[market.code] * 1.01:
+            coming[market.code] = peak
+    if not coming:
+        return {}, []
+    future = {**demand, **coming}
+    problem = build_allocation_problem(spec, snapshot, previous, health, overrides, future, "target", paths, current)
+    solution = solve_allocation(problem)
+    tables = spec_tables(spec)
+    budget_left = dict.fromkeys(tables.market_codes, spec.traffic.disruption_budget)
+    caps: dict[tuple[str, str], float] = {}
+    notes: list[str] = []
+    for k in range(problem.pair_market.shape[0]):
+        market = tables.market_codes[problem.pair_market[k]]
+        region = tables.region_names[problem.pair_region[k]]
+        have = current.get(market, {}).get(region, 0.0)
+        want = float(solution.shares[k])
+        if want < have - WEIGHT_STEP and budget_left[market] > WEIGHT_STEP:
+            caps[(market, region)] = max(want, have - budget_left[market])
+            budget_left[market] -= have - caps[(market, region)]
+            notes.append(
+                f"{market}: {have:.0%} -> at most {caps[(market, region)]:.0%} of its traffic on {region}, "
+                f"making room before announced demand ({', '.join(f'{m} {v:,.0f}' for m, v in coming.items())} "
+                f"sessions within {horizon / 60:.0f} min)"
+            )
+    return caps, notes
+
+
 def make_plan(
     spec: EnvironmentSpec,
     snapshot: FleetSnapshot,
@@ -267,7 +333,11 @@ def make_plan(
     # 3. Allocation: weights now, and the target the fleet is sized for.
     caps = pin_caps(spec, overrides)
     current = current_weights(snapshot, previous)
-    now_problem = build_allocation_problem(spec, snapshot, previous, health, overrides, demand, "now", paths)
+    preshift, preshift_notes = preshift_caps(spec, snapshot, previous, health, overrides, demand, now, current, paths)
+    explanation.extend(preshift_notes)
+    now_problem = build_allocation_problem(
+        spec, snapshot, previous, health, overrides, demand, "now", paths, share_caps=preshift
+    )
     now_solution = solve_allocation(now_problem)
     weights, unserved = _weights_from_solution(spec, now_problem, now_solution, health, current, caps)
     regions = len(tables.region_names)

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from controller.core.planner import make_plan
+from controller.demand_events import DemandEvent
 from controller.plan import PlanningOverrides, RegionPin, RegionState
 from controller.snapshot import PathObservation
 from controller.spec import EnvironmentSpec
@@ -197,3 +198,33 @@ def test_target_allocation_stays_with_the_weights_just_decided_when_regions_tie(
     reasons = {c.region: c.reason for c in plan.scale}
     assert reasons[de_region].startswith(("forecast 7", "scale in: forecast 7")), reasons[de_region]
     assert reasons[fr_region].startswith(("forecast 5", "scale in: forecast 5")), reasons[fr_region]
+
+
+def _sale_on(market: str, start, multiplier: float) -> DemandEvent:
+    return DemandEvent(market=market, start=start, ramp_seconds=300, peak_multiplier=multiplier, duration_seconds=1800)
+
+
+def test_room_is_made_before_an_announced_sale_in_a_region_that_will_be_full(local_spec):
+    """SG and TH both use sin (40 nodes x 100 x 70% = 2,800 sessions at most). A 9x TH sale announced
+    in 20 min cannot fit there next to SG: weight starts leaving sin now, within the disruption budget,
+    because sessions admitted now are still there when the sale starts."""
+    snapshot = snapshot_for(local_spec, NOON, DEMAND, nodes=20, weights=WEIGHTS)
+    calm = make_plan(local_spec, snapshot, None, NOON)
+    assert calm.weights["SG"] == {"sin": 1.0} and calm.weights["TH"] == {"sin": 1.0}
+
+    sale = PlanningOverrides(scheduled_demand=[_sale_on("TH", NOON + timedelta(minutes=20), 9.0)])
+    plan = make_plan(local_spec, snapshot, None, NOON, sale)
+    on_sin = plan.weights["SG"].get("sin", 0.0) + plan.weights["TH"].get("sin", 0.0)
+    assert on_sin < 2.0 - 0.05
+    budget = local_spec.traffic.disruption_budget
+    assert all(plan.weights[m].get("sin", 0.0) >= 1.0 - budget - 1e-9 for m in ("SG", "TH"))
+    assert any("making room before announced demand" in line for line in plan.explanation)
+    assert all(p.compliant for p in plan.residency_certificate)
+
+
+def test_no_room_is_made_for_a_sale_that_fits_or_is_hours_away(local_spec):
+    snapshot = snapshot_for(local_spec, NOON, DEMAND, nodes=20, weights=WEIGHTS)
+    for event in (_sale_on("TH", NOON + timedelta(minutes=20), 1.5), _sale_on("TH", NOON + timedelta(hours=3), 9.0)):
+        plan = make_plan(local_spec, snapshot, None, NOON, PlanningOverrides(scheduled_demand=[event]))
+        assert plan.weights["SG"] == {"sin": 1.0} and plan.weights["TH"] == {"sin": 1.0}
+        assert not any("making room" in line for line in plan.explanation)
