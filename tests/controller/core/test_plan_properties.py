@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from controller.core.planner import make_plan
+from controller.demand_events import DemandEvent
 from controller.plan import Plan, PlanningOverrides, RegionPin, RegionState
 from controller.snapshot import FleetSnapshot
 from controller.spec import EnvironmentSpec
@@ -74,6 +75,17 @@ def situations(draw: st.DrawFn) -> tuple[FleetSnapshot, PlanningOverrides, Plan 
         )
         for _ in range(draw(st.integers(0, 2)))
     ]
+    # Announced sales (some under way, some to come) exercise the forecast and the pre-shift caps.
+    announced = [
+        DemandEvent(
+            market=draw(st.sampled_from([m.code for m in spec.markets])),
+            start=NOON + timedelta(minutes=draw(st.integers(-30, 60))),
+            ramp_seconds=draw(st.sampled_from([60.0, 300.0, 900.0])),
+            peak_multiplier=draw(st.floats(1.2, 10.0)),
+            duration_seconds=draw(st.sampled_from([600.0, 3600.0])),
+        )
+        for _ in range(draw(st.integers(0, 2)))
+    ]
     snapshot = snapshot_for(
         spec,
         NOON,
@@ -88,7 +100,7 @@ def situations(draw: st.DrawFn) -> tuple[FleetSnapshot, PlanningOverrides, Plan 
         # A previous plan from a slightly earlier tick: carries health counters and cooldowns.
         earlier = snapshot.model_copy(update={"taken_at": NOON - timedelta(seconds=5), "stale": False})
         previous = make_plan(spec, earlier, None, NOON - timedelta(seconds=5))
-    return snapshot, PlanningOverrides(pins=pins), previous
+    return snapshot, PlanningOverrides(pins=pins, scheduled_demand=announced), previous
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -108,6 +120,7 @@ def test_plan_invariants(situation):
     event(f"failed={any(s is RegionState.FAILED for s in states.values())}")
     event(f"fail_static={plan.fail_static}")
     event(f"drains={bool(plan.drains)}")
+    event(f"room made before a sale={any('making room' in line for line in plan.explanation)}")
 
     # Residency, in every state, served or not; the certificate agrees.
     for market, shares in plan.weights.items():
