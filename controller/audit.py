@@ -18,7 +18,7 @@ class AuditRecord(BaseModel):
 
     plan_id: str = Field(description="Plan (or workflow step) that asked for the action.")
     actor: str = Field(description="Who or what acted: controller, failover/<id>, drill/<id>, a user.")
-    action: str = Field(description="set_desired_nodes, drain_node, set_traffic_weights, ...")
+    action: str = Field(description="set_desired_nodes, drain_node, undrain_node, set_traffic_weights, ...")
     target: str = Field(description="What was acted on: region, region/node, market weights.")
     reason: str = Field(default="", description="Why, from the plan's explanation.")
     before: Any = Field(default=None, description="State read before acting (JSON-able).")

@@ -61,6 +61,14 @@ class DrainCommand(PlanModel):
     reason: str = Field(default="", description="Why this node (fewest sessions, scale-in).")
 
 
+class UndrainCommand(PlanModel):
+    """Put a draining `node` back in service: it serves the scale-out at once, no boot, no new node."""
+
+    region: str = Field(description="Region name.")
+    node: str = Field(description="Node name (draining in the snapshot the plan was made from).")
+    reason: str = Field(default="", description="Why (scale-out reclaims draining nodes before booting new ones).")
+
+
 class UnservedDemand(PlanModel):
     """Demand of a market that the plan cannot place anywhere it is allowed to go."""
 
@@ -126,6 +134,10 @@ class Plan(PlanModel):
     )
     scale: list[ScaleCommand] = Field(default_factory=list, description="Desired nodes per region.")
     drains: list[DrainCommand] = Field(default_factory=list, description="Nodes to drain.")
+    undrains: list[UndrainCommand] = Field(
+        default_factory=list,
+        description="Draining nodes returned to service; applied before `scale`, whose desired_nodes counts them.",
+    )
     unserved: list[UnservedDemand] = Field(default_factory=list, description="Demand left unserved, with why.")
     overflow: list[Overflow] = Field(default_factory=list, description="Reported capacity overflow.")
     residency_certificate: list[ResidencyProof] = Field(

@@ -55,6 +55,14 @@ class Actuator(Protocol):
         """Stop new sessions on `node`; remove it when empty or at `deadline` (no dropped calls)."""
         ...
 
+    def undrain_node(self, region: str, node: str, *, plan_id: str, actor: str, reason: str) -> AuditRecord:
+        """Put a draining `node` back in service (new sessions allowed, deadline cleared); a node that
+        is not draining is left as it is (`changed=False`). A node whose drain finished between the
+        snapshot and this call is gone: a normal race, not an error; returns `changed=False` with
+        before/after `{"state": "removed"}`, and the scale command applied next boots its
+        replacement. Raises ActuationError (not retryable) for a node the region never had."""
+        ...
+
     def set_traffic_weights(
         self, weights: Mapping[str, Mapping[str, float]], *, plan_id: str, actor: str, reason: str
     ) -> AuditRecord:

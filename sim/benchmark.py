@@ -49,11 +49,19 @@ class BenchmarkResult(BaseModel):
 def apply_plan(
     actuator: Actuator, plan: Plan, snapshot: FleetSnapshot | None = None, *, actor: str = "benchmark"
 ) -> int:
-    """Apply a Plan: scale commands, then weights, then drains. With `snapshot`, commands that are
+    """Apply a Plan: undrains, scale commands, then weights, then drains. With `snapshot`, commands that are
     already in place are skipped (the actuator would answer changed=False anyway). Returns the
     number of calls made."""
     calls = 0
     reason = "; ".join(plan.explanation)[:500]
+    states = {(r.region, n.name): n.state.value for r in snapshot.regions for n in r.nodes} if snapshot else {}
+    # Reclaimed nodes first: the scale command's desired_nodes counts them, so a region grown
+    # before they are back would boot nodes for the gap they fill.
+    for undrain in plan.undrains:
+        if snapshot is not None and states.get((undrain.region, undrain.node)) != "draining":
+            continue
+        actuator.undrain_node(undrain.region, undrain.node, plan_id=plan.plan_id, actor=actor, reason=undrain.reason)
+        calls += 1
     current = {region.region: region.desired_nodes for region in snapshot.regions} if snapshot else {}
     for command in plan.scale:
         if current.get(command.region) == command.desired_nodes:

@@ -2,11 +2,12 @@
 
 Role: the world the controller acts on when there is no real fleet. It builds FleetSnapshots
 directly from its state (`snapshot()`), implements the `controller.ports.Actuator` Protocol
-(`set_desired_nodes`, `drain_node`, `set_traffic_weights`, all idempotent and audited), and keeps
-the referee's books (`accounting()`): node-hours, rejected/dropped sessions, residency violations
-and SLO session-minutes, computed independently of any controller. Neighbours: `sim.demand`
-(offered sessions), `sim.qos` (path QoS), `sim.traces` and `sim.impairments` (scenarios),
-`sim.http_api` (serves it in real time), `sim.benchmark` (drives it in fast-forward).
+(`set_desired_nodes`, `drain_node`, `undrain_node`, `set_traffic_weights`, all idempotent and
+audited), and keeps the referee's books (`accounting()`): node-hours, rejected/dropped sessions,
+residency violations and SLO session-minutes, computed independently of any controller.
+Neighbours: `sim.demand` (offered sessions), `sim.qos` (path QoS), `sim.traces` and
+`sim.impairments` (scenarios), `sim.http_api` (serves it in real time), `sim.benchmark` (drives it
+in fast-forward).
 
 Model (fluid/cohort, not one object per session, so prod's ~250k sessions run days in seconds):
 - Sessions are counts per node x scenario and per market x region x scenario. Every step of `dt`
@@ -814,13 +815,20 @@ class SimulatedFleet:
             )
 
     def undrain_node(self, region: str, node: str, *, plan_id: str, actor: str, reason: str) -> AuditRecord:
-        """Put a draining node back in service (a booting node stays booting)."""
+        """Put a draining node back in service (a booting node stays booting). A node whose drain
+        already finished is gone: `changed=False`, state "removed" (the scale command applied next
+        boots its replacement); a node the region never had is an UnknownTargetError."""
         with self._lock:
             target = self._region(region)
             index = self._node_index(target, node)
             if index is None:
-                detail = "was removed" if node in target.removed else "does not exist"
-                raise UnknownTargetError(f"node {node!r} in region {region!r} {detail}", field="node")
+                if node in target.removed:
+                    # The drain won the race between snapshot and actuation: normal, not an error.
+                    return self._record(
+                        plan_id=plan_id, actor=actor, action="undrain_node", target=f"{region}/{node}",
+                        reason=reason, before={"state": "removed"}, after={"state": "removed"},
+                    )  # fmt: skip
+                raise UnknownTargetError(f"unknown node {node!r} in region {region!r}", field="node")
             before = self._node_view(index)
             if self._node_state[index] == _DRAINING:
                 booted = self._ready_at[index] <= self._t

@@ -189,9 +189,22 @@ class FleetActivities:
 
     @activity.defn(name="apply_plan")
     def apply_plan(self, request: ApplyPlanRequest) -> ActionsResult:
-        """Scale first (capacity before traffic), then drains, then the weights of all markets."""
+        """Undrains first (the scale command counts them), then scale (capacity before traffic), drains,
+        then the weights of all markets."""
         plan = request.plan
         records: list[AuditRecord] = []
+        # A region grown before its reclaimed nodes are back in service would boot nodes for the gap
+        # they fill. An undrained node whose drain already finished answers changed=False (removed);
+        # the scale command below then boots its replacement.
+        for undrain in plan.undrains:
+            records.append(
+                self._act(
+                    "undrain",
+                    lambda u=undrain: self._actuator.undrain_node(  # type: ignore[misc]
+                        u.region, u.node, plan_id=plan.plan_id, actor=request.actor, reason=u.reason
+                    ),
+                )
+            )
         for command in plan.scale:
             records.append(
                 self._act(

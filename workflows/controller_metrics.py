@@ -50,6 +50,7 @@ class ControllerMetrics:
         self._fail_static.labels(self._environment).set(1 if plan.fail_static else 0)
         self._decisions.labels(self._environment, "scale").inc(len(plan.scale))
         self._decisions.labels(self._environment, "drain").inc(len(plan.drains))
+        self._decisions.labels(self._environment, "undrain").inc(len(plan.undrains))
         for unserved in plan.unserved:
             self._unserved.labels(self._environment, unserved.market).set(unserved.sessions)
 

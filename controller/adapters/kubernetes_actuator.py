@@ -16,6 +16,10 @@ builds it. What each action does in a region's cluster:
   `edgeplane.io/active-sessions` at its live session count; a pod without it is presumed busy until
   the deadline (no dropped calls). A 429 from an eviction means a PDB blocks it: left for the next
   call. Callers re-issue the drain each tick while the node drains; each call converges further.
+- `undrain_node`: puts a node edgeplane drained back in service: uncordons it and removes the
+  `edgeplane.io/draining` label and the drain deadline and plan annotations (one patch). Pods
+  already evicted are the StatefulSet's to place again. A node cordoned by someone else (no
+  edgeplane mark) is left cordoned; a node that is gone (404) is reported as removed, not an error.
 - `set_traffic_weights`: writes the weights as JSON under `weights.json` in the ConfigMap
   `edge-traffic-policy` (namespace `edge-system`) of every region's cluster, where the edge allocator
   reads them; created when absent, patched otherwise.
@@ -25,8 +29,9 @@ AuditRecord says `changed=False` (idempotent retries). Writes carry the `resourc
 computed from, so a concurrent change gives 409 and the action re-reads and retries (bounded). 429
 and 5xx answers and connection errors are retried with bounded exponential backoff (honouring
 `Retry-After`), then raise a retryable `ActuationError`; 404 raises a non-retryable one naming the
-object and the context. `api_usage()` is the exact list of API calls made here: the RBAC manifests in
-`deploy/` and the tests are checked against it.
+object and the context (except in `undrain_node`, where a node that is gone is an expected race).
+`api_usage()` is the exact list of API calls made here: the RBAC manifests in `deploy/` and the
+tests are checked against it.
 """
 
 from __future__ import annotations
@@ -75,8 +80,8 @@ def api_usage(workload_kind: Literal["StatefulSet", "Deployment"] = "StatefulSet
     """Every (api group, resource, verb) the actuator calls: the least privilege it needs."""
     workload = "statefulsets" if workload_kind == "StatefulSet" else "deployments"
     return (
-        ApiUse("", "nodes", "get", "cluster"),  # drain: read the node
-        ApiUse("", "nodes", "patch", "cluster"),  # drain: cordon + label + deadline
+        ApiUse("", "nodes", "get", "cluster"),  # drain, undrain: read the node
+        ApiUse("", "nodes", "patch", "cluster"),  # drain: cordon + label + deadline; undrain: undo them
         ApiUse("", "pods", "list", "media-namespace"),  # drain: media pods on the node
         ApiUse("", "pods/eviction", "create", "media-namespace"),  # drain: evict finished pods
         ApiUse("apps", f"{workload}/scale", "get", "media-namespace"),  # scale: read replicas
@@ -278,6 +283,90 @@ class KubernetesActuator:
             after,
             changed=cordoned_now or bool(evicted),
         )
+
+    def undrain_node(self, region: str, node: str, *, plan_id: str, actor: str, reason: str) -> AuditRecord:
+        """Undo edgeplane's drain of `node`: uncordon it, drop the draining label and drain annotations.
+
+        Only edgeplane's own drains are undone. A node that is cordoned but carries none of
+        edgeplane's drain marks was cordoned by someone else (an operator's maintenance, a node
+        problem handler): it is left cordoned and the record says so (`changed=False`, `after.left_alone`).
+        It is not an error: the undrain is an optimisation of a scale-out, and raising would stop the
+        scale command applied right after it, which then boots a new node for the capacity instead.
+
+        A 404 is a node whose drain finished (and the autoscaler removed it) after the snapshot:
+        `changed=False`, before/after `{"state": "removed"}`. The API cannot tell it from a name the
+        cluster never had; plans only name nodes from a snapshot, so removed is the reading here.
+        """
+        apis = self._region(region)
+        s = self._settings
+        what = f"node {node} in context {apis.context}"
+        target = f"{region}/{node}"
+        removed = {"state": "removed"}
+        first_state: dict[str, Any] | None = None
+        for _round in range(s.conflict_attempts):
+            try:
+                current = self._call(
+                    f"read {what}",
+                    lambda: apis.core.read_node(node, _request_timeout=s.request_timeout_seconds),
+                    missing_ok=True,
+                )
+            except _NotFound:
+                return self._record(
+                    "undrain_node", target, plan_id, actor, reason, first_state or removed, removed, changed=False
+                )
+            meta = current.metadata or k8s.V1ObjectMeta()
+            labels = meta.labels or {}
+            annotations = meta.annotations or {}
+            state = {
+                "unschedulable": bool(current.spec and current.spec.unschedulable),
+                "draining": labels.get(DRAINING_LABEL) == "true",
+                "deadline": annotations.get(DRAIN_DEADLINE_ANNOTATION),
+            }
+            first_state = first_state or state
+            drained_by_edgeplane = DRAINING_LABEL in labels or any(
+                key in annotations for key in (DRAIN_DEADLINE_ANNOTATION, DRAIN_PLAN_ANNOTATION)
+            )
+            if not drained_by_edgeplane:
+                after: dict[str, Any] = dict(state)
+                if state["unschedulable"]:
+                    after["left_alone"] = (
+                        f"cordoned without the {DRAINING_LABEL} label: not edgeplane's drain "
+                        "(an operator's or another controller's cordon); not uncordoned"
+                    )
+                return self._record("undrain_node", target, plan_id, actor, reason, first_state, after, changed=False)
+            body = {
+                "metadata": {
+                    "resourceVersion": meta.resource_version,
+                    # null removes a key in a merge patch
+                    "labels": {DRAINING_LABEL: None},
+                    "annotations": {DRAIN_DEADLINE_ANNOTATION: None, DRAIN_PLAN_ANNOTATION: None},
+                },
+                "spec": {"unschedulable": False},
+            }
+            try:
+                self._call(
+                    f"uncordon {what}",
+                    lambda body=body: apis.core.patch_node(  # type: ignore[misc]
+                        node, body, _content_type=STRATEGIC_MERGE_PATCH, _request_timeout=s.request_timeout_seconds
+                    ),
+                    conflicts=True,
+                    missing_ok=True,
+                )
+            except _Conflict:
+                continue
+            except _NotFound:
+                continue  # removed between read and patch: the re-read reports it
+            return self._record(
+                "undrain_node",
+                target,
+                plan_id,
+                actor,
+                reason,
+                first_state,
+                {"unschedulable": False, "draining": False, "deadline": None},
+                changed=True,
+            )
+        raise ActuationError(f"uncordon {what}: still conflicting after {s.conflict_attempts} re-reads", retryable=True)
 
     def set_traffic_weights(
         self, weights: Mapping[str, Mapping[str, float]], *, plan_id: str, actor: str, reason: str

@@ -121,6 +121,15 @@ class SimulatorActuator(SimulatorObserver):
             {"deadline": deadline.isoformat(), "plan_id": plan_id, "actor": actor, "reason": reason},
         )
 
+    def undrain_node(self, region: str, node: str, *, plan_id: str, actor: str, reason: str) -> AuditRecord:
+        # The simulator itself answers changed=False (state "removed") for a node whose drain already
+        # finished, and 404 (-> non-retryable ActuationError) for a node the region never had.
+        return self._act(
+            "POST",
+            f"/v1/regions/{region}/nodes/{node}/undrain",
+            {"plan_id": plan_id, "actor": actor, "reason": reason},
+        )
+
     def set_traffic_weights(
         self, weights: Mapping[str, Mapping[str, float]], *, plan_id: str, actor: str, reason: str
     ) -> AuditRecord:

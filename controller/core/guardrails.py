@@ -12,10 +12,10 @@ The registry `GUARDRAILS` lists them in the order they are reported, most import
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from controller.plan import DrainCommand, Overflow, RegionState, ResidencyProof, ScaleCommand
+from controller.plan import DrainCommand, Overflow, RegionState, ResidencyProof, ScaleCommand, UndrainCommand
 from controller.spec import EnvironmentSpec
 
 TOLERANCE = 1e-6
@@ -60,6 +60,9 @@ class DraftPlan:
     fail_static: bool
     scale: list[ScaleCommand]
     drains: list[DrainCommand]
+    undrains: list[UndrainCommand] = field(default_factory=list)
+    draining_nodes: dict[str, frozenset[str]] = field(default_factory=dict)  # per region, in the snapshot
+    serving_nodes: dict[str, int] = field(default_factory=dict)  # per region: ready + booting, in the snapshot
 
 
 class Guardrail(Protocol):
@@ -298,6 +301,35 @@ class FailStaticGuardrail:
         return Verdict(self.name, True, "metrics stale: no scale-in, no drains, no automatic shift")
 
 
+class UndrainGuardrail:
+    """A node goes back in service only while its region grows, only if it is draining now, never
+    more of them than the growth, and never in a region a failover or drill has pinned (its drains
+    are the failover's)."""
+
+    name = "undrain"
+
+    def check(self, draft: DraftPlan) -> Verdict:
+        if not draft.undrains:
+            return Verdict(self.name, True, "no draining node returned to service")
+        desired = {c.region: c.desired_nodes for c in draft.scale}
+        bad = []
+        by_region: dict[str, int] = {}
+        for undrain in draft.undrains:
+            by_region[undrain.region] = by_region.get(undrain.region, 0) + 1
+            if undrain.node not in draft.draining_nodes.get(undrain.region, frozenset()):
+                bad.append(f"{undrain.region}/{undrain.node} is not draining")
+            if draft.pin_caps.get(undrain.region, 1.0) < 1.0:
+                bad.append(f"{undrain.region} is pinned by a failover or drill")
+        for region, count in sorted(by_region.items()):
+            growth = desired.get(region, 0) - draft.serving_nodes.get(region, 0)
+            if count > growth:
+                bad.append(f"{region}: {count} undrained for a growth of {max(growth, 0)}")
+        if bad:
+            return Verdict(self.name, False, "; ".join(bad))
+        regions = ", ".join(f"{r} {n}" for r, n in sorted(by_region.items()))
+        return Verdict(self.name, True, f"draining nodes back in service within each region's growth ({regions})")
+
+
 # Reported in this order; residency first because it is the one rule the product exists to keep.
 GUARDRAILS: Sequence[Guardrail] = (
     ResidencyGuardrail(),
@@ -307,6 +339,7 @@ GUARDRAILS: Sequence[Guardrail] = (
     CapacityGuardrail(),
     DisruptionBudgetGuardrail(),
     ScaleBoundsGuardrail(),
+    UndrainGuardrail(),
     FailStaticGuardrail(),
 )
 

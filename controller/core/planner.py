@@ -39,7 +39,7 @@ from controller.core.scaling import plan_scaling
 from controller.core.spec_tables import spec_tables
 from controller.demand_events import DemandEvent
 from controller.plan import Overflow, Plan, PlanningOverrides, RegionHealth, RegionState, UnservedDemand
-from controller.snapshot import FleetSnapshot
+from controller.snapshot import FleetSnapshot, NodeState
 from controller.spec import EnvironmentSpec
 
 SERVED_TOLERANCE = 1e-6
@@ -422,6 +422,13 @@ def make_plan(
         fail_static=fail_static,
         scale=scaling.scale,
         drains=scaling.drains,
+        undrains=scaling.undrains,
+        draining_nodes={
+            o.region: frozenset(n.name for n in o.nodes if n.state is NodeState.DRAINING) for o in snapshot.regions
+        },
+        serving_nodes={
+            o.region: sum(1 for n in o.nodes if n.state is not NodeState.DRAINING) for o in snapshot.regions
+        },
     )
     verdicts = run_guardrails(draft)
     explanation.extend(v.sentence() for v in verdicts)
@@ -436,6 +443,7 @@ def make_plan(
         weights=weights,
         scale=scaling.scale,
         drains=scaling.drains,
+        undrains=scaling.undrains,
         unserved=unserved,
         overflow=overflow,
         residency_certificate=certificate,

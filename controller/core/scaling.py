@@ -28,8 +28,8 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from controller.plan import DrainCommand, Plan, RegionState, ScaleCommand
-from controller.snapshot import FleetSnapshot, NodeState
+from controller.plan import DrainCommand, Plan, RegionState, ScaleCommand, UndrainCommand
+from controller.snapshot import FleetSnapshot, NodeObservation, NodeState
 from controller.spec import EnvironmentSpec, RegionSpec
 
 
@@ -39,6 +39,7 @@ class ScalingDecision:
 
     scale: list[ScaleCommand]
     drains: list[DrainCommand]
+    undrains: list[UndrainCommand]
     last_scale_change_at: dict[str, datetime]
     explanation: list[str] = field(default_factory=list)
 
@@ -67,6 +68,7 @@ def plan_scaling(
     last_change = dict(previous.last_scale_change_at) if previous is not None else {}
     scale: list[ScaleCommand] = []
     drains: list[DrainCommand] = []
+    undrains: list[UndrainCommand] = []
     explanation: list[str] = []
 
     for region in spec.regions:
@@ -135,6 +137,15 @@ def plan_scaling(
             last_change[region.name] = now
         scale.append(ScaleCommand(region=region.name, desired_nodes=desired, current_nodes=current, reason=reason))
 
+        if desired > current and observation is not None and region.name not in pinned:
+            reclaimed = _reclaim_draining(region.name, observation.nodes, desired)
+            undrains.extend(reclaimed)
+            if reclaimed:
+                explanation.append(
+                    f"{region.name}: return {len(reclaimed)} draining node(s) to service before booting any "
+                    f"({', '.join(u.node for u in reclaimed)})"
+                )
+
         if desired < current and observation is not None:
             serving = [n for n in observation.nodes if n.state is not NodeState.DRAINING]
             surplus = len(serving) - desired
@@ -158,4 +169,27 @@ def plan_scaling(
                     f"({', '.join(v.name for v in victims)}), deadline {deadline.isoformat()}"
                 )
 
-    return ScalingDecision(scale=scale, drains=drains, last_scale_change_at=last_change, explanation=explanation)
+    return ScalingDecision(
+        scale=scale, drains=drains, undrains=undrains, last_scale_change_at=last_change, explanation=explanation
+    )
+
+
+def _reclaim_draining(region: str, nodes: list[NodeObservation], desired: int) -> list[UndrainCommand]:
+    """Draining nodes to put back in service so that serving nodes reach `desired` without a boot.
+
+    A draining node costs as much as a serving one until its last call ends (hours for live shows),
+    and it serves at once, where a new node takes its boot time: growing a region reclaims them
+    first. The busiest go back first: they would have stayed longest, and the name breaks ties.
+    """
+    serving = sum(1 for n in nodes if n.state is not NodeState.DRAINING)
+    draining = sorted((n for n in nodes if n.state is NodeState.DRAINING), key=lambda n: (-n.active_sessions, n.name))
+    wanted = max(0, desired - serving)
+    return [
+        UndrainCommand(
+            region=region,
+            node=node.name,
+            reason=f"scale-out to {desired} nodes: reclaim a draining node ({node.active_sessions} sessions) "
+            "instead of booting one",
+        )
+        for node in draining[:wanted]
+    ]

@@ -3,7 +3,7 @@
 Reads an environment file, a FleetSnapshot JSON (e.g. saved by the observer or the simulator) and
 optionally the previous Plan JSON (for debounce counters, cooldowns and weights in force), calls
 the pure core (`controller.core.planner.make_plan`) and prints the plan: region states, weight
-changes, scale and drain commands, unserved demand, and why. `--json` prints the Plan itself.
+changes, scale, undrain and drain commands, unserved demand, and why. `--json` prints the Plan itself.
 """
 
 from __future__ import annotations
@@ -175,6 +175,13 @@ def print_plan_summary(plan: Plan, snapshot: FleetSnapshot) -> None:
         changes.add_row(market, ", ".join(cells) or "(none)")
     console.print(changes)
 
+    # Undrains first, in the order they are applied: the region's desired count above includes them.
+    for undrain in plan.undrains:
+        console.print(
+            f"undrain {undrain.region}/{undrain.node} (back in service): {undrain.reason}",
+            markup=False,
+            highlight=False,
+        )
     for drain in plan.drains:
         console.print(
             f"drain {drain.region}/{drain.node} by {drain.deadline.isoformat()}: {drain.reason}",

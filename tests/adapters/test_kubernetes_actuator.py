@@ -262,6 +262,85 @@ def test_drain_of_an_unknown_node_names_it(make_actuator):
     assert not caught.value.retryable
 
 
+def test_undrain_uncordons_a_node_edgeplane_drained_once(clusters, make_actuator):
+    actuator, _sleeps, _clock = make_actuator()
+    fra = clusters["fra"]
+    deadline = NOW + timedelta(minutes=10)
+    actuator.drain_node("fra", "fra-node-1", deadline, **WHO)
+    drained_rv = fra.node("fra-node-1")["metadata"]["resourceVersion"]
+    seen = len(fra.requests)
+
+    record = actuator.undrain_node("fra", "fra-node-1", **WHO)
+    assert _calls(fra)[seen:] == [("GET", "/api/v1/nodes/fra-node-1"), ("PATCH", "/api/v1/nodes/fra-node-1")]
+    uncordon = fra.requests[seen + 1]
+    assert uncordon.content_type == STRATEGIC_MERGE_PATCH
+    assert uncordon.body == {
+        "metadata": {
+            "resourceVersion": drained_rv,
+            "labels": {"edgeplane.io/draining": None},
+            "annotations": {"edgeplane.io/drain-deadline": None, "edgeplane.io/drain-plan-id": None},
+        },
+        "spec": {"unschedulable": False},
+    }
+    node = fra.node("fra-node-1")
+    assert node["spec"]["unschedulable"] is False
+    assert node["metadata"]["labels"] == {"topology.kubernetes.io/region": "fra"}  # other labels kept
+    assert node["metadata"].get("annotations", {}) == {}
+    assert (record.action, record.target, record.plan_id, record.changed) == (
+        "undrain_node", "fra/fra-node-1", "plan-7", True
+    )
+    assert record.before == {"unschedulable": True, "draining": True, "deadline": deadline.isoformat()}
+    assert record.after == {"unschedulable": False, "draining": False, "deadline": None}
+
+    # Same undrain again: read, nothing to change, no write.
+    writes = len(fra.writes())
+    again = actuator.undrain_node("fra", "fra-node-1", **WHO)
+    assert not again.changed and len(fra.writes()) == writes
+    assert again.before == again.after == {"unschedulable": False, "draining": False, "deadline": None}
+
+
+def test_undrain_leaves_a_node_an_operator_cordoned_alone(clusters, make_actuator):
+    actuator, _sleeps, _clock = make_actuator()
+    fra = clusters["fra"]
+    # `kubectl cordon` for maintenance: unschedulable, no edgeplane mark.
+    answer = httpx.patch(
+        f"{fra.url}/api/v1/nodes/fra-node-2",
+        json={"spec": {"unschedulable": True}},
+        headers={"Content-Type": STRATEGIC_MERGE_PATCH},
+    )
+    assert answer.status_code == 200
+    writes = len(fra.writes())
+    record = actuator.undrain_node("fra", "fra-node-2", **WHO)
+    assert not record.changed and len(fra.writes()) == writes
+    assert record.before == {"unschedulable": True, "draining": False, "deadline": None}
+    assert "not edgeplane's drain" in record.after["left_alone"]
+    assert fra.node("fra-node-2")["spec"]["unschedulable"] is True
+
+
+def test_undrain_of_a_node_that_is_gone_reports_it_removed(make_actuator):
+    actuator, sleeps, _clock = make_actuator()
+    record = actuator.undrain_node("fra", "ghost", **WHO)
+    assert not record.changed and record.before == record.after == {"state": "removed"}
+    assert record.target == "fra/ghost" and sleeps == []
+
+
+def test_undrain_retries_a_conflicting_uncordon(clusters, make_actuator):
+    actuator, sleeps, _clock = make_actuator()
+    fra = clusters["fra"]
+    actuator.drain_node("fra", "fra-node-2", NOW + timedelta(minutes=5), **WHO)
+    seen = len(fra.requests)
+    fra.modify_before_next_write("PATCH", r"/nodes/fra-node-2$")
+    record = actuator.undrain_node("fra", "fra-node-2", **WHO)
+    assert record.changed
+    assert [m for m, _p in _calls(fra)[seen:]] == ["GET", "PATCH", "GET", "PATCH"]
+    first_rv, second_rv = (r.body["metadata"]["resourceVersion"] for r in fra.requests[seen:] if r.method == "PATCH")
+    assert int(second_rv) > int(first_rv)
+    node = fra.node("fra-node-2")
+    assert node["spec"]["unschedulable"] is False and "edgeplane.io/draining" not in node["metadata"]["labels"]
+    assert node["metadata"]["annotations"] == {"example.com/touched-by": "someone-else"}  # their change kept
+    assert sleeps == []
+
+
 def test_weights_create_then_noop_then_patch_in_every_region(clusters, make_actuator):
     actuator, _sleeps, _clock = make_actuator()
     weights = {"DE": {"fra": 0.6, "dub": 0.4}, "SG": {"sin": 1.0}}
@@ -315,6 +394,7 @@ def test_rbac_needed_is_exactly_the_declared_api_usage(clusters, make_actuator):
     actuator.set_desired_nodes("dub", 2, **WHO)
     clock.now = NOW + timedelta(hours=1)
     actuator.drain_node("fra", "fra-node-1", NOW, **WHO)
+    actuator.undrain_node("fra", "fra-node-1", **WHO)
     seen = set().union(*(server.rbac_attributes() for server in clusters.values()))
     declared = {(use.api_group, use.resource, use.verb) for use in api_usage()}
     assert seen == declared

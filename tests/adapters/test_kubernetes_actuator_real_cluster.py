@@ -2,8 +2,9 @@
 
 See docs/kubernetes-testing.md. The test creates what it needs (namespaces edge-media and
 edge-system, a tiny `edge-media` StatefulSet of pause pods) and cleans up after itself; the node it
-drains is uncordoned at the end. EDGEPLANE_KUBE_CONTEXT picks the context (default: current),
-EDGEPLANE_TEST_IMAGE the image of those pods.
+drains is undrained by the actuator, and uncordoned at the end whatever happens.
+EDGEPLANE_KUBE_CONTEXT picks the context (default: current), EDGEPLANE_TEST_IMAGE the image of
+those pods.
 """
 
 from __future__ import annotations
@@ -104,7 +105,14 @@ def test_drain_cordons_and_evicts_idle_media_pods(cluster):
         record = actuator.drain_node("fra", node, datetime.now(UTC) + timedelta(minutes=5), **WHO)
         assert record.changed and pod.metadata.name in record.after["evicted"]
         assert core.read_node(node).spec.unschedulable is True
-    finally:
+        undrained = actuator.undrain_node("fra", node, **WHO)
+        assert undrained.changed and undrained.before["draining"] is True
+        assert not actuator.undrain_node("fra", node, **WHO).changed
+        uncordoned = core.read_node(node)
+        assert not uncordoned.spec.unschedulable
+        assert "edgeplane.io/draining" not in (uncordoned.metadata.labels or {})
+        assert "edgeplane.io/drain-deadline" not in (uncordoned.metadata.annotations or {})
+    finally:  # uncordon even when an assertion above failed (a no-op after a successful undrain)
         core.patch_node(
             node,
             {"metadata": {"labels": {"edgeplane.io/draining": None}}, "spec": {"unschedulable": None}},

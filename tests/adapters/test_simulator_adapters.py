@@ -70,6 +70,32 @@ def test_drain_and_weights_reach_the_fleet(simulator):
     assert fleet.snapshot().current_weights["DE"] == pytest.approx({"fra": 0.25, "dub": 0.75})
 
 
+def test_undrain_returns_a_drained_node_to_service(simulator):
+    fleet, server = simulator
+    actuator = SimulatorActuator(server.url)
+    node = next(n.name for n in fleet.snapshot().region("fra").nodes)  # type: ignore[union-attr]
+    actuator.drain_node("fra", node, fleet.now + timedelta(minutes=10), **WHO)
+    record = actuator.undrain_node("fra", node, **WHO)
+    assert (record.action, record.target, record.plan_id) == ("undrain_node", f"fra/{node}", "plan-42")
+    assert record.changed and record.before["state"] == "draining" and record.after["state"] == "ready"
+    assert not actuator.undrain_node("fra", node, **WHO).changed
+    state = {n.name: n.state.value for n in fleet.snapshot().region("fra").nodes}  # type: ignore[union-attr]
+    assert state[node] == "ready"
+
+
+def test_undrain_of_a_removed_node_is_a_no_op_and_of_an_unknown_node_an_error(simulator):
+    fleet, server = simulator
+    actuator = SimulatorActuator(server.url)
+    node = next(n.name for n in fleet.snapshot().region("fra").nodes)  # type: ignore[union-attr]
+    actuator.drain_node("fra", node, fleet.now + timedelta(minutes=1), **WHO)
+    fleet.advance(120)  # the drain finishes between the snapshot and the undrain
+    record = actuator.undrain_node("fra", node, **WHO)
+    assert not record.changed and record.before == record.after == {"state": "removed"}
+    with pytest.raises(ActuationError) as caught:
+        actuator.undrain_node("fra", "fra-9999", **WHO)
+    assert not caught.value.retryable and "404" in str(caught.value)
+
+
 def test_observe_returns_the_fleet_snapshot(simulator):
     fleet, server = simulator
     snapshot = SimulatorActuator(server.url).observe()

@@ -158,6 +158,15 @@ class WorkflowFakeFleet:
                 changed=False,
             )
 
+    def undrain_node(self, region: str, node: str, *, plan_id: str, actor: str, reason: str) -> AuditRecord:
+        # Like drain_node, recorded but a no-op: nodes here are always ready, never draining, and a
+        # node that is not draining is left as it is (the Actuator contract).
+        with self._state() as state:
+            return self._record(
+                state, plan_id=plan_id, actor=actor, action="undrain_node", target=f"{region}/{node}", reason=reason,
+                changed=False,
+            )
+
     def set_traffic_weights(
         self, weights: Mapping[str, Mapping[str, float]], *, plan_id: str, actor: str, reason: str
     ) -> AuditRecord:

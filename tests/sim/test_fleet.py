@@ -238,6 +238,21 @@ def test_undrain_returns_a_node_to_service() -> None:
     record = f.undrain_node("fra", "fra-0003", **ATTRIBUTION)
     assert record.before["state"] == "draining" and record.after == {"state": "ready", "deadline": None}
     assert f.undrain_node("fra", "fra-0003", **ATTRIBUTION).changed is False
+    assert f.undrain_node("fra", "fra-0004", **ATTRIBUTION).changed is False  # never drained: left as is
+
+
+def test_undrain_of_a_node_whose_drain_finished_is_a_no_op() -> None:
+    f = fleet()
+    f.drain_node("fra", "fra-0003", f.now + timedelta(minutes=5), **ATTRIBUTION)
+    f.advance(600)  # removed at the deadline, between the snapshot and the undrain
+    assert node(f, "fra", "fra-0003") is None
+    record = f.undrain_node("fra", "fra-0003", **ATTRIBUTION)
+    assert record.changed is False
+    assert record.before == {"state": "removed"} and record.after == {"state": "removed"}
+    assert node(f, "fra", "fra-0003") is None  # nothing brought back; the scale command boots a new node
+    with pytest.raises(UnknownTargetError) as unknown:
+        f.undrain_node("fra", "fra-9999", **ATTRIBUTION)
+    assert unknown.value.field == "node"
 
 
 def test_bad_actuations_name_the_field() -> None:

@@ -58,6 +58,7 @@ def test_drain_undrain_and_weights(served: tuple[SimulatedFleet, httpx.Client]) 
         ("PUT", "/v1/regions/fra/desired-nodes", {"desired_nodes": 2, "extra": 1, **WHO}, 422, "extra"),
         ("POST", "/v1/regions/fra/nodes/fra-9999/drain", {"deadline": "2030-01-01T00:00:00Z", **WHO}, 404, "node"),
         ("POST", "/v1/regions/fra/nodes/fra-0001/drain", {"deadline": "2030-01-01T00:00:00", **WHO}, 422, "deadline"),
+        ("POST", "/v1/regions/fra/nodes/fra-9999/undrain", WHO, 404, "node"),
         ("PUT", "/v1/traffic-weights", {"weights": {"XX": {"fra": 1}}, **WHO}, 404, "weights.XX"),
         ("PUT", "/v1/traffic-weights", {"weights": {"DE": {"fra": -1}}, **WHO}, 422, "weights.DE.fra"),
         ("POST", "/v1/impairments", {"region": "sin", "kind": "meteor"}, 422, "kind"),

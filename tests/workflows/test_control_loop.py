@@ -7,20 +7,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from controller.adapters.simulator_actuator import SimulatorActuator
-from controller.plan import RegionPin
+from controller.plan import DrainCommand, Plan, RegionPin, ScaleCommand, UndrainCommand
 from sim.fleet import SimulatedFleet
 from sim.http_api import SimulatorServer
 from sim.traces import quiet_trace
 from tests.workflows.conftest import running_worker
 from workflows.activities import FleetActivities
 from workflows.control_loop import ControlLoopWorkflow
+from workflows.controller_metrics import ControllerMetrics
 from workflows.failover import FailoverWorkflow
 from workflows.models import (
+    ApplyPlanRequest,
     FailoverInput,
     FailoverMode,
     FailoverOutcome,
@@ -54,6 +57,44 @@ async def wait_until(predicate, timeout: float = 30.0, what: str = "condition"):
 
 def controller_actions(fleet: SimulatedFleet) -> list:
     return [r for r in fleet.actuations if r.actor.startswith("controller/")]
+
+
+def test_apply_plan_undrains_before_scaling_and_a_finished_drain_is_no_error(local_spec):
+    """Called directly (no Temporal): the activity's order and the vanished-node race."""
+    start = datetime.now(UTC).replace(microsecond=0)
+    fleet = SimulatedFleet(local_spec, quiet_trace(start, 3600), start=start, demand_variation=0.0)
+    fra = fleet.snapshot().region("fra")
+    assert fra is not None and len(fra.nodes) >= 3
+    reclaimed, finished, surplus = (n.name for n in fra.nodes[:3])
+    who = {"plan_id": "setup", "actor": "test", "reason": "setup"}
+    fleet.drain_node("fra", reclaimed, fleet.now + timedelta(hours=2), **who)
+    fleet.drain_node("fra", finished, fleet.now + timedelta(minutes=1), **who)
+    fleet.advance(120)  # `finished` drained and was removed after the plan's snapshot
+    desired = fleet.desired_nodes("fra")
+    plan = Plan(
+        plan_id="plan-undrain", environment="local", created_at=fleet.now, snapshot_taken_at=fleet.now,
+        scale=[ScaleCommand(region="fra", desired_nodes=desired + 2, current_nodes=desired)],
+        undrains=[UndrainCommand(region="fra", node=reclaimed), UndrainCommand(region="fra", node=finished)],
+        drains=[DrainCommand(region="fra", node=surplus, deadline=fleet.now + timedelta(hours=1))],
+    )  # fmt: skip
+    metrics = ControllerMetrics("local", CollectorRegistry())
+    activities = FleetActivities(local_spec, fleet, fleet, metrics=metrics)
+
+    result = activities.apply_plan(ApplyPlanRequest(plan=plan, actor="controller/test"))
+    assert [(r.action, r.target, r.changed) for r in result.records] == [
+        ("undrain_node", f"fra/{reclaimed}", True),
+        ("undrain_node", f"fra/{finished}", False),
+        ("set_desired_nodes", "fra", True),
+        ("drain_node", f"fra/{surplus}", True),
+    ]
+    assert result.records[1].after == {"state": "removed"}
+    # A retried activity repeats nothing.
+    again = activities.apply_plan(ApplyPlanRequest(plan=plan, actor="controller/test"))
+    assert not any(r.changed for r in again.records)
+    metrics.record_plan(plan)
+    assert metrics.registry.get_sample_value(
+        "edgeplane_controller_decisions_total", {"environment": "local", "kind": "undrain"}
+    ) == 2
 
 
 def test_loop_ticks_acts_and_continues_as_new(temporal_server, temporal_task_queue, local_spec, simulator):

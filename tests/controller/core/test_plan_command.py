@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from controller.plan import Plan
 from edgectl.cli.main import app
 from tests.controller.core.conftest import ENVIRONMENTS, NOON
-from tests.fakes.fleet_snapshots import snapshot_for
+from tests.fakes.fleet_snapshots import region_observation, snapshot_for
 
 LOCAL = str(ENVIRONMENTS / "local.yaml")
 WEIGHTS = {"DE": {"fra": 1.0}, "FR": {"fra": 1.0}, "ID": {"cgk": 1.0}, "SG": {"sin": 1.0}, "TH": {"sin": 1.0}}
@@ -46,6 +46,26 @@ def test_human_summary_shows_unserved_and_why(tmp_path, local_spec):
     assert result.exit_code == 0, result.output
     assert "UNSERVED" in result.stdout and "ID" in result.stdout
     assert "never moved out of jurisdictions id" in result.stdout.replace("\n", " ")
+
+
+def test_human_summary_shows_undrains_before_drains(tmp_path, local_spec):
+    """fra needs more nodes and has three draining: they are reclaimed; other regions scale in."""
+    regions = [
+        region_observation(local_spec, r.name, NOON, 20, draining=3 if r.name == "fra" else 0)
+        for r in local_spec.regions
+    ]
+    demand = {"DE": 1400, "FR": 500, "ID": 1200, "SG": 300, "TH": 400}
+    path = tmp_path / "snapshot.json"
+    path.write_text(snapshot_for(local_spec, NOON, demand, weights=WEIGHTS, regions=regions).model_dump_json())
+    result = CliRunner().invoke(app, ["plan", "--env", LOCAL, "--snapshot", str(path)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    undrains = [i for i, line in enumerate(lines) if line.startswith("undrain ")]
+    drains = [i for i, line in enumerate(lines) if line.startswith("drain ")]
+    assert [lines[i].split(" ")[1] for i in undrains] == ["fra/fra-d000", "fra/fra-d001", "fra/fra-d002"]
+    assert lines[undrains[0]].startswith("undrain fra/fra-d000 (back in service): scale-out to 30 nodes")
+    assert "reclaim a draining node" in " ".join(result.stdout.split())  # rich wraps long lines
+    assert drains and max(undrains) < min(drains)  # shown in the order they are applied
 
 
 def test_bad_snapshot_names_file_field_and_reason(tmp_path):

@@ -42,6 +42,7 @@ def situations(draw: st.DrawFn) -> tuple[FleetSnapshot, PlanningOverrides, Plan 
         condition = draw(st.sampled_from(["normal", "normal", "normal", "gone", "stale"]))
         ready = 0 if condition == "gone" else draw(st.integers(0, 40))
         booting = 0 if condition == "gone" else draw(st.integers(0, 3))
+        draining = 0 if condition == "gone" else draw(st.integers(0, 4))
         sessions = draw(st.lists(st.integers(0, 100), min_size=ready, max_size=ready))
         regions.append(
             region_observation(
@@ -50,6 +51,7 @@ def situations(draw: st.DrawFn) -> tuple[FleetSnapshot, PlanningOverrides, Plan 
                 NOON,
                 ready=ready,
                 booting=booting,
+                draining=draining,
                 sessions_per_node=sessions,
                 stale=condition == "stale",
                 desired=max(ready + booting, region.min_nodes),
@@ -120,6 +122,7 @@ def test_plan_invariants(situation):
     event(f"failed={any(s is RegionState.FAILED for s in states.values())}")
     event(f"fail_static={plan.fail_static}")
     event(f"drains={bool(plan.drains)}")
+    event(f"undrains={bool(plan.undrains)}")
     event(f"room made before a sale={any('making room' in line for line in plan.explanation)}")
 
     # Residency, in every state, served or not; the certificate agrees.
@@ -187,6 +190,18 @@ def test_plan_invariants(situation):
     for region in {d.region for d in plan.drains}:
         command = next(c for c in plan.scale if c.region == region)
         assert command.desired_nodes < command.current_nodes
+    # Undrains: only nodes draining now, only in a region that grows, not pinned, not stale, never
+    # more than the growth (else the fleet would run more serving nodes than the plan sized).
+    observed_nodes = {o.region: {n.name: n for n in o.nodes} for o in snapshot.regions}
+    for region in {u.region for u in plan.undrains}:
+        command = next(c for c in plan.scale if c.region == region)
+        nodes = observed_nodes[region]
+        undrained = [u.node for u in plan.undrains if u.region == region]
+        assert all(nodes[name].state.value == "draining" for name in undrained)
+        serving = sum(1 for n in nodes.values() if n.state.value != "draining")
+        assert 0 < len(undrained) <= command.desired_nodes - serving
+        assert caps.get(region, 1.0) >= 1.0 and not observed[region].stale
+        assert not {d.node for d in plan.drains} & set(undrained)
 
 
 @settings(max_examples=10, deadline=None)

@@ -7,6 +7,7 @@ from datetime import timedelta
 from controller.core.planner import make_plan
 from controller.core.scaling import needed_nodes, plan_scaling
 from controller.plan import RegionState
+from controller.snapshot import NodeObservation, NodeState
 from tests.controller.core.conftest import NOON
 from tests.fakes.fleet_snapshots import region_observation, snapshot_for
 
@@ -87,3 +88,58 @@ def test_fail_static_never_scales_in(local_spec):
     by_region = {c.region: c.desired_nodes for c in decision.scale}
     assert by_region["dub"] == 10 and not decision.drains
     assert by_region["fra"] == 20  # growing is still allowed
+
+
+def _with_draining(local_spec, region, ready, draining_sessions, desired=None):
+    """`region` with `ready` serving nodes plus draining nodes carrying `draining_sessions` each."""
+    observation = region_observation(local_spec, region, NOON, ready=ready, desired=desired)
+    capacity = local_spec.region_by_name[region].sessions_per_node
+    draining = [
+        NodeObservation(
+            name=f"{region}-d{i:03d}", state=NodeState.DRAINING, active_sessions=s, session_capacity=capacity
+        )
+        for i, s in enumerate(draining_sessions)
+    ]
+    return observation.model_copy(update={"nodes": [*observation.nodes, *draining]})
+
+
+def test_scale_out_reclaims_the_busiest_draining_nodes_before_booting(local_spec):
+    fra = _with_draining(local_spec, "fra", ready=4, draining_sessions=[5, 40, 12])
+    others = [region_observation(local_spec, r.name, NOON, 2) for r in local_spec.regions if r.name != "fra"]
+    snapshot = snapshot_for(local_spec, NOON, {}, regions=[fra, *others])
+    # 420 sessions * 1.1 / 70 = 6.6 -> 7 nodes: 4 serving + 3 more; two draining nodes would not do.
+    decision = _scaling(local_spec, snapshot, {"fra": 420.0})
+    assert {c.region: c.desired_nodes for c in decision.scale}["fra"] == 7
+    assert [u.node for u in decision.undrains] == ["fra-d001", "fra-d002", "fra-d000"]  # 40, 12, 5 sessions
+    assert not decision.drains
+    # Growing by one takes back only the busiest.
+    one_more = _scaling(local_spec, snapshot, {"fra": 300.0})  # 300 * 1.1 / 70 = 4.7 -> 5
+    assert [u.node for u in one_more.undrains] == ["fra-d001"]
+
+
+def test_no_reclaim_when_shrinking_holding_pinned_or_stale(local_spec):
+    fra = _with_draining(local_spec, "fra", ready=4, draining_sessions=[5, 40])
+    others = [region_observation(local_spec, r.name, NOON, 2) for r in local_spec.regions if r.name != "fra"]
+    snapshot = snapshot_for(local_spec, NOON, {}, regions=[fra, *others])
+    assert not _scaling(local_spec, snapshot, {"fra": 250.0}).undrains  # 4 nodes: holds
+    assert not _scaling(local_spec, snapshot, {"fra": 0.0}).undrains  # shrinks
+    # A failover or drill pinned the region: its drains are the failover's, not ours to undo.
+    assert not _scaling(local_spec, snapshot, {"fra": 420.0}, pinned={"fra"}).undrains
+    stale = snapshot.model_copy(update={"regions": [fra.model_copy(update={"stale": True}), *others]})
+    assert not _scaling(local_spec, stale, {"fra": 420.0}).undrains
+
+
+def test_reclaim_counts_booting_nodes_as_serving(local_spec):
+    # desired counts ready + booting: 3 ready + 2 booting = 5 serving; growing to 7 needs 2 more.
+    observation = region_observation(local_spec, "fra", NOON, ready=3, booting=2)
+    capacity = local_spec.region_by_name["fra"].sessions_per_node
+    draining = [
+        NodeObservation(
+            name=f"fra-d{i:03d}", state=NodeState.DRAINING, active_sessions=10 + i, session_capacity=capacity
+        )
+        for i in range(4)
+    ]
+    fra = observation.model_copy(update={"nodes": [*observation.nodes, *draining]})
+    others = [region_observation(local_spec, r.name, NOON, 2) for r in local_spec.regions if r.name != "fra"]
+    decision = _scaling(local_spec, snapshot_for(local_spec, NOON, {}, regions=[fra, *others]), {"fra": 420.0})
+    assert [u.node for u in decision.undrains] == ["fra-d003", "fra-d002"]
