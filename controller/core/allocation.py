@@ -351,15 +351,49 @@ def current_weights(snapshot: FleetSnapshot, previous: Plan | None) -> dict[str,
     return weights
 
 
-def path_cost_ms(spec: EnvironmentSpec, tables: SpecTables, paths: PathTable) -> FloatArray:
-    """QoS cost per allowed pair, in RTT-ms: the unloaded RTT, raised to the observed p95 RTT when that
-    is higher, plus loss (per percent) and jitter (per ms) penalties where they are observed."""
+def path_cost_ms(
+    spec: EnvironmentSpec,
+    tables: SpecTables,
+    paths: PathTable,
+    region_breaching: npt.NDArray[np.bool_] | None = None,
+) -> FloatArray:
+    """QoS cost per allowed pair, in RTT-ms: the unloaded RTT, plus what is wrong with the path, plus
+    what is wrong with its region when the region breaches its SLO.
+
+    A path's observed excess (p95 RTT above the unloaded RTT, loss and jitter penalties) mixes three
+    things: how hot its region runs now (queueing, loss and jitter grow with utilisation), a sick
+    region (every path into it degrades alike) and a sick route (one market's path). How hot a region
+    runs is the scaler's business, not the allocator's: every region is planned at the same target
+    utilisation and the capacity rows already move what a region cannot carry. Priced into the LP,
+    load made a region at 80% look 20-50 ms worse than an equal-distance neighbour at 60%, so whole
+    markets moved; the neighbour booted nodes, the first region drained its own for hours (live
+    shows), and the next ramp moved them back: 24% of prod's node-hours were draining nodes. So:
+
+    - region excess E[r] = the median excess over the region's observed paths (load and region
+      sickness hit every path into a region alike), counted above the fleet's normal (the median E
+      over the regions with samples) and only for regions in `region_breaching` (health says degraded
+      or failed: breaching their SLO, debounced, with recovery hysteresis); None counts it for all;
+    - path excess = a path's own excess above E[r] (a sick route): always counted.
+
+    Unobserved paths cost their unloaded RTT plus their region's counted excess.
+    """
     traffic = spec.traffic
     base = tables.pair_base_rtt_ms
     rtt_excess = np.where(np.isnan(paths.rtt_ms), 0.0, np.maximum(0.0, paths.rtt_ms - base))
     loss = np.where(np.isnan(paths.loss_ratio), 0.0, paths.loss_ratio) * 100.0 * traffic.loss_penalty_ms_per_percent
     jitter = np.where(np.isnan(paths.jitter_ms), 0.0, paths.jitter_ms) * traffic.jitter_penalty_ms_per_ms
-    return base + rtt_excess + loss + jitter
+    excess = np.where(paths.observed, rtt_excess + loss + jitter, np.nan)
+    region_excess = np.full(len(tables.region_names), np.nan)
+    observed_regions = np.unique(tables.pair_region[paths.observed])
+    for r in observed_regions:
+        region_excess[r] = float(np.median(excess[(tables.pair_region == r) & paths.observed]))
+    normal = float(np.median(region_excess[observed_regions])) if observed_regions.size else 0.0
+    known_excess = np.where(np.isnan(region_excess), 0.0, region_excess)
+    region_part = np.maximum(known_excess - normal, 0.0)
+    if region_breaching is not None:
+        region_part = np.where(region_breaching, region_part, 0.0)
+    path_part = np.where(paths.observed, np.maximum(np.nan_to_num(excess) - known_excess[tables.pair_region], 0.0), 0.0)
+    return np.asarray(base + path_part + region_part[tables.pair_region], dtype=np.float64)
 
 
 def build_allocation_problem(
@@ -467,7 +501,12 @@ def build_allocation_problem(
         pair_market=tables.pair_market,
         pair_region=tables.pair_region,
         demand=demand_vector,
-        cost_ms=path_cost_ms(spec, tables, paths),
+        cost_ms=path_cost_ms(
+            spec,
+            tables,
+            paths,
+            region_breaching=np.array([state in (RegionState.DEGRADED, RegionState.FAILED) for state in region_state]),
+        ),
         lower=lower,
         upper=upper,
         current=current,

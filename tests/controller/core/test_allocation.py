@@ -103,3 +103,70 @@ def test_column_generation_reaches_the_full_lp_optimum(lp):
     placed = np.bincount(lp.pair_market, weights=fast.shares, minlength=lp.demand.shape[0])
     assert placed + fast.unserved_share == pytest.approx(np.ones(lp.demand.shape[0]), abs=1e-7)
     assert (fast.shares <= lp.upper + 1e-9).all()
+
+
+# ----- the QoS cost per pair ---------------------------------------------------------------------
+
+
+def _costs(spec, edit):
+    """path_cost_ms over the local spec's paths, each path edited by `edit(path) -> dict of updates`."""
+    from controller.core.allocation import path_cost_ms
+    from controller.core.path_table import path_table
+    from controller.core.spec_tables import spec_tables
+    from tests.controller.core.conftest import NOON
+    from tests.fakes.fleet_snapshots import healthy_paths, snapshot_for
+
+    paths = [p.model_copy(update=edit(p)) for p in healthy_paths(spec)]
+    tables = spec_tables(spec)
+    cost = path_cost_ms(spec, tables, path_table(tables, snapshot_for(spec, NOON, {}, paths=paths)))
+    return {pair: float(cost[k]) for pair, k in tables.pair_index.items()}, tables
+
+
+def _penalty(spec, loss_ratio, jitter_ms):
+    traffic = spec.traffic
+    return loss_ratio * 100 * traffic.loss_penalty_ms_per_percent + jitter_ms * traffic.jitter_penalty_ms_per_ms
+
+
+def test_excess_common_to_the_fleet_costs_nothing_and_a_hotter_region_only_its_difference(local_spec):
+    # Every region runs warm (+10 ms p95 RTT, 0.4% loss, 8 ms jitter on all its paths): that is the
+    # fleet's normal now, so every path costs its unloaded RTT and the LP compares geography.
+    def warm(p):
+        return {"rtt_ms": p.rtt_ms + 10, "loss_ratio": 0.004, "jitter_ms": 8.0}
+
+    costs, _ = _costs(local_spec, warm)
+    for (market, region), cost in costs.items():
+        assert cost == pytest.approx(local_spec.base_rtt_ms(market, region)), (market, region)
+
+    # sin runs hotter still (+0.5% loss, +4 ms jitter): it costs that difference, not its whole excess.
+    def sin_hotter(p):
+        updates = warm(p)
+        if p.region == "sin":
+            updates.update(loss_ratio=0.009, jitter_ms=12.0)
+        return updates
+
+    costs, _ = _costs(local_spec, sin_hotter)
+    for (market, region), cost in costs.items():
+        extra = _penalty(local_spec, 0.005, 4.0) if region == "sin" else 0.0
+        assert cost == pytest.approx(local_spec.base_rtt_ms(market, region) + extra), (market, region)
+
+
+def test_a_sick_region_and_a_sick_route_cost_their_excess(local_spec):
+    # sin loses 3% more packets on every path (a sick region); cgk's path for one market has +80 ms
+    # (a sick route). Other paths: the healthy fakes' loss 0.1%, jitter 5 ms.
+    def edit(p):
+        updates = {}
+        if p.region == "sin":
+            updates["loss_ratio"] = p.loss_ratio + 0.03
+        if p.region == "cgk" and p.market == "ID":
+            updates["rtt_ms"] = p.rtt_ms + 80
+        return updates
+
+    costs, _ = _costs(local_spec, edit)
+    for (market, region), cost in costs.items():
+        base = local_spec.base_rtt_ms(market, region)
+        extra = 0.0
+        if region == "sin":
+            extra += _penalty(local_spec, 0.03, 0)
+        if (market, region) == ("ID", "cgk"):
+            extra += 80
+        assert cost == pytest.approx(base + extra), (market, region)

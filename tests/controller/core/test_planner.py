@@ -108,8 +108,17 @@ def test_stale_snapshot_fails_static(local_spec):
 
 def test_degraded_path_qos_moves_traffic_within_budget(local_spec):
     paths = [p.model_copy(update={"loss_ratio": 0.08}) if p.region == "sin" else p for p in healthy_paths(local_spec)]
-    snapshot = snapshot_for(local_spec, NOON, DEMAND, nodes=20, weights=WEIGHTS, paths=paths)
-    plan = make_plan(local_spec, snapshot, None, NOON)
+    plan = None
+    ticks = local_spec.health.degraded_after_ticks
+    for tick in range(ticks):
+        now = NOON + timedelta(seconds=tick * local_spec.traffic.tick_seconds)
+        snapshot = snapshot_for(local_spec, now, DEMAND, nodes=20, weights=WEIGHTS, paths=paths)
+        plan = make_plan(local_spec, snapshot, plan, now)
+        if tick < ticks - 1:
+            # One bad sample is not yet a sick region: nothing moves before health confirms it.
+            assert plan.region_state("sin") is RegionState.HEALTHY
+            assert plan.weights["SG"] == WEIGHTS["SG"]
+    assert plan is not None and plan.region_state("sin") is RegionState.DEGRADED
     assert plan.weights["SG"]["sin"] == pytest.approx(1 - local_spec.traffic.disruption_budget)
 
 
