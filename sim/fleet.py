@@ -130,6 +130,9 @@ class FleetAccounting(BaseModel):
     simulated_seconds: float = Field(description="Simulated time elapsed.")
     node_hours: float = Field(description="Hours of every existing node (booting, ready, draining).")
     node_hours_by_region: dict[str, float] = Field(description="node_hours per region.")
+    draining_node_hours: float = Field(
+        default=0.0, description="The part of node_hours spent by draining nodes (billed until their last call ends)."
+    )
     offered_session_minutes: float = Field(description="Session-minutes users asked for.")
     served_session_minutes: float = Field(description="Session-minutes carried by the fleet.")
     admitted_sessions: float = Field(description="Sessions placed on a node.")
@@ -240,6 +243,7 @@ class SimulatedFleet:
         self._dropped = np.zeros(n_r)
         self._lost = np.zeros(n_r)
         self._node_seconds = np.zeros(n_r)
+        self._draining_seconds = 0.0
         self._admitted = 0.0
         self._qos_minutes = 0.0
         self._capacity_minutes = 0.0
@@ -539,6 +543,7 @@ class SimulatedFleet:
         self._served_minutes += active * minutes
         self._peak_active = max(self._peak_active, active)
         self._node_seconds += np.bincount(self._node_region, minlength=n_r) * dt
+        self._draining_seconds += float((self._node_state == _DRAINING).sum()) * dt
 
     def _utilisation(self) -> FloatArray:
         """Per region: sessions / capacity of the nodes that carry sessions (ready + draining)."""
@@ -668,6 +673,7 @@ class SimulatedFleet:
                 node_hours_by_region={
                     name: float(self._node_seconds[i]) / 3600.0 for i, name in enumerate(self.region_names)
                 },
+                draining_node_hours=self._draining_seconds / 3600.0,
                 offered_session_minutes=self._offered_minutes,
                 served_session_minutes=self._served_minutes,
                 admitted_sessions=self._admitted,

@@ -8,15 +8,15 @@ next-nearest allowed region when a region would exceed its max_nodes at target u
 next `LOOKAHEAD_TICKS` ticks at `ORACLE_UTILISATION` (0.85: the highest load at which the
 simulator's QoS model, `sim.qos`, still keeps loss and jitter within every scenario SLO), no
 headroom. Scale-in drains the
-emptiest ready nodes like the others (with exponential session lengths even the oracle drops a few
-sessions at drain deadlines).
+emptiest ready nodes like the others; growth first returns draining nodes to service, as edgeplane
+does (a lower bound must have every means the product has).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from controller.plan import DrainCommand, Plan, ScaleCommand
+from controller.plan import DrainCommand, Plan, ScaleCommand, UndrainCommand
 from controller.snapshot import FleetSnapshot
 from controller.spec import EnvironmentSpec
 from sim.demand import DemandModel
@@ -67,11 +67,20 @@ class OraclePolicy:
                 weights[market] = {candidates[0]: 1.0}
         scale: list[ScaleCommand] = []
         drains: list[DrainCommand] = []
+        undrains: list[UndrainCommand] = []
         for observation in snapshot.regions:
             desired = nodes_for(spec, observation.region, load[observation.region], ORACLE_UTILISATION)
-            command, region_drains = scale_to(
-                observation, desired, now, spec.scaling.drain_deadline_seconds, "oracle: foreseen load"
+            command, region_drains, region_undrains = scale_to(
+                observation,
+                desired,
+                now,
+                spec.scaling.drain_deadline_seconds,
+                "oracle: foreseen load",
+                reclaim_draining=True,
             )
             scale.append(command)
             drains.extend(region_drains)
-        return assemble_plan(self.name, spec, snapshot, now, weights, scale, drains, ["oracle: perfect foresight"])
+            undrains.extend(region_undrains)
+        return assemble_plan(
+            self.name, spec, snapshot, now, weights, scale, drains, ["oracle: perfect foresight"], undrains
+        )

@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from controller.plan import DrainCommand, Plan, ScaleCommand
+from controller.plan import DrainCommand, Plan, ScaleCommand, UndrainCommand
 from controller.snapshot import FleetSnapshot, NodeState, RegionObservation
 from controller.spec import EnvironmentSpec
 
@@ -55,9 +55,16 @@ def nodes_for(spec: EnvironmentSpec, region: str, sessions: float, utilisation: 
 
 
 def scale_to(
-    observation: RegionObservation, desired: int, now: datetime, drain_seconds: int, reason: str
-) -> tuple[ScaleCommand, list[DrainCommand]]:
-    """Scale command to `desired` plus drains of the emptiest ready nodes beyond it."""
+    observation: RegionObservation,
+    desired: int,
+    now: datetime,
+    drain_seconds: int,
+    reason: str,
+    *,
+    reclaim_draining: bool = False,
+) -> tuple[ScaleCommand, list[DrainCommand], list[UndrainCommand]]:
+    """Scale command to `desired` plus drains of the emptiest ready nodes beyond it; with
+    `reclaim_draining`, growth first returns the busiest draining nodes to service (as edgeplane does)."""
     ready = sorted(
         (node for node in observation.nodes if node.state is NodeState.READY),
         key=lambda node: (node.active_sessions, node.name),
@@ -68,10 +75,21 @@ def scale_to(
         DrainCommand(region=observation.region, node=node.name, deadline=deadline, reason=f"scale-in: {reason}")
         for node in ready[: max(0, surplus)]
     ]
+    undrains: list[UndrainCommand] = []
+    if reclaim_draining:
+        serving = sum(1 for node in observation.nodes if node.state is not NodeState.DRAINING)
+        draining = sorted(
+            (node for node in observation.nodes if node.state is NodeState.DRAINING),
+            key=lambda node: (-node.active_sessions, node.name),
+        )
+        undrains = [
+            UndrainCommand(region=observation.region, node=node.name, reason=f"scale-out: {reason}")
+            for node in draining[: max(0, desired - serving)]
+        ]
     command = ScaleCommand(
         region=observation.region, desired_nodes=desired, current_nodes=observation.desired_nodes, reason=reason
     )
-    return command, drains
+    return command, drains, undrains
 
 
 def assemble_plan(
@@ -83,6 +101,7 @@ def assemble_plan(
     scale: list[ScaleCommand],
     drains: list[DrainCommand],
     explanation: list[str],
+    undrains: list[UndrainCommand] | None = None,
 ) -> Plan:
     return Plan(
         plan_id=f"{policy}-{spec.name}-{now:%Y%m%dT%H%M%SZ}",
@@ -92,5 +111,6 @@ def assemble_plan(
         weights=weights,
         scale=scale,
         drains=drains,
+        undrains=undrains or [],
         explanation=explanation,
     )

@@ -17,6 +17,8 @@ kube-controller-manager flag reference; KEDA's ScaledObject defaults delegate to
   (`behavior.scaleDown.stabilizationWindowSeconds` default), scale-down policy 100% per 15 s;
 - while nodes are booting no scale-down (HPA treats not-ready pods as 100% busy when scaling down).
 Scale-in drains the emptiest ready nodes with the spec's drain deadline (the same as edgeplane).
+Growth boots new nodes and never returns a draining one to service: an HPA adds pods, and a
+cordoned node stays unschedulable until someone uncordons it.
 Traffic: each market to its nearest allowed region; when a path reports an outage (loss >= 50%),
 that market moves to its next-nearest allowed region (the HPA world's DNS health-check failover).
 """
@@ -74,7 +76,7 @@ class ReactivePolicy:
             else:
                 desired = min(current, max(r for _, r in window))
             desired = max(bounds.min_nodes, min(bounds.max_nodes, desired))
-            command, region_drains = scale_to(
+            command, region_drains, _ = scale_to(
                 observation, desired, now, spec.scaling.drain_deadline_seconds, f"cpu {cpu:.1f} / {self.target_cpu}"
             )
             scale.append(command)

@@ -90,6 +90,9 @@ def test_drained_node_takes_no_new_sessions_and_leaves_when_empty() -> None:
     f.advance(15)
     assert node(f, "fra", "fra-0001") is None
     assert f.accounting().dropped_sessions == 0
+    # Billed while it drained: the 92 steps up to 1380 s (it is gone within the step in which it
+    # empties, like any removed node), and nothing else drained.
+    assert f.accounting().draining_node_hours == pytest.approx(1380 / 3600)
 
 
 def test_drain_deadline_drops_the_remaining_sessions() -> None:
