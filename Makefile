@@ -31,7 +31,7 @@ demo: $(STAMP) prometheus
 	$(VENV)/bin/edgectl demo --env environments/local.yaml
 
 bench: $(STAMP)
-	$(PY) -m bench.run_all --write docs/benchmarks.md
+	$(PY) -m bench.run_all --write docs/benchmarks.md --jobs 2
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
