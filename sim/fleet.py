@@ -799,13 +799,8 @@ class SimulatedFleet:
             target = self._region(region)
             index = self._node_index(target, node)
             if index is None:
-                if node in target.removed:
-                    # Already drained and gone: a retry of a drain that completed is a no-op.
-                    return self._record(
-                        plan_id=plan_id, actor=actor, action="drain_node", target=f"{region}/{node}",
-                        reason=reason, before={"state": "removed"}, after={"state": "removed"},
-                    )  # fmt: skip
-                raise UnknownTargetError(f"unknown node {node!r} in region {region!r}", field="node")
+                # Already drained and gone: a retry of a drain that completed is a no-op.
+                return self._removed_node_record(target, node, "drain_node", plan_id, actor, reason)
             before = self._node_view(index)
             self._node_state[index] = _DRAINING
             self._qos_cache = None
@@ -828,13 +823,8 @@ class SimulatedFleet:
             target = self._region(region)
             index = self._node_index(target, node)
             if index is None:
-                if node in target.removed:
-                    # The drain won the race between snapshot and actuation: normal, not an error.
-                    return self._record(
-                        plan_id=plan_id, actor=actor, action="undrain_node", target=f"{region}/{node}",
-                        reason=reason, before={"state": "removed"}, after={"state": "removed"},
-                    )  # fmt: skip
-                raise UnknownTargetError(f"unknown node {node!r} in region {region!r}", field="node")
+                # The drain won the race between snapshot and actuation: normal, not an error.
+                return self._removed_node_record(target, node, "undrain_node", plan_id, actor, reason)
             before = self._node_view(index)
             if self._node_state[index] == _DRAINING:
                 booted = self._ready_at[index] <= self._t
@@ -850,6 +840,19 @@ class SimulatedFleet:
                 before=before,
                 after=self._node_view(index),
             )
+
+    def _removed_node_record(
+        self, target: _RegionBook, node: str, action: str, plan_id: str, actor: str, reason: str
+    ) -> AuditRecord:
+        """The no-op record for a node this region once had and has removed; UnknownTargetError for a
+        name it never had."""
+        if node not in target.removed:
+            raise UnknownTargetError(f"unknown node {node!r} in region {target.spec.name!r}", field="node")
+        gone = {"state": "removed"}
+        return self._record(
+            plan_id=plan_id, actor=actor, action=action, target=f"{target.spec.name}/{node}",
+            reason=reason, before=gone, after=gone,
+        )  # fmt: skip
 
     def _node_view(self, index: int) -> dict[str, Any]:
         deadline = self._deadline[index]

@@ -314,14 +314,8 @@ class KubernetesActuator:
                 return self._record(
                     "undrain_node", target, plan_id, actor, reason, first_state or removed, removed, changed=False
                 )
-            meta = current.metadata or k8s.V1ObjectMeta()
-            labels = meta.labels or {}
-            annotations = meta.annotations or {}
-            state = {
-                "unschedulable": bool(current.spec and current.spec.unschedulable),
-                "draining": labels.get(DRAINING_LABEL) == "true",
-                "deadline": annotations.get(DRAIN_DEADLINE_ANNOTATION),
-            }
+            meta, state = _drain_marks(current)
+            labels, annotations = meta.labels or {}, meta.annotations or {}
             first_state = first_state or state
             drained_by_edgeplane = DRAINING_LABEL in labels or any(
                 key in annotations for key in (DRAIN_DEADLINE_ANNOTATION, DRAIN_PLAN_ANNOTATION)
@@ -334,24 +328,10 @@ class KubernetesActuator:
                         "(an operator's or another controller's cordon); not uncordoned"
                     )
                 return self._record("undrain_node", target, plan_id, actor, reason, first_state, after, changed=False)
-            body = {
-                "metadata": {
-                    "resourceVersion": meta.resource_version,
-                    # null removes a key in a merge patch
-                    "labels": {DRAINING_LABEL: None},
-                    "annotations": {DRAIN_DEADLINE_ANNOTATION: None, DRAIN_PLAN_ANNOTATION: None},
-                },
-                "spec": {"unschedulable": False},
-            }
             try:
-                self._call(
-                    f"uncordon {what}",
-                    lambda body=body: apis.core.patch_node(  # type: ignore[misc]
-                        node, body, _content_type=STRATEGIC_MERGE_PATCH, _request_timeout=s.request_timeout_seconds
-                    ),
-                    conflicts=True,
-                    missing_ok=True,
-                )
+                # null removes a key in a merge patch
+                marks = {DRAIN_DEADLINE_ANNOTATION: None, DRAIN_PLAN_ANNOTATION: None}
+                self._patch_node(apis, node, f"uncordon {what}", meta, False, None, marks, missing_ok=True)
             except _Conflict:
                 continue
             except _NotFound:
@@ -434,37 +414,49 @@ class KubernetesActuator:
             current = self._call(
                 f"read {what}", lambda: apis.core.read_node(node, _request_timeout=s.request_timeout_seconds)
             )
-            meta = current.metadata or k8s.V1ObjectMeta()
-            labels = meta.labels or {}
-            annotations = meta.annotations or {}
-            state = {
-                "unschedulable": bool(current.spec and current.spec.unschedulable),
-                "draining": labels.get(DRAINING_LABEL) == "true",
-                "deadline": annotations.get(DRAIN_DEADLINE_ANNOTATION),
-            }
+            meta, state = _drain_marks(current)
             first_state = first_state or state
             if state == {"unschedulable": True, "draining": True, "deadline": deadline_text}:
                 return False, first_state
-            body = {
-                "metadata": {
-                    "resourceVersion": meta.resource_version,
-                    "labels": {DRAINING_LABEL: "true"},
-                    "annotations": {DRAIN_DEADLINE_ANNOTATION: deadline_text, DRAIN_PLAN_ANNOTATION: plan_id},
-                },
-                "spec": {"unschedulable": True},
-            }
             try:
-                self._call(
-                    f"cordon {what}",
-                    lambda body=body: apis.core.patch_node(  # type: ignore[misc]
-                        node, body, _content_type=STRATEGIC_MERGE_PATCH, _request_timeout=s.request_timeout_seconds
-                    ),
-                    conflicts=True,
-                )
+                marks = {DRAIN_DEADLINE_ANNOTATION: deadline_text, DRAIN_PLAN_ANNOTATION: plan_id}
+                self._patch_node(apis, node, f"cordon {what}", meta, True, "true", marks)
             except _Conflict:
                 continue
             return True, first_state
         raise ActuationError(f"cordon {what}: still conflicting after {s.conflict_attempts} re-reads", retryable=True)
+
+    def _patch_node(
+        self,
+        apis: _RegionApis,
+        node: str,
+        what: str,
+        meta: k8s.V1ObjectMeta,
+        unschedulable: bool,
+        draining_label: str | None,
+        annotations: Mapping[str, str | None],
+        *,
+        missing_ok: bool = False,
+    ) -> None:
+        """Set (or, with None, remove) edgeplane's drain marks on `node`, guarded by the resourceVersion
+        they were computed from: a concurrent change raises `_Conflict` for the caller to re-read."""
+        s = self._settings
+        body = {
+            "metadata": {
+                "resourceVersion": meta.resource_version,
+                "labels": {DRAINING_LABEL: draining_label},
+                "annotations": dict(annotations),
+            },
+            "spec": {"unschedulable": unschedulable},
+        }
+        self._call(
+            what,
+            lambda: apis.core.patch_node(
+                node, body, _content_type=STRATEGIC_MERGE_PATCH, _request_timeout=s.request_timeout_seconds
+            ),
+            conflicts=True,
+            missing_ok=missing_ok,
+        )
 
     def _evict(self, apis: _RegionApis, pod_name: str, what: str) -> None:
         s = self._settings
@@ -641,6 +633,16 @@ class KubernetesActuator:
             changed=changed,
             at=datetime.now(UTC),
         )
+
+
+def _drain_marks(node: Any) -> tuple[k8s.V1ObjectMeta, dict[str, Any]]:
+    """The node's metadata and edgeplane's view of it: cordoned, labelled draining, drain deadline."""
+    meta = node.metadata or k8s.V1ObjectMeta()
+    return meta, {
+        "unschedulable": bool(node.spec and node.spec.unschedulable),
+        "draining": (meta.labels or {}).get(DRAINING_LABEL) == "true",
+        "deadline": (meta.annotations or {}).get(DRAIN_DEADLINE_ANNOTATION),
+    }
 
 
 def _active_sessions(annotations: Mapping[str, str] | None) -> int | None:
