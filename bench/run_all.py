@@ -143,14 +143,19 @@ def sizing_notes(report: CapacityBenchmark | None = None) -> list[str]:
         "session for a full node, so nothing is cut. The price is paid by every policy alike, the oracle "
         "included: a drained node is billed until its last call ends (about four hours). Edgeplane and the "
         "oracle grow a region by first returning its draining nodes to service; reactive (an HPA) boots new "
-        "ones. The draining share of each policy's node-hours is in the next table.",
+        "ones. The capacity table's 'of which draining' column shows that share of each policy's node-hours.",
         "- Capacity SLO minutes: edgeplane alone receives the trace's announced events (flash sales) as its "
         "calendar (`PlanningOverrides.scheduled_demand`, `edgectl controller announce` in production): it orders "
         "their capacity before the ramp and, where a region will hit max_nodes, moves neighbours' new calls "
         "out beforehand. Impairments are not announced.",
         "- Reactive spends node-hours only on what it sees: it refuses sessions while nodes boot and keeps "
         "each market in its nearest region even when that region is at max_nodes, hence its capacity SLO "
-        "minutes; reactive@target shows the same HPA run hotter.",
+        "minutes; the reactive@<target> row shows the same HPA run at the spec's planning target: fewer "
+        "node-hours, far more refused and degraded sessions.",
+        "- Load alone does not move traffic (`controller/core/allocation.py`, `path_cost_ms`): priced by their "
+        "observed load, equal-distance regions traded whole markets whenever one ran warmer, and every move "
+        "left hours of draining nodes behind. The edgeplane@0.80 row is the same core at an 80% planning "
+        "target: what the spec's 85% buys.",
         *_reactive_comparison(report),
     ]
 
