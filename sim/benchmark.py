@@ -54,11 +54,15 @@ def apply_plan(
     number of calls made."""
     calls = 0
     reason = "; ".join(plan.explanation)[:500]
-    states = {(r.region, n.name): n.state.value for r in snapshot.regions for n in r.nodes} if snapshot else {}
+    draining = (
+        {(r.region, n.name) for r in snapshot.regions for n in r.nodes if n.state.value == "draining"}
+        if snapshot
+        else set()
+    )
     # Reclaimed nodes first: the scale command's desired_nodes counts them, so a region grown
     # before they are back would boot nodes for the gap they fill.
     for undrain in plan.undrains:
-        if snapshot is not None and states.get((undrain.region, undrain.node)) != "draining":
+        if snapshot is not None and (undrain.region, undrain.node) not in draining:
             continue
         actuator.undrain_node(undrain.region, undrain.node, plan_id=plan.plan_id, actor=actor, reason=undrain.reason)
         calls += 1
@@ -73,11 +77,6 @@ def apply_plan(
     if plan.weights and (snapshot is None or not _same_weights(plan.weights, snapshot.current_weights)):
         actuator.set_traffic_weights(plan.weights, plan_id=plan.plan_id, actor=actor, reason=reason)
         calls += 1
-    draining = (
-        {(r.region, n.name) for r in snapshot.regions for n in r.nodes if n.state.value == "draining"}
-        if snapshot
-        else set()
-    )
     for drain in plan.drains:
         if (drain.region, drain.node) in draining:
             continue
