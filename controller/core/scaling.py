@@ -138,7 +138,7 @@ def plan_scaling(
         scale.append(ScaleCommand(region=region.name, desired_nodes=desired, current_nodes=current, reason=reason))
 
         if desired > current and observation is not None and region.name not in pinned:
-            reclaimed = _reclaim_draining(region.name, observation.nodes, desired)
+            reclaimed = reclaim_draining_nodes(region.name, observation.nodes, desired)
             undrains.extend(reclaimed)
             if reclaimed:
                 explanation.append(
@@ -174,22 +174,26 @@ def plan_scaling(
     )
 
 
-def _reclaim_draining(region: str, nodes: list[NodeObservation], desired: int) -> list[UndrainCommand]:
+def reclaim_draining_nodes(
+    region: str, nodes: list[NodeObservation], desired: int, why: str = ""
+) -> list[UndrainCommand]:
     """Draining nodes to put back in service so that serving nodes reach `desired` without a boot.
 
     A draining node costs as much as a serving one until its last call ends (hours for live shows),
     and it serves at once, where a new node takes its boot time: growing a region reclaims them
     first. The busiest go back first: they would have stayed longest, and the name breaks ties.
+    Also used by the benchmark's oracle (`sim/policies/plan_building.py`), which must have every
+    means the product has. `why` prefixes each command's reason.
     """
     serving = sum(1 for n in nodes if n.state is not NodeState.DRAINING)
     draining = sorted((n for n in nodes if n.state is NodeState.DRAINING), key=lambda n: (-n.active_sessions, n.name))
     wanted = max(0, desired - serving)
+    prefix = why or f"scale-out to {desired} nodes"
     return [
         UndrainCommand(
             region=region,
             node=node.name,
-            reason=f"scale-out to {desired} nodes: reclaim a draining node ({node.active_sessions} sessions) "
-            "instead of booting one",
+            reason=f"{prefix}: reclaim a draining node ({node.active_sessions} sessions) instead of booting one",
         )
         for node in draining[:wanted]
     ]

@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from controller.core.scaling import reclaim_draining_nodes
 from controller.plan import DrainCommand, Plan, ScaleCommand, UndrainCommand
 from controller.snapshot import FleetSnapshot, NodeState, RegionObservation
 from controller.spec import EnvironmentSpec
@@ -64,7 +65,7 @@ def scale_to(
     reclaim_draining: bool = False,
 ) -> tuple[ScaleCommand, list[DrainCommand], list[UndrainCommand]]:
     """Scale command to `desired` plus drains of the emptiest ready nodes beyond it; with
-    `reclaim_draining`, growth first returns the busiest draining nodes to service (as edgeplane does)."""
+    `reclaim_draining`, growth first returns draining nodes to service by the core's own rule."""
     ready = sorted(
         (node for node in observation.nodes if node.state is NodeState.READY),
         key=lambda node: (node.active_sessions, node.name),
@@ -75,17 +76,11 @@ def scale_to(
         DrainCommand(region=observation.region, node=node.name, deadline=deadline, reason=f"scale-in: {reason}")
         for node in ready[: max(0, surplus)]
     ]
-    undrains: list[UndrainCommand] = []
-    if reclaim_draining:
-        serving = sum(1 for node in observation.nodes if node.state is not NodeState.DRAINING)
-        draining = sorted(
-            (node for node in observation.nodes if node.state is NodeState.DRAINING),
-            key=lambda node: (-node.active_sessions, node.name),
-        )
-        undrains = [
-            UndrainCommand(region=observation.region, node=node.name, reason=f"scale-out: {reason}")
-            for node in draining[: max(0, desired - serving)]
-        ]
+    undrains = (
+        reclaim_draining_nodes(observation.region, observation.nodes, desired, f"scale-out: {reason}")
+        if reclaim_draining
+        else []
+    )
     command = ScaleCommand(
         region=observation.region, desired_nodes=desired, current_nodes=observation.desired_nodes, reason=reason
     )
