@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from controller.spec import StopCondition
     from workflows.activities import ACTIVITY_RETRY, FleetActivities
     from workflows.control_loop import ControlLoopWorkflow
+    from workflows.failover_watch import FailoverWatch
     from workflows.models import (
         AbortRequest,
         Acknowledgement,
@@ -76,10 +77,8 @@ class FailoverWorkflow:
         self._abort: AbortRequest | None = None
         self._release: ReleaseRequest | None = None
         self._actions: list[AuditRecord] = []
-        self._breach_since: dict[str, datetime] = {}
+        self._watch = FailoverWatch()
         self._first_shift_at: datetime | None = None
-        self._slo_session_seconds = 0.0
-        self._last_check_at: datetime | None = None
 
     # ----- run ---------------------------------------------------------------------------------
 
@@ -343,31 +342,12 @@ class FailoverWorkflow:
             retry_policy=ACTIVITY_RETRY,
         )
         assert self._progress is not None
-        # Breached session-time since the previous check, counted at this check's ratio.
-        now = workflow.now()
-        if self._last_check_at is not None:
-            outside = sum(n for r, n in verdict.region_sessions.items() if r != region)
-            elapsed = (now - self._last_check_at).total_seconds()
-            self._slo_session_seconds += verdict.global_breach_ratio * outside * elapsed
-        self._last_check_at = now
+        self._watch.record_check(verdict, region, workflow.now())
         self._progress.last_qos = verdict
         return verdict
 
     def _tripped(self, verdict: QosVerdict, stop_conditions: list[StopCondition]) -> str:
-        """A stop condition over threshold for at least `for_seconds`, else empty.
-
-        Breaches are keyed by their subject (`global`, a market code, `unserved`); the longest
-        `for_seconds` of the conditions applies, so a brief spike never aborts a drill.
-        """
-        now = workflow.now()
-        subjects = {breach.split(" ", 1)[0]: breach for breach in verdict.breaches}
-        self._breach_since = {k: v for k, v in self._breach_since.items() if k in subjects}
-        hold = max((c.for_seconds for c in stop_conditions), default=0)
-        for subject, breach in sorted(subjects.items()):
-            since = self._breach_since.setdefault(subject, now)
-            if (now - since).total_seconds() >= hold:
-                return f"stop condition: {breach} for {(now - since).total_seconds():.0f}s"
-        return ""
+        return self._watch.tripped(verdict, stop_conditions, workflow.now())
 
     async def _drain(
         self,
@@ -507,7 +487,7 @@ class FailoverWorkflow:
             unserved=unserved or {},
             unserved_reasons=unserved_reasons or [],
             seconds_to_drained=seconds_to_drained,
-            slo_breach_session_minutes=round(self._slo_session_seconds / 60.0, 3),
+            slo_breach_session_minutes=round(self._watch.slo_session_seconds / 60.0, 3),
             actions=self._actions,
         )
 
