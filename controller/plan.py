@@ -118,6 +118,11 @@ class PlanningOverrides(PlanModel):
         default_factory=list,
         description="Announced demand events (flash sales): the forecast orders their capacity before the ramp.",
     )
+    weights_in_force: dict[str, dict[str, float]] | None = Field(
+        default=None,
+        description="The commanded weights (the steering state): the planner starts from these, not from the "
+        "weights the fleet reports, which lag; the fleet's are compared with them (drift). None: the fleet's.",
+    )
 
 
 class Plan(PlanModel):
@@ -152,6 +157,11 @@ class Plan(PlanModel):
     )
     forecast_sessions: dict[str, float] = Field(
         default_factory=dict, description="Per market, the demand forecast the region sizes were planned for."
+    )
+    weights_drift: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per market, the largest share by which the weights the fleet reports differ from the "
+        "commanded ones (markets within WEIGHT drift tolerance are absent).",
     )
 
     def region_state(self, region: str) -> RegionState:

@@ -9,11 +9,13 @@ implementations through their constructors and never import an adapter module.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
 from controller.audit import AuditRecord
 from controller.snapshot import FleetSnapshot
+from controller.steering import Fence, JournalEntry, RegionLease, SteeringState
 
 
 class ObserverUnavailable(Exception):
@@ -26,6 +28,18 @@ class ActuationError(Exception):
     def __init__(self, message: str, *, retryable: bool) -> None:
         super().__init__(message)
         self.retryable = retryable
+
+
+class StaleFenceError(ActuationError):
+    """The actuation was planned under a steering state (revision or lease epoch) that no longer
+    holds: refused before it reached the fleet, and never worth retrying (replan instead)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
+class LeaseRefusedError(Exception):
+    """A lease cannot be taken, changed or released as asked (the message names holder and epoch)."""
 
 
 class Observer(Protocol):
@@ -67,4 +81,69 @@ class Actuator(Protocol):
         self, weights: Mapping[str, Mapping[str, float]], *, plan_id: str, actor: str, reason: str
     ) -> AuditRecord:
         """Publish market -> region -> share weights for the edge allocator (all markets at once)."""
+        ...
+
+
+class SteeringTransaction(Protocol):
+    """The steering state and its change journal, under the store's exclusive lock."""
+
+    state: SteeringState
+
+    def save(self, state: SteeringState) -> None:
+        """Commit `state` durably (visible to readers once this returns)."""
+        ...
+
+    def find(self, key: tuple[str, str, str]) -> JournalEntry | None:
+        """The latest journal entry of (plan_id, action, target), if any."""
+        ...
+
+    def append(self, entry: JournalEntry) -> None:
+        """Write `entry` durably to the journal."""
+        ...
+
+
+class SteeringStore(Protocol):
+    """Holds one environment's SteeringState and change journal durably.
+
+    `transaction()` takes an exclusive lock that every writer (in every process) honours for as long
+    as the block runs, so a change committed inside it is ordered after every actuation that was
+    in flight when it started: this is what makes "acknowledged" mean "in force".
+    """
+
+    def read(self) -> SteeringState:
+        """The last committed state (no lock: commits are atomic)."""
+        ...
+
+    def transaction(self) -> AbstractContextManager[SteeringTransaction]:
+        ...
+
+    def journal(self, plan_id_prefix: str) -> list[JournalEntry]:
+        """Journal entries whose plan id starts with the prefix, oldest first (latest per key)."""
+        ...
+
+
+class SteeringGate(Protocol):
+    """The steering authority as the activities see it (`controller/adapters/steering_authority.py`):
+    the commanded state, region leases, loop fences, the change journal, and fenced actuation."""
+
+    def state(self) -> SteeringState: ...
+
+    def journal(self, plan_id_prefix: str) -> list[JournalEntry]: ...
+
+    def acquire_lease(self, region: str, holder: str, max_traffic_share: float, reason: str) -> RegionLease:
+        """Raises LeaseRefusedError when another holder has the region."""
+        ...
+
+    def update_lease(self, fence: Fence, max_traffic_share: float) -> RegionLease:
+        """Raises StaleFenceError when the fence's lease is no longer held."""
+        ...
+
+    def release_lease(self, region: str, *, holder: str | None, epoch: int | None, by: str) -> SteeringState: ...
+
+    def fence_loop(self, by: str) -> SteeringState:
+        """Refuse every control-loop actuation planned before now; returns once none is in flight."""
+        ...
+
+    def actuator_for(self, fence: Fence) -> Actuator:
+        """An Actuator whose calls are refused (StaleFenceError) once `fence` no longer holds."""
         ...

@@ -15,7 +15,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import TLSConfig
 
-from controller.ports import Actuator, Observer
+from controller.ports import Actuator, Observer, SteeringGate
 from controller.spec import EnvironmentSpec
 
 DEFAULT_TEMPORAL_ADDRESS = "127.0.0.1:7233"
@@ -98,3 +98,23 @@ def build_fleet_adapters(spec: EnvironmentSpec, settings: FleetSettings) -> tupl
     else:
         raise BootstrapError("give --simulator-url or --kube-contexts: the controller needs something to act on")
     return observer, actuator
+
+
+def default_steering_file(environment: str) -> Path:
+    """Where the steering state lives when no --steering-file is given: `.edgeplane/` under the
+    working directory (a mounted volume in a container; the dev stack uses its state directory)."""
+    return Path(".edgeplane") / f"steering-{environment}.json"
+
+
+def build_steering_authority(spec: EnvironmentSpec, actuator: Actuator, steering_file: Path) -> SteeringGate:
+    """The steering authority every actuation goes through: leases, fences and the change journal,
+    kept durably in `steering_file` (and its `.journal.jsonl` and `.lock` siblings)."""
+    from controller.adapters.steering_authority import SteeringAuthority
+    from controller.adapters.steering_store import FileSteeringStore, SteeringStoreError
+
+    store = FileSteeringStore(steering_file, spec.name)
+    try:
+        store.read()
+    except SteeringStoreError as error:
+        raise BootstrapError(f"--steering-file: {error}") from error
+    return SteeringAuthority(store, actuator)

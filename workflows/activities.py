@@ -1,44 +1,72 @@
 """Fleet activities: the only place the workflows touch the world, through the ports.
 
-`FleetActivities` receives the EnvironmentSpec (loaded once by the worker) and an Observer and an
-Actuator (`controller/ports.py`) through its constructor; `edgectl/bootstrap.py` builds the real
+`FleetActivities` receives the EnvironmentSpec (loaded once by the worker), an Observer and the
+steering gate (`controller/ports.py`: the commanded state, leases, fences, and the fleet's Actuator
+behind them) through its constructor; `edgectl/bootstrap.py` builds the real
 adapters, tests pass the simulated fleet or fakes. Methods are synchronous: the worker runs them in
 a thread pool because the adapters use blocking clients. Decisions are made here (the planner, the
 evacuation arithmetic), so their result is recorded in history and a policy change never breaks
-replay. Every actuation is an absolute target tagged with a deterministic plan id, so a retried
-activity repeats nothing (the actuator answers `changed=False`).
+replay. Every actuation is an absolute target tagged with a deterministic plan id and carries the
+fence it was planned under: the gate journals it under (plan_id, action, target), so a retried
+activity repeats nothing and reports what the first attempt changed, and refuses it (non-retryable
+`StaleFence`) once the steering state moved on. Long activities heartbeat every second, so a
+killed worker is noticed within HEARTBEAT_TIMEOUT, not at the start-to-close timeout.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from temporalio import activity
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 from controller.audit import AuditRecord
-from controller.plan import Plan, PlanningOverrides
-from controller.ports import ActuationError, Actuator, Observer, ObserverUnavailable
+from controller.plan import Plan, PlanningOverrides, RegionPin
+from controller.ports import (
+    ActuationError,
+    Actuator,
+    LeaseRefusedError,
+    Observer,
+    ObserverUnavailable,
+    StaleFenceError,
+    SteeringGate,
+)
 from controller.snapshot import FleetSnapshot
 from controller.spec import EnvironmentSpec
-from workflows.evacuation import capped_weights, check_headroom, measure_qos, target_desired_nodes
+from controller.steering import Fence, JournalState, SteeringState
+from workflows.evacuation import (
+    capped_weights,
+    check_headroom,
+    measure_qos,
+    target_desired_nodes,
+    weights_in_force,
+)
 from workflows.models import (
     ActionsResult,
     ApplyPlanRequest,
     AuditExportRequest,
+    FenceLoopRequest,
     HeadroomRequest,
     HeadroomVerdict,
+    JournalRequest,
+    LeaseGrant,
+    LeaseRequest,
     ObserveRequest,
+    PlanDecision,
     PlanRequest,
     PolicyRequest,
     PolicySnapshot,
     QosCheckRequest,
     QosVerdict,
+    ReleaseLeaseRequest,
     RestoreRequest,
     ShiftRequest,
     ShiftResult,
@@ -48,9 +76,43 @@ ACTUATION_REFUSED = "ActuationRefused"
 """ApplicationError type of an actuation the actuator says retrying cannot fix."""
 UNKNOWN_REGION = "UnknownRegion"
 PLANNER_ERROR = "PlannerError"
+STALE_FENCE = "StaleFence"
+"""ApplicationError type: the action was planned under a steering revision or lease that no longer holds."""
+REGION_LEASED = "RegionLeased"
+"""ApplicationError type: another failover or drill holds the region's lease (CLI exit code 3)."""
 
-NON_RETRYABLE_ERRORS = [ACTUATION_REFUSED, UNKNOWN_REGION, PLANNER_ERROR]
+NON_RETRYABLE_ERRORS = [ACTUATION_REFUSED, UNKNOWN_REGION, PLANNER_ERROR, STALE_FENCE, REGION_LEASED]
 """Named in every retry policy that calls these activities."""
+
+HEARTBEAT_TIMEOUT = timedelta(seconds=6)
+"""A worker killed mid-activity is noticed this long after its last heartbeat (sent every second)."""
+HEARTBEAT_INTERVAL_SECONDS = 1.0
+
+
+@contextmanager
+def heartbeating(interval: float = HEARTBEAT_INTERVAL_SECONDS) -> Iterator[None]:
+    """Heartbeat from a helper thread while the block runs (a blocking call may outlast the timeout).
+
+    A synchronous activity runs in a thread of the worker's pool; its activity context lives in that
+    thread's context variables, so the helper runs in a copy of them.
+    """
+    if not activity.in_activity():
+        yield
+        return
+    context = contextvars.copy_context()
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            context.run(activity.heartbeat)
+
+    beater = threading.Thread(target=beat, name="activity-heartbeat", daemon=True)
+    beater.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beater.join()
 
 ACTIVITY_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=500),
@@ -59,6 +121,9 @@ ACTIVITY_RETRY = RetryPolicy(
     maximum_attempts=0,
     non_retryable_error_types=NON_RETRYABLE_ERRORS,
 )
+
+
+_T = TypeVar("_T")
 
 
 class PlanFunction(Protocol):
@@ -110,7 +175,7 @@ class FleetActivities:
         self,
         spec: EnvironmentSpec,
         observer: Observer,
-        actuator: Actuator,
+        steering: SteeringGate,
         *,
         planner: Callable[[], PlanFunction] = _default_planner,
         metrics: ActionCounter | None = None,
@@ -118,7 +183,7 @@ class FleetActivities:
     ) -> None:
         self._spec = spec
         self._observer = observer
-        self._actuator = actuator
+        self._steering = steering
         self._planner = planner
         self._metrics: ActionCounter = metrics or NoMetrics()
         self._audit_dir = audit_dir
@@ -140,14 +205,25 @@ class FleetActivities:
         return self._observe()
 
     @activity.defn(name="plan_tick")
-    def plan_tick(self, request: PlanRequest) -> Plan:
+    def plan_tick(self, request: PlanRequest) -> PlanDecision:
+        """Plan from the commanded steering state: its weights are the weights in force, its leases
+        cap their regions like pins; the decision carries the revision it read as its fence."""
+        state = self._steering.state()
+        lease_pins = [
+            RegionPin(region=lease.region, max_traffic_share=lease.max_traffic_share, owner=lease.holder,
+                      reason=f"lease epoch {lease.epoch}: {lease.reason}")
+            for lease in state.leases.values()
+        ]  # fmt: skip
+        overrides = request.overrides.model_copy(
+            update={"pins": [*request.overrides.pins, *lease_pins], "weights_in_force": state.weights or None}
+        )
         try:
-            plan = self._planner()(self._spec, request.snapshot, request.previous, request.now, request.overrides)
+            plan = self._planner()(self._spec, request.snapshot, request.previous, request.now, overrides)
         except (ValueError, KeyError) as error:
             self._metrics.record_failure("plan")
             raise ApplicationError(f"planner rejected its input: {error}", type=PLANNER_ERROR) from error
         self._metrics.record_plan(plan)
-        return plan
+        return PlanDecision(plan=plan, fence=Fence.for_loop(state.revision), leases=list(state.leases.values()))
 
     @activity.defn(name="load_policy")
     def load_policy(self, request: PolicyRequest) -> PolicySnapshot:
@@ -168,7 +244,7 @@ class FleetActivities:
     @activity.defn(name="check_headroom")
     def check_headroom(self, request: HeadroomRequest) -> HeadroomVerdict:
         self._require_region(request.region)
-        return check_headroom(self._spec, self._observe(), request.region)
+        return check_headroom(self._spec, _commanded(self._observe(), self._steering.state()), request.region)
 
     @activity.defn(name="check_qos")
     def check_qos(self, request: QosCheckRequest) -> QosVerdict:
@@ -179,6 +255,9 @@ class FleetActivities:
     def _act(self, stage: str, action: Callable[[], AuditRecord]) -> AuditRecord:
         try:
             record = action()
+        except StaleFenceError as error:
+            self._metrics.record_failure(stage)
+            raise ApplicationError(f"{stage}: fenced: {error}", type=STALE_FENCE, non_retryable=True) from error
         except ActuationError as error:
             self._metrics.record_failure(stage)
             if error.retryable:
@@ -193,6 +272,12 @@ class FleetActivities:
         then the weights of all markets."""
         plan = request.plan
         records: list[AuditRecord] = []
+        actuator = self._steering.actuator_for(request.fence)
+        with heartbeating():
+            self._apply(plan, request.actor, actuator, records)
+        return ActionsResult(records=records)
+
+    def _apply(self, plan: Plan, actor: str, actuator: Actuator, records: list[AuditRecord]) -> None:
         # A region grown before its reclaimed nodes are back in service would boot nodes for the gap
         # they fill. An undrained node whose drain already finished answers changed=False (removed);
         # the scale command below then boots its replacement.
@@ -200,8 +285,8 @@ class FleetActivities:
             records.append(
                 self._act(
                     "undrain",
-                    lambda u=undrain: self._actuator.undrain_node(  # type: ignore[misc]
-                        u.region, u.node, plan_id=plan.plan_id, actor=request.actor, reason=u.reason
+                    lambda u=undrain: actuator.undrain_node(  # type: ignore[misc]
+                        u.region, u.node, plan_id=plan.plan_id, actor=actor, reason=u.reason
                     ),
                 )
             )
@@ -209,8 +294,8 @@ class FleetActivities:
             records.append(
                 self._act(
                     "scale",
-                    lambda c=command: self._actuator.set_desired_nodes(  # type: ignore[misc]
-                        c.region, c.desired_nodes, plan_id=plan.plan_id, actor=request.actor, reason=c.reason
+                    lambda c=command: actuator.set_desired_nodes(  # type: ignore[misc]
+                        c.region, c.desired_nodes, plan_id=plan.plan_id, actor=actor, reason=c.reason
                     ),
                 )
             )
@@ -218,8 +303,8 @@ class FleetActivities:
             records.append(
                 self._act(
                     "drain",
-                    lambda d=drain: self._actuator.drain_node(  # type: ignore[misc]
-                        d.region, d.node, d.deadline, plan_id=plan.plan_id, actor=request.actor, reason=d.reason
+                    lambda d=drain: actuator.drain_node(  # type: ignore[misc]
+                        d.region, d.node, d.deadline, plan_id=plan.plan_id, actor=actor, reason=d.reason
                     ),
                 )
             )
@@ -228,49 +313,107 @@ class FleetActivities:
             records.append(
                 self._act(
                     "weights",
-                    lambda: self._actuator.set_traffic_weights(
-                        plan.weights, plan_id=plan.plan_id, actor=request.actor, reason=reason
+                    lambda: actuator.set_traffic_weights(
+                        plan.weights, plan_id=plan.plan_id, actor=actor, reason=reason
                     ),
                 )
             )
-        return ActionsResult(records=records)
 
     @activity.defn(name="shift_region_traffic")
     def shift_region_traffic(self, request: ShiftRequest) -> ShiftResult:
-        """Cap the region's share, scale the compliant targets to carry the moved sessions."""
+        """Cap the region's share (the lease first, so the loop plans within it from now on), then
+        scale the compliant targets to carry the moved sessions and publish the weights."""
         self._require_region(request.region)
-        snapshot = self._observe()
-        weights, unserved, reasons = capped_weights(self._spec, snapshot, request.region, request.max_traffic_share)
-        records: list[AuditRecord] = []
-        for target, desired in target_desired_nodes(self._spec, snapshot, request.region, weights).items():
+        with heartbeating():
+            self._lease_call(lambda: self._steering.update_lease(request.fence, request.max_traffic_share))
+            state = self._steering.state()
+            snapshot = _commanded(self._observe(), state)
+            weights, unserved, reasons = capped_weights(
+                self._spec, snapshot, request.region, request.max_traffic_share
+            )
+            actuator = self._steering.actuator_for(request.fence)
+            records: list[AuditRecord] = []
+            for target, desired in target_desired_nodes(self._spec, snapshot, request.region, weights).items():
+                records.append(
+                    self._act(
+                        "scale",
+                        lambda t=target, d=desired: actuator.set_desired_nodes(  # type: ignore[misc]
+                            t, d, plan_id=request.plan_id, actor=request.actor,
+                            reason=f"absorb traffic from {request.region}: {request.reason}",
+                        ),
+                    )
+                )
             records.append(
                 self._act(
-                    "scale",
-                    lambda t=target, d=desired: self._actuator.set_desired_nodes(  # type: ignore[misc]
-                        t, d, plan_id=request.plan_id, actor=request.actor,
-                        reason=f"absorb traffic from {request.region}: {request.reason}",
+                    "weights",
+                    lambda: actuator.set_traffic_weights(
+                        weights, plan_id=request.plan_id, actor=request.actor, reason=request.reason
                     ),
                 )
             )
-        records.append(
-            self._act(
-                "weights",
-                lambda: self._actuator.set_traffic_weights(
-                    weights, plan_id=request.plan_id, actor=request.actor, reason=request.reason
-                ),
-            )
-        )
         return ShiftResult(records=records, weights=weights, unserved=unserved, unserved_reasons=reasons)
 
     @activity.defn(name="restore_traffic")
     def restore_traffic(self, request: RestoreRequest) -> ActionsResult:
-        record = self._act(
-            "weights",
-            lambda: self._actuator.set_traffic_weights(
-                request.weights, plan_id=request.plan_id, actor=request.actor, reason=request.reason
-            ),
-        )
+        """The named markets' weights back, on top of the commanded weights of all the others."""
+        with heartbeating():
+            weights = {**self._steering.state().weights, **request.weights}
+            actuator = self._steering.actuator_for(request.fence)
+            record = self._act(
+                "weights",
+                lambda: actuator.set_traffic_weights(
+                    weights, plan_id=request.plan_id, actor=request.actor, reason=request.reason
+                ),
+            )
         return ActionsResult(records=[record])
+
+    # ----- leases, fences, the journal -----------------------------------------------------------
+
+    def _lease_call(self, call: Callable[[], _T]) -> _T:
+        try:
+            return call()
+        except LeaseRefusedError as error:
+            raise ApplicationError(f"refused: {error}", type=REGION_LEASED, non_retryable=True) from error
+        except StaleFenceError as error:
+            raise ApplicationError(f"fenced: {error}", type=STALE_FENCE, non_retryable=True) from error
+
+    @activity.defn(name="acquire_lease")
+    def acquire_lease(self, request: LeaseRequest) -> LeaseGrant:
+        self._require_region(request.region)
+        with heartbeating():
+            try:
+                lease = self._steering.acquire_lease(
+                    request.region, request.holder, request.max_traffic_share, request.reason
+                )
+            except LeaseRefusedError as error:
+                raise ApplicationError(f"refused: {error}", type=REGION_LEASED, non_retryable=True) from error
+            weights = self._steering.state().weights or weights_in_force(self._spec, self._observe())
+        return LeaseGrant(lease=lease, weights_in_force=weights)
+
+    @activity.defn(name="release_lease")
+    def release_lease(self, request: ReleaseLeaseRequest) -> SteeringState:
+        with heartbeating():
+            state = self._lease_call(
+                lambda: self._steering.release_lease(
+                    request.region, holder=request.holder, epoch=request.epoch, by=f"{request.by}: {request.reason}"
+                )
+            )
+        return state
+
+    @activity.defn(name="fence_loop")
+    def fence_loop(self, request: FenceLoopRequest) -> int:
+        """Returns once no control-loop actuation is in flight; every one planned before is refused."""
+        with heartbeating():
+            return self._steering.fence_loop(request.by).revision
+
+    @activity.defn(name="journal_records")
+    def journal_records(self, request: JournalRequest) -> ActionsResult:
+        """What the gate recorded for a workflow's steps: the truth a report is reconciled from,
+        including actions of attempts that were killed before they could report them."""
+        entries = self._steering.journal(request.plan_id_prefix)
+        return ActionsResult(
+            records=[e.record for e in entries if e.state is JournalState.DONE and e.record is not None]
+        )
 
     @activity.defn(name="export_audit")
     def export_audit(self, request: AuditExportRequest) -> int:
@@ -306,4 +449,15 @@ class FleetActivities:
             self.shift_region_traffic,
             self.restore_traffic,
             self.export_audit,
+            self.acquire_lease,
+            self.release_lease,
+            self.fence_loop,
+            self.journal_records,
         ]
+
+
+def _commanded(snapshot: FleetSnapshot, state: SteeringState) -> FleetSnapshot:
+    """The snapshot with the commanded weights in force (the fleet's own lag a scrape or more)."""
+    if not state.weights:
+        return snapshot
+    return snapshot.model_copy(update={"current_weights": {**snapshot.current_weights, **state.weights}})

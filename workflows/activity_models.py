@@ -12,11 +12,11 @@ from controller.audit import AuditRecord
 from controller.plan import Plan, PlanningOverrides
 from controller.snapshot import FleetSnapshot
 from controller.spec import DrillPolicy, FailoverPolicy, StopCondition
+from controller.steering import Fence, RegionLease
 
 
 class Payload(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
 
 
 # ----- activities ------------------------------------------------------------------------------
@@ -46,9 +46,18 @@ class PlanRequest(Payload):
     now: AwareDatetime = Field(description="The core's clock: the fleet's time the snapshot describes.")
 
 
+class PlanDecision(Payload):
+    """A plan and the steering state it was made under: the fence its actions carry."""
+
+    plan: Plan
+    fence: Fence = Field(description="The control loop at the steering revision the plan read.")
+    leases: list[RegionLease] = Field(default_factory=list, description="Leases the plan was made around.")
+
+
 class ApplyPlanRequest(Payload):
     plan: Plan
     actor: str = Field(description="controller, failover/<id> or drill/<id>.")
+    fence: Fence = Field(description="What the plan was made under; a stale fence refuses every action.")
 
 
 class ActionsResult(Payload):
@@ -93,6 +102,7 @@ class ShiftRequest(Payload):
     plan_id: str = Field(description="Deterministic step id (workflow id + step): retries are no-ops.")
     actor: str
     reason: str
+    fence: Fence = Field(description="The failover's lease on `region`.")
 
 
 class ShiftResult(Payload):
@@ -105,10 +115,45 @@ class ShiftResult(Payload):
 
 
 class RestoreRequest(Payload):
+    """Put back the named markets' weights (the others keep the commanded ones)."""
+
     weights: dict[str, dict[str, float]]
     plan_id: str
     actor: str
     reason: str
+    fence: Fence = Field(description="The failover's lease on its region.")
+
+
+class LeaseRequest(Payload):
+    """Take the lease on `region` for `holder` (idempotent for the same holder)."""
+
+    region: str
+    holder: str = Field(min_length=1)
+    max_traffic_share: float = Field(default=1.0, ge=0, le=1)
+    reason: str = ""
+
+
+class LeaseGrant(Payload):
+    lease: RegionLease
+    weights_in_force: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="The commanded weights when the lease was taken (what a rollback restores)."
+    )
+
+
+class ReleaseLeaseRequest(Payload):
+    region: str
+    holder: str | None = Field(default=None, description="The holder releasing its own lease; None: on-call.")
+    epoch: int | None = Field(default=None, ge=1, description="On-call names the epoch of the lease it releases.")
+    by: str = Field(min_length=1)
+    reason: str = ""
+
+
+class FenceLoopRequest(Payload):
+    by: str = Field(min_length=1, description="Who changed the mode, and to what.")
+
+
+class JournalRequest(Payload):
+    plan_id_prefix: str = Field(min_length=1, description="A workflow id: every step id starts with it.")
 
 
 class QosCheckRequest(Payload):

@@ -25,13 +25,15 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from controller.demand_events import DemandEvent
     from controller.plan import PlanningOverrides
-    from workflows.activities import NON_RETRYABLE_ERRORS, FleetActivities
+    from controller.steering import RegionLease
+    from workflows.activities import HEARTBEAT_TIMEOUT, NON_RETRYABLE_ERRORS, STALE_FENCE, FleetActivities
     from workflows.models import (
         Acknowledgement,
         AnnounceDemandRequest,
         ApplyPlanRequest,
         ControlLoopInput,
         ControlLoopState,
+        FenceLoopRequest,
         LoopModeRequest,
         LoopStatus,
         ObserveRequest,
@@ -50,6 +52,12 @@ TICK_RETRY = RetryPolicy(
     maximum_attempts=3,
     non_retryable_error_types=NON_RETRYABLE_ERRORS,
 )
+# A mode change keeps trying to fence until it can: its caller waits for "in force", not for "asked".
+MODE_FENCE_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    maximum_interval=timedelta(seconds=2),
+    non_retryable_error_types=NON_RETRYABLE_ERRORS,
+)
 LAST_ACTIONS_KEPT = 50
 # Bounds the state continue-as-new carries; a real calendar holds a handful of sales at a time.
 MAX_SCHEDULED_EVENTS = 100
@@ -62,6 +70,8 @@ class ControlLoopWorkflow:
         self._environment = ""
         self._pins_version = 0
         self._wake = False
+        self._leases: list[RegionLease] = []
+        self._steering_revision: int | None = None
 
     @workflow.run
     async def run(self, request: ControlLoopInput) -> ControlLoopState:
@@ -97,7 +107,7 @@ class ControlLoopWorkflow:
             )
             state.last_snapshot_at = snapshot.taken_at
             self._prune_ended_events(snapshot.taken_at)
-            plan = await workflow.execute_activity_method(
+            decision = await workflow.execute_activity_method(
                 FleetActivities.plan_tick,
                 PlanRequest(
                     snapshot=snapshot,
@@ -111,16 +121,21 @@ class ControlLoopWorkflow:
                 start_to_close_timeout=TICK_ACTIVITY_TIMEOUT,
                 retry_policy=TICK_RETRY,
             )
+            plan = decision.plan
             state.last_plan = plan
+            self._leases = decision.leases
+            self._steering_revision = decision.fence.revision
             # Re-check before acting: a pin, pause or recommend-only that arrived while deciding wins;
-            # the next tick plans with it.
+            # the next tick plans with it. (One that arrives while acting is enforced by the fence:
+            # set_mode returns only after the steering authority has fenced this plan's revision.)
             if self._pins_version != pins_version or state.paused or state.recommend_only:
                 state.last_error = ""
                 return
             applied = await workflow.execute_activity_method(
                 FleetActivities.apply_plan,
-                ApplyPlanRequest(plan=plan, actor=f"controller/{workflow.info().workflow_id}"),
+                ApplyPlanRequest(plan=plan, actor=f"controller/{workflow.info().workflow_id}", fence=decision.fence),
                 start_to_close_timeout=TICK_ACTIVITY_TIMEOUT,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=TICK_RETRY,
             )
             state.last_actions = applied.records[-LAST_ACTIONS_KEPT:]
@@ -129,7 +144,12 @@ class ControlLoopWorkflow:
             # One failed tick must not end the loop; it is reported and the next tick starts afresh.
             cause = error.cause if error.cause is not None else error
             state.last_error = f"tick {state.ticks_total}: {cause}"
-            workflow.logger.warning("control loop tick failed: %s", state.last_error)
+            if isinstance(cause, ApplicationError) and cause.type == STALE_FENCE:
+                # Not a failure: the steering state moved on (a lease, a failover's write, a mode
+                # change) while this plan was applied; the next tick plans from the new state.
+                workflow.logger.info("control loop plan fenced: %s", state.last_error)
+            else:
+                workflow.logger.warning("control loop tick failed: %s", state.last_error)
 
     def _prune_ended_events(self, fleet_now: datetime) -> None:
         ended = [e for e in self._state.scheduled_demand if e.end <= fleet_now]
@@ -167,16 +187,32 @@ class ControlLoopWorkflow:
         self._wake = True
 
     @workflow.update(name="set_mode")
-    def set_mode(self, request: LoopModeRequest) -> Acknowledgement:
+    async def set_mode(self, request: LoopModeRequest) -> Acknowledgement:
+        """Acknowledged means in force: when pausing or going recommend-only, the update returns only
+        after the steering authority has fenced every plan made before it (an apply in flight has
+        finished, and whatever it had not yet done is refused), so nothing acts after the answer."""
         if request.paused is not None:
             self._state.paused = request.paused
         if request.recommend_only is not None:
             self._state.recommend_only = request.recommend_only
         self._wake = True
         workflow.logger.info("mode set by %s (%s): %s", request.by, request.reason, request)
+        fenced = ""
+        if request.paused or request.recommend_only:
+            revision = await workflow.execute_activity_method(
+                FleetActivities.fence_loop,
+                FenceLoopRequest(
+                    by=f"loop mode paused={self._state.paused} recommend_only={self._state.recommend_only} "
+                    f"by {request.by}: {request.reason}"
+                ),
+                start_to_close_timeout=TICK_ACTIVITY_TIMEOUT,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=MODE_FENCE_RETRY,
+            )
+            fenced = f"; plans before steering revision {revision} fenced"
         return Acknowledgement(
             accepted=True,
-            message=f"paused={self._state.paused} recommend_only={self._state.recommend_only}",
+            message=f"paused={self._state.paused} recommend_only={self._state.recommend_only}{fenced}",
         )
 
     @set_mode.validator
@@ -243,6 +279,8 @@ class ControlLoopWorkflow:
             paused=self._state.paused,
             recommend_only=self._state.recommend_only,
             pins=self._state.pins,
+            leases=self._leases,
+            steering_revision=self._steering_revision,
             scheduled_demand=self._state.scheduled_demand,
             region_health=plan.region_health if plan else [],
             weights=plan.weights if plan else {},

@@ -17,19 +17,23 @@ from temporalio.exceptions import ApplicationError, ChildWorkflowError, Workflow
 
 with workflow.unsafe.imports_passed_through():
     from workflows.activities import ACTIVITY_RETRY, FleetActivities
-    from workflows.failover import FailoverWorkflow
+    from workflows.failover import OUTCOME_ERROR_TYPES, FailoverWorkflow
     from workflows.models import (
         DrillInput,
         DrillScorecard,
         FailoverInput,
         FailoverMode,
         FailoverOutcome,
+        FailoverReport,
         PolicyRequest,
         failover_id,
     )
 
 REGION_BUSY = "RegionBusy"
 """ApplicationError type: a failover or drill already owns the region (CLI exit code 3)."""
+DRILL_STOPPED = "DrillStopped"
+"""ApplicationError type a drill that did not pass fails with (details: its scorecard), so the
+Temporal UI and `temporal workflow list` show a stopped drill as FAILED, not COMPLETED."""
 
 
 @workflow.defn(name="FailoverDrillWorkflow")
@@ -77,12 +81,15 @@ class FailoverDrillWorkflow:
             report = await handle
         except ChildWorkflowError as error:
             cause = error.cause
-            if isinstance(cause, ApplicationError):
+            if isinstance(cause, ApplicationError) and cause.type in OUTCOME_ERROR_TYPES.values() and cause.details:
+                report = FailoverReport.model_validate(cause.details[0])
+            elif isinstance(cause, ApplicationError):
                 raise ApplicationError(f"drill refused: {cause.message}", *cause.details, type=cause.type,
                                        non_retryable=True) from error
-            raise
+            else:
+                raise
         passed = report.outcome is FailoverOutcome.COMPLETED
-        return DrillScorecard(
+        scorecard = DrillScorecard(
             workflow_id=workflow.info().workflow_id,
             environment=request.environment,
             region=request.region,
@@ -94,4 +101,9 @@ class FailoverDrillWorkflow:
             sessions_disrupted=report.sessions_moved,
             slo_minutes=report.slo_breach_session_minutes,
             report=report,
+        )
+        if passed:
+            return scorecard
+        raise ApplicationError(
+            f"drill stopped: {report.outcome.value}: {report.detail}", scorecard, type=DRILL_STOPPED, non_retryable=True
         )

@@ -3,11 +3,18 @@
 Started by `edgectl failover start` (or as the child of `FailoverDrillWorkflow`, `workflows/drill.py`)
 with id `edgeplane-failover-<env>-<region>`, so Temporal itself refuses a second failover or drill of
 the same region (DESIGN invariant 5). Steps: pre-check headroom in the residency-compliant targets,
-optional approval (update `approve`, cancelled on timeout), staged shift (`spec.failover.stages`,
-each a RegionPin with max share 1 - stage sent to the control loop and applied through the
-`shift_region_traffic` activity), QoS verification after each stage with automatic rollback, drain,
-hold, then fail-back (round trip) or wait for `release` (evacuate). Update `abort` restores the
-previous weights at any point. Deterministic: time from `workflow.now()`, I/O only in activities.
+optional approval (update `approve`, cancelled on timeout), the region's lease from the steering
+authority (the only writer of that region from now on; the control loop plans around it and cannot
+restore its traffic), staged shift (`spec.failover.stages`, each narrowing the lease to max share
+1 - stage and applied through the `shift_region_traffic` activity under the lease's fence), QoS
+verification after each stage with automatic rollback, drain, hold, then fail-back (round trip) or
+wait for `release` (evacuate); the lease is released only once the weights are back. Update `abort`
+restores the previous weights at any point. The report's actions are reconciled from the
+authority's change journal, so they include what a killed attempt did. An outcome other than
+COMPLETED ends the run as FAILED with a typed ApplicationError (`FailoverAborted`,
+`FailoverRolledBack`, `FailoverApprovalTimedOut`) whose details carry the report, so the Temporal UI
+and `temporal workflow list` show it for what it is. Deterministic: time from `workflow.now()`, I/O
+only in activities.
 """
 
 from __future__ import annotations
@@ -22,7 +29,8 @@ with workflow.unsafe.imports_passed_through():
     from controller.audit import AuditRecord
     from controller.plan import RegionPin
     from controller.spec import StopCondition
-    from workflows.activities import ACTIVITY_RETRY, FleetActivities
+    from controller.steering import Fence
+    from workflows.activities import ACTIVITY_RETRY, HEARTBEAT_TIMEOUT, FleetActivities
     from workflows.control_loop import ControlLoopWorkflow
     from workflows.failover_watch import FailoverWatch
     from workflows.models import (
@@ -38,11 +46,14 @@ with workflow.unsafe.imports_passed_through():
         FailoverReport,
         HeadroomRequest,
         HeadroomVerdict,
+        JournalRequest,
+        LeaseRequest,
         PhaseTimings,
         PinRegionRequest,
         PolicyRequest,
         QosCheckRequest,
         QosVerdict,
+        ReleaseLeaseRequest,
         ReleaseRequest,
         RestoreRequest,
         ShiftRequest,
@@ -55,6 +66,13 @@ INSUFFICIENT_HEADROOM = "InsufficientHeadroom"
 """ApplicationError type of a refused pre-check (the CLI maps it to exit code 3)."""
 
 INVALID_INPUT = "InvalidFailoverInput"
+
+OUTCOME_ERROR_TYPES = {
+    FailoverOutcome.ABORTED: "FailoverAborted",
+    FailoverOutcome.ROLLED_BACK: "FailoverRolledBack",
+    FailoverOutcome.CANCELLED: "FailoverApprovalTimedOut",
+}
+"""ApplicationError type a run fails with for each outcome other than COMPLETED (details: the report)."""
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 DRAINED_SHARE = 0.05
@@ -79,6 +97,7 @@ class FailoverWorkflow:
         self._actions: list[AuditRecord] = []
         self._watch = FailoverWatch()
         self._first_shift_at: datetime | None = None
+        self._fence: Fence | None = None
 
     # ----- run ---------------------------------------------------------------------------------
 
@@ -170,6 +189,22 @@ class FailoverWorkflow:
                     request, FailoverOutcome.ABORTED, f"aborted by {self._abort.by}: {self._abort.reason}",
                     timings, headroom, started,
                 )
+        grant = await workflow.execute_activity_method(
+            FleetActivities.acquire_lease,
+            LeaseRequest(region=request.region, holder=info.workflow_id, max_traffic_share=1.0,
+                         reason=f"{request.actor_kind}: {request.reason}"),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=ACTIVITY_RETRY,
+        )  # fmt: skip
+        self._fence = Fence.for_lease(grant.lease)
+        # What a rollback or fail-back restores: the commanded weights of the markets the region
+        # serves, as they stood when the lease was taken (the weights the fleet reports lag).
+        weights_before = {
+            market: shares for market, shares in grant.weights_in_force.items() if shares.get(request.region, 0.0) > 0
+        }
+        headroom = headroom.model_copy(update={"weights_before": weights_before})
+        self._progress.weights_before = weights_before
         decided = workflow.now()
         timings.decide_seconds = (decided - detected).total_seconds()
 
@@ -195,8 +230,10 @@ class FailoverWorkflow:
                         actor=actor,
                         reason=f"{request.actor_kind} stage {index + 1}/{len(stages)} ({stage:.0%} away): "
                         f"{request.reason}",
+                        fence=self._fence,
                     ),
                     start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
                     retry_policy=ACTIVITY_RETRY,
                 )
                 self._actions.extend(shifted.records)
@@ -413,12 +450,28 @@ class FailoverWorkflow:
                 plan_id=f"{info.workflow_id}/{info.run_id}/{step}",
                 actor=actor,
                 reason=f"{request.actor_kind} {step}: {request.reason}",
+                fence=self._fence,
             ),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=ACTIVITY_RETRY,
         )
         self._actions.extend(restored.records)
+        await self._release_lease(request, step)
         await self._unpin(request)
+
+    async def _release_lease(self, request: FailoverInput, why: str) -> None:
+        """Give the region back to the control loop (only after its weights are restored)."""
+        if self._fence is None:
+            return
+        await workflow.execute_activity_method(
+            FleetActivities.release_lease,
+            ReleaseLeaseRequest(region=request.region, holder=self._fence.writer, by=self._fence.writer, reason=why),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=ACTIVITY_RETRY,
+        )
+        self._fence = None
 
     async def _roll_back(
         self,
@@ -458,6 +511,16 @@ class FailoverWorkflow:
         assert self._progress is not None
         self._set_phase(FailoverPhase.DONE, f"{outcome.value}: {detail}")
         info = workflow.info()
+        # The journal is the truth of what changed: it also holds what an attempt killed mid-step did.
+        journal = await workflow.execute_activity_method(
+            FleetActivities.journal_records,
+            JournalRequest(plan_id_prefix=f"{info.workflow_id}/{info.run_id}/"),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=ACTIVITY_RETRY,
+        )
+        if journal.records:
+            self._actions = journal.records
         if self._actions:
             await workflow.execute_activity_method(
                 FleetActivities.export_audit,
@@ -468,7 +531,7 @@ class FailoverWorkflow:
         # Let a racing approve/abort update finish before the workflow closes.
         await workflow.wait_condition(workflow.all_handlers_finished)
         sessions_after = last_qos.region_sessions.get(request.region, 0) if last_qos else sessions_before
-        return FailoverReport(
+        report = FailoverReport(
             workflow_id=info.workflow_id,
             environment=request.environment,
             region=request.region,
@@ -490,6 +553,11 @@ class FailoverWorkflow:
             slo_breach_session_minutes=round(self._watch.slo_session_seconds / 60.0, 3),
             actions=self._actions,
         )
+        if outcome is FailoverOutcome.COMPLETED:
+            return report
+        raise ApplicationError(
+            f"{outcome.value}: {detail}", report, type=OUTCOME_ERROR_TYPES[outcome], non_retryable=True
+        )
 
 
-__all__ = ["INSUFFICIENT_HEADROOM", "INVALID_INPUT", "FailoverWorkflow"]
+__all__ = ["INSUFFICIENT_HEADROOM", "INVALID_INPUT", "OUTCOME_ERROR_TYPES", "FailoverWorkflow"]

@@ -16,19 +16,26 @@ from pydantic import AwareDatetime, Field
 from controller.audit import AuditRecord
 from controller.demand_events import DemandEvent
 from controller.plan import Plan, RegionHealth, RegionPin
+from controller.steering import RegionLease
 from workflows.activity_models import (
     ActionsResult,
     ApplyPlanRequest,
     AuditExportRequest,
+    FenceLoopRequest,
     HeadroomRequest,
     HeadroomVerdict,
+    JournalRequest,
+    LeaseGrant,
+    LeaseRequest,
     ObserveRequest,
     Payload,
+    PlanDecision,
     PlanRequest,
     PolicyRequest,
     PolicySnapshot,
     QosCheckRequest,
     QosVerdict,
+    ReleaseLeaseRequest,
     RestoreRequest,
     ShiftRequest,
     ShiftResult,
@@ -171,6 +178,10 @@ class LoopStatus(Payload):
     paused: bool
     recommend_only: bool
     pins: list[RegionPin]
+    leases: list[RegionLease] = Field(
+        default_factory=list, description="Region leases of failovers and drills the last plan was made around."
+    )
+    steering_revision: int | None = Field(default=None, description="Steering revision the last plan read.")
     scheduled_demand: list[DemandEvent] = Field(
         default_factory=list, description="Announced demand events not yet ended, by start."
     )
@@ -215,19 +226,25 @@ __all__ = [
     "FailoverPhase",
     "FailoverProgress",
     "FailoverReport",
+    "FenceLoopRequest",
     "HeadroomRequest",
     "HeadroomVerdict",
+    "JournalRequest",
+    "LeaseGrant",
+    "LeaseRequest",
     "LoopModeRequest",
     "LoopStatus",
     "ObserveRequest",
     "Payload",
     "PhaseTimings",
     "PinRegionRequest",
+    "PlanDecision",
     "PlanRequest",
     "PolicyRequest",
     "PolicySnapshot",
     "QosCheckRequest",
     "QosVerdict",
+    "ReleaseLeaseRequest",
     "ReleaseRequest",
     "RestoreRequest",
     "ShiftRequest",

@@ -192,6 +192,36 @@ def _weights_from_solution(
     return weights, unserved
 
 
+DRIFT_TOLERANCE = 0.02
+"""Reported weights further than this from the commanded ones (any region of a market) are drift."""
+
+
+def _with_weights_in_force(
+    snapshot: FleetSnapshot, overrides: PlanningOverrides | None
+) -> tuple[FleetSnapshot, dict[str, float]]:
+    """The snapshot with the commanded weights as the weights in force, and the drift per market.
+
+    Two writers, one of them reading lagged data, undo each other: the fleet's weights come back
+    through the metrics pipeline a scrape or more after they were set, so a plan that started from
+    them would move traffic back right after a failover's fail-back. The commanded weights are the
+    truth of what was asked; a market the steering state does not know yet keeps the fleet's.
+    """
+    commanded = overrides.weights_in_force if overrides is not None else None
+    if not commanded:
+        return snapshot, {}
+    observed = snapshot.current_weights
+    drift: dict[str, float] = {}
+    for market, shares in commanded.items():
+        if market not in observed:
+            continue
+        reported = observed[market]
+        gap = max((abs(shares.get(r, 0.0) - reported.get(r, 0.0)) for r in set(shares) | set(reported)), default=0.0)
+        if gap > DRIFT_TOLERANCE:
+            drift[market] = round(gap, 6)
+    in_force = {**observed, **{m: dict(s) for m, s in commanded.items()}}
+    return snapshot.model_copy(update={"current_weights": in_force}), drift
+
+
 def _plan_id(plan: Plan) -> str:
     content = plan.model_dump_json(exclude={"plan_id"})
     digest = hashlib.sha256(content.encode()).hexdigest()[:16]
@@ -302,6 +332,11 @@ def make_plan(
     """Decide one tick: region states, weights, node targets and drains, with reasons and proofs."""
     tables = spec_tables(spec)
     explanation: list[str] = []
+    snapshot, drift = _with_weights_in_force(snapshot, overrides)
+    explanation.extend(
+        f"DRIFT {market}: the fleet reports weights up to {gap:.0%} off the commanded ones"
+        for market, gap in drift.items()
+    )
 
     # 1. Health.
     paths = path_table(tables, snapshot)
@@ -451,5 +486,6 @@ def make_plan(
         last_scale_change_at=scaling.last_scale_change_at,
         region_sessions={name: round(float(loads_now[r]), 3) for r, name in enumerate(tables.region_names)},
         forecast_sessions={code: round(forecast[code], 3) for code in tables.market_codes},
+        weights_drift=drift,
     )
     return plan.model_copy(update={"plan_id": _plan_id(plan)})

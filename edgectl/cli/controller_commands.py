@@ -16,6 +16,7 @@ planner then orders the event's capacity before its ramp. Exit codes: 0 accepted
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -40,7 +41,9 @@ from edgectl.bootstrap import (
     FleetSettings,
     TemporalSettings,
     build_fleet_adapters,
+    build_steering_authority,
     connect_temporal,
+    default_steering_file,
 )
 from edgectl.cli.exit_codes import ExitCode
 from edgectl.cli.output import console, fail, print_json, say
@@ -133,7 +136,16 @@ def run_controller(
     metrics_port: Annotated[int, typer.Option(help="Port of the controller's own /metrics on 127.0.0.1.")] = 9464,
     audit_dir: Annotated[Path | None, typer.Option(help="Write each workflow's audit records here (JSONL).")] = None,
     task_queue: TaskQueueOption = None,
-    control_loop: Annotated[bool, typer.Option(help="Start the control loop if it is not running.")] = True,
+    control_loop: Annotated[
+        bool, typer.Option(help="Keep the control loop running: start it, and start it again whenever it is gone.")
+    ] = True,
+    steering_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Durable steering state (weights, node targets, region leases) and change journal; "
+            "every worker of the environment must share it. Default: .edgeplane/steering-<env>.json."
+        ),
+    ] = None,
 ) -> None:
     """Run the environment's Temporal worker until SIGTERM."""
     spec = load_spec_or_exit(env)
@@ -141,6 +153,7 @@ def run_controller(
         observer, actuator = build_fleet_adapters(
             spec, FleetSettings(simulator_url, prometheus_url, tuple(kube_contexts or ()))
         )
+        steering = build_steering_authority(spec, actuator, steering_file or default_steering_file(spec.name))
     except BootstrapError as error:
         exit_with(ExitCode.INVALID_INPUT, str(error))
     registry = CollectorRegistry()
@@ -149,7 +162,7 @@ def run_controller(
         start_http_server(metrics_port, addr="127.0.0.1", registry=registry)
     except OSError as error:
         exit_with(ExitCode.UNAVAILABLE, f"--metrics-port {metrics_port}: {error}")
-    activities = FleetActivities(spec, observer, actuator, metrics=metrics, audit_dir=audit_dir)
+    activities = FleetActivities(spec, observer, steering, metrics=metrics, audit_dir=audit_dir)
     settings = temporal_settings(temporal_address, namespace, tls_cert, tls_key, tls_ca)
     run_with_temporal(_serve(spec, settings, activities, task_queue or task_queue_for(spec.name), control_loop))
 
@@ -165,12 +178,37 @@ async def _serve(
     with ThreadPoolExecutor(max_workers=8) as executor:
         worker = build_worker(client, activities, task_queue=task_queue, executor=executor)
         async with worker:
-            if loop_on:
-                handle = await ensure_control_loop(client, spec, task_queue=task_queue)
-                console.print(f"control loop {handle.id} running", highlight=False)
             console.print(f"worker on task queue {task_queue} ({settings.address}); SIGTERM stops it", highlight=False)
+            keeper = asyncio.create_task(_keep_control_loop(client, spec, task_queue)) if loop_on else None
             await stop.wait()
+            if keeper is not None:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
     console.print("worker stopped", highlight=False)
+
+
+LOOP_WATCH_SECONDS = 10.0
+"""How often a worker checks that its environment's control loop exists (and starts it if not)."""
+
+
+async def _keep_control_loop(client: Client, spec: EnvironmentSpec, task_queue: str) -> None:
+    """The control loop exists all the time a worker runs, not only at its start: after a Temporal
+    restart that lost its state, or a loop terminated by hand, the next check starts it again (it
+    then plans from the durable steering state, leases included). Idempotent by workflow id."""
+    run_id: str | None = None
+    while True:
+        try:
+            handle = await ensure_control_loop(client, spec, task_queue=task_queue)
+        except RPCError as error:  # Temporal unreachable for now: the worker itself reconnects
+            console.print(f"control loop check failed: {error.message}", highlight=False)
+        else:
+            started = handle.result_run_id or handle.run_id
+            if started != run_id:
+                verb = "running" if run_id is None else "started again (the previous run was gone)"
+                console.print(f"control loop {handle.id} {verb}: run {started}", highlight=False)
+                run_id = started
+        await asyncio.sleep(LOOP_WATCH_SECONDS)
 
 
 # ----- the business's calendar: announced demand events -------------------------------------------

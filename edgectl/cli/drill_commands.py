@@ -77,7 +77,7 @@ def run_drill(
         # Progress lives on the child failover (same path as a real failover).
         # Progress lives on the child failover: the drill runs the same path as a real failover.
         child = client.get_workflow_handle(failover_id(spec.name, region))
-        scorecard = await wait_with_progress(handle, json_output, progress_handle=child)
+        scorecard = await wait_with_progress(handle, json_output, progress_handle=child, result_type=DrillScorecard)
         assert isinstance(scorecard, DrillScorecard)
         if json_output:
             print_json(scorecard)

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
+from pydantic import BaseModel
 from rich.status import Status
 from temporalio.client import (
     Client,
@@ -55,6 +56,7 @@ from workflows.models import (
     failover_id,
     task_queue_for,
 )
+from workflows.outcomes import report_from_failure
 
 failover_app = typer.Typer(help="Evacuate a region (staged, QoS-verified, reversible).", no_args_is_help=True)
 
@@ -71,9 +73,16 @@ def outcome_exit(outcome: FailoverOutcome) -> ExitCode:
 
 
 async def wait_with_progress(
-    handle: WorkflowHandle[Any, Any], json_output: bool, progress_handle: WorkflowHandle[Any, Any] | None = None
+    handle: WorkflowHandle[Any, Any],
+    json_output: bool,
+    progress_handle: WorkflowHandle[Any, Any] | None = None,
+    result_type: type[BaseModel] = FailoverReport,
 ) -> Any:
-    """Show the failover's phase live (the `progress` query) while waiting; refusals exit 3."""
+    """Show the failover's phase live (the `progress` query) while waiting; refusals exit 3.
+
+    A failover that aborted, rolled back or timed out on approval (and a drill that stopped) fails
+    its run on purpose, with its report as the error's details: that report is returned like a result.
+    """
     result_task = asyncio.ensure_future(handle.result())
     watched = progress_handle or handle
     live: AbstractContextManager[Status | None] = (
@@ -92,6 +101,9 @@ async def wait_with_progress(
         return result_task.result()
     except WorkflowFailureError as error:
         cause = error.cause
+        report = report_from_failure(error, result_type)
+        if report is not None:
+            return report
         if isinstance(cause, ApplicationError) and cause.message.startswith(("refused", "drill refused")):
             exit_with(ExitCode.REFUSED, cause.message)
         exit_with(ExitCode.FAILED, f"{handle.id} failed: {cause or error}")

@@ -18,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from controller.spec import StopCondition, StopConditionMetric
 from controller.spec_file import load_environment
+from tests.fakes.steering import gate
 from tests.fakes.workflow_fleet import WorkflowFakeFleet
 from tests.fixtures.temporal_server import temporal_binary_path
 from tests.workflows.conftest import LOCAL_ENV, running_worker, wait_for_phase
@@ -47,7 +48,7 @@ async def record() -> None:
         fleet = WorkflowFakeFleet(spec)
         impaired = WorkflowFakeFleet(spec)
         impaired.impair("dub", 400.0)
-        async with running_worker(env.client, FleetActivities(spec, fleet, fleet), queue):
+        async with running_worker(env.client, FleetActivities(spec, fleet, gate(spec, fleet)), queue):
             handle = await env.client.start_workflow(
                 FailoverWorkflow.run, failover_input("fra", FailoverMode.ROUND_TRIP), id="failover-round-trip",
                 task_queue=queue,
@@ -68,7 +69,7 @@ async def record() -> None:
             await loop.result()
             (HISTORIES / "control_loop.json").write_text((await loop.fetch_history()).to_json())
         queue = f"record-{uuid.uuid4()}"
-        async with running_worker(env.client, FleetActivities(spec, impaired, impaired), queue):
+        async with running_worker(env.client, FleetActivities(spec, impaired, gate(spec, impaired)), queue):
             handle = await env.client.start_workflow(
                 FailoverDrillWorkflow.run,
                 DrillInput(environment="local", region="fra", hold_seconds=1.0, stage_verify_seconds=0.3,

@@ -21,6 +21,7 @@ from controller.demand_events import DemandEvent
 from sim.fleet import SimulatedFleet
 from sim.http_api import SimulatorServer
 from sim.traces import quiet_trace
+from tests.fakes.steering import gate
 from tests.workflows.conftest import running_worker
 from workflows.activities import FleetActivities
 from workflows.control_loop import ControlLoopWorkflow
@@ -75,7 +76,7 @@ def test_announce_prescales_survives_continue_as_new_and_withdraw_stops_it(
 
     async def scenario():
         client = await temporal_server.connect()
-        async with running_worker(client, FleetActivities(local_spec, adapter, adapter), temporal_task_queue):
+        async with running_worker(client, FleetActivities(local_spec, adapter, gate(local_spec, adapter)), temporal_task_queue):
             handle = await ensure_control_loop(
                 client, local_spec, task_queue=temporal_task_queue, tick_seconds=0.3, ticks_per_run=4
             )
@@ -170,7 +171,7 @@ def test_ended_events_are_pruned_at_the_next_tick(temporal_server, temporal_task
 
     async def scenario():
         client = await temporal_server.connect()
-        async with running_worker(client, FleetActivities(local_spec, adapter, adapter), temporal_task_queue):
+        async with running_worker(client, FleetActivities(local_spec, adapter, gate(local_spec, adapter)), temporal_task_queue):
             handle = await ensure_control_loop(client, local_spec, task_queue=temporal_task_queue, tick_seconds=0.3)
             try:
                 await status_when(handle, lambda s: s.ticks_total >= 2, "two ticks")

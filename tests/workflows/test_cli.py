@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from temporalio.client import WorkflowFailureError
 
 from controller.adapters.simulator_actuator import SimulatorActuator
 from controller.spec_file import load_environment
@@ -22,8 +23,11 @@ from edgectl.cli.exit_codes import ExitCode
 from sim.fleet import SimulatedFleet
 from sim.http_api import SimulatorServer
 from sim.traces import quiet_trace
+from tests.fakes.steering import gate
 from tests.workflows.conftest import LOCAL_ENV, running_worker
 from workflows.activities import FleetActivities
+from workflows.models import FailoverReport
+from workflows.outcomes import ended_report
 from workflows.worker import ensure_control_loop
 
 pytestmark = pytest.mark.integration
@@ -66,7 +70,7 @@ def test_failover_start_conflict_status_abort_and_drill(temporal_server, tempora
 
     async def scenario():
         client = await temporal_server.connect()
-        async with running_worker(client, FleetActivities(spec, adapter, adapter), temporal_task_queue):
+        async with running_worker(client, FleetActivities(spec, adapter, gate(spec, adapter)), temporal_task_queue):
             queue = ["--task-queue", temporal_task_queue]
             start = ["failover", "start", *common, "--region", "sin", "--reason", "cli test", *queue]
             first = await edgectl(*start, "--no-wait", "--json", "--force")
@@ -74,7 +78,11 @@ def test_failover_start_conflict_status_abort_and_drill(temporal_server, tempora
             await asyncio.sleep(2)
             status = await edgectl("failover", "status", *common, "--region", "sin", "--json")
             abort = await edgectl("failover", "abort", *common, "--region", "sin", "--by", "alice")
-            result = await client.get_workflow_handle(json.loads(first[1])["workflow_id"]).result()
+            ended = client.get_workflow_handle(json.loads(first[1])["workflow_id"])
+            with pytest.raises(WorkflowFailureError) as failed:  # aborted: a FAILED run, typed, with its report
+                await ended.result()
+            result = (await ended_report(ended, FailoverReport)).model_dump(mode="json")
+            result["error_type"] = failed.value.cause.type
             drill = await edgectl("drill", "run", *common, "--region", "fra", "--json", *queue)
             overview = await edgectl("status", *common, "--json")
             bad = await edgectl("failover", "start", *common, "--region", "nowhere", "--reason", "x")
@@ -86,6 +94,7 @@ def test_failover_start_conflict_status_abort_and_drill(temporal_server, tempora
     assert status[0] == ExitCode.OK and json.loads(status[1])["region"] == "sin", status
     assert abort[0] == ExitCode.OK, abort
     assert result["outcome"] == "aborted" and "alice" in result["detail"]
+    assert result["error_type"] == "FailoverAborted"
     assert drill[0] == ExitCode.OK, drill
     scorecard = json.loads(drill[1])
     assert scorecard["passed"] and scorecard["region"] == "fra" and scorecard["report"]["outcome"] == "completed"
@@ -123,7 +132,7 @@ def test_controller_announce_status_and_withdraw(temporal_server, temporal_task_
 
     async def scenario():
         client = await temporal_server.connect()
-        async with running_worker(client, FleetActivities(spec, adapter, adapter), temporal_task_queue):
+        async with running_worker(client, FleetActivities(spec, adapter, gate(spec, adapter)), temporal_task_queue):
             loop = await ensure_control_loop(client, spec, task_queue=temporal_task_queue, tick_seconds=0.5)
             try:
                 announce = ["controller", "announce", *common, *when, "--multiplier", "3", "--duration-minutes", "40"]

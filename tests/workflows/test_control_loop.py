@@ -14,9 +14,11 @@ from prometheus_client import CollectorRegistry
 
 from controller.adapters.simulator_actuator import SimulatorActuator
 from controller.plan import DrainCommand, Plan, RegionPin, ScaleCommand, UndrainCommand
+from controller.steering import Fence
 from sim.fleet import SimulatedFleet
 from sim.http_api import SimulatorServer
 from sim.traces import quiet_trace
+from tests.fakes.steering import gate
 from tests.workflows.conftest import running_worker
 from workflows.activities import FleetActivities
 from workflows.control_loop import ControlLoopWorkflow
@@ -78,9 +80,9 @@ def test_apply_plan_undrains_before_scaling_and_a_finished_drain_is_no_error(loc
         drains=[DrainCommand(region="fra", node=surplus, deadline=fleet.now + timedelta(hours=1))],
     )  # fmt: skip
     metrics = ControllerMetrics("local", CollectorRegistry())
-    activities = FleetActivities(local_spec, fleet, fleet, metrics=metrics)
+    activities = FleetActivities(local_spec, fleet, gate(local_spec, fleet), metrics=metrics)
 
-    result = activities.apply_plan(ApplyPlanRequest(plan=plan, actor="controller/test"))
+    result = activities.apply_plan(ApplyPlanRequest(plan=plan, actor="controller/test", fence=Fence.for_loop(0)))
     assert [(r.action, r.target, r.changed) for r in result.records] == [
         ("undrain_node", f"fra/{reclaimed}", True),
         ("undrain_node", f"fra/{finished}", False),
@@ -88,9 +90,12 @@ def test_apply_plan_undrains_before_scaling_and_a_finished_drain_is_no_error(loc
         ("drain_node", f"fra/{surplus}", True),
     ]
     assert result.records[1].after == {"state": "removed"}
-    # A retried activity repeats nothing.
-    again = activities.apply_plan(ApplyPlanRequest(plan=plan, actor="controller/test"))
-    assert not any(r.changed for r in again.records)
+    # A retried activity repeats nothing: the gate's journal answers with the first attempt's records
+    # (what really changed), and the fleet sees no second actuation.
+    acted = len(fleet.actuations)
+    again = activities.apply_plan(ApplyPlanRequest(plan=plan, actor="controller/test", fence=Fence.for_loop(0)))
+    assert again.records == result.records
+    assert len(fleet.actuations) == acted
     metrics.record_plan(plan)
     assert metrics.registry.get_sample_value(
         "edgeplane_controller_decisions_total", {"environment": "local", "kind": "undrain"}
@@ -103,7 +108,7 @@ def test_loop_ticks_acts_and_continues_as_new(temporal_server, temporal_task_que
 
     async def scenario():
         client = await temporal_server.connect()
-        async with running_worker(client, FleetActivities(local_spec, adapter, adapter), temporal_task_queue):
+        async with running_worker(client, FleetActivities(local_spec, adapter, gate(local_spec, adapter)), temporal_task_queue):
             handle = await ensure_control_loop(
                 client, local_spec, task_queue=temporal_task_queue, tick_seconds=0.3, ticks_per_run=3, max_ticks=7
             )
@@ -127,7 +132,7 @@ def test_pause_recommend_only_and_pins(temporal_server, temporal_task_queue, loc
 
     async def scenario():
         client = await temporal_server.connect()
-        async with running_worker(client, FleetActivities(local_spec, adapter, adapter), temporal_task_queue):
+        async with running_worker(client, FleetActivities(local_spec, adapter, gate(local_spec, adapter)), temporal_task_queue):
             handle = await ensure_control_loop(client, local_spec, task_queue=temporal_task_queue, tick_seconds=0.3)
             try:
                 await wait_until(lambda: _ticks(handle, 2), what="two ticks")
@@ -175,7 +180,7 @@ def test_failover_pins_the_running_loop_and_releases_it(temporal_server, tempora
 
     async def scenario():
         client = await temporal_server.connect()
-        async with running_worker(client, FleetActivities(local_spec, adapter, adapter), temporal_task_queue):
+        async with running_worker(client, FleetActivities(local_spec, adapter, gate(local_spec, adapter)), temporal_task_queue):
             loop = await ensure_control_loop(client, local_spec, task_queue=temporal_task_queue, tick_seconds=0.3)
             try:
                 failover = await client.start_workflow(

@@ -14,6 +14,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from controller.spec import StopCondition, StopConditionMetric
+from tests.fakes.steering import gate
 from tests.fakes.workflow_fleet import WorkflowFakeFleet
 from tests.workflows.conftest import running_worker, wait_for_phase
 from workflows.activities import FleetActivities
@@ -23,13 +24,16 @@ from workflows.models import (
     AbortRequest,
     ApproveRequest,
     DrillInput,
+    DrillScorecard,
     FailoverInput,
     FailoverMode,
     FailoverOutcome,
     FailoverPhase,
+    FailoverReport,
     drill_id,
     failover_id,
 )
+from workflows.outcomes import ended_report
 
 pytestmark = pytest.mark.integration
 
@@ -61,14 +65,14 @@ def test_failover_moves_traffic_away_and_back(temporal_server, temporal_task_que
 
     async def scenario():
         client = await temporal_server.connect()
-        async with running_worker(client, FleetActivities(local_spec, fleet, fleet), temporal_task_queue):
+        async with running_worker(client, FleetActivities(local_spec, fleet, gate(local_spec, fleet)), temporal_task_queue):
             handle = await client.start_workflow(
                 FailoverWorkflow.run, fast_failover("fra"), id=unique(failover_id("local", "fra")),
                 task_queue=temporal_task_queue,
             )
             await wait_for_phase(handle, FailoverPhase.HOLDING)
             during = fleet.weights()
-            report = await handle.result()
+            report = await ended_report(handle, FailoverReport)
         return during, report
 
     during, report = asyncio.run(scenario())
@@ -88,7 +92,7 @@ def test_abort_restores_previous_weights(temporal_server, temporal_task_queue, l
 
     async def scenario():
         client = await temporal_server.connect()
-        async with running_worker(client, FleetActivities(local_spec, fleet, fleet), temporal_task_queue):
+        async with running_worker(client, FleetActivities(local_spec, fleet, gate(local_spec, fleet)), temporal_task_queue):
             handle = await client.start_workflow(
                 FailoverWorkflow.run, fast_failover("sin", mode=FailoverMode.EVACUATE),
                 id=unique(failover_id("local", "sin")), task_queue=temporal_task_queue,
@@ -96,7 +100,7 @@ def test_abort_restores_previous_weights(temporal_server, temporal_task_queue, l
             await wait_for_phase(handle, FailoverPhase.EVACUATED)
             evacuated = fleet.weights()
             ack = await handle.execute_update(FailoverWorkflow.abort, AbortRequest(by="tester", reason="drill over"))
-            report = await handle.result()
+            report = await ended_report(handle, FailoverReport)
         return evacuated, ack, report
 
     evacuated, ack, report = asyncio.run(scenario())
@@ -112,7 +116,7 @@ def test_second_failover_of_the_same_region_is_refused(temporal_server, temporal
 
     async def scenario():
         client = await temporal_server.connect()
-        async with running_worker(client, FleetActivities(local_spec, fleet, fleet), temporal_task_queue):
+        async with running_worker(client, FleetActivities(local_spec, fleet, gate(local_spec, fleet)), temporal_task_queue):
             first = await client.start_workflow(
                 FailoverWorkflow.run, fast_failover("dub", mode=FailoverMode.EVACUATE), id=workflow_id,
                 task_queue=temporal_task_queue,
@@ -129,7 +133,7 @@ def test_second_failover_of_the_same_region_is_refused(temporal_server, temporal
             with pytest.raises(WorkflowFailureError) as refused:
                 await drill.result()
             await first.execute_update(FailoverWorkflow.abort, AbortRequest())
-            await first.result()
+            await ended_report(first, FailoverReport)
             return refused.value
 
     error = asyncio.run(scenario())
@@ -141,13 +145,13 @@ def test_approval_timeout_cancels_without_touching_traffic(temporal_server, temp
 
     async def scenario():
         client = await temporal_server.connect()
-        async with running_worker(client, FleetActivities(local_spec, fleet, fleet), temporal_task_queue):
+        async with running_worker(client, FleetActivities(local_spec, fleet, gate(local_spec, fleet)), temporal_task_queue):
             handle = await client.start_workflow(
                 FailoverWorkflow.run,
                 fast_failover("fra", approval_required=True, approval_timeout_seconds=1.0),
                 id=unique(failover_id("local", "fra")), task_queue=temporal_task_queue,
             )
-            return await handle.result()
+            return await ended_report(handle, FailoverReport)
 
     report = asyncio.run(scenario())
     assert report.outcome is FailoverOutcome.CANCELLED
@@ -159,14 +163,14 @@ def test_approved_failover_proceeds(temporal_server, temporal_task_queue, local_
 
     async def scenario():
         client = await temporal_server.connect()
-        async with running_worker(client, FleetActivities(local_spec, fleet, fleet), temporal_task_queue):
+        async with running_worker(client, FleetActivities(local_spec, fleet, gate(local_spec, fleet)), temporal_task_queue):
             handle = await client.start_workflow(
                 FailoverWorkflow.run, fast_failover("fra", approval_required=True, approval_timeout_seconds=30),
                 id=unique(failover_id("local", "fra")), task_queue=temporal_task_queue,
             )
             await wait_for_phase(handle, FailoverPhase.AWAITING_APPROVAL)
             await handle.execute_update(FailoverWorkflow.approve, ApproveRequest(approver="alice"))
-            return await handle.result()
+            return await ended_report(handle, FailoverReport)
 
     report = asyncio.run(scenario())
     assert report.outcome is FailoverOutcome.COMPLETED
@@ -177,7 +181,7 @@ def test_refused_without_headroom_names_the_numbers(temporal_server, temporal_ta
 
     async def scenario():
         client = await temporal_server.connect()
-        async with running_worker(client, FleetActivities(local_spec, fleet, fleet), temporal_task_queue):
+        async with running_worker(client, FleetActivities(local_spec, fleet, gate(local_spec, fleet)), temporal_task_queue):
             handle = await client.start_workflow(
                 FailoverWorkflow.run, fast_failover("cgk"), id=unique(failover_id("local", "cgk")),
                 task_queue=temporal_task_queue,
@@ -197,7 +201,7 @@ def test_invalid_stages_are_refused_before_any_action(temporal_server, temporal_
 
     async def scenario():
         client = await temporal_server.connect()
-        async with running_worker(client, FleetActivities(local_spec, fleet, fleet), temporal_task_queue):
+        async with running_worker(client, FleetActivities(local_spec, fleet, gate(local_spec, fleet)), temporal_task_queue):
             handle = await client.start_workflow(
                 FailoverWorkflow.run, fast_failover("fra", stages=[0.5, 0.4]), id=unique(failover_id("local", "fra")),
                 task_queue=temporal_task_queue,
@@ -218,7 +222,7 @@ def test_drill_stop_condition_trips_and_restores(temporal_server, temporal_task_
 
     async def scenario():
         client = await temporal_server.connect()
-        async with running_worker(client, FleetActivities(local_spec, fleet, fleet), temporal_task_queue):
+        async with running_worker(client, FleetActivities(local_spec, fleet, gate(local_spec, fleet)), temporal_task_queue):
             handle = await client.start_workflow(
                 FailoverDrillWorkflow.run,
                 DrillInput(environment="local", region="fra", hold_seconds=1.0, stage_verify_seconds=0.3,
@@ -226,7 +230,7 @@ def test_drill_stop_condition_trips_and_restores(temporal_server, temporal_task_
                                                           threshold=0.2, for_seconds=0)]),
                 id=unique(drill_id("local", "fra")), task_queue=temporal_task_queue,
             )
-            return await handle.result()
+            return await ended_report(handle, DrillScorecard)
 
     scorecard = asyncio.run(scenario())
     assert not scorecard.passed
@@ -253,7 +257,7 @@ def test_documented_temporal_cli_input_starts_and_aborts_a_failover(temporal_ser
 
     async def scenario():
         client = await temporal_server.connect()
-        async with running_worker(client, FleetActivities(local_spec, fleet, fleet), temporal_task_queue):
+        async with running_worker(client, FleetActivities(local_spec, fleet, gate(local_spec, fleet)), temporal_task_queue):
             started = await asyncio.to_thread(
                 subprocess.run,
                 [*cli, "start", *where, "--type", "FailoverWorkflow", "--task-queue", temporal_task_queue,
@@ -269,7 +273,7 @@ def test_documented_temporal_cli_input_starts_and_aborts_a_failover(temporal_ser
                 capture_output=True, text=True,
             )  # fmt: skip
             assert aborted.returncode == 0, aborted.stderr
-            return await handle.result()
+            return await ended_report(handle, FailoverReport)
 
     report = asyncio.run(scenario())
     assert report.outcome is FailoverOutcome.ABORTED and "alice" in report.detail
@@ -283,7 +287,7 @@ def test_stop_condition_during_hold_rolls_back(temporal_server, temporal_task_qu
 
     async def scenario():
         client = await temporal_server.connect()
-        async with running_worker(client, FleetActivities(local_spec, fleet, fleet), temporal_task_queue):
+        async with running_worker(client, FleetActivities(local_spec, fleet, gate(local_spec, fleet)), temporal_task_queue):
             handle = await client.start_workflow(
                 FailoverWorkflow.run, fast_failover("fra", hold_seconds=20.0, stop_conditions=[condition]),
                 id=unique(failover_id("local", "fra")), task_queue=temporal_task_queue,
@@ -291,7 +295,7 @@ def test_stop_condition_during_hold_rolls_back(temporal_server, temporal_task_qu
             await wait_for_phase(handle, FailoverPhase.HOLDING)
             fleet.impair("dub", 400.0)  # the targets degrade while the region is held evacuated
             fleet.impair("sin", 400.0)
-            return await handle.result()
+            return await ended_report(handle, FailoverReport)
 
     report = asyncio.run(scenario())
     assert report.outcome is FailoverOutcome.ROLLED_BACK and "global SLO breach ratio" in report.detail
