@@ -43,15 +43,25 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from controller.spec import EnvironmentSpec
-from sim.fleet.actuation import _ActuatedFleet
+from sim.fleet.actuation import (
+    DRAIN_DEADLINE_FUTURE,
+    DRAIN_DEADLINE_PAST,
+    MAX_AUDIT_TEXT_CHARS,
+    MAX_WEIGHT_SHARE,
+    _ActuatedFleet,
+)
 from sim.fleet.books import FleetAccounting, FleetCounters
 from sim.fleet.errors import InvalidActuationError, UnknownTargetError
 from sim.fleet.state import EMPTY_NODE_SESSIONS, IDLE_CPU, OUTAGE_LOSS, TREND_WINDOW_SECONDS
 from sim.traces import Trace
 
 __all__ = [
+    "DRAIN_DEADLINE_FUTURE",
+    "DRAIN_DEADLINE_PAST",
     "EMPTY_NODE_SESSIONS",
     "IDLE_CPU",
+    "MAX_AUDIT_TEXT_CHARS",
+    "MAX_WEIGHT_SHARE",
     "OUTAGE_LOSS",
     "TREND_WINDOW_SECONDS",
     "FleetAccounting",

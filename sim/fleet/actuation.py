@@ -1,14 +1,16 @@
 """Actuation of the simulated fleet (`controller.ports.Actuator`) and its audit log.
 
-Scale, drain, undrain and traffic weights: idempotent, validated, and recorded as AuditRecords in
-`actuations` (`changed=False` for no-ops).
+Scale, drain, undrain and traffic weights: idempotent, and recorded as AuditRecords in
+`actuations` (`changed=False` for no-ops). Each call validates everything it was given (targets,
+bounds, the drain deadline's window) before it changes anything: a refused call leaves no trace in
+the fleet or the audit log. The audit log keeps at most `MAX_AUDIT_TEXT_CHARS` of a reason.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -17,6 +19,22 @@ from controller.audit import AuditRecord
 from sim.fleet.errors import InvalidActuationError, UnknownTargetError
 from sim.fleet.observation import _ObservedFleet
 from sim.fleet.state import _BOOTING, _DRAINING, _READY, _STATE_NAMES, FloatArray, _RegionBook
+
+DRAIN_DEADLINE_PAST = timedelta(days=1)
+"""A drain deadline may lie this far before the fleet's clock (it then drops what is left at once)."""
+DRAIN_DEADLINE_FUTURE = timedelta(days=7)
+"""...and this far after it (prod's drain deadline is 5 h; a week away is a typo, not a plan)."""
+MAX_AUDIT_TEXT_CHARS = 4096
+"""Longest reason an audit record keeps; the rest is cut with a marker saying how much."""
+MAX_WEIGHT_SHARE = 1e6
+"""Largest traffic share (shares are relative and normalised; bigger ones overflow their sum)."""
+
+
+def _bounded_reason(reason: str) -> str:
+    if len(reason) <= MAX_AUDIT_TEXT_CHARS:
+        return reason
+    marker = f" ... [{len(reason):,} chars, truncated]"
+    return reason[: MAX_AUDIT_TEXT_CHARS - len(marker)] + marker
 
 
 class _ActuatedFleet(_ObservedFleet):
@@ -30,7 +48,7 @@ class _ActuatedFleet(_ObservedFleet):
             actor=actor,
             action=action,
             target=target,
-            reason=reason,
+            reason=_bounded_reason(reason),
             before=before,
             after=after,
             changed=before != after,
@@ -72,19 +90,21 @@ class _ActuatedFleet(_ObservedFleet):
     def drain_node(
         self, region: str, node: str, deadline: datetime, *, plan_id: str, actor: str, reason: str
     ) -> AuditRecord:
-        """Stop new sessions on `node`; it goes when empty or at `deadline` (then its sessions drop)."""
-        if deadline.tzinfo is None:
-            raise InvalidActuationError("deadline must be timezone-aware", field="deadline")
+        """Stop new sessions on `node`; it goes when empty or at `deadline` (then its sessions drop).
+        `deadline` must be timezone-aware and within DRAIN_DEADLINE_PAST / _FUTURE of the clock."""
         with self._lock:
             target = self._region(region)
             index = self._node_index(target, node)
+            if index is None and node not in target.removed:
+                raise UnknownTargetError(f"unknown node {node!r} in region {target.spec.name!r}", field="node")
+            deadline_at = self._checked_deadline(deadline)
             if index is None:
                 # Already drained and gone: a retry of a drain that completed is a no-op.
                 return self._removed_node_record(target, node, "drain_node", plan_id, actor, reason)
             before = self._node_view(index)
             self._node_state[index] = _DRAINING
             self._qos_cache = None
-            self._deadline[index] = deadline.timestamp()
+            self._deadline[index] = deadline_at
             return self._record(
                 plan_id=plan_id,
                 actor=actor,
@@ -94,6 +114,24 @@ class _ActuatedFleet(_ObservedFleet):
                 before=before,
                 after=self._node_view(index),
             )
+
+    def _checked_deadline(self, deadline: datetime) -> float:
+        """The deadline as epoch seconds, or InvalidActuationError (checked before any change: a
+        year-1 deadline used to leave the node draining, its sessions dropped and no audit record)."""
+        if not isinstance(deadline, datetime) or deadline.tzinfo is None or deadline.utcoffset() is None:
+            raise InvalidActuationError("deadline must be a timezone-aware date and time", field="deadline")
+        earliest, latest = (
+            self._t - DRAIN_DEADLINE_PAST.total_seconds(),
+            self._t + DRAIN_DEADLINE_FUTURE.total_seconds(),
+        )
+        at = deadline.timestamp()  # fine for any aware datetime; turning it back into a date is what overflowed
+        if not earliest <= at <= latest:
+            raise InvalidActuationError(
+                f"deadline {deadline.isoformat()} is outside the window from {DRAIN_DEADLINE_PAST} before to"
+                f" {DRAIN_DEADLINE_FUTURE} after the fleet's clock {self.now.isoformat()}",
+                field="deadline",
+            )
+        return at
 
     def undrain_node(self, region: str, node: str, *, plan_id: str, actor: str, reason: str) -> AuditRecord:
         """Put a draining node back in service (a booting node stays booting). A node whose drain
@@ -154,9 +192,9 @@ class _ActuatedFleet(_ObservedFleet):
                 r = self._r.get(region)
                 if r is None:
                     raise UnknownTargetError(f"unknown region {region!r}", field=f"weights.{market}.{region}")
-                if not isinstance(share, int | float) or not math.isfinite(share) or share < 0:
+                if not isinstance(share, int | float) or not math.isfinite(share) or not 0 <= share <= MAX_WEIGHT_SHARE:
                     raise InvalidActuationError(
-                        f"weight of {market}->{region} must be a finite number >= 0, got {share!r}",
+                        f"weight of {market}->{region} must be a number from 0 to {MAX_WEIGHT_SHARE:g}, got {share!r}",
                         field=f"weights.{market}.{region}",
                     )
                 row[r] = float(share)
