@@ -31,6 +31,7 @@ and the fleet checks its own rules (targets, node bounds, drain deadline window)
   405  method not allowed on that path; the `Allow` header lists the allowed ones
   411  Transfer-Encoding (chunked) body: send a Content-Length instead
   413  body over MAX_BODY_BYTES (1 MiB)
+  431  a header line over 64 kB or over 100 headers;  505  an HTTP version other than 1.x
   422  well-formed JSON the schema or the fleet refuses (the field says which): non-finite or
        out-of-range numbers, dates far from the fleet's clock, desired_nodes outside the
        region's bounds, plan_id/actor over 200 characters, unknown fields
