@@ -5,10 +5,9 @@ cloud/Kubernetes API that takes scale, drain and weight commands). Called by a r
 (scrape), by `controller/adapters/simulator_actuator.py` (actuations), by on-call tools and tests
 (impairments, events). Started by `edgectl sim serve` and the local dev stack. Binds 127.0.0.1.
 
-Routes (JSON in and out; errors are `{"error": "...", "field": "..."}`: 400 bad JSON, 404 unknown
-route/region/node/impairment, 405 wrong method, 422 invalid body):
+Routes (JSON in and out):
   GET    /metrics                                    Prometheus exposition (controller.metric_names)
-  GET    /v1/state | /v1/snapshot | /v1/accounting | /v1/actuations
+  GET    /healthz | /v1/state | /v1/snapshot | /v1/accounting | /v1/actuations
   PUT    /v1/regions/{region}/desired-nodes          {"desired_nodes", "plan_id", "actor", "reason"}
   POST   /v1/regions/{region}/nodes/{node}/drain     {"deadline", "plan_id", "actor", "reason"}
   POST   /v1/regions/{region}/nodes/{node}/undrain   {"plan_id", "actor", "reason"}
@@ -18,81 +17,105 @@ route/region/node/impairment, 405 wrong method, 422 invalid body):
   POST   /v1/events                                  {"market", "peak_multiplier", "ramp_seconds",
                                                       "duration_seconds", "start": iso|null}
 Actuation responses are the AuditRecord (`before`, `after`, `changed`); repeating a PUT is a no-op.
+HEAD is GET without the body.
+
+Error contract: every refusal is a JSON body `{"error": "<reason>", "field": "<field.path>"|null}`
+(`Content-Type: application/json`), and a refused request has changed nothing (no node state,
+no audit record). Each route validates in one step before it calls the fleet
+(`sim.http_requests.parse_request`: framing, JSON, schema, bounds, dates near the fleet's clock),
+and the fleet checks its own rules (targets, node bounds, drain deadline window) before acting.
+  400  malformed request: request line, Content-Length not a non-negative integer (or two that
+       disagree), body shorter than its length, body not UTF-8 or not standard JSON (NaN,
+       Infinity, numbers over 100 characters or beyond float range, nesting too deep)
+  404  unknown route, region, node, market or impairment
+  405  method not allowed on that path; the `Allow` header lists the allowed ones
+  411  Transfer-Encoding (chunked) body: send a Content-Length instead
+  413  body over MAX_BODY_BYTES (1 MiB)
+  431  a header line over 64 kB or over 100 headers;  505  an HTTP version other than 1.x
+  422  well-formed JSON the schema or the fleet refuses (the field says which): non-finite or
+       out-of-range numbers, dates far from the fleet's clock, desired_nodes outside the
+       region's bounds, plan_id/actor over 200 characters, unknown fields
+  500  a bug in the simulator (logged with its traceback); never expected
+After a 400/411/413 the server closes the connection (the rest of the stream cannot be trusted) and
+reads what the client is still sending for a few seconds first, so the client gets to read the
+answer. Replies are strict JSON (`allow_nan=False`); error texts are clipped to 500 characters. The
+audit log keeps at most `sim.fleet.MAX_AUDIT_TEXT_CHARS` of a reason.
 
 The clock (`RealTimeClock`) advances the fleet by `speed` simulated seconds per wall second.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import re
+import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from sim.exporter import fleet_registry
 from sim.fleet import InvalidActuationError, SimulatedFleet, UnknownTargetError
-from sim.impairments import Impairment
+from sim.http_requests import (
+    MAX_BODY_BYTES,
+    ApiError,
+    DemandEventBody,
+    DesiredNodesBody,
+    DrainBody,
+    ImpairmentBody,
+    TrafficWeightsBody,
+    UndrainBody,
+    clip,
+    parse_request,
+)
+
+logger = logging.getLogger(__name__)
+
+BODY_READ_TIMEOUT_SECONDS = 30.0
+"""Longest wait for a body the headers announced; then the connection is dropped."""
+LINGER_SECONDS = 5.0
+LINGER_MAX_BYTES = 64 << 20
+"""After refusing a request without reading its body, read and discard up to this much for up to
+LINGER_SECONDS before closing: closing a socket with unread data resets the connection, and the
+client (still sending, e.g. a 20 MB body) would never see the 413."""
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,15}")
+JSON = "application/json"
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+@dataclass(frozen=True)
+class Reply:
+    """One answer: a JSON payload, or raw bytes (`/metrics`), plus extra headers."""
 
+    status: HTTPStatus
+    payload: Any = None
+    raw: bytes | None = None
+    content_type: str = JSON
+    headers: tuple[tuple[str, str], ...] = ()
 
-class _Attribution(_Body):
-    plan_id: str = Field(min_length=1, description="Plan or workflow step asking for the action.")
-    actor: str = Field(min_length=1, description="Who or what acts.")
-    reason: str = Field(default="", description="Why.")
+    @classmethod
+    def error(
+        cls, status: HTTPStatus, message: str, field: str | None = None, headers: tuple[tuple[str, str], ...] = ()
+    ) -> Reply:
+        return cls(status, {"error": clip(message), "field": None if field is None else clip(field)}, headers=headers)
 
-
-class DesiredNodesBody(_Attribution):
-    desired_nodes: int = Field(ge=0, strict=True, description="Absolute node count.")
-
-
-class DrainBody(_Attribution):
-    deadline: AwareDatetime = Field(description="Remove the node at this time even if sessions remain.")
-
-
-class UndrainBody(_Attribution):
-    pass
-
-
-class TrafficWeightsBody(_Attribution):
-    weights: dict[str, dict[str, float]] = Field(description="market -> region -> share.")
-
-
-class DemandEventBody(_Body):
-    market: str = Field(description="Market code.")
-    peak_multiplier: float = Field(gt=0, le=50, description="Demand multiplier on the plateau.")
-    ramp_seconds: float = Field(default=600, ge=0, description="Ramp up (and down) time.")
-    duration_seconds: float = Field(gt=0, description="Seconds from start until the ramp down.")
-    start: AwareDatetime | None = Field(default=None, description="Start; null: now.")
-
-
-class ApiError(Exception):
-    def __init__(self, status: HTTPStatus, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.field = field
-
-
-def _parse(model: type[_Body] | type[Impairment], raw: bytes) -> Any:
-    try:
-        data = json.loads(raw or b"null")
-    except json.JSONDecodeError as error:
-        raise ApiError(HTTPStatus.BAD_REQUEST, f"body is not valid JSON: {error}") from error
-    try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
-        raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, f"{field or 'body'}: {first['msg']}", field) from error
+    def encoded(self) -> tuple[HTTPStatus, bytes, str]:
+        """Status, body and content type; strict JSON (a non-finite number is a simulator bug: 500)."""
+        if self.raw is not None:
+            return self.status, self.raw, self.content_type
+        try:
+            return self.status, json.dumps(self.payload, default=str, allow_nan=False).encode(), JSON
+        except ValueError as error:
+            logger.error("simulator API: reply is not valid JSON: %s", error)
+            failure = {"error": "internal error: reply held a non-finite number", "field": None}
+            return HTTPStatus.INTERNAL_SERVER_ERROR, json.dumps(failure).encode(), JSON
 
 
 class RealTimeClock:
@@ -123,7 +146,18 @@ class RealTimeClock:
             last = now
 
 
-Route = tuple[str, re.Pattern[str], Callable[..., tuple[HTTPStatus, Any]]]
+Route = tuple[str, re.Pattern[str], Callable[..., Reply]]
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """socketserver prints a traceback to stderr for anything a handler raises; a client that
+        goes away mid-exchange is normal here, anything else is a bug worth one logged traceback."""
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return
+        logger.exception("simulator API: unexpected error serving %s", client_address)
 
 
 class SimulatorServer:
@@ -134,11 +168,12 @@ class SimulatorServer:
         self.registry = fleet_registry(fleet)
         self.clock = RealTimeClock(fleet, speed) if run_clock else None
         self._routes: list[Route] = [
-            ("GET", re.compile(r"/v1/state"), lambda: (HTTPStatus.OK, fleet.state())),
-            ("GET", re.compile(r"/v1/snapshot"), lambda: (HTTPStatus.OK, fleet.snapshot().model_dump(mode="json"))),
-            ("GET", re.compile(r"/v1/accounting"), lambda: (HTTPStatus.OK, fleet.accounting().model_dump(mode="json"))),
+            ("GET", re.compile(r"/metrics"), self._metrics),
+            ("GET", re.compile(r"/v1/state"), lambda: Reply(HTTPStatus.OK, fleet.state())),
+            ("GET", re.compile(r"/v1/snapshot"), self._snapshot),
+            ("GET", re.compile(r"/v1/accounting"), self._accounting),
             ("GET", re.compile(r"/v1/actuations"), self._actuations),
-            ("GET", re.compile(r"/healthz"), lambda: (HTTPStatus.OK, {"ok": True, "now": fleet.now.isoformat()})),
+            ("GET", re.compile(r"/healthz"), lambda: Reply(HTTPStatus.OK, {"ok": True, "now": fleet.now.isoformat()})),
             ("PUT", re.compile(r"/v1/regions/(?P<region>[^/]+)/desired-nodes"), self._desired_nodes),
             ("POST", re.compile(r"/v1/regions/(?P<region>[^/]+)/nodes/(?P<node>[^/]+)/drain"), self._drain),
             ("POST", re.compile(r"/v1/regions/(?P<region>[^/]+)/nodes/(?P<node>[^/]+)/undrain"), self._undrain),
@@ -146,9 +181,8 @@ class SimulatorServer:
             ("POST", re.compile(r"/v1/impairments"), self._add_impairment),
             ("DELETE", re.compile(r"/v1/impairments/(?P<impairment_id>[^/]+)"), self._clear_impairment),
             ("POST", re.compile(r"/v1/events"), self._add_event),
-        ]
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
-        self._httpd.daemon_threads = True
+        ]  # fmt: skip
+        self._httpd = _HTTPServer(("127.0.0.1", port), self._handler_class())
         self._serve_thread: threading.Thread | None = None
 
     @property
@@ -183,118 +217,201 @@ class SimulatorServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # ----- handlers -------------------------------------------------------------------------
+    # ----- handlers: each validates its whole request (one parse_request) before calling the fleet ---
 
-    def _actuations(self) -> tuple[HTTPStatus, Any]:
-        return HTTPStatus.OK, [record.model_dump(mode="json") for record in list(self.fleet.actuations)]
+    def _metrics(self) -> Reply:
+        return Reply(HTTPStatus.OK, raw=generate_latest(self.registry), content_type=CONTENT_TYPE_LATEST)
 
-    def _desired_nodes(self, body: bytes, region: str) -> tuple[HTTPStatus, Any]:
-        request: DesiredNodesBody = _parse(DesiredNodesBody, body)
+    def _snapshot(self) -> Reply:
+        return Reply(HTTPStatus.OK, self.fleet.snapshot().model_dump(mode="json"))
+
+    def _accounting(self) -> Reply:
+        return Reply(HTTPStatus.OK, self.fleet.accounting().model_dump(mode="json"))
+
+    def _actuations(self) -> Reply:
+        return Reply(HTTPStatus.OK, [record.model_dump(mode="json") for record in list(self.fleet.actuations)])
+
+    def _desired_nodes(self, body: bytes, region: str) -> Reply:
+        request = parse_request(DesiredNodesBody, body, now=self.fleet.now)
         record = self.fleet.set_desired_nodes(
             region, request.desired_nodes, plan_id=request.plan_id, actor=request.actor, reason=request.reason
         )
-        return HTTPStatus.OK, record.model_dump(mode="json")
+        return Reply(HTTPStatus.OK, record.model_dump(mode="json"))
 
-    def _drain(self, body: bytes, region: str, node: str) -> tuple[HTTPStatus, Any]:
-        request: DrainBody = _parse(DrainBody, body)
+    def _drain(self, body: bytes, region: str, node: str) -> Reply:
+        request = parse_request(DrainBody, body, now=self.fleet.now)
         record = self.fleet.drain_node(
             region, node, request.deadline, plan_id=request.plan_id, actor=request.actor, reason=request.reason
         )
-        return HTTPStatus.OK, record.model_dump(mode="json")
+        return Reply(HTTPStatus.OK, record.model_dump(mode="json"))
 
-    def _undrain(self, body: bytes, region: str, node: str) -> tuple[HTTPStatus, Any]:
-        request: UndrainBody = _parse(UndrainBody, body)
+    def _undrain(self, body: bytes, region: str, node: str) -> Reply:
+        request = parse_request(UndrainBody, body, now=self.fleet.now)
         record = self.fleet.undrain_node(
             region, node, plan_id=request.plan_id, actor=request.actor, reason=request.reason
         )
-        return HTTPStatus.OK, record.model_dump(mode="json")
+        return Reply(HTTPStatus.OK, record.model_dump(mode="json"))
 
-    def _weights(self, body: bytes) -> tuple[HTTPStatus, Any]:
-        request: TrafficWeightsBody = _parse(TrafficWeightsBody, body)
+    def _weights(self, body: bytes) -> Reply:
+        request = parse_request(TrafficWeightsBody, body, now=self.fleet.now)
         record = self.fleet.set_traffic_weights(
             request.weights, plan_id=request.plan_id, actor=request.actor, reason=request.reason
         )
-        return HTTPStatus.OK, record.model_dump(mode="json")
+        return Reply(HTTPStatus.OK, record.model_dump(mode="json"))
 
-    def _add_impairment(self, body: bytes) -> tuple[HTTPStatus, Any]:
-        impairment: Impairment = _parse(Impairment, body)
-        return HTTPStatus.CREATED, {"id": self.fleet.inject_impairment(impairment)}
+    def _add_impairment(self, body: bytes) -> Reply:
+        impairment = parse_request(ImpairmentBody, body, now=self.fleet.now)
+        return Reply(HTTPStatus.CREATED, {"id": self.fleet.inject_impairment(impairment)})
 
-    def _clear_impairment(self, body: bytes, impairment_id: str) -> tuple[HTTPStatus, Any]:
+    def _clear_impairment(self, body: bytes, impairment_id: str) -> Reply:
         self.fleet.clear_impairment(impairment_id)
-        return HTTPStatus.OK, {"id": impairment_id, "cleared": True}
+        return Reply(HTTPStatus.OK, {"id": impairment_id, "cleared": True})
 
-    def _add_event(self, body: bytes) -> tuple[HTTPStatus, Any]:
-        request: DemandEventBody = _parse(DemandEventBody, body)
+    def _add_event(self, body: bytes) -> Reply:
+        request = parse_request(DemandEventBody, body, now=self.fleet.now)
         event = self.fleet.add_demand_event(
             request.market, request.peak_multiplier, request.ramp_seconds, request.duration_seconds, request.start
         )
-        return HTTPStatus.CREATED, event.model_dump(mode="json")
+        return Reply(HTTPStatus.CREATED, event.model_dump(mode="json"))
 
     # ----- plumbing -------------------------------------------------------------------------
 
-    def dispatch(self, method: str, path: str, body: bytes) -> tuple[HTTPStatus, Any]:
+    def dispatch(self, method: str, path: str, body: bytes) -> Reply:
+        """The reply to `method path` with `body`; never raises (a bug is logged and answered 500)."""
         path = path.split("?", 1)[0].rstrip("/") or "/"
-        allowed: list[str] = []
+        wanted = "GET" if method == "HEAD" else method
+        allowed: set[str] = set()
         for route_method, pattern, handler in self._routes:
             match = pattern.fullmatch(path)
             if match is None:
                 continue
-            if route_method != method:
-                allowed.append(route_method)
+            if route_method != wanted:
+                allowed.add(route_method)
                 continue
-            try:
-                if method == "GET":
-                    return handler(**match.groupdict())
-                return handler(body, **match.groupdict())
-            except ApiError as error:
-                return error.status, {"error": str(error), "field": error.field}
-            except UnknownTargetError as error:
-                return HTTPStatus.NOT_FOUND, {"error": str(error), "field": error.field}
-            except InvalidActuationError as error:
-                return HTTPStatus.UNPROCESSABLE_ENTITY, {"error": str(error), "field": error.field}
+            return self._call(handler, wanted, body, match.groupdict())
         if allowed:
-            return HTTPStatus.METHOD_NOT_ALLOWED, {"error": f"{method} not allowed on {path} (allowed: {allowed})"}
-        return HTTPStatus.NOT_FOUND, {"error": f"no route {method} {path}", "field": None}
+            allow = ", ".join(sorted(allowed | ({"HEAD"} if "GET" in allowed else set())))
+            message = f"{clip(method, 40)} is not allowed on {clip(path, 200)} (allowed: {allow})"
+            return Reply.error(HTTPStatus.METHOD_NOT_ALLOWED, message, headers=(("Allow", allow),))
+        return Reply.error(HTTPStatus.NOT_FOUND, f"no route {clip(method, 40)} {clip(path, 200)}")
+
+    def _call(self, handler: Callable[..., Reply], method: str, body: bytes, params: dict[str, str]) -> Reply:
+        try:
+            return handler(**params) if method == "GET" else handler(body, **params)
+        except ApiError as error:
+            return Reply.error(error.status, str(error), error.field)
+        except UnknownTargetError as error:
+            return Reply.error(HTTPStatus.NOT_FOUND, str(error), error.field)
+        except InvalidActuationError as error:
+            return Reply.error(HTTPStatus.UNPROCESSABLE_ENTITY, str(error), error.field)
+        except Exception:
+            logger.exception("simulator API: %s %s failed", method, clip(str(params), 200))
+            return Reply.error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error in the simulator (logged)")
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # http.server's default, HTTP/0.9, answers a malformed request line without a status line.
+            default_request_version = "HTTP/1.0"
+            _linger = False
+            raw_requestline: bytes  # set by http.server before parse_request
+
+            def __getattr__(self, name: str) -> Callable[[], None]:
+                # http.server calls do_<METHOD> and answers an HTML 501 when there is none: route every
+                # method through _handle, so a wrong one gets the API's JSON 405 (or 404).
+                if name.startswith("do_"):
+                    return functools.partial(self._handle, name[3:])
+                raise AttributeError(name)
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet: tests and CLI own stdout
                 pass
 
-            def _body(self) -> bytes:
-                length = int(self.headers.get("Content-Length") or 0)
-                return self.rfile.read(length) if length else b""
+            def parse_request(self) -> bool:
+                if not self.raw_requestline.strip():  # http.server closes without answering a blank line
+                    self.command, self.requestline, self.request_version = "", "", self.default_request_version
+                    self.send_error(HTTPStatus.BAD_REQUEST, "empty request line")
+                    return False
+                return super().parse_request()
 
-            def _send(self, status: HTTPStatus, payload: bytes, content_type: str) -> None:
+            def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+                """http.server's own refusals (request line, headers) in the API's JSON shape."""
+                status = HTTPStatus(code)
+                self.close_connection = True
+                self._send(Reply.error(status, message or status.phrase), head_only=self.command == "HEAD")
+
+            def _read_body(self) -> bytes:
+                """The body its Content-Length announces; ApiError for any framing it cannot trust."""
+                if self.headers.get("Transfer-Encoding") is not None:
+                    message = "Transfer-Encoding is not supported: send the body with a Content-Length"
+                    raise ApiError(HTTPStatus.LENGTH_REQUIRED, message, "Transfer-Encoding")
+                values = {value.strip() for value in self.headers.get_all("Content-Length") or []}
+                if not values:
+                    return b""
+                if len(values) > 1:
+                    raise ApiError(HTTPStatus.BAD_REQUEST, "conflicting Content-Length headers", "Content-Length")
+                text = values.pop()
+                if not _CONTENT_LENGTH.fullmatch(text):
+                    message = f"Content-Length must be a non-negative integer of bytes, got {text!r}"
+                    raise ApiError(HTTPStatus.BAD_REQUEST, message, "Content-Length")
+                length = int(text)
+                if length > MAX_BODY_BYTES:
+                    message = f"body of {length} bytes is over the limit of {MAX_BODY_BYTES} bytes"
+                    raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, message, "Content-Length")
+                self.connection.settimeout(BODY_READ_TIMEOUT_SECONDS)
+                try:
+                    body = self.rfile.read(length)
+                finally:
+                    self.connection.settimeout(None)
+                if len(body) < length:
+                    message = f"body ended after {len(body)} of the {length} bytes of its Content-Length"
+                    raise ApiError(HTTPStatus.BAD_REQUEST, message, "Content-Length")
+                return body
+
+            def _handle(self, method: str) -> None:
+                try:
+                    body = self._read_body()
+                except ApiError as error:
+                    # The stream no longer lines up with requests: answer, then close (after lingering).
+                    self.close_connection = True
+                    self._linger = True
+                    reply = Reply.error(error.status, str(error), error.field)
+                else:
+                    reply = server.dispatch(method, self.path, body)
+                self._send(reply, head_only=method == "HEAD")
+
+            def _send(self, reply: Reply, *, head_only: bool) -> None:
+                status, payload, content_type = reply.encoded()
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))
+                for name, value in reply.headers:
+                    self.send_header(name, value)
+                if self.close_connection:
+                    self.send_header("Connection", "close")
                 self.end_headers()
-                self.wfile.write(payload)
+                if not head_only:
+                    self.wfile.write(payload)
 
-            def _handle(self, method: str) -> None:
-                body = self._body()
-                if method == "GET" and self.path.split("?", 1)[0] == "/metrics":
-                    self._send(HTTPStatus.OK, generate_latest(server.registry), CONTENT_TYPE_LATEST)
-                    return
-                status, result = server.dispatch(method, self.path, body)
-                self._send(status, json.dumps(result, default=str).encode(), "application/json")
+            def finish(self) -> None:
+                super().finish()
+                if self._linger:
+                    self._discard_unread_request()
 
-            def do_GET(self) -> None:
-                self._handle("GET")
-
-            def do_PUT(self) -> None:
-                self._handle("PUT")
-
-            def do_POST(self) -> None:
-                self._handle("POST")
-
-            def do_DELETE(self) -> None:
-                self._handle("DELETE")
+            def _discard_unread_request(self) -> None:
+                """Close our side, then read and drop what the client still sends (bounded), so the
+                close does not reset the connection before the client has read the answer."""
+                try:
+                    self.connection.shutdown(socket.SHUT_WR)
+                    self.connection.settimeout(LINGER_SECONDS)
+                    until, received = time.monotonic() + LINGER_SECONDS, 0
+                    while received < LINGER_MAX_BYTES and time.monotonic() < until:
+                        chunk = self.connection.recv(1 << 16)
+                        if not chunk:
+                            break
+                        received += len(chunk)
+                except OSError:
+                    pass  # the client has gone: nothing left to protect
 
         return Handler

@@ -51,33 +51,38 @@ class Trace(BaseModel):
         return self.start + timedelta(seconds=self.duration_seconds)
 
 
+MAX_TRACE_MINUTES = 366 * 24 * 60.0
+"""Longest trace, offset or duration in a trace file: a year. Bigger (or .inf) ones overflowed
+`timedelta` with a traceback instead of naming the field."""
+
+
 class _EventEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     market: str
-    start_offset_minutes: float = Field(ge=0)
-    ramp_minutes: float = Field(default=10, ge=0)
+    start_offset_minutes: float = Field(ge=0, le=MAX_TRACE_MINUTES)
+    ramp_minutes: float = Field(default=10, ge=0, le=MAX_TRACE_MINUTES)
     peak_multiplier: float = Field(gt=0, le=50)
-    duration_minutes: float = Field(gt=0)
+    duration_minutes: float = Field(gt=0, le=MAX_TRACE_MINUTES)
     announced: bool = True
 
 
 class _ImpairmentEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     region: str
     market: str | None = None
     kind: ImpairmentKind
     magnitude: float = Field(default=1.0, ge=0)
-    start_offset_minutes: float = Field(ge=0)
-    duration_minutes: float = Field(gt=0)
+    start_offset_minutes: float = Field(ge=0, le=MAX_TRACE_MINUTES)
+    duration_minutes: float = Field(gt=0, le=MAX_TRACE_MINUTES)
 
 
 class _TraceFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     name: str
     version: int = Field(ge=1)
     description: str = ""
     start: AwareDatetime
-    duration_hours: float = Field(gt=0)
+    duration_hours: float = Field(gt=0, le=MAX_TRACE_MINUTES / 60)
     events: list[_EventEntry] = Field(default_factory=list)
     impairments: list[_ImpairmentEntry] = Field(default_factory=list)
 

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from controller.spec import EnvironmentSpec
 from sim.demand import DemandModel, event_shape
 from sim.fleet import SimulatedFleet
-from sim.traces import DemandEvent, UnknownTraceError, available_traces, load_trace, quiet_trace
+from sim.traces import (
+    DemandEvent,
+    TraceFileError,
+    UnknownTraceError,
+    available_traces,
+    load_trace,
+    load_trace_file,
+    quiet_trace,
+)
 
 DAY = datetime(2026, 11, 10, tzinfo=UTC)  # November: Berlin is UTC+1, Jakarta UTC+7 (no DST)
 
@@ -90,3 +99,22 @@ def test_trace_naming_an_unknown_market_is_refused(local_spec: EnvironmentSpec) 
     )
     with pytest.raises(ValueError, match="ZZ"):
         SimulatedFleet(local_spec, trace)
+
+
+@pytest.mark.parametrize(
+    ("entry", "field"),
+    [
+        ("events: [{market: DE, start_offset_minutes: 0, peak_multiplier: 2, duration_minutes: .inf}]", "duration_minutes"),
+        ("events: [{market: DE, start_offset_minutes: 1e12, peak_multiplier: 2, duration_minutes: 5}]", "start_offset_minutes"),
+        ("impairments: [{region: fra, kind: outage, start_offset_minutes: 0, duration_minutes: .nan}]", "duration_minutes"),
+        ("impairments: [{region: fra, kind: extra_rtt, magnitude: .inf, start_offset_minutes: 0, duration_minutes: 5}]",
+         "magnitude"),
+    ],
+)  # fmt: skip
+def test_trace_files_with_unbounded_numbers_name_the_field(tmp_path: Path, entry: str, field: str) -> None:
+    """`.inf` or huge offsets used to overflow timedelta with a traceback (issue 16)."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"name: bad\nversion: 1\nstart: 2026-11-09T00:00:00Z\nduration_hours: 1\n{entry}\n")
+    with pytest.raises(TraceFileError) as refused:
+        load_trace_file(path)
+    assert field in str(refused.value) and str(path) in str(refused.value)

@@ -283,3 +283,30 @@ def test_same_seed_same_run_and_seed_changes_the_run() -> None:
 
     assert run(1) == run(1)
     assert run(1) != run(2)
+
+
+@pytest.mark.parametrize(
+    "deadline",
+    [
+        "0001-01-01T00:00:00+14:00",  # year 0 in UTC: the drain used to be applied, then fail to report
+        "9999-12-31T23:59:59-14:00",
+        "+8 days",
+        "-2 days",
+    ],
+)
+def test_drain_deadline_out_of_window_is_refused_before_any_change(deadline: str) -> None:
+    from datetime import datetime
+
+    f = fleet()
+    if deadline[0] in "+-":
+        sign = 1 if deadline[0] == "+" else -1
+        at = f.now + sign * timedelta(days=int(deadline[1:].split()[0]))
+    else:
+        at = datetime.fromisoformat(deadline)
+    with pytest.raises(InvalidActuationError) as refused:
+        f.drain_node("fra", "fra-0001", at, **ATTRIBUTION)
+    assert refused.value.field == "deadline"
+    assert node(f, "fra", "fra-0001").state is NodeState.READY
+    assert f.actuations == []
+    f.advance(300)
+    assert f.accounting().dropped_sessions == 0.0

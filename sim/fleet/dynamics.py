@@ -1,0 +1,141 @@
+"""Time in the simulated fleet: warm start, the step (decay, drains, arrivals, placement, books), events.
+
+One `_step(dt)` moves every cohort forward: sessions decay, draining nodes leave (dropping what is
+left at their deadline), regions reconcile, arrivals follow the demand curve and are routed by the
+weights and placed, and the referee's integrals accumulate.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from sim.fleet.errors import UnknownTargetError
+from sim.fleet.faults import _ImpairedFleet
+from sim.fleet.state import _BOOTING, _DRAINING, _READY, EMPTY_NODE_SESSIONS, _ratio
+from sim.traces import DemandEvent
+
+
+class _SteppedFleet(_ImpairedFleet):
+    """Advances simulated time."""
+
+    def advance(self, seconds: float) -> None:
+        """Move simulated time forward by `seconds`, in steps of at most `max_step_seconds`."""
+        if seconds < 0:
+            raise ValueError("cannot advance by a negative time")
+        with self._lock:
+            remaining = seconds
+            while remaining > 1e-9:
+                dt = min(self.max_step_seconds, remaining)
+                self._step(dt)
+                remaining -= dt
+
+    def _warm_start(self) -> None:
+        """Start in steady state: offered load in place, each region sized for it at target utilisation."""
+        offered = self._offered_vector(self._t)
+        self._offered_track = offered[:, None] * self._mix
+        self._update_impairments()
+        target = self.spec.scaling.target_utilisation
+        load = offered[:, None, None] * self._mix[:, None, :] * self._weights[:, :, None]  # M x R x S
+        amounts = np.zeros(len(self._books))
+        for book in self._books:
+            r = book.index
+            total = float(load[:, r, :].sum())
+            nodes = math.ceil(total / (book.spec.sessions_per_node * target)) if total > 0 else 0
+            book.desired = max(book.spec.min_nodes, min(book.spec.max_nodes, nodes))
+            self._add_nodes(book, book.desired, _READY, self._t)
+            amounts[r] = 0.0 if self._outage[r] else total
+        placed, _ = self._place(amounts, load.sum(axis=0))
+        share = _ratio(placed, amounts)
+        self._paths = load * share[None, :, None]
+
+    def _step(self, dt: float) -> None:
+        t1 = self._t + dt
+        self._t = t1
+        self._qos_cache = None
+        n_r = len(self._books)
+        self._update_impairments()
+        decay = np.exp(-dt / self._tau)
+        self._paths *= decay[None, None, :]
+        self._rejected_shadow *= decay[None, :]
+        self._sessions *= decay[None, :]
+
+        draining = self._node_state == _DRAINING
+        if draining.any():
+            load = self._sessions.sum(axis=1)
+            empty = draining & (load < EMPTY_NODE_SESSIONS)
+            expired = draining & ~empty & (self._deadline <= t1)
+            if expired.any():
+                self._dropped += np.bincount(self._node_region[expired], weights=load[expired], minlength=n_r)
+            self._take_from_paths(self._remove_nodes(empty | expired))
+        serving = np.bincount(self._node_region[self._node_state != _DRAINING], minlength=n_r)
+        for book in self._books:
+            if serving[book.index] != book.desired:
+                self._reconcile(book)
+        self._node_state[(self._node_state == _BOOTING) & (self._ready_at <= t1)] = _READY
+
+        offered = self._offered_vector(t1)
+        target = offered[:, None] * self._mix
+        carried_over = self._offered_track * decay[None, :]
+        arrivals = np.maximum(target - carried_over, 0.0)
+        self._offered_track = carried_over + arrivals
+        self._unrouted += float((arrivals.sum(axis=1) * np.maximum(1.0 - self._weights.sum(axis=1), 0.0)).sum())
+        routed = arrivals[:, None, :] * self._weights[:, :, None]  # M x R x S
+        incoming = routed.sum(axis=0)  # R x S
+        totals = incoming.sum(axis=1)
+        self._failed[:, self._outage] += routed[:, self._outage, :].sum(axis=2)
+        amounts = np.where(self._outage, 0.0, totals)
+        placed, _ = self._place(amounts, incoming)
+        share = _ratio(placed, amounts)
+        self._paths += routed * share[None, :, None]
+        refused = routed * np.where(self._outage, 0.0, 1.0 - share)[None, :, None]
+        self._rejected += refused.sum(axis=2)
+        self._rejected_shadow += refused.sum(axis=1)
+        self._violations += routed.sum(axis=2) * share[None, :] * ~self._allowed
+        self._admitted += float(placed.sum())
+
+        minutes = dt / 60.0
+        self._qos_cache = None
+        rtt, loss, jitter = self._path_qos()
+        breach = (
+            (rtt[:, :, None] > self._slo_rtt[None, None, :])
+            | (loss[:, :, None] > self._slo_loss[None, None, :])
+            | (jitter[:, :, None] > self._slo_jitter[None, None, :])
+        )
+        self._qos_minutes += float((self._paths * breach).sum()) * minutes
+        self._capacity_minutes += float(self._rejected_shadow.sum()) * minutes
+        active_by_market = self._paths.sum(axis=(1, 2))
+        self._unserved_minutes += float(np.maximum(offered - active_by_market, 0.0).sum()) * minutes
+        self._offered_minutes += float(offered.sum()) * minutes
+        active = float(active_by_market.sum())
+        self._served_minutes += active * minutes
+        self._peak_active = max(self._peak_active, active)
+        self._node_seconds += np.bincount(self._node_region, minlength=n_r) * dt
+        self._draining_seconds += float((self._node_state == _DRAINING).sum()) * dt
+
+    def add_demand_event(
+        self,
+        market: str,
+        peak_multiplier: float,
+        ramp_seconds: float,
+        duration_seconds: float,
+        start: datetime | None = None,
+    ) -> DemandEvent:
+        """A live-commerce spike starting at `start` (default: now)."""
+        with self._lock:
+            if market not in self._m:
+                raise UnknownTargetError(f"unknown market {market!r}", field="market")
+            event = DemandEvent(
+                market=market,
+                start=start or self.now,
+                ramp_seconds=ramp_seconds,
+                peak_multiplier=peak_multiplier,
+                duration_seconds=duration_seconds,
+            )
+            self.demand.add_event(event)
+            return event
+
+    def seconds_until_end(self) -> float:
+        return (self.trace.end - self.now) / timedelta(seconds=1)

@@ -1,0 +1,139 @@
+"""Node lifecycle and session placement of the simulated fleet.
+
+Booting, removing and reconciling nodes to the desired count (never removing a node that carries
+sessions), water-filling new sessions onto READY nodes, and the utilisation that drives QoS.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+from sim.fleet.state import (
+    _BOOTING,
+    _DRAINING,
+    _READY,
+    EMPTY_NODE_SESSIONS,
+    FloatArray,
+    _FleetState,
+    _ratio,
+    _RegionBook,
+)
+
+
+class _NodeLifecycle(_FleetState):
+    """Adds, removes and fills nodes."""
+
+    def _add_nodes(self, book: _RegionBook, count: int, state: int, ready_at: float) -> None:
+        if count <= 0:
+            return
+        self._qos_cache = None
+        for _ in range(count):
+            book.serial += 1
+            self._node_names.append(f"{book.spec.name}-{book.serial:04d}")
+        self._node_region = np.concatenate([self._node_region, np.full(count, book.index, dtype=np.int64)])
+        self._node_state = np.concatenate([self._node_state, np.full(count, state, dtype=np.int8)])
+        self._ready_at = np.concatenate([self._ready_at, np.full(count, ready_at)])
+        self._deadline = np.concatenate([self._deadline, np.full(count, math.inf)])
+        self._sessions = np.concatenate([self._sessions, np.zeros((count, self._sessions.shape[1]))])
+
+    def _remove_nodes(self, mask: NDArray[np.bool_]) -> FloatArray:
+        """Remove the nodes in `mask`; return the sessions they carried per region x scenario."""
+        carried = np.zeros((len(self._books), self._sessions.shape[1]))
+        if not mask.any():
+            return carried
+        self._qos_cache = None
+        np.add.at(carried, self._node_region[mask], self._sessions[mask])
+        for i in np.nonzero(mask)[0]:
+            self._books[self._node_region[i]].removed.add(self._node_names[i])
+        keep = ~mask
+        self._node_names = [name for name, kept in zip(self._node_names, keep, strict=True) if kept]
+        self._node_region = self._node_region[keep]
+        self._node_state = self._node_state[keep]
+        self._ready_at = self._ready_at[keep]
+        self._deadline = self._deadline[keep]
+        self._sessions = self._sessions[keep]
+        return carried
+
+    def _place(self, amounts: FloatArray, incoming: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Water-fill `amounts[r]` new sessions (scenario mix from `incoming[r]`) onto each region's
+        READY nodes, least-loaded first, up to `sessions_per_node`. Returns placed per region (and
+        the composition used). Vectorised over all regions at once: sort by (region, load), then a
+        per-segment prefix sum gives each region's water level."""
+        n_r = len(self._books)
+        placed = np.zeros(n_r)
+        totals = incoming.sum(axis=1)
+        composition = _ratio(incoming, totals[:, None])
+        ready = np.nonzero(self._node_state == _READY)[0]
+        if len(ready) == 0 or not (amounts > 0).any():
+            return placed, composition
+        region = self._node_region[ready]
+        loads = self._sessions[ready].sum(axis=1)
+        capacity = self._spn[region]
+        room = np.maximum(capacity - loads, 0.0)
+        room_by_region = np.bincount(region, weights=room, minlength=n_r)
+        wanted = np.minimum(amounts, room_by_region)
+        order = np.argsort(region + loads / (capacity + 1.0), kind="stable")  # by region, then load
+        sorted_region = region[order]
+        sorted_loads = loads[order]
+        starts = np.searchsorted(sorted_region, np.arange(n_r))
+        cumulative = np.cumsum(sorted_loads)
+        before = np.concatenate([[0.0], cumulative])[starts]
+        rank = np.arange(len(order)) - starts[sorted_region] + 1
+        levels = (wanted[sorted_region] + cumulative - before[sorted_region]) / rank
+        valid = levels >= sorted_loads - 1e-12
+        count = np.bincount(sorted_region, weights=valid, minlength=n_r).astype(np.int64)
+        level = np.zeros(n_r)
+        has = count > 0
+        level[has] = levels[starts[has] + count[has] - 1]
+        full = wanted >= room_by_region - 1e-9
+        level[full] = self._spn[full]
+        delta = np.minimum(np.maximum(level[region] - loads, 0.0), room)
+        delta_by_region = np.bincount(region, weights=delta, minlength=n_r)
+        scale = _ratio(wanted, delta_by_region)
+        delta *= scale[region]
+        self._sessions[ready] += delta[:, None] * composition[region]
+        placed = np.where(delta_by_region > 0, wanted, 0.0)
+        return placed, composition
+
+    def _take_from_paths(self, carried: FloatArray) -> None:
+        """Remove `carried` sessions (region x scenario) from the regions' market mix, proportionally."""
+        if not carried.any():
+            return
+        totals = self._paths.sum(axis=0)
+        keep = np.where(totals > 0, 1.0 - _ratio(carried, totals), 0.0)
+        self._paths *= np.minimum(np.maximum(keep, 0.0), 1.0)[None, :, :]
+
+    def _reconcile(self, book: _RegionBook) -> None:
+        """Bring BOOTING + READY nodes to `desired` without ever removing a node that has sessions."""
+        in_region = self._node_region == book.index
+        serving = in_region & (self._node_state != _DRAINING)
+        count = int(serving.sum())
+        if book.desired > count:
+            boot = 0.0 if self.instant_boot else float(book.spec.node_boot_seconds)
+            self._add_nodes(book, book.desired - count, _READY if self.instant_boot else _BOOTING, self._t + boot)
+            return
+        surplus = count - book.desired
+        if surplus <= 0:
+            return
+        mask = np.zeros(len(self._node_names), dtype=bool)
+        booting = np.nonzero(in_region & (self._node_state == _BOOTING))[0]
+        for i in booting[np.argsort(-self._ready_at[booting], kind="stable")][:surplus]:
+            mask[i] = True
+        surplus -= int(mask.sum())
+        if surplus > 0 and not (in_region & (self._node_state == _DRAINING)).any():
+            empty = in_region & (self._node_state == _READY) & (self._sessions.sum(axis=1) < EMPTY_NODE_SESSIONS)
+            for i in np.nonzero(empty)[0][::-1][:surplus]:
+                mask[i] = True
+        self._take_from_paths(self._remove_nodes(mask))
+
+    def _utilisation(self) -> FloatArray:
+        """Per region: sessions / capacity of the nodes that carry sessions (ready + draining)."""
+        n_r = len(self._books)
+        carrying = self._node_state != _BOOTING
+        region = self._node_region[carrying]
+        sessions = np.bincount(region, weights=self._sessions[carrying].sum(axis=1), minlength=n_r)
+        capacity = np.bincount(region, minlength=n_r) * self._spn
+        return _ratio(sessions, capacity.astype(np.float64))

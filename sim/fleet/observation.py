@@ -1,0 +1,197 @@
+"""What the simulated fleet shows: FleetSnapshots for the controller, the referee's books, a state view.
+
+Snapshots are built from state without validation (`_trusted`); the books are `sim.fleet.books` models.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from controller.snapshot import (
+    FleetSnapshot,
+    MarketDemand,
+    NodeObservation,
+    PathObservation,
+    RegionObservation,
+)
+from sim.fleet.books import FleetAccounting, FleetCounters
+from sim.fleet.dynamics import _SteppedFleet
+from sim.fleet.state import (
+    _BOOTING,
+    _DRAINING,
+    _READY,
+    _STATE_NAMES,
+    IDLE_CPU,
+    TREND_WINDOW_SECONDS,
+    FloatArray,
+    _RegionBook,
+    _trusted,
+)
+
+
+class _ObservedFleet(_SteppedFleet):
+    """Snapshots, books and views."""
+
+    def snapshot(self) -> FleetSnapshot:
+        """The FleetSnapshot the decision core consumes, built from state (never stale)."""
+        with self._lock:
+            now = self.now
+            regions: list[RegionObservation] = []
+            loads = self._sessions.sum(axis=1)
+            rounded = np.rint(loads).astype(np.int64).tolist()
+            capacity = self._spn[self._node_region]
+            cpu = np.where(
+                self._node_state == _BOOTING, 0.0, np.round(IDLE_CPU + (1 - 2 * IDLE_CPU) * loads / capacity, 4)
+            ).tolist()
+            states = [_STATE_NAMES[state] for state in self._node_state.tolist()]
+            region_of = self._node_region.tolist()
+            by_region: list[list[NodeObservation]] = [[] for _ in self._books]
+            for i, name in enumerate(self._node_names):
+                by_region[region_of[i]].append(
+                    _trusted(
+                        NodeObservation,
+                        name=name,
+                        state=states[i],
+                        active_sessions=rounded[i],
+                        session_capacity=self._books[region_of[i]].spec.sessions_per_node,
+                        cpu_utilisation=cpu[i],
+                    )
+                )
+            region_sessions = np.bincount(self._node_region, weights=loads, minlength=len(self._books))
+            for book in self._books:
+                regions.append(
+                    _trusted(
+                        RegionObservation,
+                        region=book.spec.name,
+                        desired_nodes=book.desired,
+                        nodes=by_region[book.index],
+                        active_sessions=round(float(region_sessions[book.index])),
+                        observed_at=now,
+                        stale=False,
+                    )
+                )
+            rtt, loss, jitter = self._path_qos()
+            per_path = self._paths.sum(axis=2)
+            paths = [
+                _trusted(
+                    PathObservation,
+                    market=market,
+                    region=region_name,
+                    rtt_ms=round(float(rtt[m, r]), 3),
+                    loss_ratio=round(float(loss[m, r]), 6),
+                    jitter_ms=round(float(jitter[m, r]), 3),
+                    active_sessions=round(float(per_path[m, r])),
+                )
+                for m, market in enumerate(self.markets)
+                for r, region_name in enumerate(self.region_names)
+            ]
+            earlier = self._t - TREND_WINDOW_SECONDS
+            markets = [
+                _trusted(
+                    MarketDemand,
+                    market=market,
+                    offered_sessions=self.demand.offered_at_epoch(market, self._t),
+                    trend_sessions_per_second=(
+                        self.demand.offered_at_epoch(market, self._t) - self.demand.offered_at_epoch(market, earlier)
+                    )
+                    / TREND_WINDOW_SECONDS,
+                )
+                for market in self.markets
+            ]
+            return _trusted(
+                FleetSnapshot,
+                environment=self.spec.name,
+                taken_at=now,
+                regions=regions,
+                paths=paths,
+                markets=markets,
+                current_weights=self._weights_dict(),
+                stale=False,
+                stale_reasons=[],
+            )
+
+    def _weights_dict(self, rows: list[int] | None = None) -> dict[str, dict[str, float]]:
+        result: dict[str, dict[str, float]] = {}
+        for m in rows if rows is not None else range(len(self.markets)):
+            result[self.markets[m]] = {
+                self.region_names[r]: round(float(w), 9) for r, w in enumerate(self._weights[m]) if w > 0
+            }
+        return result
+
+    def desired_nodes(self, region: str) -> int:
+        with self._lock:
+            return self._region(region).desired
+
+    def accounting(self) -> FleetAccounting:
+        with self._lock:
+            return FleetAccounting(
+                environment=self.spec.name,
+                trace=f"{self.trace.name}@{self.trace.version}",
+                seed=self.seed,
+                started_at=self.started_at,
+                now=self.now,
+                simulated_seconds=self._t - self._t0,
+                node_hours=float(self._node_seconds.sum()) / 3600.0,
+                node_hours_by_region={
+                    name: float(self._node_seconds[i]) / 3600.0 for i, name in enumerate(self.region_names)
+                },
+                draining_node_hours=self._draining_seconds / 3600.0,
+                offered_session_minutes=self._offered_minutes,
+                served_session_minutes=self._served_minutes,
+                admitted_sessions=self._admitted,
+                rejected_sessions=float(self._rejected.sum()),
+                degraded_sessions=float(self._degraded.sum()),
+                dropped_sessions=float(self._dropped.sum()),
+                lost_sessions=float(self._lost.sum()),
+                failed_sessions=float(self._failed.sum()) + self._unrouted,
+                residency_violations=float(self._violations.sum()),
+                qos_slo_session_minutes=self._qos_minutes,
+                capacity_slo_session_minutes=self._capacity_minutes,
+                unserved_session_minutes=self._unserved_minutes,
+                active_sessions=float(self._paths.sum()),
+                peak_active_sessions=self._peak_active,
+            )
+
+    def counters(self) -> FleetCounters:
+        with self._lock:
+            pairs = [(m, r) for m in range(len(self.markets)) for r in range(len(self.region_names))]
+
+            def by_path(values: FloatArray) -> dict[tuple[str, str], float]:
+                return {(self.markets[m], self.region_names[r]): float(values[m, r]) for m, r in pairs}
+
+            return FleetCounters(
+                rejected=by_path(self._rejected),
+                degraded=by_path(self._degraded),
+                residency_violations=by_path(self._violations),
+                dropped={name: float(self._dropped[i]) for i, name in enumerate(self.region_names)},
+            )
+
+    def state(self) -> dict[str, Any]:
+        """A compact JSON-able view for `GET /v1/state` and humans."""
+        with self._lock:
+            return {
+                "environment": self.spec.name,
+                "trace": f"{self.trace.name}@{self.trace.version}",
+                "seed": self.seed,
+                "now": self.now.isoformat(),
+                "regions": {book.spec.name: self._region_view(book) for book in self._books},
+                "weights": self._weights_dict(),
+                "impairments": {
+                    i: {**imp.model_dump(mode="json"), "active": i in self._active_impairments}
+                    for i, imp in self._impairments.items()
+                },
+            }
+
+    def _region_view(self, book: _RegionBook) -> dict[str, Any]:
+        in_region = self._node_region == book.index
+        states = self._node_state[in_region]
+        return {
+            "desired_nodes": book.desired,
+            "booting": int((states == _BOOTING).sum()),
+            "ready": int((states == _READY).sum()),
+            "draining": int((states == _DRAINING).sum()),
+            "active_sessions": round(float(self._sessions[in_region].sum()), 1),
+            "outage": bool(self._outage[book.index]),
+        }
