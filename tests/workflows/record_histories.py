@@ -25,7 +25,16 @@ from tests.workflows.conftest import LOCAL_ENV, running_worker, wait_for_phase
 from workflows.activities import FleetActivities
 from workflows.drill import FailoverDrillWorkflow
 from workflows.failover import FailoverWorkflow
-from workflows.models import AbortRequest, DrillInput, FailoverInput, FailoverMode, FailoverPhase
+from workflows.models import (
+    AbortRequest,
+    DrillInput,
+    DrillScorecard,
+    FailoverInput,
+    FailoverMode,
+    FailoverPhase,
+    FailoverReport,
+)
+from workflows.outcomes import ended_report
 from workflows.worker import ensure_control_loop
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -62,7 +71,7 @@ async def record() -> None:
             )
             await wait_for_phase(handle, FailoverPhase.EVACUATED)
             await handle.execute_update(FailoverWorkflow.abort, AbortRequest(by="recorder"))
-            await handle.result()
+            await ended_report(handle, FailoverReport)  # aborted: a FAILED run carrying its report
             (HISTORIES / "failover_aborted.json").write_text((await handle.fetch_history()).to_json())
 
             loop = await ensure_control_loop(env.client, spec, task_queue=queue, tick_seconds=0.2, max_ticks=3)
@@ -77,7 +86,7 @@ async def record() -> None:
                                                           threshold=0.2)]),
                 id="drill-stopped", task_queue=queue,
             )
-            await handle.result()
+            await ended_report(handle, DrillScorecard)  # stopped: a FAILED run carrying its scorecard
             (HISTORIES / "drill_stopped.json").write_text((await handle.fetch_history()).to_json())
             child = env.client.get_workflow_handle("edgeplane-failover-local-fra")
             (HISTORIES / "drill_stopped_child.json").write_text((await child.fetch_history()).to_json())
