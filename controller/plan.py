@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from controller.demand_events import DemandEvent
+from controller.snapshot import PhysicalBounds, SaneTime
 
 
 class PlanModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Plans come back as input (`--previous`, Temporal history): finite numbers and sane times only.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class RegionState(StrEnum):
@@ -34,7 +36,7 @@ class RegionHealth(PlanModel):
     reason: str = Field(default="", description="Why, in words (which SLO, by how much).")
     bad_ticks: int = Field(default=0, ge=0, description="Consecutive ticks with an SLO breach.")
     good_ticks: int = Field(default=0, ge=0, description="Consecutive ticks without a breach.")
-    since: AwareDatetime | None = Field(default=None, description="When the region entered this state.")
+    since: SaneTime | None = Field(default=None, description="When the region entered this state.")
     failing_ticks: int = Field(
         default=0, ge=0, description="Consecutive ticks breaching an SLO by the failed_breach_ratio or more."
     )
@@ -47,8 +49,10 @@ class ScaleCommand(PlanModel):
     """Run exactly `desired_nodes` nodes in `region`."""
 
     region: str = Field(description="Region name.")
-    desired_nodes: int = Field(ge=0, description="Absolute node count.")
-    current_nodes: int = Field(ge=0, description="Desired count before this plan (for the audit).")
+    desired_nodes: int = Field(ge=0, le=PhysicalBounds.MAX_NODES, description="Absolute node count.")
+    current_nodes: int = Field(
+        ge=0, le=PhysicalBounds.MAX_NODES, description="Desired count before this plan (for the audit)."
+    )
     reason: str = Field(default="", description="Why (forecast, cooldown, bounds).")
 
 
@@ -57,7 +61,7 @@ class DrainCommand(PlanModel):
 
     region: str = Field(description="Region name.")
     node: str = Field(description="Node name.")
-    deadline: AwareDatetime = Field(description="Remove the node at this time even if sessions remain.")
+    deadline: SaneTime = Field(description="Remove the node at this time even if sessions remain.")
     reason: str = Field(default="", description="Why this node (fewest sessions, scale-in).")
 
 
@@ -125,8 +129,8 @@ class Plan(PlanModel):
 
     plan_id: str = Field(description="Deterministic id: environment, snapshot time and content hash.")
     environment: str = Field(description="EnvironmentSpec name.")
-    created_at: AwareDatetime = Field(description="The `now` the core was called with.")
-    snapshot_taken_at: AwareDatetime = Field(description="When the input snapshot was taken.")
+    created_at: SaneTime = Field(description="The `now` the core was called with.")
+    snapshot_taken_at: SaneTime = Field(description="When the input snapshot was taken.")
     fail_static: bool = Field(default=False, description="True when stale metrics froze scale-in and automatic shifts.")
     region_health: list[RegionHealth] = Field(default_factory=list, description="State per region.")
     weights: dict[str, dict[str, float]] = Field(
@@ -144,7 +148,7 @@ class Plan(PlanModel):
         default_factory=list, description="Proof per market that no weight leaves its jurisdictions."
     )
     explanation: list[str] = Field(default_factory=list, description="Why, in sentences, for humans.")
-    last_scale_change_at: dict[str, AwareDatetime] = Field(
+    last_scale_change_at: dict[str, SaneTime] = Field(
         default_factory=dict, description="Per region, when its desired size last changed (for cooldowns)."
     )
     region_sessions: dict[str, float] = Field(

@@ -39,7 +39,7 @@ from controller.core.scaling import plan_scaling
 from controller.core.spec_tables import spec_tables
 from controller.demand_events import DemandEvent
 from controller.plan import Overflow, Plan, PlanningOverrides, RegionHealth, RegionState, UnservedDemand
-from controller.snapshot import FleetSnapshot, NodeState
+from controller.snapshot import FleetSnapshot, NodeState, check_plausible
 from controller.spec import EnvironmentSpec
 
 SERVED_TOLERANCE = 1e-6
@@ -299,7 +299,12 @@ def make_plan(
     now: datetime,
     overrides: PlanningOverrides | None = None,
 ) -> Plan:
-    """Decide one tick: region states, weights, node targets and drains, with reasons and proofs."""
+    """Decide one tick: region states, weights, node targets and drains, with reasons and proofs.
+
+    Raises pydantic's ValidationError when `snapshot` cannot be a fleet of `spec` (another
+    environment, sizes beyond what the spec allows): planning on it would mislead.
+    """
+    check_plausible(spec, snapshot)
     tables = spec_tables(spec)
     explanation: list[str] = []
 
