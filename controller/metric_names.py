@@ -49,3 +49,5 @@ CONTROLLER_SNAPSHOT_AGE_SECONDS = "edgeplane_controller_snapshot_age_seconds"
 CONTROLLER_FAIL_STATIC = "edgeplane_controller_fail_static"  # gauge 1/0
 CONTROLLER_UNSERVED_SESSIONS = "edgeplane_controller_unserved_sessions"  # labels: market
 CONTROLLER_DRILL_ABORTED_TOTAL = "edgeplane_controller_drill_aborted_total"  # labels: region
+# counter: samples the observer dropped as implausible (infinite, beyond physical or spec bounds)
+CONTROLLER_IMPLAUSIBLE_SAMPLES_TOTAL = "edgeplane_controller_implausible_samples_total"  # labels: metric

@@ -170,6 +170,16 @@ class FleetSnapshot(SnapshotModel):
     )
     stale: bool = Field(default=False, description="True when the snapshot as a whole cannot be trusted.")
     stale_reasons: list[str] = Field(default_factory=list, description="Why it is stale, for the plan summary.")
+    implausible_samples: dict[str, int] = Field(
+        default_factory=dict,
+        description="Samples the observer dropped as implausible (non-finite, beyond physical or spec bounds), "
+        "counted per metric name; the rest of the snapshot was built without them.",
+    )
+    implausible_examples: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="A few of the dropped samples (series, value, why), for the plan's explanation.",
+    )
 
     @model_validator(mode="after")
     def _plausible_for_the_spec(self, info: ValidationInfo) -> FleetSnapshot:

@@ -39,8 +39,16 @@ class ControllerMetrics:
             names.CONTROLLER_UNSERVED_SESSIONS, "Sessions the plan cannot place.", ["environment", "market"],
             registry=registry,
         )
+        self._implausible = Counter(
+            names.CONTROLLER_IMPLAUSIBLE_SAMPLES_TOTAL,
+            "Samples the observer dropped as implausible, by metric.",
+            ["environment", "metric"],
+            registry=registry,
+        )
 
     def record_snapshot(self, snapshot: FleetSnapshot) -> None:
+        for metric, count in snapshot.implausible_samples.items():
+            self._implausible.labels(self._environment, metric).inc(count)
         newest = max((r.observed_at for r in snapshot.regions if r.observed_at), default=None)
         if newest is not None:
             self._age.labels(self._environment).set(max(0.0, (snapshot.taken_at - newest).total_seconds()))

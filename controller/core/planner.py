@@ -316,6 +316,13 @@ def make_plan(
         explanation.append(
             "FAIL STATIC: " + "; ".join(health.stale_reasons) + " -> weights kept, no scale-in, no drains"
         )
+    # getattr: the simulated fleet builds its snapshots without validation (sim/fleet.py `_trusted`),
+    # from the fields it knows; it never drops a sample.
+    implausible: dict[str, int] = getattr(snapshot, "implausible_samples", {})
+    if implausible:
+        counts = ", ".join(f"{metric} x{count}" for metric, count in implausible.items())
+        examples = "; ".join(snapshot.implausible_examples[:3])
+        explanation.append(f"IMPLAUSIBLE samples dropped by the observer ({counts}), e.g. {examples}")
     explanation.extend(_health_sentences(health.regions, previous))
     explanation.extend(
         f"path {v.market}->{v.region} breaches its SLO x{v.severity:.2f}: {v.worst} ({v.sessions} sessions)"
