@@ -73,12 +73,38 @@ class UndrainCommand(PlanModel):
     reason: str = Field(default="", description="Why (scale-out reclaims draining nodes before booting new ones).")
 
 
+class UnservedCause(StrEnum):
+    """Why demand is unserved; the `cause` label of `edgeplane_controller_unserved_sessions`."""
+
+    NO_COMPLIANT_REGION = "no_compliant_region"  # every allowed region failed, pinned out or unknown
+    PARTLY_PLACED = "partly_placed"  # some allowed regions unavailable, the rest cannot take it all
+    # Demand beyond what the compliant regions carry at max_nodes (100% of node capacity): the
+    # region selector refuses those sessions at admission with reason "capacity exhausted"; they
+    # are never placed outside the market's jurisdictions (docs/architecture.md).
+    CAPACITY_EXHAUSTED = "capacity_exhausted"
+
+
 class UnservedDemand(PlanModel):
     """Demand of a market that the plan cannot place anywhere it is allowed to go."""
 
     market: str = Field(description="Market code.")
     sessions: float = Field(ge=0, description="Concurrent sessions left unserved.")
     reason: str = Field(description="Why (all compliant regions failed, capacity exhausted, ...).")
+    cause: UnservedCause = Field(default=UnservedCause.NO_COMPLIANT_REGION, description="Why, as a code.")
+
+
+class ObservedResidencyViolation(PlanModel):
+    """Sessions or weight of a market observed in the fleet on a region its jurisdictions do not allow.
+
+    Evidence from the snapshot (paths carrying sessions, weights in force), not something the plan
+    did: the plan's own weights never leave a market's jurisdictions. Each one is an incident.
+    """
+
+    market: str = Field(description="Market code.")
+    region: str = Field(description="Region the sessions or weight were seen on (maybe not in the spec at all).")
+    sessions: int = Field(ge=0, description="Sessions of the market observed on the region.")
+    weight: float = Field(ge=0, description="Weight in force for the market on the region (0 if none).")
+    allowed_regions: list[str] = Field(description="Where the market may go, from the spec.")
 
 
 class Overflow(PlanModel):
@@ -143,6 +169,11 @@ class Plan(PlanModel):
         description="Draining nodes returned to service; applied before `scale`, whose desired_nodes counts them.",
     )
     unserved: list[UnservedDemand] = Field(default_factory=list, description="Demand left unserved, with why.")
+    residency_violations: list[ObservedResidencyViolation] = Field(
+        default_factory=list,
+        description="Sessions or weights observed outside their market's jurisdictions (incidents; this plan's "
+        "weights steer those markets back).",
+    )
     overflow: list[Overflow] = Field(default_factory=list, description="Reported capacity overflow.")
     residency_certificate: list[ResidencyProof] = Field(
         default_factory=list, description="Proof per market that no weight leaves its jurisdictions."

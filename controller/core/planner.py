@@ -17,6 +17,7 @@ The steps, in order (each a module of this package):
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import datetime
 
 import numpy as np
@@ -35,10 +36,19 @@ from controller.core.forecast import AnnouncedEventForecaster, ForecastInput, fo
 from controller.core.guardrails import DraftPlan, residency_certificate, run_guardrails
 from controller.core.health import HealthAssessment, assess_health
 from controller.core.path_table import PathTable, path_table
+from controller.core.residency_evidence import observed_residency_violations, violation_sentence
 from controller.core.scaling import plan_scaling
 from controller.core.spec_tables import spec_tables
 from controller.demand_events import DemandEvent
-from controller.plan import Overflow, Plan, PlanningOverrides, RegionHealth, RegionState, UnservedDemand
+from controller.plan import (
+    Overflow,
+    Plan,
+    PlanningOverrides,
+    RegionHealth,
+    RegionState,
+    UnservedCause,
+    UnservedDemand,
+)
 from controller.snapshot import FleetSnapshot, NodeState, check_plausible
 from controller.spec import EnvironmentSpec
 
@@ -185,11 +195,60 @@ def _weights_from_solution(
                 UnservedDemand(
                     market=code,
                     sessions=demand * (1.0 - served),
+                    cause=UnservedCause.PARTLY_PLACED,
                     reason=f"only {served:.1%} of the market can be placed within jurisdictions {jurisdictions} "
                     f"({'; '.join(why) or 'allowed regions unavailable'})",
                 )
             )
     return weights, unserved
+
+
+def capacity_exhausted(
+    spec: EnvironmentSpec,
+    snapshot: FleetSnapshot,
+    previous: Plan | None,
+    health: HealthAssessment,
+    overrides: PlanningOverrides | None,
+    demand: dict[str, float],
+    paths: PathTable,
+    already_unserved: set[str],
+) -> list[UnservedDemand]:
+    """Demand no compliant region can hold even at max_nodes and 100% of node capacity, per market.
+
+    The LP at max capacity with overflow forbidden: what it cannot place is left in u[m], and since
+    shedding costs the same per session in every market, u holds the fewest sessions possible. The
+    region selector refuses those sessions at admission ("capacity exhausted"); the weights keep
+    every admitted one inside the market's jurisdictions (docs/architecture.md).
+    """
+    problem = build_allocation_problem(spec, snapshot, previous, health, overrides, demand, "target", paths)
+    full = np.array(
+        [
+            spec.region_capacity_sessions(name) / spec.scaling.target_utilisation
+            for name in spec_tables(spec).region_names
+        ]
+    )
+    problem = replace(problem, capacity=full, allow_overflow=False)
+    solution = solve_allocation(problem)
+    tables = spec_tables(spec)
+    unserved = []
+    for m, code in enumerate(tables.market_codes):
+        sessions = float(solution.unserved_share[m] * problem.demand[m])
+        if sessions < 0.5 or code in already_unserved:
+            continue
+        allowed = tables.allowed_regions[code]
+        room = sum(spec.region_capacity_sessions(r) / spec.scaling.target_utilisation for r in allowed)
+        jurisdictions = ", ".join(spec.market_by_code[code].allowed_jurisdictions)
+        unserved.append(
+            UnservedDemand(
+                market=code,
+                sessions=sessions,
+                cause=UnservedCause.CAPACITY_EXHAUSTED,
+                reason=f"capacity exhausted: {problem.demand[m]:,.0f} sessions wanted, its compliant regions "
+                f"({', '.join(allowed)}) carry {room:,.0f} at max_nodes, shared with other markets; the rest "
+                f"are refused at admission, never placed outside jurisdictions {jurisdictions}",
+            )
+        )
+    return unserved
 
 
 def _plan_id(plan: Plan) -> str:
@@ -411,7 +470,17 @@ def make_plan(
                 f"{command.region}: {command.current_nodes} -> {command.desired_nodes} nodes: {command.reason}"
             )
     explanation.extend(scaling.explanation)
+    placement_unserved = {u.market for u in unserved}
+    if overflow or unserved or target_solution.overflow_sessions.sum() > 1e-6:
+        # Only then can demand exceed the compliant regions at max_nodes (the LP is skipped otherwise).
+        unserved += capacity_exhausted(spec, snapshot, previous, health, overrides, demand, paths, placement_unserved)
     explanation.extend(f"UNSERVED {u.market}: {u.sessions:,.0f} sessions: {u.reason}" for u in unserved)
+    violations = observed_residency_violations(spec, snapshot)
+    explanation.extend(
+        f"RESIDENCY VIOLATION observed: {violation_sentence(v)}; this plan sends {v.market} only to "
+        f"{', '.join(sorted(weights.get(v.market, {}))) or 'no region'}"
+        for v in violations
+    )
     explanation.extend(f"OVERFLOW {o.region}: {o.sessions:,.0f} sessions: {o.reason}" for o in overflow)
 
     # 5. Guardrails on the draft; the residency certificate is built from the final weights.
@@ -428,7 +497,7 @@ def make_plan(
         },
         overflow=overflow,
         certificate=certificate,
-        unserved_markets={u.market for u in unserved},
+        unserved_markets=placement_unserved,
         region_states=states,
         pin_caps=caps,
         fail_static=fail_static,
@@ -441,6 +510,7 @@ def make_plan(
         serving_nodes={
             o.region: sum(1 for n in o.nodes if n.state is not NodeState.DRAINING) for o in snapshot.regions
         },
+        observed_violations=violations,
     )
     verdicts = run_guardrails(draft)
     explanation.extend(v.sentence() for v in verdicts)
@@ -457,6 +527,7 @@ def make_plan(
         drains=scaling.drains,
         undrains=scaling.undrains,
         unserved=unserved,
+        residency_violations=violations,
         overflow=overflow,
         residency_certificate=certificate,
         explanation=explanation,
