@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from controller.demand_events import DemandEvent
 from controller.snapshot import PhysicalBounds, SaneTime
@@ -124,6 +124,30 @@ class ResidencyProof(PlanModel):
     weighted_regions: list[str] = Field(description="Regions with non-zero weight in this plan.")
     compliant: bool = Field(description="True iff weighted_regions is a subset of allowed_regions.")
 
+    @model_validator(mode="after")
+    def _compliant_is_derived(self) -> ResidencyProof:
+        """A proof read back (a `--previous` plan, `edgectl verify`) may not claim what its regions deny."""
+        if self.compliant != (set(self.weighted_regions) <= set(self.allowed_regions)):
+            raise ValueError(
+                f"compliant is {self.compliant} but weighted_regions {self.weighted_regions} "
+                f"{'are' if not self.compliant else 'are not'} within allowed_regions {self.allowed_regions}"
+            )
+        return self
+
+
+class ResidencySeal(PlanModel):
+    """Binds a plan's residency certificate to the spec it was derived from and to the plan itself.
+
+    `edgectl verify` re-derives every field from the spec and the plan's weights
+    (`controller/core/residency_certificate.py`); a certificate edited by hand, a plan edited after
+    it was made, or a plan checked against another spec does not match.
+    """
+
+    spec_hash: str = Field(description="sha256 of the EnvironmentSpec's canonical JSON.")
+    plan_id: str = Field(description="The plan's id (itself a hash of the plan's content).")
+    compliant: bool = Field(description="Every market covered, every proof compliant, no weight outside them.")
+    digest: str = Field(description="sha256 over spec_hash, plan_id, weights, proofs and compliant.")
+
 
 class RegionPin(PlanModel):
     """An override from a failover or drill: cap the share of traffic a region may receive.
@@ -177,6 +201,10 @@ class Plan(PlanModel):
     overflow: list[Overflow] = Field(default_factory=list, description="Reported capacity overflow.")
     residency_certificate: list[ResidencyProof] = Field(
         default_factory=list, description="Proof per market that no weight leaves its jurisdictions."
+    )
+    residency_seal: ResidencySeal | None = Field(
+        default=None,
+        description="Spec hash, plan id and digest binding the certificate (None only in plans made before seals).",
     )
     explanation: list[str] = Field(default_factory=list, description="Why, in sentences, for humans.")
     last_scale_change_at: dict[str, SaneTime] = Field(

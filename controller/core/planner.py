@@ -16,7 +16,6 @@ The steps, in order (each a module of this package):
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import replace
 from datetime import datetime
 
@@ -36,6 +35,7 @@ from controller.core.forecast import AnnouncedEventForecaster, ForecastInput, fo
 from controller.core.guardrails import DraftPlan, residency_certificate, run_guardrails
 from controller.core.health import HealthAssessment, assess_health
 from controller.core.path_table import PathTable, path_table
+from controller.core.residency_certificate import seal_plan
 from controller.core.residency_evidence import observed_residency_violations, violation_sentence
 from controller.core.scaling import plan_scaling
 from controller.core.spec_tables import spec_tables
@@ -249,12 +249,6 @@ def capacity_exhausted(
             )
         )
     return unserved
-
-
-def _plan_id(plan: Plan) -> str:
-    content = plan.model_dump_json(exclude={"plan_id"})
-    digest = hashlib.sha256(content.encode()).hexdigest()[:16]
-    return f"{plan.environment}-{plan.snapshot_taken_at.strftime('%Y%m%dT%H%M%S')}-{digest}"
 
 
 def _health_sentences(health: list[RegionHealth], previous: Plan | None) -> list[str]:
@@ -535,4 +529,5 @@ def make_plan(
         region_sessions={name: round(float(loads_now[r]), 3) for r, name in enumerate(tables.region_names)},
         forecast_sessions={code: round(forecast[code], 3) for code in tables.market_codes},
     )
-    return plan.model_copy(update={"plan_id": _plan_id(plan)})
+    # The id from the content, then the seal binding the certificate to the spec, the id and the weights.
+    return seal_plan(spec, plan)

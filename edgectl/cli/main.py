@@ -28,6 +28,7 @@ from edgectl.cli.output import fail
 from edgectl.cli.plan_command import plan_command
 from edgectl.cli.sim_commands import sim_app
 from edgectl.cli.status_command import status as status_command
+from edgectl.cli.verify_command import verify_command
 
 
 class EdgectlGroup(TyperGroup):
@@ -59,6 +60,7 @@ app.add_typer(env_app, name="env")
 app.add_typer(schema_app, name="schema")
 app.add_typer(sim_app, name="sim")
 app.command("plan")(plan_command)
+app.command("verify")(verify_command)
 app.add_typer(dev_app, name="dev")
 app.command("demo")(demo_command)
 app.add_typer(controller_app, name="controller")

@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from controller.core.planner import make_plan
+from controller.core.residency_certificate import verify_residency
 from controller.plan import Plan, PlanningOverrides, RegionPin, RegionState
 from controller.snapshot import SANE_TIME_WINDOW, FleetSnapshot
 from controller.spec import EnvironmentSpec
@@ -87,6 +88,12 @@ def plan_command(
             problems.append(problem)
     if problems or snapshot is None or spec is None:
         raise InputFileError(problems)
+    if previous is not None and previous_path is not None:
+        # The previous plan seeds counters, cooldowns and weights in force: a forged or foreign one
+        # (certificate edited, plan edited, another spec) would plan from a lie.
+        forged = verify_residency(spec, previous)
+        if forged:
+            raise InputFileError([f"{previous_path}: {problem}" for problem in forged])
     unknown_pins = [p.region for p in pins if p.region not in spec.region_by_name]
     if unknown_pins:
         raise InputFileError(
