@@ -227,7 +227,9 @@ def capacity_exhausted(
             for name in spec_tables(spec).region_names
         ]
     )
-    problem = replace(problem, capacity=full, allow_overflow=False)
+    # Pure capacity: weights frozen by stale metrics (lower bounds) would make the LP infeasible
+    # without overflow, and say nothing about what max_nodes can hold.
+    problem = replace(problem, capacity=full, allow_overflow=False, lower=np.zeros_like(problem.lower))
     solution = solve_allocation(problem)
     tables = spec_tables(spec)
     unserved = []

@@ -97,3 +97,16 @@ def test_demand_within_max_nodes_is_not_exhausted_even_when_ready_capacity_overf
     plan = make_plan(local_spec, snapshot_for(local_spec, NOON, demand, nodes=5, weights=WEIGHTS), None, NOON)
     assert plan.overflow
     assert not [u for u in plan.unserved if u.cause is UnservedCause.CAPACITY_EXHAUSTED]
+
+
+def test_exhaustion_under_fail_static_with_frozen_weights(local_spec):
+    """Found by the fuzz test: stale metrics freeze TH on fra; the capacity check without overflow
+    must ignore frozen weights, or 4,001 sessions on a 4,000-session region make its LP infeasible."""
+    from tests.fakes.fleet_snapshots import region_observation
+
+    regions = [region_observation(local_spec, r.name, NOON, ready=0) for r in local_spec.regions]
+    demand = {"DE": 0, "FR": 0, "ID": 0, "SG": 0, "TH": 4001}
+    snapshot = snapshot_for(local_spec, NOON, demand, regions=regions, weights={"TH": {"fra": 1.0}}, stale=True)
+    plan = make_plan(local_spec, snapshot, None, NOON)
+    assert plan.fail_static and plan.weights["TH"] == {"fra": 1.0}
+    assert not [u for u in plan.unserved if u.cause is UnservedCause.CAPACITY_EXHAUSTED]  # 16,000 fit at max_nodes
