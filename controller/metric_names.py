@@ -47,5 +47,14 @@ CONTROLLER_ACTIONS_TOTAL = "edgeplane_controller_actions_total"  # labels: actio
 CONTROLLER_FAILURES_TOTAL = "edgeplane_controller_failures_total"  # labels: stage
 CONTROLLER_SNAPSHOT_AGE_SECONDS = "edgeplane_controller_snapshot_age_seconds"
 CONTROLLER_FAIL_STATIC = "edgeplane_controller_fail_static"  # gauge 1/0
-CONTROLLER_UNSERVED_SESSIONS = "edgeplane_controller_unserved_sessions"  # labels: market
+# gauge, one series per market while unserved (removed once served); labels: market, cause
+# (controller.plan.UnservedCause: no_compliant_region, partly_placed, capacity_exhausted)
+CONTROLLER_UNSERVED_SESSIONS = "edgeplane_controller_unserved_sessions"
+# gauge, one series per (market, region) while the fleet is observed breaking residency there (removed
+# once gone); value: the market's sessions seen on the region (0 when only a weight is in force)
+CONTROLLER_RESIDENCY_VIOLATION_SESSIONS = "edgeplane_controller_residency_violation_sessions"
+# counter: ticks on which such a violation was observed; labels: market, region
+CONTROLLER_RESIDENCY_VIOLATIONS_TOTAL = "edgeplane_controller_residency_violations_total"
 CONTROLLER_DRILL_ABORTED_TOTAL = "edgeplane_controller_drill_aborted_total"  # labels: region
+# counter: samples the observer dropped as implausible (infinite, beyond physical or spec bounds)
+CONTROLLER_IMPLAUSIBLE_SAMPLES_TOTAL = "edgeplane_controller_implausible_samples_total"  # labels: metric

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from controller.demand_events import DemandEvent
+from controller.snapshot import PhysicalBounds, SaneTime
 
 
 class PlanModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Plans come back as input (`--previous`, Temporal history): finite numbers and sane times only.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class RegionState(StrEnum):
@@ -34,7 +36,7 @@ class RegionHealth(PlanModel):
     reason: str = Field(default="", description="Why, in words (which SLO, by how much).")
     bad_ticks: int = Field(default=0, ge=0, description="Consecutive ticks with an SLO breach.")
     good_ticks: int = Field(default=0, ge=0, description="Consecutive ticks without a breach.")
-    since: AwareDatetime | None = Field(default=None, description="When the region entered this state.")
+    since: SaneTime | None = Field(default=None, description="When the region entered this state.")
     failing_ticks: int = Field(
         default=0, ge=0, description="Consecutive ticks breaching an SLO by the failed_breach_ratio or more."
     )
@@ -47,8 +49,10 @@ class ScaleCommand(PlanModel):
     """Run exactly `desired_nodes` nodes in `region`."""
 
     region: str = Field(description="Region name.")
-    desired_nodes: int = Field(ge=0, description="Absolute node count.")
-    current_nodes: int = Field(ge=0, description="Desired count before this plan (for the audit).")
+    desired_nodes: int = Field(ge=0, le=PhysicalBounds.MAX_NODES, description="Absolute node count.")
+    current_nodes: int = Field(
+        ge=0, le=PhysicalBounds.MAX_NODES, description="Desired count before this plan (for the audit)."
+    )
     reason: str = Field(default="", description="Why (forecast, cooldown, bounds).")
 
 
@@ -57,7 +61,7 @@ class DrainCommand(PlanModel):
 
     region: str = Field(description="Region name.")
     node: str = Field(description="Node name.")
-    deadline: AwareDatetime = Field(description="Remove the node at this time even if sessions remain.")
+    deadline: SaneTime = Field(description="Remove the node at this time even if sessions remain.")
     reason: str = Field(default="", description="Why this node (fewest sessions, scale-in).")
 
 
@@ -69,12 +73,38 @@ class UndrainCommand(PlanModel):
     reason: str = Field(default="", description="Why (scale-out reclaims draining nodes before booting new ones).")
 
 
+class UnservedCause(StrEnum):
+    """Why demand is unserved; the `cause` label of `edgeplane_controller_unserved_sessions`."""
+
+    NO_COMPLIANT_REGION = "no_compliant_region"  # every allowed region failed, pinned out or unknown
+    PARTLY_PLACED = "partly_placed"  # some allowed regions unavailable, the rest cannot take it all
+    # Demand beyond what the compliant regions carry at max_nodes (100% of node capacity): the
+    # region selector refuses those sessions at admission with reason "capacity exhausted"; they
+    # are never placed outside the market's jurisdictions (docs/architecture.md).
+    CAPACITY_EXHAUSTED = "capacity_exhausted"
+
+
 class UnservedDemand(PlanModel):
     """Demand of a market that the plan cannot place anywhere it is allowed to go."""
 
     market: str = Field(description="Market code.")
     sessions: float = Field(ge=0, description="Concurrent sessions left unserved.")
     reason: str = Field(description="Why (all compliant regions failed, capacity exhausted, ...).")
+    cause: UnservedCause = Field(default=UnservedCause.NO_COMPLIANT_REGION, description="Why, as a code.")
+
+
+class ObservedResidencyViolation(PlanModel):
+    """Sessions or weight of a market observed in the fleet on a region its jurisdictions do not allow.
+
+    Evidence from the snapshot (paths carrying sessions, weights in force), not something the plan
+    did: the plan's own weights never leave a market's jurisdictions. Each one is an incident.
+    """
+
+    market: str = Field(description="Market code.")
+    region: str = Field(description="Region the sessions or weight were seen on (maybe not in the spec at all).")
+    sessions: int = Field(ge=0, description="Sessions of the market observed on the region.")
+    weight: float = Field(ge=0, description="Weight in force for the market on the region (0 if none).")
+    allowed_regions: list[str] = Field(description="Where the market may go, from the spec.")
 
 
 class Overflow(PlanModel):
@@ -93,6 +123,30 @@ class ResidencyProof(PlanModel):
     allowed_regions: list[str] = Field(description="Union of the allowed jurisdictions' regions.")
     weighted_regions: list[str] = Field(description="Regions with non-zero weight in this plan.")
     compliant: bool = Field(description="True iff weighted_regions is a subset of allowed_regions.")
+
+    @model_validator(mode="after")
+    def _compliant_is_derived(self) -> ResidencyProof:
+        """A proof read back (a `--previous` plan, `edgectl verify`) may not claim what its regions deny."""
+        if self.compliant != (set(self.weighted_regions) <= set(self.allowed_regions)):
+            raise ValueError(
+                f"compliant is {self.compliant} but weighted_regions {self.weighted_regions} "
+                f"{'are' if not self.compliant else 'are not'} within allowed_regions {self.allowed_regions}"
+            )
+        return self
+
+
+class ResidencySeal(PlanModel):
+    """Binds a plan's residency certificate to the spec it was derived from and to the plan itself.
+
+    `edgectl verify` re-derives every field from the spec and the plan's weights
+    (`controller/core/residency_certificate.py`); a certificate edited by hand, a plan edited after
+    it was made, or a plan checked against another spec does not match.
+    """
+
+    spec_hash: str = Field(description="sha256 of the EnvironmentSpec's canonical JSON.")
+    plan_id: str = Field(description="The plan's id (itself a hash of the plan's content).")
+    compliant: bool = Field(description="Every market covered, every proof compliant, no weight outside them.")
+    digest: str = Field(description="sha256 over spec_hash, plan_id, weights, proofs and compliant.")
 
 
 class RegionPin(PlanModel):
@@ -130,8 +184,8 @@ class Plan(PlanModel):
 
     plan_id: str = Field(description="Deterministic id: environment, snapshot time and content hash.")
     environment: str = Field(description="EnvironmentSpec name.")
-    created_at: AwareDatetime = Field(description="The `now` the core was called with.")
-    snapshot_taken_at: AwareDatetime = Field(description="When the input snapshot was taken.")
+    created_at: SaneTime = Field(description="The `now` the core was called with.")
+    snapshot_taken_at: SaneTime = Field(description="When the input snapshot was taken.")
     fail_static: bool = Field(default=False, description="True when stale metrics froze scale-in and automatic shifts.")
     region_health: list[RegionHealth] = Field(default_factory=list, description="State per region.")
     weights: dict[str, dict[str, float]] = Field(
@@ -144,12 +198,21 @@ class Plan(PlanModel):
         description="Draining nodes returned to service; applied before `scale`, whose desired_nodes counts them.",
     )
     unserved: list[UnservedDemand] = Field(default_factory=list, description="Demand left unserved, with why.")
+    residency_violations: list[ObservedResidencyViolation] = Field(
+        default_factory=list,
+        description="Sessions or weights observed outside their market's jurisdictions (incidents; this plan's "
+        "weights steer those markets back).",
+    )
     overflow: list[Overflow] = Field(default_factory=list, description="Reported capacity overflow.")
     residency_certificate: list[ResidencyProof] = Field(
         default_factory=list, description="Proof per market that no weight leaves its jurisdictions."
     )
+    residency_seal: ResidencySeal | None = Field(
+        default=None,
+        description="Spec hash, plan id and digest binding the certificate (None only in plans made before seals).",
+    )
     explanation: list[str] = Field(default_factory=list, description="Why, in sentences, for humans.")
-    last_scale_change_at: dict[str, AwareDatetime] = Field(
+    last_scale_change_at: dict[str, SaneTime] = Field(
         default_factory=dict, description="Per region, when its desired size last changed (for cooldowns)."
     )
     region_sessions: dict[str, float] = Field(

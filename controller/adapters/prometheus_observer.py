@@ -30,12 +30,15 @@ from urllib3.util.retry import Retry
 from controller import metric_names as m
 from controller.ports import ObserverUnavailable
 from controller.snapshot import (
+    SANE_TIME_WINDOW,
     FleetSnapshot,
     MarketDemand,
     NodeObservation,
     NodeState,
     PathObservation,
+    PhysicalBounds,
     RegionObservation,
+    SpecBounds,
 )
 from controller.spec import EnvironmentSpec
 
@@ -166,15 +169,51 @@ class PrometheusObserver:
 
 
 def _value(sample: Mapping[str, Any]) -> float | None:
+    """The sample's number; None when absent or NaN (Prometheus' "no value"). Infinities stay, so the
+    plausibility filter can count them."""
     try:
         number = float(sample["value"][1])
     except (KeyError, IndexError, TypeError, ValueError):
         return None
-    return None if math.isnan(number) or math.isinf(number) else number
+    return None if math.isnan(number) else number
 
 
 def _flag(value: float | None) -> bool:
     return value is not None and value >= 0.5
+
+
+MAX_IMPLAUSIBLE_EXAMPLES = 20
+
+
+class PlausibilityFilter:
+    """Drops implausible samples one series at a time and keeps count (DESIGN invariant 4 per series).
+
+    A sample is implausible when it is infinite or beyond the bounds of `controller.snapshot`
+    (`PhysicalBounds`, and `SpecBounds` from the environment's max_nodes x sessions_per_node): a
+    broken exporter or a wrapped counter, never a fleet. Dropping it makes that one value unknown
+    (its region is stale and frozen, a path's metric reads None, a market's demand falls back to
+    its profile); every other series is planned on as usual. Without this, one 1e30 gauge failed
+    the snapshot's validation and so every tick, for every market.
+    """
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = defaultdict(int)
+        self.examples: list[str] = []
+
+    def keep(
+        self, metric: str, labels: Mapping[str, str], value: float | None, low: float, high: float
+    ) -> float | None:
+        """`value` if within [low, high] (None stays None), else None, counted under `metric`."""
+        if value is None or (low <= value <= high):
+            return value
+        self.counts[metric] += 1
+        if len(self.examples) < MAX_IMPLAUSIBLE_EXAMPLES:
+            series = ",".join(f"{k}={v}" for k, v in sorted(labels.items()) if k != "__name__")
+            self.examples.append(f"{metric}{{{series}}} = {value:g} (plausible: {low:g} .. {high:g})")
+        return None
+
+
+_EPOCH_WINDOW = tuple(t.timestamp() for t in SANE_TIME_WINDOW)
 
 
 def build_snapshot(spec: EnvironmentSpec, now: datetime, answers: Mapping[str, list[dict[str, Any]]]) -> FleetSnapshot:
@@ -184,6 +223,11 @@ def build_snapshot(spec: EnvironmentSpec, now: datetime, answers: Mapping[str, l
     region_reasons: dict[str, list[str]] = defaultdict(list)
     known_regions = {r.name for r in spec.regions}
     known_markets = {mk.code for mk in spec.markets}
+    bounds = SpecBounds.for_spec(spec)
+    plausible = PlausibilityFilter()
+    # Regions with a dropped sample: stale (frozen) themselves, but not the whole snapshot.
+    implausible_regions: dict[str, list[str]] = defaultdict(list)
+    dropped_node_values: dict[tuple[str, str], set[str]] = defaultdict(set)
 
     # Per-node and per-region raw values.
     node_values: dict[tuple[str, str], dict[str, float | None]] = defaultdict(dict)
@@ -193,10 +237,22 @@ def build_snapshot(spec: EnvironmentSpec, now: datetime, answers: Mapping[str, l
         name, region = labels.get("__name__", ""), labels.get("region", "")
         if region not in known_regions:
             continue
+        value = _value(sample)
         if name == m.REGION_DESIRED_NODES:
-            desired[region] = _value(sample)
+            desired[region] = plausible.keep(name, labels, value, 0.0, bounds.region_nodes[region])
+            if desired[region] is None and value is not None:
+                implausible_regions[region].append(f"implausible {name} {value:g}")
         elif labels.get("node"):
-            node_values[(region, labels["node"])][name] = _value(sample)
+            if name in (m.NODE_ACTIVE_SESSIONS, m.NODE_SESSION_CAPACITY):
+                kept = plausible.keep(name, labels, value, 0.0, bounds.node_sessions[region])
+                if kept is None and value is not None:
+                    implausible_regions[region].append(f"node {labels['node']}: implausible {name} {value:g}")
+                    dropped_node_values[(region, labels["node"])].add(name)
+            elif name == m.NODE_CPU_UTILISATION:
+                kept = plausible.keep(name, labels, value, 0.0, PhysicalBounds.MAX_CPU_UTILISATION)
+            else:
+                kept = plausible.keep(name, labels, value, -math.inf, math.inf)
+            node_values[(region, labels["node"])][name] = kept
 
     # Freshness: newest sample time per node / region / market.
     node_seen: dict[tuple[str, str], float] = {}
@@ -205,6 +261,12 @@ def build_snapshot(spec: EnvironmentSpec, now: datetime, answers: Mapping[str, l
     fleet_clock: dict[str, float] = {}
     for sample in answers.get("freshness", []):
         labels, ts = sample.get("metric", {}), _value(sample)
+        if labels.get(CLOCK_LABEL) == "rate":
+            ts = plausible.keep(m.FLEET_CLOCK_SECONDS, labels, ts, -1e6, 1e6)
+        else:
+            # A clock outside the sane window would date the snapshot in year 1 or 9999.
+            metric = m.FLEET_CLOCK_SECONDS if labels.get(CLOCK_LABEL) else "timestamp"
+            ts = plausible.keep(metric, labels, ts, *_EPOCH_WINDOW)
         if ts is None:
             continue
         if labels.get(CLOCK_LABEL):
@@ -247,15 +309,22 @@ def build_snapshot(spec: EnvironmentSpec, now: datetime, answers: Mapping[str, l
         elif now_ts - newest > stale_after:
             problems.append(f"newest sample is {now_ts - newest:.0f}s old (stale after {stale_after:.0f}s)")
         nodes: list[NodeObservation] = []
-        for (r, node), values in sorted(node_values.items()):
-            if r != region:
-                continue
+        region_nodes = sorted((key, values) for key, values in node_values.items() if key[0] == region)
+        if len(region_nodes) > bounds.region_nodes[region]:
+            implausible_regions[region].append(f"{len(region_nodes)} nodes reported")
+            plausible.keep(m.NODE_READY, {"region": region}, float(len(region_nodes)), 0.0, bounds.region_nodes[region])
+            region_nodes = []
+        for (r, node), values in region_nodes:
             seen = node_seen.get((r, node))
             if seen is not None and now_ts - seen > stale_after:
                 problems.append(f"node {node}: newest sample is {now_ts - seen:.0f}s old")
             sessions, capacity = values.get(m.NODE_ACTIVE_SESSIONS), values.get(m.NODE_SESSION_CAPACITY)
-            if sessions is None or capacity is None:
-                missing = [n for n in (m.NODE_ACTIVE_SESSIONS, m.NODE_SESSION_CAPACITY) if values.get(n) is None]
+            missing = [
+                n
+                for n in (m.NODE_ACTIVE_SESSIONS, m.NODE_SESSION_CAPACITY)
+                if values.get(n) is None and n not in dropped_node_values[(r, node)]
+            ]
+            if missing:
                 problems.append(f"node {node}: missing {', '.join(missing)}")
             nodes.append(
                 NodeObservation(
@@ -267,7 +336,7 @@ def build_snapshot(spec: EnvironmentSpec, now: datetime, answers: Mapping[str, l
                 )
             )
         desired_nodes = desired.get(region)
-        if desired_nodes is None and not math.isnan(newest):
+        if desired_nodes is None and not math.isnan(newest) and not implausible_regions[region]:
             problems.append(f"missing {m.REGION_DESIRED_NODES}")
         regions.append(
             RegionObservation(
@@ -277,19 +346,23 @@ def build_snapshot(spec: EnvironmentSpec, now: datetime, answers: Mapping[str, l
                 desired_nodes=max(0, round(desired_nodes or 0)),
                 nodes=nodes,
                 active_sessions=sum(n.active_sessions for n in nodes),
-                observed_at=None if math.isnan(newest) else datetime.fromtimestamp(newest + clock_offset, UTC),
-                stale=bool(problems),
+                observed_at=None if math.isnan(newest) else _sane_time(newest + clock_offset),
+                stale=bool(problems) or bool(implausible_regions[region]),
             )
         )
         reasons.extend(f"region {region}: {p}" for p in problems)
 
-    paths, weights = _paths_and_weights(answers.get("paths", []), known_regions, known_markets)
+    paths, weights = _paths_and_weights(answers.get("paths", []), known_regions, known_markets, bounds, plausible)
     # deriv() is per wall second; the core plans in fleet seconds. Only a sane measured rate is used
     # (a clock that just started, or jumped, gives no usable slope).
     clock_rate = fleet_clock.get("rate", 1.0)
-    markets = _markets(answers.get("markets", []), known_markets, clock_rate if clock_rate > 1e-6 else 1.0)
+    markets, dropped_markets = _markets(
+        answers.get("markets", []), known_markets, clock_rate if clock_rate > 1e-6 else 1.0, bounds, plausible
+    )
     for code in sorted(known_markets):
         seen = market_seen.get(code)
+        if code in dropped_markets:
+            continue  # implausible demand: the core falls back to the profile and says so
         if code not in {d.market for d in markets}:
             reasons.append(f"market {code}: no {m.MARKET_OFFERED_SESSIONS} sample")
         elif seen is not None and now_ts - seen > stale_after:
@@ -297,14 +370,21 @@ def build_snapshot(spec: EnvironmentSpec, now: datetime, answers: Mapping[str, l
 
     return FleetSnapshot(
         environment=spec.name,
-        taken_at=datetime.fromtimestamp(now_ts + clock_offset, UTC),
+        taken_at=_sane_time(now_ts + clock_offset) or now,
         regions=regions,
         paths=paths,
         markets=markets,
         current_weights=weights,
         stale=bool(reasons),
         stale_reasons=reasons,
+        implausible_samples=dict(sorted(plausible.counts.items())),
+        implausible_examples=plausible.examples,
     )
+
+
+def _sane_time(epoch_seconds: float) -> datetime | None:
+    start, end = _EPOCH_WINDOW
+    return datetime.fromtimestamp(epoch_seconds, UTC) if start <= epoch_seconds < end else None
 
 
 def _non_negative(value: float | None) -> float | None:
@@ -320,8 +400,20 @@ def _node_state(values: Mapping[str, float | None]) -> NodeState:
     return NodeState.BOOTING
 
 
+_PATH_RANGES = {
+    m.PATH_RTT_MS: (-math.inf, PhysicalBounds.MAX_MILLISECONDS),  # negatives read as unknown below
+    m.PATH_JITTER_MS: (-math.inf, PhysicalBounds.MAX_MILLISECONDS),
+    m.PATH_LOSS_RATIO: (-math.inf, 1.0),
+    m.TRAFFIC_WEIGHT: (-math.inf, PhysicalBounds.MAX_WEIGHT),
+}
+
+
 def _paths_and_weights(
-    samples: list[dict[str, Any]], known_regions: set[str], known_markets: set[str]
+    samples: list[dict[str, Any]],
+    known_regions: set[str],
+    known_markets: set[str],
+    bounds: SpecBounds,
+    plausible: PlausibilityFilter,
 ) -> tuple[list[PathObservation], dict[str, dict[str, float]]]:
     per_path: dict[tuple[str, str], dict[str, float | None]] = defaultdict(dict)
     weights: dict[str, dict[str, float]] = defaultdict(dict)
@@ -330,7 +422,8 @@ def _paths_and_weights(
         market, region, name = labels.get("market", ""), labels.get("region", ""), labels.get("__name__", "")
         if market not in known_markets or region not in known_regions:
             continue
-        value = _value(sample)
+        low, high = _PATH_RANGES.get(name, (-math.inf, bounds.region_sessions[region]))
+        value = plausible.keep(name, labels, _value(sample), low, high)
         if name == m.TRAFFIC_WEIGHT:
             if value is not None:
                 weights[market][region] = value
@@ -338,13 +431,12 @@ def _paths_and_weights(
             per_path[(market, region)][name] = value
     paths = []
     for (market, region), values in sorted(per_path.items()):
-        loss = _non_negative(values.get(m.PATH_LOSS_RATIO))
         paths.append(
             PathObservation(
                 market=market,
                 region=region,
                 rtt_ms=_non_negative(values.get(m.PATH_RTT_MS)),
-                loss_ratio=None if loss is None else min(loss, 1.0),
+                loss_ratio=_non_negative(values.get(m.PATH_LOSS_RATIO)),
                 jitter_ms=_non_negative(values.get(m.PATH_JITTER_MS)),
                 active_sessions=max(0, round(values.get(m.PATH_ACTIVE_SESSIONS) or 0)),
             )
@@ -352,22 +444,50 @@ def _paths_and_weights(
     return paths, {market: dict(sorted(w.items())) for market, w in sorted(weights.items())}
 
 
-def _markets(samples: list[dict[str, Any]], known_markets: set[str], clock_rate: float = 1.0) -> list[MarketDemand]:
+def _markets(
+    samples: list[dict[str, Any]],
+    known_markets: set[str],
+    clock_rate: float,
+    bounds: SpecBounds,
+    plausible: PlausibilityFilter,
+) -> tuple[list[MarketDemand], set[str]]:
+    """Demand per market, and the markets whose offered sessions were dropped as implausible."""
     offered: dict[str, float] = {}
     trend: dict[str, float] = {}
+    dropped: set[str] = set()
     for sample in samples:
         labels = sample.get("metric", {})
         market, value = labels.get("market", ""), _value(sample)
         if market not in known_markets or value is None:
             continue
         if labels.get(TREND_LABEL):
-            trend[market] = value / clock_rate
+            slope = plausible.keep(
+                f"deriv({m.MARKET_OFFERED_SESSIONS})",
+                labels,
+                value / clock_rate,
+                -bounds.market_sessions,
+                bounds.market_sessions,
+            )
+            if slope is not None:
+                trend[market] = slope
+        elif (
+            kept := plausible.keep(m.MARKET_OFFERED_SESSIONS, labels, value, -math.inf, bounds.market_sessions)
+        ) is None:
+            dropped.add(market)
         else:
-            offered[market] = max(0.0, value)
-    return [
+            offered[market] = max(0.0, kept)
+    markets = [
         MarketDemand(market=code, offered_sessions=offered[code], trend_sessions_per_second=trend.get(code, 0.0))
         for code in sorted(offered)
     ]
+    return markets, dropped
 
 
-__all__ = ["ObserverSettings", "PrometheusObserver", "QueryLog", "build_snapshot", "tick_queries"]
+__all__ = [
+    "ObserverSettings",
+    "PlausibilityFilter",
+    "PrometheusObserver",
+    "QueryLog",
+    "build_snapshot",
+    "tick_queries",
+]

@@ -72,6 +72,7 @@ class AllocationProblem:
     capacity: FloatArray  # (R,) sessions at target utilisation; inf = no constraint
     stickiness_ms: float
     overflow_penalty_ms: float
+    allow_overflow: bool = True  # False: what capacity cannot hold is unserved (u), never overflow (o)
 
     @property
     def unserved_penalty_ms(self) -> float:
@@ -171,7 +172,8 @@ class _AllocationLp:
             ]
         )
         lower = np.zeros(self.x0)
-        upper = np.concatenate([np.ones(markets), np.where(finite_capacity, _INF, 0.0), np.full(n_sticky, _INF)])
+        overflow_upper = np.where(finite_capacity & problem.allow_overflow, _INF, 0.0)
+        upper = np.concatenate([np.ones(markets), overflow_upper, np.full(n_sticky, _INF)])
         rows = [np.arange(markets), self.capacity_row[self.capacity_regions], sticky_row0 + np.arange(n_sticky)]
         cols = [np.arange(u0, o0), o0 + self.capacity_regions, d0 + np.arange(n_sticky)]
         vals = [np.ones(markets), np.full(n_capacity, -1.0), np.ones(n_sticky)]

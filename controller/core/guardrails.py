@@ -15,7 +15,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from controller.plan import DrainCommand, Overflow, RegionState, ResidencyProof, ScaleCommand, UndrainCommand
+from controller.plan import (
+    DrainCommand,
+    ObservedResidencyViolation,
+    Overflow,
+    RegionState,
+    ResidencyProof,
+    ScaleCommand,
+    UndrainCommand,
+)
 from controller.spec import EnvironmentSpec
 
 TOLERANCE = 1e-6
@@ -63,6 +71,8 @@ class DraftPlan:
     undrains: list[UndrainCommand] = field(default_factory=list)
     draining_nodes: dict[str, frozenset[str]] = field(default_factory=dict)  # per region, in the snapshot
     serving_nodes: dict[str, int] = field(default_factory=dict)  # per region: ready + booting, in the snapshot
+    # Residency broken in the fleet as observed (controller/core/residency_evidence.py), not by the plan.
+    observed_violations: list[ObservedResidencyViolation] = field(default_factory=list)
 
 
 class Guardrail(Protocol):
@@ -139,7 +149,23 @@ class ResidencyGuardrail:
         if bad:
             detail = "; ".join(f"{p.market} -> {sorted(set(p.weighted_regions) - set(p.allowed_regions))}" for p in bad)
             return Verdict(self.name, False, f"weight outside the allowed jurisdictions: {detail}")
-        return Verdict(self.name, True, f"{len(draft.spec.markets)} markets, every weight within its jurisdictions")
+        planned = f"{len(draft.spec.markets)} markets, every weight within its jurisdictions"
+        if draft.observed_violations:
+            # The fleet breaks residency although the plan does not: an incident to report, not a bug
+            # in the core, so the verdict fails without stopping the plan that steers it back.
+            seen = "; ".join(
+                f"{v.market} on {v.region} ({v.sessions} sessions, weight {v.weight:.2f})"
+                for v in draft.observed_violations
+            )
+            markets = ", ".join(sorted({v.market for v in draft.observed_violations}))
+            return Verdict(
+                self.name,
+                False,
+                f"observed in the fleet outside the allowed jurisdictions: {seen}; the plan steers {markets} back "
+                f"({planned})",
+                hard=False,
+            )
+        return Verdict(self.name, True, planned)
 
 
 class PinGuardrail:

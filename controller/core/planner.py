@@ -16,7 +16,7 @@ The steps, in order (each a module of this package):
 
 from __future__ import annotations
 
-import hashlib
+from dataclasses import replace
 from datetime import datetime
 
 import numpy as np
@@ -35,11 +35,21 @@ from controller.core.forecast import AnnouncedEventForecaster, ForecastInput, fo
 from controller.core.guardrails import DraftPlan, residency_certificate, run_guardrails
 from controller.core.health import HealthAssessment, assess_health
 from controller.core.path_table import PathTable, path_table
+from controller.core.residency_certificate import seal_plan
+from controller.core.residency_evidence import observed_residency_violations, violation_sentence
 from controller.core.scaling import plan_scaling
 from controller.core.spec_tables import spec_tables
 from controller.demand_events import DemandEvent
-from controller.plan import Overflow, Plan, PlanningOverrides, RegionHealth, RegionState, UnservedDemand
-from controller.snapshot import FleetSnapshot, NodeState
+from controller.plan import (
+    Overflow,
+    Plan,
+    PlanningOverrides,
+    RegionHealth,
+    RegionState,
+    UnservedCause,
+    UnservedDemand,
+)
+from controller.snapshot import FleetSnapshot, NodeState, check_plausible
 from controller.spec import EnvironmentSpec
 
 SERVED_TOLERANCE = 1e-6
@@ -185,6 +195,7 @@ def _weights_from_solution(
                 UnservedDemand(
                     market=code,
                     sessions=demand * (1.0 - served),
+                    cause=UnservedCause.PARTLY_PLACED,
                     reason=f"only {served:.1%} of the market can be placed within jurisdictions {jurisdictions} "
                     f"({'; '.join(why) or 'allowed regions unavailable'})",
                 )
@@ -222,10 +233,54 @@ def _with_weights_in_force(
     return snapshot.model_copy(update={"current_weights": in_force}), drift
 
 
-def _plan_id(plan: Plan) -> str:
-    content = plan.model_dump_json(exclude={"plan_id"})
-    digest = hashlib.sha256(content.encode()).hexdigest()[:16]
-    return f"{plan.environment}-{plan.snapshot_taken_at.strftime('%Y%m%dT%H%M%S')}-{digest}"
+def capacity_exhausted(
+    spec: EnvironmentSpec,
+    snapshot: FleetSnapshot,
+    previous: Plan | None,
+    health: HealthAssessment,
+    overrides: PlanningOverrides | None,
+    demand: dict[str, float],
+    paths: PathTable,
+    already_unserved: set[str],
+) -> list[UnservedDemand]:
+    """Demand no compliant region can hold even at max_nodes and 100% of node capacity, per market.
+
+    The LP at max capacity with overflow forbidden: what it cannot place is left in u[m], and since
+    shedding costs the same per session in every market, u holds the fewest sessions possible. The
+    region selector refuses those sessions at admission ("capacity exhausted"); the weights keep
+    every admitted one inside the market's jurisdictions (docs/architecture.md).
+    """
+    problem = build_allocation_problem(spec, snapshot, previous, health, overrides, demand, "target", paths)
+    full = np.array(
+        [
+            spec.region_capacity_sessions(name) / spec.scaling.target_utilisation
+            for name in spec_tables(spec).region_names
+        ]
+    )
+    # Pure capacity: weights frozen by stale metrics (lower bounds) would make the LP infeasible
+    # without overflow, and say nothing about what max_nodes can hold.
+    problem = replace(problem, capacity=full, allow_overflow=False, lower=np.zeros_like(problem.lower))
+    solution = solve_allocation(problem)
+    tables = spec_tables(spec)
+    unserved = []
+    for m, code in enumerate(tables.market_codes):
+        sessions = float(solution.unserved_share[m] * problem.demand[m])
+        if sessions < 0.5 or code in already_unserved:
+            continue
+        allowed = tables.allowed_regions[code]
+        room = sum(spec.region_capacity_sessions(r) / spec.scaling.target_utilisation for r in allowed)
+        jurisdictions = ", ".join(spec.market_by_code[code].allowed_jurisdictions)
+        unserved.append(
+            UnservedDemand(
+                market=code,
+                sessions=sessions,
+                cause=UnservedCause.CAPACITY_EXHAUSTED,
+                reason=f"capacity exhausted: {problem.demand[m]:,.0f} sessions wanted, its compliant regions "
+                f"({', '.join(allowed)}) carry {room:,.0f} at max_nodes, shared with other markets; the rest "
+                f"are refused at admission, never placed outside jurisdictions {jurisdictions}",
+            )
+        )
+    return unserved
 
 
 def _health_sentences(health: list[RegionHealth], previous: Plan | None) -> list[str]:
@@ -329,7 +384,12 @@ def make_plan(
     now: datetime,
     overrides: PlanningOverrides | None = None,
 ) -> Plan:
-    """Decide one tick: region states, weights, node targets and drains, with reasons and proofs."""
+    """Decide one tick: region states, weights, node targets and drains, with reasons and proofs.
+
+    Raises pydantic's ValidationError when `snapshot` cannot be a fleet of `spec` (another
+    environment, sizes beyond what the spec allows): planning on it would mislead.
+    """
+    check_plausible(spec, snapshot)
     tables = spec_tables(spec)
     explanation: list[str] = []
     snapshot, drift = _with_weights_in_force(snapshot, overrides)
@@ -346,6 +406,11 @@ def make_plan(
         explanation.append(
             "FAIL STATIC: " + "; ".join(health.stale_reasons) + " -> weights kept, no scale-in, no drains"
         )
+    implausible = snapshot.implausible_samples
+    if implausible:
+        counts = ", ".join(f"{metric} x{count}" for metric, count in implausible.items())
+        examples = "; ".join(snapshot.implausible_examples[:3])
+        explanation.append(f"IMPLAUSIBLE samples dropped by the observer ({counts}), e.g. {examples}")
     explanation.extend(_health_sentences(health.regions, previous))
     explanation.extend(
         f"path {v.market}->{v.region} breaches its SLO x{v.severity:.2f}: {v.worst} ({v.sessions} sessions)"
@@ -434,7 +499,17 @@ def make_plan(
                 f"{command.region}: {command.current_nodes} -> {command.desired_nodes} nodes: {command.reason}"
             )
     explanation.extend(scaling.explanation)
+    placement_unserved = {u.market for u in unserved}
+    if overflow or unserved or target_solution.overflow_sessions.sum() > 1e-6:
+        # Only then can demand exceed the compliant regions at max_nodes (the LP is skipped otherwise).
+        unserved += capacity_exhausted(spec, snapshot, previous, health, overrides, demand, paths, placement_unserved)
     explanation.extend(f"UNSERVED {u.market}: {u.sessions:,.0f} sessions: {u.reason}" for u in unserved)
+    violations = observed_residency_violations(spec, snapshot)
+    explanation.extend(
+        f"RESIDENCY VIOLATION observed: {violation_sentence(v)}; this plan sends {v.market} only to "
+        f"{', '.join(sorted(weights.get(v.market, {}))) or 'no region'}"
+        for v in violations
+    )
     explanation.extend(f"OVERFLOW {o.region}: {o.sessions:,.0f} sessions: {o.reason}" for o in overflow)
 
     # 5. Guardrails on the draft; the residency certificate is built from the final weights.
@@ -451,7 +526,7 @@ def make_plan(
         },
         overflow=overflow,
         certificate=certificate,
-        unserved_markets={u.market for u in unserved},
+        unserved_markets=placement_unserved,
         region_states=states,
         pin_caps=caps,
         fail_static=fail_static,
@@ -464,6 +539,7 @@ def make_plan(
         serving_nodes={
             o.region: sum(1 for n in o.nodes if n.state is not NodeState.DRAINING) for o in snapshot.regions
         },
+        observed_violations=violations,
     )
     verdicts = run_guardrails(draft)
     explanation.extend(v.sentence() for v in verdicts)
@@ -480,6 +556,7 @@ def make_plan(
         drains=scaling.drains,
         undrains=scaling.undrains,
         unserved=unserved,
+        residency_violations=violations,
         overflow=overflow,
         residency_certificate=certificate,
         explanation=explanation,
@@ -488,4 +565,5 @@ def make_plan(
         forecast_sessions={code: round(forecast[code], 3) for code in tables.market_codes},
         weights_drift=drift,
     )
-    return plan.model_copy(update={"plan_id": _plan_id(plan)})
+    # The id from the content, then the seal binding the certificate to the spec, the id and the weights.
+    return seal_plan(spec, plan)

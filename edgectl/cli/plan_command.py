@@ -8,62 +8,20 @@ changes, scale, undrain and drain commands, unserved demand, and why. `--json` p
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
 
 import typer
-from pydantic import BaseModel, ValidationError
 from rich.table import Table
 
 from controller.core.planner import make_plan
+from controller.core.residency_certificate import verify_residency
 from controller.plan import Plan, PlanningOverrides, RegionPin, RegionState
-from controller.snapshot import FleetSnapshot
-from controller.spec_file import EnvironmentFileError, format_field_path, load_environment
-from edgectl.cli.exit_codes import ExitCode
-from edgectl.cli.output import console, fail, print_json
-
-Model = TypeVar("Model", bound=BaseModel)
-
-
-class InputFileError(Exception):
-    """A JSON input file is unreadable or does not validate; lines are `FILE: field.path: reason`."""
-
-    def __init__(self, lines: list[str]) -> None:
-        self.lines = lines
-        super().__init__("\n".join(lines))
-
-
-def load_model_file(path: Path, model: type[Model]) -> Model:
-    """Read one JSON file into `model`, or raise InputFileError naming file, field and reason."""
-    file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputFileError([f"{file}: <document>: file not found"]) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputFileError([f"{file}: <document>: cannot read: {error}"]) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InputFileError(
-            [f"{file}: <document>: not valid JSON at line {error.lineno}, column {error.colno}: {error.msg}"]
-        ) from None
-    if not isinstance(data, dict):
-        raise InputFileError([f"{file}: <document>: expected a JSON object ({model.__name__})"])
-    try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        lines = []
-        for detail in error.errors(include_url=False):
-            reason = detail["msg"]
-            if detail["type"] == "extra_forbidden":
-                reason = f"unknown field (not part of {model.__name__})"
-            elif detail["type"] == "missing":
-                reason = "required field is missing"
-            lines.append(f"{file}: {format_field_path(detail['loc']) or '<document>'}: {reason}")
-        raise InputFileError(lines) from None
+from controller.snapshot import SANE_TIME_WINDOW, FleetSnapshot
+from controller.spec import EnvironmentSpec
+from controller.spec_file import EnvironmentFileError, load_environment
+from edgectl.cli.input_files import InputFileError, load_model_file
+from edgectl.cli.output import console, print_json
 
 
 def parse_pins(values: list[str]) -> list[RegionPin]:
@@ -81,6 +39,20 @@ def parse_pins(values: list[str]) -> list[RegionPin]:
     return pins
 
 
+def parse_now(text: str) -> tuple[datetime | None, str]:
+    """`--now` as an aware time inside the plausible window, or the reason it is not one."""
+    try:
+        now = datetime.fromisoformat(text)
+    except ValueError:
+        return None, f"--now: {text!r} is not an ISO 8601 time"
+    if now.tzinfo is None or now.utcoffset() is None:
+        return None, f"--now: {text!r} needs a timezone (e.g. +00:00)"
+    start, end = SANE_TIME_WINDOW
+    if not start <= now < end:
+        return None, f"--now: {text!r} is outside the plausible window {start.date()} .. {end.date()}"
+    return now, ""
+
+
 def plan_command(
     env: Path = typer.Option(..., "--env", help="Environment file (environments/<env>.yaml)."),
     snapshot_path: Path = typer.Option(..., "--snapshot", help="FleetSnapshot JSON."),
@@ -91,13 +63,16 @@ def plan_command(
 ) -> None:
     """Dry run: print what the controller would do for this snapshot. Changes nothing."""
     problems: list[str] = []
+    spec: EnvironmentSpec | None = None
     try:
         spec = load_environment(env)
     except EnvironmentFileError as error:
         problems.extend(str(p) for p in error.problems)
     snapshot = previous = None
+    # Checked against the spec (environment, plausible sizes) when the spec itself is readable.
+    context = {"spec": spec} if spec is not None else None
     try:
-        snapshot = load_model_file(snapshot_path, FleetSnapshot)
+        snapshot = load_model_file(snapshot_path, FleetSnapshot, context)
     except InputFileError as error:
         problems.extend(error.lines)
     if previous_path is not None:
@@ -108,21 +83,22 @@ def plan_command(
     pins = parse_pins(pin)
     now = None
     if now_text is not None:
-        try:
-            now = datetime.fromisoformat(now_text)
-        except ValueError:
-            problems.append(f"--now: {now_text!r} is not an ISO 8601 time")
-        else:
-            if now.tzinfo is None:
-                problems.append(f"--now: {now_text!r} needs a timezone (e.g. +00:00)")
-    if problems or snapshot is None:
-        for line in problems:
-            fail(line)
-        raise typer.Exit(ExitCode.INVALID_INPUT)
+        now, problem = parse_now(now_text)
+        if problem:
+            problems.append(problem)
+    if problems or snapshot is None or spec is None:
+        raise InputFileError(problems)
+    if previous is not None and previous_path is not None:
+        # The previous plan seeds counters, cooldowns and weights in force: a forged or foreign one
+        # (certificate edited, plan edited, another spec) would plan from a lie.
+        forged = verify_residency(spec, previous)
+        if forged:
+            raise InputFileError([f"{previous_path}: {problem}" for problem in forged])
     unknown_pins = [p.region for p in pins if p.region not in spec.region_by_name]
     if unknown_pins:
-        fail(f"--pin: unknown region(s) {', '.join(unknown_pins)} (known: {', '.join(spec.region_by_name)})")
-        raise typer.Exit(ExitCode.INVALID_INPUT)
+        raise InputFileError(
+            [f"--pin: unknown region(s) {', '.join(unknown_pins)} (known: {', '.join(spec.region_by_name)})"]
+        )
 
     plan = make_plan(spec, snapshot, previous, now or snapshot.taken_at, PlanningOverrides(pins=pins) if pins else None)
     if as_json:

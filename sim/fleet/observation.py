@@ -110,6 +110,8 @@ class _ObservedFleet(_SteppedFleet):
                 current_weights=self._weights_dict(),
                 stale=False,
                 stale_reasons=[],
+                implausible_samples={},
+                implausible_examples=[],
             )
 
     def _weights_dict(self, rows: list[int] | None = None) -> dict[str, dict[str, float]]:

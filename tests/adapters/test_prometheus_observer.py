@@ -70,11 +70,22 @@ def test_live_snapshot_matches_the_exporter(live_fleet):
     assert fra.nodes[0].cpu_utilisation == pytest.approx(0.25)
     assert snapshot.region("cgk").desired_nodes == 5  # type: ignore[union-attr]
     path = snapshot.path("DE", "dub")
-    assert path is not None and (path.rtt_ms, path.loss_ratio, path.jitter_ms, path.active_sessions) == (41, 0.004, 7, 10)
+    assert path is not None and (path.rtt_ms, path.loss_ratio, path.jitter_ms, path.active_sessions) == (
+        41,
+        0.004,
+        7,
+        10,
+    )
     assert snapshot.path("DE", "sin") is None  # residency: the exporter has no such path
     assert snapshot.current_weights["DE"] == {"dub": 0.5, "fra": 0.5}
     assert snapshot.current_weights["ID"] == {"cgk": 1.0}
-    assert {d.market: d.offered_sessions for d in snapshot.markets} == {"DE": 100, "FR": 101, "ID": 102, "SG": 103, "TH": 104}
+    assert {d.market: d.offered_sessions for d in snapshot.markets} == {
+        "DE": 100,
+        "FR": 101,
+        "ID": 102,
+        "SG": 103,
+        "TH": 104,
+    }
     assert all(d.trend_sessions_per_second == 0 for d in snapshot.markets)  # constant gauges
     age = (snapshot.taken_at - fra.observed_at).total_seconds()  # type: ignore[operator]
     assert 0 <= age < 5
@@ -100,7 +111,9 @@ def test_query_count_per_tick_is_constant_for_local_and_prod(live_fleet, record_
     p50, p95 = statistics.median(latencies), sorted(latencies)[int(0.95 * len(latencies)) - 1]
     record_property("observer_tick_p50_ms", round(p50 * 1000, 2))
     record_property("observer_tick_p95_ms", round(p95 * 1000, 2))
-    print(f"\nobserver tick latency (local spec, {len(latencies)} ticks): p50 {p50 * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms")
+    print(
+        f"\nobserver tick latency (local spec, {len(latencies)} ticks): p50 {p50 * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms"
+    )
 
 
 @pytest.mark.integration
@@ -138,7 +151,9 @@ def _backfilled_fleet(now: int, *, old_region: str, missing_region: str) -> str:
     # DE demand rises by exactly 2 sessions/s; the others are flat.
     for market in LOCAL.markets:
         slope = 2.0 if market.code == "DE" else 0.0
-        series.append((m.MARKET_OFFERED_SESSIONS, {"market": market.code}, [(t, 500 + slope * (t - now)) for t in times]))
+        series.append(
+            (m.MARKET_OFFERED_SESSIONS, {"market": market.code}, [(t, 500 + slope * (t - now)) for t in times])
+        )
     series.append((m.PATH_RTT_MS, {"market": "DE", "region": "fra"}, [(t, 48.5) for t in times]))
     # SG->sin exports sessions but no QoS: its QoS must read None, not 0.
     series.append((m.PATH_ACTIVE_SESSIONS, {"market": "SG", "region": "sin"}, [(t, 12.0) for t in times]))
@@ -191,7 +206,7 @@ def _sample(labels: dict[str, str], value: str) -> dict:
 
 
 def test_nan_values_read_as_none_and_region_down_target_marks_only_that_region():
-    now = datetime.fromtimestamp(1_000_000, UTC)
+    now = datetime.fromtimestamp(1_700_000_000, UTC)  # inside the sane window
     node = {"region": "fra", "node": "fra-1"}
     answers = {
         "nodes": [
@@ -200,7 +215,7 @@ def test_nan_values_read_as_none_and_region_down_target_marks_only_that_region()
             _sample({"__name__": m.NODE_SESSION_CAPACITY, **node}, "100"),
             _sample({"__name__": m.REGION_DESIRED_NODES, "region": "fra"}, "2"),
         ],
-        "freshness": [_sample(node, "999999"), _sample({"region": "dub"}, "999999")],
+        "freshness": [_sample(node, "1699999999"), _sample({"region": "dub"}, "1699999999")],
         "paths": [_sample({"__name__": m.PATH_RTT_MS, "market": "DE", "region": "fra"}, "NaN")],
         "markets": [],
         "targets": [_sample({"job": "edge", "instance": "dub-exporter", "region": "dub"}, "0")],
@@ -222,3 +237,90 @@ def test_a_query_prometheus_rejects_is_not_retried(live_fleet):
     with pytest.raises(ObserverUnavailable, match="rejected"):
         observer.observe()
     assert sleeps == []
+
+
+def test_implausible_samples_are_dropped_per_series_and_counted():
+    """One absurd gauge per kind: only its own series is lost; the snapshot validates and plans."""
+    from controller.core.planner import make_plan
+
+    now = datetime.fromtimestamp(1_700_000_000, UTC)
+    fresh = str(now.timestamp() - 1)
+    answers: dict[str, list[dict]] = {"nodes": [], "freshness": [], "paths": [], "markets": [], "targets": []}
+    for region in LOCAL.regions:
+        node = {"region": region.name, "node": f"{region.name}-1"}
+        capacity = "1e30" if region.name == "fra" else "100"
+        answers["nodes"] += [
+            _sample({"__name__": m.NODE_READY, **node}, "1"),
+            _sample({"__name__": m.NODE_ACTIVE_SESSIONS, **node}, "10"),
+            _sample({"__name__": m.NODE_SESSION_CAPACITY, **node}, capacity),
+            _sample({"__name__": m.REGION_DESIRED_NODES, "region": region.name}, "1"),
+        ]
+        answers["freshness"].append(_sample(node, fresh))
+    answers["paths"] = [
+        _sample({"__name__": m.PATH_RTT_MS, "market": "SG", "region": "sin"}, "+Inf"),
+        _sample({"__name__": m.PATH_JITTER_MS, "market": "SG", "region": "sin"}, "4"),
+        _sample({"__name__": m.PATH_ACTIVE_SESSIONS, "market": "TH", "region": "sin"}, str(2**64 - 1)),
+    ]
+    answers["markets"] = [_sample({"market": mk.code}, "100") for mk in LOCAL.markets if mk.code != "DE"]
+    answers["markets"].append(_sample({"market": "DE"}, "1.8446744073709552e19"))  # a wrapped counter
+
+    snapshot = build_snapshot(LOCAL, now, answers)
+
+    assert snapshot.implausible_samples == {
+        m.MARKET_OFFERED_SESSIONS: 1,
+        m.NODE_SESSION_CAPACITY: 1,
+        m.PATH_ACTIVE_SESSIONS: 1,
+        m.PATH_RTT_MS: 1,
+    }
+    assert any("edge_node_session_capacity{node=fra-1,region=fra} = 1e+30" in e for e in snapshot.implausible_examples)
+    # Only the series at fault is lost: fra is stale (frozen), the other regions and markets are not,
+    # and the snapshot as a whole is not stale (no fleet-wide fail static for one bad gauge).
+    assert [r.region for r in snapshot.regions if r.stale] == ["fra"]
+    assert not snapshot.stale, snapshot.stale_reasons
+    sg = snapshot.path("SG", "sin")
+    assert sg is not None and sg.rtt_ms is None and sg.jitter_ms == 4
+    assert {d.market for d in snapshot.markets} == {"FR", "ID", "SG", "TH"}
+    plan = make_plan(LOCAL, snapshot, None, snapshot.taken_at)
+    assert any(s.startswith("IMPLAUSIBLE samples dropped") for s in plan.explanation)
+    assert any("no demand sample for DE: using the diurnal profile" in s for s in plan.explanation)
+
+
+@pytest.mark.integration
+def test_live_exporter_serving_implausible_values_keeps_the_loop_planning(own_live_fleet):
+    from prometheus_client import CollectorRegistry
+
+    from controller.core.planner import make_plan
+    from workflows.controller_metrics import ControllerMetrics
+
+    exporter, prom = own_live_fleet
+    exporter.gauges[m.NODE_SESSION_CAPACITY].labels("dub", "dub-a").set(1e30)
+    exporter.gauges[m.PATH_RTT_MS].labels("SG", "sin").set(float("inf"))
+    exporter.gauges[m.MARKET_OFFERED_SESSIONS].labels("TH").set(2.0**64 - 1)
+    prom.wait_for_data(f'{m.NODE_SESSION_CAPACITY}{{node="dub-a"}} > 1e29', timeout=30)
+    prom.wait_for_data(f'{m.MARKET_OFFERED_SESSIONS}{{market="TH"}} > 1e18', timeout=30)
+    prom.wait_for_data(f'{m.PATH_RTT_MS}{{market="SG",region="sin"}} == +Inf', timeout=30)
+
+    snapshot = PrometheusObserver(prom.url, LOCAL).observe()
+
+    # The wrapped counter's jump also gives an implausible slope, counted apart.
+    assert snapshot.implausible_samples == {
+        f"deriv({m.MARKET_OFFERED_SESSIONS})": 1,
+        m.MARKET_OFFERED_SESSIONS: 1,
+        m.NODE_SESSION_CAPACITY: 1,
+        m.PATH_RTT_MS: 1,
+    }
+    assert [r.region for r in snapshot.regions if r.stale] == ["dub"]
+    assert not snapshot.stale, snapshot.stale_reasons
+    assert snapshot.path("SG", "sin").rtt_ms is None  # type: ignore[union-attr]
+    plan = make_plan(LOCAL, snapshot, None, snapshot.taken_at)  # every market still planned
+    assert set(plan.weights) == {mk.code for mk in LOCAL.markets}
+
+    metrics = ControllerMetrics("local", CollectorRegistry())
+    metrics.record_snapshot(snapshot)
+    counted = {
+        metric: metrics.registry.get_sample_value(
+            m.CONTROLLER_IMPLAUSIBLE_SAMPLES_TOTAL, {"environment": "local", "metric": metric}
+        )
+        for metric in (m.NODE_SESSION_CAPACITY, m.PATH_RTT_MS, m.MARKET_OFFERED_SESSIONS)
+    }
+    assert counted == dict.fromkeys(counted, 1.0)

@@ -1,0 +1,135 @@
+"""The residency certificate made checkable: sealed by the planner, re-derived by `edgectl verify`.
+
+`guardrails.residency_certificate` proves, per market, that the regions given weight lie within the
+regions its jurisdictions allow. On its own that restates the weights: anyone can edit a plan file
+and its proofs together. The seal (`controller.plan.ResidencySeal`) binds the proofs to
+- the spec they were derived from (`spec_content_hash`: sha256 of the spec's canonical JSON),
+- the plan they belong to (`plan_content_id`: the plan id is a hash of the plan's content),
+- the weights, through a digest over all of them,
+and its `compliant` is derived from the checks, never asserted. `verify_residency` re-derives all
+of it from the spec alone and lists every mismatch; `edgectl verify` and `edgectl plan --previous`
+call it. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from controller.core.guardrails import allowed_regions_from_rules, residency_certificate
+from controller.plan import Plan, ResidencyProof, ResidencySeal
+from controller.spec import EnvironmentSpec
+
+
+def spec_content_hash(spec: EnvironmentSpec) -> str:
+    """sha256 of the spec's canonical JSON (cached per spec object: the planner calls it each tick)."""
+    cached = _HASH_CACHE.get(id(spec))
+    if cached is not None and cached[0] is spec:
+        return cached[1]
+    digest = hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
+    if len(_HASH_CACHE) >= 8:
+        _HASH_CACHE.pop(next(iter(_HASH_CACHE)))
+    _HASH_CACHE[id(spec)] = (spec, digest)
+    return digest
+
+
+_HASH_CACHE: dict[int, tuple[EnvironmentSpec, str]] = {}
+
+
+def plan_content_id(plan: Plan) -> str:
+    """The plan id: environment, snapshot time and a hash of everything but the id and the seal."""
+    content = plan.model_dump_json(exclude={"plan_id", "residency_seal"})
+    digest = hashlib.sha256(content.encode()).hexdigest()[:16]
+    return f"{plan.environment}-{plan.snapshot_taken_at.strftime('%Y%m%dT%H%M%S')}-{digest}"
+
+
+def certificate_compliant(
+    spec: EnvironmentSpec, weights: dict[str, dict[str, float]], proofs: list[ResidencyProof]
+) -> bool:
+    """Derived, never asserted: one proof per market of the spec, each compliant, and no weight of any
+    market (known to the spec or not) on a region its jurisdictions do not allow."""
+    allowed = allowed_regions_from_rules(spec)
+    if sorted(p.market for p in proofs) != sorted(allowed):
+        return False
+    if not all(set(p.weighted_regions) <= set(p.allowed_regions) for p in proofs):
+        return False
+    return all(
+        market in allowed and {r for r, share in shares.items() if share > 0.0} <= allowed[market]
+        for market, shares in weights.items()
+    )
+
+
+def _digest(
+    spec_hash: str, plan_id: str, weights: dict[str, dict[str, float]], proofs: list[ResidencyProof], compliant: bool
+) -> str:
+    body = {
+        "spec_hash": spec_hash,
+        "plan_id": plan_id,
+        "weights": weights,
+        "proofs": [p.model_dump(mode="json") for p in proofs],
+        "compliant": compliant,
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def seal_plan(spec: EnvironmentSpec, plan: Plan) -> Plan:
+    """`plan` with its id computed from its content and its residency certificate sealed."""
+    plan_id = plan_content_id(plan)
+    spec_hash = spec_content_hash(spec)
+    compliant = certificate_compliant(spec, plan.weights, plan.residency_certificate)
+    seal = ResidencySeal(
+        spec_hash=spec_hash,
+        plan_id=plan_id,
+        compliant=compliant,
+        digest=_digest(spec_hash, plan_id, plan.weights, plan.residency_certificate, compliant),
+    )
+    return plan.model_copy(update={"plan_id": plan_id, "residency_seal": seal})
+
+
+def verify_residency(spec: EnvironmentSpec, plan: Plan) -> list[str]:
+    """Every way `plan`'s certificate differs from the one `spec` gives for its weights; empty if it
+    matches and is compliant. Each entry is `field.path: reason`."""
+    problems: list[str] = []
+    if plan.environment != spec.name:
+        problems.append(f"environment: plan for {plan.environment!r}, spec is {spec.name!r}")
+    seal = plan.residency_seal
+    if seal is None:
+        return [*problems, "residency_seal: missing: the certificate is not bound to a spec or a plan"]
+    spec_hash = spec_content_hash(spec)
+    if seal.spec_hash != spec_hash:
+        problems.append(f"residency_seal.spec_hash: {seal.spec_hash[:12]}... is not this spec's {spec_hash[:12]}...")
+    content_id = plan_content_id(plan)
+    if plan.plan_id != content_id:
+        problems.append(f"plan_id: {plan.plan_id!r} does not match the plan's content ({content_id!r}): edited?")
+    if seal.plan_id != plan.plan_id:
+        problems.append(f"residency_seal.plan_id: {seal.plan_id!r} is not the plan's id {plan.plan_id!r}")
+    derived = residency_certificate(spec, plan.weights)
+    by_market = {p.market: p for p in plan.residency_certificate}
+    for proof in derived:
+        stated = by_market.pop(proof.market, None)
+        if stated is None:
+            problems.append(f"residency_certificate: no proof for market {proof.market}")
+        elif stated.model_dump() != proof.model_dump():
+            problems.append(
+                f"residency_certificate[{proof.market}]: states {stated.model_dump()}, "
+                f"the spec gives {proof.model_dump()}"
+            )
+    problems.extend(f"residency_certificate[{market}]: market not in the spec" for market in sorted(by_market))
+    compliant = certificate_compliant(spec, plan.weights, derived)
+    if seal.compliant != compliant:
+        problems.append(f"residency_seal.compliant: states {seal.compliant}, the checks give {compliant}")
+    if not compliant:
+        outside = {
+            market: sorted(
+                {r for r, share in shares.items() if share > 0.0}
+                - allowed_regions_from_rules(spec).get(market, frozenset())
+            )
+            for market, shares in plan.weights.items()
+        }
+        problems.append(
+            "weights: outside the allowed jurisdictions: "
+            + "; ".join(f"{m} -> {', '.join(r)}" for m, r in sorted(outside.items()) if r)
+        )
+    if seal.digest != _digest(seal.spec_hash, seal.plan_id, plan.weights, plan.residency_certificate, seal.compliant):
+        problems.append("residency_seal.digest: does not match the spec hash, plan id, weights and proofs it seals")
+    return problems
