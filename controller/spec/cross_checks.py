@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from controller.spec.residency_geography import Problem, geography_contradictions
 
 if TYPE_CHECKING:
     from controller.spec.environment import EnvironmentSpec
 
-Problem = tuple[tuple[str | int, ...], str, Any]
 
 
 def _duplicates(names: list[str]) -> dict[int, str]:
@@ -48,8 +49,15 @@ def _is_timezone(name: str) -> bool:
 
 
 def cross_field_problems(spec: EnvironmentSpec) -> Iterator[Problem]:
+    """Every cross-field problem of `spec`, in field order.
+
+    Also run by `infra.residency.residency_preflight` on specs that may have been built without
+    validation, so it looks names up in its own tables, never in the spec's cached lookups (a
+    `model_copy(update=...)` keeps the cached lookups of the original).
+    """
     region_names = {r.name for r in spec.regions}
     jurisdiction_names = {j.name for j in spec.jurisdictions}
+    jurisdiction_by_name = {j.name: j for j in spec.jurisdictions}
 
     for index, name in _duplicates([r.name for r in spec.regions]).items():
         yield ("regions", index, "name"), f"duplicate region name {name!r}", name
@@ -72,7 +80,7 @@ def cross_field_problems(spec: EnvironmentSpec) -> Iterator[Problem]:
                 region.jurisdiction,
             )
         else:
-            home = spec.jurisdiction_by_name[region.jurisdiction]
+            home = jurisdiction_by_name[region.jurisdiction]
             if region.name not in home.allowed_regions:
                 yield (
                     ("regions", index, "jurisdiction"),
@@ -95,6 +103,8 @@ def cross_field_problems(spec: EnvironmentSpec) -> Iterator[Problem]:
                 f"region {region_name!r} listed twice",
                 region_name,
             )
+
+    yield from geography_contradictions(spec)
 
     for mindex, market in enumerate(spec.markets):
         if not _is_timezone(market.timezone):
@@ -184,9 +194,10 @@ def cross_field_problems(spec: EnvironmentSpec) -> Iterator[Problem]:
 
 
 def _allowed_region_names(spec: EnvironmentSpec, jurisdiction_names: list[str]) -> set[str]:
+    by_name = {j.name: j for j in spec.jurisdictions}
     allowed: set[str] = set()
     for jname in jurisdiction_names:
-        jurisdiction = spec.jurisdiction_by_name.get(jname)
+        jurisdiction = by_name.get(jname)
         if jurisdiction is not None:
             allowed.update(jurisdiction.allowed_regions)
     return allowed
