@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from controller.spec.environment import EnvironmentSpec
 
 
-
 def _duplicates(names: list[str]) -> dict[int, str]:
     seen: set[str] = set()
     dups: dict[int, str] = {}

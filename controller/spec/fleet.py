@@ -10,7 +10,7 @@ import math
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 CLOUD_REGION_PATTERN = r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]{1,2}$"
@@ -19,13 +19,18 @@ MARKET_CODE_PATTERN = r"^[A-Z]{2}$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 """Lower-case identifier used for regions and jurisdictions (also becomes part of resource names)."""
 
-Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0, strict=True)]
+
+MAX_MARKET_SESSIONS = 100_000_000
+"""Most concurrent sessions one market may declare: ten times a 10,000-node region's capacity at
+1,000 sessions per node; a larger number is a typo, and would overflow the planner's arithmetic."""
 
 
 class FrozenModel(BaseModel):
     """Base for every spec model: immutable, unknown keys rejected."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Numbers are finite: an infinite or NaN cost, latency or share has no meaning and breaks the LP.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Scenario(StrEnum):
@@ -39,8 +44,8 @@ class Scenario(StrEnum):
 class GeoPoint(FrozenModel):
     """A point on Earth, used to derive market->region RTT when no measured latency is given."""
 
-    lat: float = Field(ge=-90.0, le=90.0, description="Latitude in degrees.")
-    lon: float = Field(ge=-180.0, le=180.0, description="Longitude in degrees.")
+    lat: float = Field(strict=True, ge=-90.0, le=90.0, description="Latitude in degrees.")
+    lon: float = Field(strict=True, ge=-180.0, le=180.0, description="Longitude in degrees.")
 
     def distance_km(self, other: GeoPoint) -> float:
         """Great-circle (haversine) distance in kilometres."""
@@ -62,12 +67,16 @@ class RegionSpec(FrozenModel):
     )
     location: GeoPoint = Field(description="Where the region's data centres are, for RTT estimates.")
     node_instance_type: str = Field(min_length=1, description="Instance type of media nodes, e.g. c6gn.2xlarge.")
-    sessions_per_node: int = Field(gt=0, le=100_000, description="Concurrent sessions one node carries at 100%.")
-    min_nodes: int = Field(ge=0, le=10_000, description="Lowest node count the controller may scale to.")
-    max_nodes: int = Field(gt=0, le=10_000, description="Highest node count (also the node group's max size).")
-    az_count: int = Field(ge=1, le=6, description="Availability zones the cluster spans.")
+    sessions_per_node: int = Field(
+        strict=True, gt=0, le=100_000, description="Concurrent sessions one node carries at 100%."
+    )
+    min_nodes: int = Field(strict=True, ge=0, le=10_000, description="Lowest node count the controller may scale to.")
+    max_nodes: int = Field(
+        strict=True, gt=0, le=10_000, description="Highest node count (also the node group's max size)."
+    )
+    az_count: int = Field(strict=True, ge=1, le=6, description="Availability zones the cluster spans.")
     node_boot_seconds: int = Field(
-        gt=0, le=3600, description="Seconds from requesting a node until it serves sessions."
+        strict=True, gt=0, le=3600, description="Seconds from requesting a node until it serves sessions."
     )
 
 
@@ -81,13 +90,26 @@ class JurisdictionSpec(FrozenModel):
     )
     legal_basis: str = Field(min_length=1, description="Why: the law or contract this rule comes from.")
 
+    @field_validator("legal_basis")
+    @classmethod
+    def _legal_basis_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("is blank: name the law or company policy this rule comes from")
+        return value
+
 
 class DemandProfile(FrozenModel):
     """Concurrent-session demand of a market over its local day."""
 
-    baseline_sessions: int = Field(ge=0, description="Concurrent sessions at the daily trough.")
-    peak_sessions: int = Field(gt=0, description="Concurrent sessions at the evening peak (no events).")
-    peak_local_hour: float = Field(default=21.0, ge=0.0, lt=24.0, description="Local clock hour of the daily peak.")
+    baseline_sessions: int = Field(
+        strict=True, ge=0, le=MAX_MARKET_SESSIONS, description="Concurrent sessions at the daily trough."
+    )
+    peak_sessions: int = Field(
+        strict=True, gt=0, le=MAX_MARKET_SESSIONS, description="Concurrent sessions at the evening peak (no events)."
+    )
+    peak_local_hour: float = Field(
+        strict=True, default=21.0, ge=0.0, lt=24.0, description="Local clock hour of the daily peak."
+    )
     scenario_mix: dict[Scenario, Fraction] = Field(description="Share of sessions per scenario; shares sum to 1.")
 
 
