@@ -80,6 +80,16 @@ class RegionSpec(FrozenModel):
     )
 
 
+class BasisKind(StrEnum):
+    """Whether a jurisdiction's rule is what the law itself requires, or a choice the company made."""
+
+    LAW = "law"
+    """The law requires exactly this: processing outside these regions would break it."""
+    COMPANY_POLICY = "company_policy"
+    """The company chose this rule, usually stricter than the law (which would allow transfers under
+    adequacy decisions, contracts or consent); `legal_basis` names the law it serves."""
+
+
 class JurisdictionSpec(FrozenModel):
     """A legal area whose rules say where media of its users may be processed."""
 
@@ -88,7 +98,15 @@ class JurisdictionSpec(FrozenModel):
         description="Regions (by name) where media under this jurisdiction may be processed; may be empty "
         "in an environment that has no region there (its markets are then rejected)."
     )
-    legal_basis: str = Field(min_length=1, description="Why: the law or contract this rule comes from.")
+    legal_basis: str = Field(
+        min_length=1,
+        description="Why: the law this rule comes from and, for company policy, what the company chose and relies on.",
+    )
+    basis_kind: BasisKind = Field(
+        default=BasisKind.COMPANY_POLICY,
+        description="law: the law itself requires this rule; company_policy: the company chose it (usually "
+        "stricter than the law). Defaults to the weaker claim: calling a rule law must be stated.",
+    )
 
     @field_validator("legal_basis")
     @classmethod

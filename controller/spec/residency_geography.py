@@ -114,7 +114,10 @@ UNRESTRICTED_JURISDICTIONS: Final = frozenset({"global"})
 JURISDICTION_COUNTRIES: Final = MappingProxyType(
     {
         "eu": EU_EEA_COUNTRIES,
-        "id": frozenset({"ID"}),  # Indonesia GR 71/2019, PDP Law 27/2022
+        # UK GDPR restricts transfers out of the UK; the EEA states are covered by UK adequacy
+        # regulations (Data Protection Act 2018, Schedule 21, paragraphs 4-5), so UK + EEA is lawful.
+        "uk": frozenset({"GB"}) | EU_EEA_COUNTRIES,
+        "id": frozenset({"ID"}),  # Indonesia PDP Law 27/2022, GR 71/2019
         "sa": frozenset({"SA"}),  # Saudi PDPL, NCA Cloud Cybersecurity Controls
         "vn": frozenset({"VN"}),  # Vietnam Decree 53/2022 (no AWS region there yet)
     }
