@@ -49,7 +49,14 @@ class SpecProblem:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.field_path or '<document>'}: {self.reason}"
+        # One line per problem, always: scripts split the output on newlines (a quoted YAML key or a
+        # library's message can carry a newline or a control character).
+        field_path = _printable(self.field_path) or "<document>"
+        return f"{self.file}: {field_path}: {_printable(' '.join(self.reason.split()))}"
+
+
+def _printable(text: str) -> str:
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class EnvironmentFileError(Exception):
@@ -137,6 +144,9 @@ def read_yaml(text: str, file: str = "<memory>") -> Any:
 
 
 def _describe_yaml_error(error: yaml.YAMLError) -> str:
+    if isinstance(error, yaml.reader.ReaderError):  # its str() spans lines and names "<unicode string>"
+        character = error.character if isinstance(error.character, int) else ord(error.character[:1] or b"\0")
+        return f"not valid YAML: character #x{character:04x} at offset {error.position}: {error.reason}"
     where = ""
     mark = getattr(error, "problem_mark", None)
     if mark is not None:

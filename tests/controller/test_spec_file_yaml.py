@@ -45,7 +45,9 @@ def test_a_repeated_key_names_the_key_and_both_lines(tmp_path: Path) -> None:
     text = LOCAL_TEXT[:first_region] + block + LOCAL_TEXT[end:]
     path, problems = problems_of(tmp_path, text)
     first, second = line_of(text, "max_nodes: 40\n"), line_of(text, "max_nodes: 4000")
-    assert problems == [f"{path}: regions[0].max_nodes: duplicate key 'max_nodes' at line {second} (first at line {first})"]
+    assert problems == [
+        f"{path}: regions[0].max_nodes: duplicate key 'max_nodes' at line {second} (first at line {first})"
+    ]
 
 
 def test_a_repeated_key_in_a_flow_mapping_names_the_columns_too(tmp_path: Path) -> None:
@@ -138,3 +140,13 @@ def test_bytes_that_are_not_one_yaml_document(tmp_path: Path, content: bytes, re
     with pytest.raises(EnvironmentFileError) as caught:
         load_environment(path)
     assert str(caught.value).startswith(f"{path}: <document>: {reason}")
+
+
+def test_every_problem_is_one_printable_line(tmp_path: Path) -> None:
+    # Found by the env validate fuzz test: a NUL byte gave a two-line message ("in <unicode string>").
+    _, problems = problems_of(tmp_path, "\x00" + LOCAL_TEXT)
+    assert len(problems) == 1 and "\n" not in problems[0] and "#x0000" in problems[0]
+    # A quoted key may hold a newline or a control character: the field path escapes it.
+    _, problems = problems_of(tmp_path, LOCAL_TEXT + '"bad\\nkey\\u0007": 1\n')
+    assert any(p.split(": ")[1] == "bad\\nkey\\x07" for p in problems), problems
+    assert all("\n" not in p for p in problems)
