@@ -77,7 +77,7 @@ def skip_region_validation(cloud_region: str) -> bool:
 
     pulumi-aws's Region enum lags behind AWS: me-central-2 (Saudi Arabia) is not in it. For ids
     outside the enum we skip the provider's static region check (the id was already checked against
-    `infra/aws_geography.py`, and AWS itself rejects a wrong one); for ids in it we ask for the check
+    `controller/spec/residency_geography.py`, and AWS itself rejects a wrong one); for ids in it we ask for the check
     explicitly, because pulumi-aws 7 skips it by default.
     """
     return cloud_region not in _KNOWN_PROVIDER_REGIONS

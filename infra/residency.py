@@ -1,10 +1,12 @@
 """Residency preflight: refuses an environment whose resources would sit outside their jurisdiction.
 
 Runs on the EnvironmentSpec before the Pulumi program declares a single resource (first of the two
-walls; the second is the policy pack in `infra/policy/`). It re-checks what `EnvironmentSpec`
-validation already promises (each region sits in a jurisdiction that lists it, every market can be
-served somewhere) so that a spec built without validation cannot slip through, and adds what the
-spec cannot know about itself: where each cloud region physically is (`infra.aws_geography`).
+walls; the second is the policy pack in `infra/policy/`). It re-runs `EnvironmentSpec`'s own
+cross-field checks (each region sits in a jurisdiction that lists it, every market can be served
+somewhere, no jurisdiction lists a region outside its countries), from the same implementation, so
+that a spec built without validation cannot slip through, and adds what only a deployment needs:
+fail closed on a cloud region or jurisdiction whose geography is unknown
+(`controller.spec.residency_geography.unknown_geography`), and AWS's tag-length limit.
 
 `residency_preflight(spec)` is pure: it returns one `RegionPlacement` per region, the only input
 `EdgeMediaCluster` accepts, or raises `ResidencyError` listing every problem as
@@ -16,9 +18,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from controller.spec import EnvironmentSpec, RegionSpec
-from controller.spec_file import EnvironmentFileError, SpecProblem
-from infra import aws_geography
+from controller.spec import EnvironmentSpec, residency_geography
+from controller.spec.cross_checks import cross_field_problems
+from controller.spec.residency_geography import unknown_geography
+from controller.spec_file import EnvironmentFileError, SpecProblem, format_field_path
 from infra.residency_tags import AWS_TAG_VALUE_MAX_CHARS, join_cloud_regions
 
 
@@ -51,11 +54,13 @@ class RegionPlacement:
                 f"region {self.region!r} ({self.cloud_region}) is not among the cloud regions of its "
                 f"jurisdiction {self.jurisdiction!r} ({', '.join(self.jurisdiction_cloud_regions) or 'none'})"
             )
-        if aws_geography.country_of(self.cloud_region) != self.country:
+        if residency_geography.country_of(self.cloud_region) != self.country:
             return f"region {self.region!r}: {self.cloud_region} is not in country {self.country}"
-        allowed = aws_geography.jurisdiction_allows_country(self.jurisdiction, self.country)
+        allowed = residency_geography.jurisdiction_allows_country(self.jurisdiction, self.country)
         if allowed is None:
-            return f"jurisdiction {self.jurisdiction!r} has no known geography in infra/aws_geography.py"
+            return (
+                f"jurisdiction {self.jurisdiction!r} has no known geography in controller/spec/residency_geography.py"
+            )
         if not allowed:
             return (
                 f"region {self.region!r} ({self.cloud_region}) is in {self.country}, outside jurisdiction "
@@ -74,7 +79,7 @@ def residency_preflight(spec: EnvironmentSpec, file: str = "<spec>") -> list[Reg
     placements = []
     for region in spec.regions:
         allowed = by_jurisdiction[region.jurisdiction].allowed_regions
-        country = aws_geography.country_of(region.cloud_region)
+        country = residency_geography.country_of(region.cloud_region)
         assert country is not None  # guaranteed by _residency_problems
         placements.append(
             RegionPlacement(
@@ -89,78 +94,20 @@ def residency_preflight(spec: EnvironmentSpec, file: str = "<spec>") -> list[Reg
 
 
 def _residency_problems(spec: EnvironmentSpec) -> Iterator[tuple[str, str]]:
-    regions: dict[str, tuple[int, RegionSpec]] = {r.name: (i, r) for i, r in enumerate(spec.regions)}
-    jurisdictions = {j.name: j for j in spec.jurisdictions}
-
-    for index, region in enumerate(spec.regions):
-        if aws_geography.country_of(region.cloud_region) is None:
-            yield (
-                f"regions[{index}].cloud_region",
-                f"cloud region {region.cloud_region!r} of region {region.name!r} is not in "
-                "infra/aws_geography.py: its country is unknown, so its residency cannot be checked",
-            )
-        home = jurisdictions.get(region.jurisdiction)
-        if home is None:
-            yield f"regions[{index}].jurisdiction", f"unknown jurisdiction {region.jurisdiction!r}"
-        elif region.name not in home.allowed_regions:
-            yield (
-                f"regions[{index}].jurisdiction",
-                f"region {region.name!r} sits in jurisdiction {home.name!r}, which does not list it: "
-                "its cluster and recordings bucket would be outside their own jurisdiction",
-            )
-
+    # Everything the spec's own validation checks (regions inside their jurisdiction, every market
+    # served somewhere, the geography of each listing), re-run from the same implementation because
+    # a caller may have built the spec without validation; then what only a deployment needs.
+    for loc, reason, _ in cross_field_problems(spec):
+        yield format_field_path(loc), reason
+    for loc, reason, _ in unknown_geography(spec):
+        yield format_field_path(loc), reason
+    cloud_region_of = {r.name: r.cloud_region for r in spec.regions}
     for jindex, jurisdiction in enumerate(spec.jurisdictions):
-        known = jurisdiction.name in aws_geography.UNRESTRICTED_JURISDICTIONS or (
-            jurisdiction.name in aws_geography.JURISDICTION_COUNTRIES
-        )
-        if not known:
-            yield (
-                f"jurisdictions[{jindex}].name",
-                f"jurisdiction {jurisdiction.name!r} has no geography in infra/aws_geography.py "
-                "(JURISDICTION_COUNTRIES): add the countries it covers before deploying",
-            )
-        cloud_regions: list[str] = []
-        for rindex, region_name in enumerate(jurisdiction.allowed_regions):
-            found = regions.get(region_name)
-            if found is None:
-                yield (
-                    f"jurisdictions[{jindex}].allowed_regions[{rindex}]",
-                    f"unknown region {region_name!r}",
-                )
-                continue
-            region = found[1]
-            cloud_regions.append(region.cloud_region)
-            country = aws_geography.country_of(region.cloud_region)
-            if (
-                known
-                and country is not None
-                and not aws_geography.jurisdiction_allows_country(jurisdiction.name, country)
-            ):
-                yield (
-                    f"jurisdictions[{jindex}].allowed_regions[{rindex}]",
-                    f"region {region_name!r} ({region.cloud_region}) is in {country}, outside "
-                    f"jurisdiction {jurisdiction.name!r}: a cluster or recordings bucket there would "
-                    "break residency",
-                )
+        cloud_regions = [cloud_region_of[name] for name in jurisdiction.allowed_regions if name in cloud_region_of]
         tag_value = join_cloud_regions(cloud_regions)
         if len(tag_value) > AWS_TAG_VALUE_MAX_CHARS:
             yield (
                 f"jurisdictions[{jindex}].allowed_regions",
                 f"{len(cloud_regions)} regions make a {len(tag_value)}-character residency tag, above AWS's "
                 f"{AWS_TAG_VALUE_MAX_CHARS}",
-            )
-
-    for mindex, market in enumerate(spec.markets):
-        serving: list[str] = []
-        for jname in market.allowed_jurisdictions:
-            allowing = jurisdictions.get(jname)
-            if allowing is None:
-                yield f"markets[{mindex}].allowed_jurisdictions", f"unknown jurisdiction {jname!r}"
-                continue
-            serving.extend(name for name in allowing.allowed_regions if name in regions)
-        if not serving:
-            yield (
-                f"markets[{mindex}].allowed_jurisdictions",
-                f"market {market.code} may only be served in {market.allowed_jurisdictions}, which have no "
-                "region in this environment: its users would have nowhere lawful to go",
             )

@@ -3,7 +3,7 @@
 The second residency wall (the first is `infra.residency.residency_preflight`). The pack runs in its
 own process during `pulumi preview` / `pulumi up` and sees each resource's inputs and its
 provider, not the environment file. It trusts only two things: the provider's region (where AWS
-will really put the resource) and `infra.aws_geography` (where that region is). It reads the
+will really put the resource) and `controller.spec.residency_geography` (where that region is). It reads the
 residency tags (`infra.residency_tags`) that the program writes on every regional resource and
 refuses the deployment when tags, provider region and geography disagree. Security-group ports are
 checked against the pack's configuration (defaults: the EnvironmentSpec's `NetworkPolicy`).
@@ -26,8 +26,7 @@ from pulumi_policy import (
     StackValidationArgs,
 )
 
-from controller.spec import NetworkPolicy
-from infra import aws_geography
+from controller.spec import NetworkPolicy, residency_geography
 from infra import residency_tags as tags
 
 GLOBAL_SERVICE_MODULES = frozenset({"iam", "route53", "cloudfront", "organizations", "globalaccelerator"})
@@ -109,13 +108,13 @@ def _placement_problems(
     allowed = tags.split_cloud_regions(resource_tags[tags.JURISDICTION_CLOUD_REGIONS])
     if region not in allowed:
         yield f"{what} is created in {region}, outside jurisdiction {jurisdiction!r} (allowed: {', '.join(allowed)})"
-    country = aws_geography.country_of(region)
+    country = residency_geography.country_of(region)
     if country is None:
-        yield f"{what} is created in {region}, a region whose country infra/aws_geography.py does not know"
+        yield f"{what} is created in {region}, a region whose country infra/residency_geography.py does not know"
         return
-    lawful = aws_geography.jurisdiction_allows_country(jurisdiction, country)
+    lawful = residency_geography.jurisdiction_allows_country(jurisdiction, country)
     if lawful is None:
-        yield f"{what}: jurisdiction {jurisdiction!r} has no geography in infra/aws_geography.py"
+        yield f"{what}: jurisdiction {jurisdiction!r} has no geography in infra/residency_geography.py"
     elif not lawful:
         yield f"{what} is created in {region} ({country}), outside jurisdiction {jurisdiction!r}"
 

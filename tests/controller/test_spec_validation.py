@@ -120,6 +120,33 @@ CASES: list[tuple[str, Callable[[Doc], None], str, str]] = [
     ("no regions", _set("regions", []), "regions", "at least 1"),
     ("bad stop condition", _set("drill.stop_conditions", [{"metric": "cpu", "threshold": 0.1}]),
      "drill.stop_conditions[0].metric", "global_slo_breach_ratio"),
+    ("blank legal basis", _set("jurisdictions[0].legal_basis", "  \t "), "jurisdictions[0].legal_basis", "blank"),
+    # strict numbers: a boolean, a string or a fraction is not a count; nothing is infinite or NaN
+    ("boolean AZ count", _set("regions[0].az_count", True), "regions[0].az_count", "valid integer"),
+    ("fractional node count", _set("regions[0].max_nodes", 40.5), "regions[0].max_nodes", "valid integer"),
+    ("node count as text", _set("regions[0].max_nodes", "40"), "regions[0].max_nodes", "valid integer"),
+    ("boolean latitude", _set("markets[0].location.lat", True), "markets[0].location.lat", "valid number"),
+    ("boolean share", _set("markets[0].demand.scenario_mix", {"one_to_one": True}),
+     "markets[0].demand.scenario_mix.one_to_one", "valid number"),
+    ("boolean failover stage", _set("failover.stages", [0.5, True]), "failover.stages[1]", "valid number"),
+    ("number as approval", _set("failover.approval_required", 1), "failover.approval_required", "valid boolean"),
+    ("infinite stickiness", _set("traffic.stickiness_cost", float("inf")), "traffic.stickiness_cost", "finite number"),
+    ("NaN base RTT", _set("latency", {"base_rtt_ms": float("nan")}), "latency.base_rtt_ms", "finite number"),
+    ("NaN threshold", _set("drill.stop_conditions", [{"metric": "global_slo_breach_ratio", "threshold": float("nan")}]),
+     "drill.stop_conditions[0].threshold", "finite number"),
+    # physical ranges on what used to have no upper bound
+    ("absurd peak", _set("markets[0].demand.peak_sessions", 10**18), "markets[0].demand.peak_sessions",
+     "less than or equal to"),
+    ("absurd baseline", _set("markets[0].demand.baseline_sessions", 10**18), "markets[0].demand.baseline_sessions",
+     "less than or equal to"),
+    ("absurd cooldown", _set("scaling.scale_in_cooldown_seconds", 10**12), "scaling.scale_in_cooldown_seconds",
+     "less than or equal to"),
+    ("absurd drain deadline", _set("scaling.drain_deadline_seconds", 10**12), "scaling.drain_deadline_seconds",
+     "less than or equal to"),
+    ("absurd overflow penalty", _set("traffic.overflow_penalty_ms", 1e300), "traffic.overflow_penalty_ms",
+     "less than or equal to"),
+    ("absurd stale window", _set("health.stale_after_seconds", 10**9), "health.stale_after_seconds",
+     "less than or equal to"),
 ]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pulumi
 import pytest
 
+from controller.spec import EnvironmentSpec
 from controller.spec_file import EnvironmentFileError, load_environment, parse_environment
 from infra.offline_graph import build_graph, environment_config
 from infra.residency import RegionPlacement, ResidencyError, residency_preflight
@@ -47,15 +48,31 @@ def _with_london_in_eu() -> dict:
     return data
 
 
-def test_a_region_outside_its_jurisdictions_country_is_refused_though_the_spec_is_valid() -> None:
-    spec = parse_environment(_with_london_in_eu(), "local-with-london.yaml")  # valid as a spec
+def test_a_region_outside_its_jurisdictions_country_is_refused_by_the_spec_and_by_the_preflight() -> None:
+    data = _with_london_in_eu()
+    # The spec's own validation applies the geography (one rule: controller.spec.residency_geography)...
+    with pytest.raises(EnvironmentFileError) as validated:
+        parse_environment(data, "local-with-london.yaml")
+    # ...and the preflight applies it again to a spec built without validation.
+    valid = parse_environment(env_data("local"), "local.yaml")
+    lon = valid.regions[0].model_copy(
+        update={"name": "lon", "cloud_region": "eu-west-2", "location": valid.regions[0].location}
+    )
+    jurisdictions = [
+        j.model_copy(update={"allowed_regions": [*j.allowed_regions, "lon"]}) if j.name in ("eu", "global") else j
+        for j in valid.jurisdictions
+    ]
+    unvalidated = EnvironmentSpec.model_construct(
+        **{**dict(valid), "regions": [*valid.regions, lon], "jurisdictions": jurisdictions}
+    )
     with pytest.raises(ResidencyError) as caught:
-        residency_preflight(spec, file="local-with-london.yaml")
-    message = str(caught.value)
-    assert "local-with-london.yaml: jurisdictions[0].allowed_regions[2]:" in message
-    assert "'lon' (eu-west-2) is in GB, outside jurisdiction 'eu'" in message
-    # London may still serve the unrestricted jurisdiction: only the eu listing is reported.
-    assert len(caught.value.problems) == 1
+        residency_preflight(unvalidated, file="local-with-london.yaml")
+    for error in (validated.value, caught.value):
+        message = str(error)
+        assert "local-with-london.yaml: jurisdictions[0].allowed_regions[2]:" in message
+        assert "'lon' (eu-west-2) is in GB, outside jurisdiction 'eu'" in message
+        # London may still serve the unrestricted jurisdiction: only the eu listing is reported.
+        assert len(error.problems) == 1
 
 
 def test_a_residency_bound_market_whose_only_region_is_removed_is_refused() -> None:
@@ -66,8 +83,7 @@ def test_a_residency_bound_market_whose_only_region_is_removed_is_refused() -> N
         residency_preflight(broken, file="local.yaml")
     message = str(caught.value)
     assert "local.yaml: jurisdictions[1].allowed_regions[0]: unknown region 'cgk'" in message
-    assert "local.yaml: markets[2].allowed_jurisdictions: market ID may only be served in ['id']" in message
-    assert "nowhere lawful" in message
+    assert "local.yaml: markets[2].allowed_jurisdictions: market ID allows jurisdictions ['id'] which have no region" in message
 
 
 def test_a_region_its_own_jurisdiction_does_not_list_is_refused() -> None:
@@ -81,7 +97,7 @@ def test_a_region_its_own_jurisdiction_does_not_list_is_refused() -> None:
     assert len(caught.value.problems) == 1
     problem = caught.value.problems[0]
     assert problem.field_path == "regions[1].jurisdiction"
-    assert "'dub' sits in jurisdiction 'eu', which does not list it" in problem.reason
+    assert "'dub' sits in jurisdiction 'eu' but is not among its allowed_regions" in problem.reason
 
 
 def test_unknown_cloud_region_and_unknown_jurisdiction_fail_closed() -> None:
@@ -94,7 +110,7 @@ def test_unknown_cloud_region_and_unknown_jurisdiction_fail_closed() -> None:
     with pytest.raises(ResidencyError) as caught:
         residency_preflight(spec, file="x.yaml")
     paths = {p.field_path: p.reason for p in caught.value.problems}
-    assert "is not in infra/aws_geography.py" in paths["regions[2].cloud_region"]
+    assert "is not in controller/spec/residency_geography.py" in paths["regions[2].cloud_region"]
     assert "jurisdiction 'kr' has no geography" in paths["jurisdictions[1].name"]
 
 

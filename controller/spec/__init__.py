@@ -1,0 +1,74 @@
+"""EnvironmentSpec: the single source of truth for one edgeplane environment.
+
+Read from `environments/<env>.yaml` by `controller.spec_file.load_environment` and shared, unchanged,
+by the Pulumi program (`infra/`), the decision core (`controller/core/`), the simulated fleet
+(`sim/`) and the Temporal workflows (`workflows/`). Every model is frozen and forbids unknown
+fields, so a typo in a YAML file is an error rather than a silently ignored setting.
+
+Structural checks (types, ranges) are pydantic field constraints; cross-field checks (a region
+named in a jurisdiction exists, a residency-bound market can be carried by its compliant regions,
+...) live in `EnvironmentSpec._cross_check` and are reported with the exact field path of the
+offending value, so `edgectl env validate` can print `FILE: field.path: reason`.
+
+The models are split by seam: `fleet` (regions, jurisdictions, markets), `policies` (SLOs and
+control policies), `environment` (the whole spec), `cross_checks` (rules across models). Import
+them from here.
+"""
+
+from controller.spec.environment import EnvironmentSpec
+from controller.spec.fleet import (
+    CLOUD_REGION_PATTERN,
+    MARKET_CODE_PATTERN,
+    NAME_PATTERN,
+    BasisKind,
+    DemandProfile,
+    Fraction,
+    FrozenModel,
+    GeoPoint,
+    JurisdictionSpec,
+    MarketSpec,
+    Name,
+    RegionSpec,
+    Scenario,
+)
+from controller.spec.policies import (
+    DrillPolicy,
+    FailoverPolicy,
+    HealthPolicy,
+    LatencyModel,
+    NetworkPolicy,
+    PathLatency,
+    ScalingPolicy,
+    ScenarioSlo,
+    StopCondition,
+    StopConditionMetric,
+    TrafficPolicy,
+)
+
+__all__ = [
+    "CLOUD_REGION_PATTERN",
+    "MARKET_CODE_PATTERN",
+    "NAME_PATTERN",
+    "BasisKind",
+    "DemandProfile",
+    "DrillPolicy",
+    "EnvironmentSpec",
+    "FailoverPolicy",
+    "Fraction",
+    "FrozenModel",
+    "GeoPoint",
+    "HealthPolicy",
+    "JurisdictionSpec",
+    "LatencyModel",
+    "MarketSpec",
+    "Name",
+    "NetworkPolicy",
+    "PathLatency",
+    "RegionSpec",
+    "ScalingPolicy",
+    "Scenario",
+    "ScenarioSlo",
+    "StopCondition",
+    "StopConditionMetric",
+    "TrafficPolicy",
+]

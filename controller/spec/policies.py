@@ -1,0 +1,206 @@
+"""Policies of the EnvironmentSpec: SLOs, latency model, scaling, traffic, health, failover, drills, network.
+
+Part of `controller.spec` (import from there). Structural checks only; checks across models live in
+`controller.spec.cross_checks`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field
+
+from controller.spec.fleet import MARKET_CODE_PATTERN, Fraction, FrozenModel, Name
+
+DAY_SECONDS = 86_400
+WEEK_SECONDS = 7 * DAY_SECONDS
+MAX_COST_MS = 1e6
+"""Upper bound of the allocation's per-unit costs (ms-equivalents): far above any useful setting, far
+below where the LP's coefficients would lose precision."""
+
+
+class ScenarioSlo(FrozenModel):
+    """Quality objective of one scenario, evaluated per market->region path."""
+
+    rtt_p95_ms: float = Field(strict=True, gt=0, le=2000, description="Highest acceptable p95 round-trip time.")
+    max_loss_ratio: float = Field(strict=True, gt=0, lt=1, description="Highest acceptable packet loss (0.02 = 2%).")
+    max_jitter_ms: float = Field(strict=True, gt=0, le=1000, description="Highest acceptable jitter.")
+    mean_session_minutes: float = Field(strict=True, gt=0, le=24 * 60, description="Typical session length.")
+
+
+class PathLatency(FrozenModel):
+    """A measured RTT for one market->region path; wins over the great-circle estimate."""
+
+    market: str = Field(pattern=MARKET_CODE_PATTERN, description="Market code.")
+    region: Name = Field(description="Region name.")
+    rtt_ms: float = Field(strict=True, gt=0, le=2000, description="Measured median RTT in milliseconds.")
+
+
+class LatencyModel(FrozenModel):
+    """How to get the base (unloaded) RTT of a market->region path."""
+
+    base_rtt_ms: float = Field(
+        strict=True, default=8.0, ge=0, le=200, description="Last-mile and processing RTT added to every path."
+    )
+    rtt_ms_per_km: float = Field(
+        strict=True,
+        default=0.02,
+        gt=0,
+        le=1,
+        description="RTT per great-circle km (light in fibre ~0.01 ms/km, doubled for routing detours).",
+    )
+    measured: list[PathLatency] = Field(
+        default_factory=list, description="Measured RTTs that override the estimate for their path."
+    )
+
+
+class ScalingPolicy(FrozenModel):
+    """How the controller sizes each region."""
+
+    target_utilisation: float = Field(
+        strict=True, default=0.7, gt=0.05, le=1.0, description="Share of node capacity the plan fills at most."
+    )
+    headroom_ratio: float = Field(
+        strict=True, default=0.1, ge=0, le=2.0, description="Extra capacity on top of the forecast, as a share."
+    )
+    scale_out_cooldown_seconds: int = Field(
+        strict=True, default=0, ge=0, le=DAY_SECONDS, description="Wait between scale-outs."
+    )
+    scale_in_cooldown_seconds: int = Field(
+        strict=True, default=900, ge=0, le=DAY_SECONDS, description="Wait after any scale change before scaling in."
+    )
+    max_step_nodes: int = Field(
+        strict=True, default=20, gt=0, le=10_000, description="Most nodes added or removed per tick."
+    )
+    forecast_margin_seconds: int = Field(
+        strict=True, default=120, ge=0, le=DAY_SECONDS, description="Forecast this far beyond the node boot time."
+    )
+    drain_deadline_seconds: int = Field(
+        strict=True,
+        default=1800,
+        gt=0,
+        le=WEEK_SECONDS,
+        description="Longest wait for sessions on a draining node to end.",
+    )
+
+
+class TrafficPolicy(FrozenModel):
+    """How the controller moves traffic between regions."""
+
+    tick_seconds: int = Field(strict=True, default=15, gt=0, le=3600, description="Control loop period.")
+    disruption_budget: Fraction = Field(
+        default=0.25, description="Most share of a market's traffic that moves per tick."
+    )
+    stickiness_cost: float = Field(
+        strict=True,
+        default=2.0,
+        ge=0,
+        le=MAX_COST_MS,
+        description="Cost (ms-equivalent) per unit of weight moved, against flapping.",
+    )
+    loss_penalty_ms_per_percent: float = Field(
+        strict=True, default=40.0, ge=0, le=MAX_COST_MS, description="QoS cost of 1% packet loss, in RTT milliseconds."
+    )
+    jitter_penalty_ms_per_ms: float = Field(
+        strict=True, default=1.5, ge=0, le=MAX_COST_MS, description="QoS cost of 1 ms jitter, in RTT milliseconds."
+    )
+    overflow_penalty_ms: float = Field(
+        strict=True,
+        default=10_000.0,
+        gt=0,
+        le=1e9,
+        description="Cost per session placed beyond capacity (reported overflow).",
+    )
+
+
+class HealthPolicy(FrozenModel):
+    """Debounce and hysteresis of the region state machine."""
+
+    degraded_after_ticks: int = Field(
+        strict=True, default=2, ge=1, le=10_000, description="Bad ticks before healthy -> degraded."
+    )
+    failed_after_ticks: int = Field(strict=True, default=4, ge=1, le=10_000, description="Bad ticks before -> failed.")
+    recovered_after_ticks: int = Field(
+        strict=True, default=4, ge=1, le=10_000, description="Good ticks before returning to healthy."
+    )
+    stale_after_seconds: int = Field(
+        strict=True, default=60, gt=0, le=DAY_SECONDS, description="Metrics older than this are stale: fail static."
+    )
+    failed_breach_ratio: float = Field(
+        strict=True,
+        default=2.0,
+        gt=1.0,
+        le=1000.0,
+        description="SLO breach by this factor counts as failing, not degraded.",
+    )
+
+
+class StopConditionMetric(StrEnum):
+    """What a drill or failover watches to decide to abort and restore."""
+
+    GLOBAL_SLO_BREACH_RATIO = "global_slo_breach_ratio"
+    MARKET_SLO_BREACH_RATIO = "market_slo_breach_ratio"
+    UNSERVED_SESSIONS_RATIO = "unserved_sessions_ratio"
+
+
+class StopCondition(FrozenModel):
+    """Abort (and restore weights) when `metric` stays above `threshold` for `for_seconds`."""
+
+    metric: StopConditionMetric = Field(description="Watched metric.")
+    threshold: Fraction = Field(description="Abort above this share of sessions.")
+    for_seconds: int = Field(strict=True, default=0, ge=0, le=DAY_SECONDS, description="How long the breach must last.")
+
+
+class FailoverPolicy(FrozenModel):
+    """Staged evacuation of a region by on-call (FailoverWorkflow) or by drills."""
+
+    stages: list[Annotated[float, Field(gt=0.0, le=1.0, strict=True)]] = Field(
+        default_factory=lambda: [0.25, 0.5, 1.0],
+        min_length=1,
+        description="Cumulative share of the region's traffic moved away at each stage; ends at 1.0.",
+    )
+    stage_verify_seconds: int = Field(
+        strict=True, default=60, ge=0, le=DAY_SECONDS, description="Wait after a stage before checking QoS."
+    )
+    hold_seconds: int = Field(
+        strict=True, default=300, ge=0, le=WEEK_SECONDS, description="Time to hold the region evacuated."
+    )
+    approval_required: bool = Field(strict=True, default=True, description="Wait for on-call approval before shifting.")
+    approval_timeout_seconds: int = Field(
+        strict=True, default=900, gt=0, le=WEEK_SECONDS, description="Cancel if not approved by then."
+    )
+    stop_conditions: list[StopCondition] = Field(
+        default_factory=list, description="Abort and restore when any of these trips."
+    )
+
+
+class DrillPolicy(FrozenModel):
+    """Game-day drills: a failover with stop conditions and automatic fail-back."""
+
+    hold_seconds: int = Field(
+        strict=True, default=300, ge=0, le=WEEK_SECONDS, description="Time the drilled region stays evacuated."
+    )
+    approval_required: bool = Field(
+        strict=True, default=False, description="Wait for on-call approval before shifting."
+    )
+    stop_conditions: list[StopCondition] = Field(
+        default_factory=lambda: [
+            StopCondition(metric=StopConditionMetric.GLOBAL_SLO_BREACH_RATIO, threshold=0.05, for_seconds=60),
+            StopCondition(metric=StopConditionMetric.MARKET_SLO_BREACH_RATIO, threshold=0.2, for_seconds=60),
+        ],
+        description="Abort and restore when any of these trips (like AWS FIS stop conditions).",
+    )
+    fail_back: bool = Field(strict=True, default=True, description="Return traffic to the region at the end.")
+
+
+class NetworkPolicy(FrozenModel):
+    """What the media data plane exposes to the internet."""
+
+    media_udp_port_min: int = Field(
+        strict=True, default=10000, ge=1024, le=65535, description="First RTP/SRTP UDP port."
+    )
+    media_udp_port_max: int = Field(
+        strict=True, default=20000, ge=1024, le=65535, description="Last RTP/SRTP UDP port."
+    )
+    turn_tls_port: int = Field(strict=True, default=443, ge=1, le=65535, description="TCP/TLS fallback port for TURN.")
