@@ -72,6 +72,12 @@ def status(
                 console.print(f"  {market}: {shares}", highlight=False)
             for pin in loop.pins:
                 console.print(f"  pin {pin.region} <= {pin.max_traffic_share:.0%} by {pin.owner}", highlight=False)
+            for lease in loop.leases:
+                console.print(
+                    f"  lease {lease.region} epoch {lease.epoch} <= {lease.max_traffic_share:.0%} by {lease.holder}: "
+                    f"{lease.reason}",
+                    highlight=False,
+                )
             for event in loop.scheduled_demand:
                 console.print(f"  event {describe_demand_event(event)}", highlight=False)
             if loop.last_error:
