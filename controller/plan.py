@@ -172,6 +172,11 @@ class PlanningOverrides(PlanModel):
         default_factory=list,
         description="Announced demand events (flash sales): the forecast orders their capacity before the ramp.",
     )
+    move_budget: dict[str, float] | None = Field(
+        default=None,
+        description="Per market, the share of its traffic the weights may still move now (safety rule "
+        "max_moved_share_per_minute, from the steering state's recent moves). None: no limit.",
+    )
     weights_in_force: dict[str, dict[str, float]] | None = Field(
         default=None,
         description="The commanded weights (the steering state): the planner starts from these, not from the "

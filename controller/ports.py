@@ -38,6 +38,11 @@ class StaleFenceError(ActuationError):
         super().__init__(message, retryable=False)
 
 
+class SafetyRuleError(ActuationError):
+    """The action would break one of the environment's safety rules (`spec.safety`); the message names
+    the rule and the numbers. Retryable when waiting can fix it (the pace rule's window slides)."""
+
+
 class LeaseRefusedError(Exception):
     """A lease cannot be taken, changed or released as asked (the message names holder and epoch)."""
 
@@ -130,8 +135,11 @@ class SteeringGate(Protocol):
 
     def journal(self, plan_id_prefix: str) -> list[JournalEntry]: ...
 
-    def acquire_lease(self, region: str, holder: str, max_traffic_share: float, reason: str) -> RegionLease:
-        """Raises LeaseRefusedError when another holder has the region."""
+    def acquire_lease(
+        self, region: str, holder: str, max_traffic_share: float, reason: str, *, evacuates: bool = False
+    ) -> RegionLease:
+        """Raises LeaseRefusedError when another holder has the region, SafetyRuleError when `evacuates`
+        and the region may not be evacuated (min_serving_regions)."""
         ...
 
     def update_lease(self, fence: Fence, max_traffic_share: float) -> RegionLease:

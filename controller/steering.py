@@ -73,6 +73,15 @@ class Fence(SteeringModel):
         return f"{self.writer} holding {self.region} at epoch {self.epoch}"
 
 
+class WeightMove(SteeringModel):
+    """Share of one market's traffic a weights write moved between regions (for the pace rule)."""
+
+    at: AwareDatetime = Field(description="When the write was committed (the authority's clock).")
+    market: str = Field(description="Market code.")
+    share: float = Field(ge=0, le=1, description="Sum of the decreases of the market's shares.")
+    by: str = Field(default="", description="Who moved it.")
+
+
 class SteeringState(SteeringModel):
     """The desired steering state of one environment, as the authority last committed it."""
 
@@ -87,6 +96,9 @@ class SteeringState(SteeringModel):
     leases: dict[str, RegionLease] = Field(default_factory=dict, description="Region -> the lease held on it.")
     last_epoch: dict[str, int] = Field(
         default_factory=dict, description="Region -> last epoch issued (epochs are never reused)."
+    )
+    recent_moves: list[WeightMove] = Field(
+        default_factory=list, description="Weight moves of the last minute (safety rule max_moved_share_per_minute)."
     )
     updated_at: AwareDatetime | None = Field(default=None, description="When the last change was committed.")
     updated_by: str = Field(default="", description="Who made the last change, and why.")

@@ -117,4 +117,4 @@ def build_steering_authority(spec: EnvironmentSpec, actuator: Actuator, steering
         store.read()
     except SteeringStoreError as error:
         raise BootstrapError(f"--steering-file: {error}") from error
-    return SteeringAuthority(store, actuator)
+    return SteeringAuthority(store, actuator, spec)

@@ -20,7 +20,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -29,6 +29,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 from controller.audit import AuditRecord
+from controller.core.safety import move_budget
 from controller.plan import Plan, PlanningOverrides, RegionPin
 from controller.ports import (
     ActuationError,
@@ -36,6 +37,7 @@ from controller.ports import (
     LeaseRefusedError,
     Observer,
     ObserverUnavailable,
+    SafetyRuleError,
     StaleFenceError,
     SteeringGate,
 )
@@ -80,8 +82,12 @@ STALE_FENCE = "StaleFence"
 """ApplicationError type: the action was planned under a steering revision or lease that no longer holds."""
 REGION_LEASED = "RegionLeased"
 """ApplicationError type: another failover or drill holds the region's lease (CLI exit code 3)."""
+SAFETY_RULE = "SafetyRule"
+"""ApplicationError type: the action would break a safety rule that waiting cannot fix (spec.safety)."""
+SAFETY_RULE_PACING = "SafetyRulePacing"
+"""ApplicationError type (retried): a weights write waits for the pace rule's 60 s window to slide."""
 
-NON_RETRYABLE_ERRORS = [ACTUATION_REFUSED, UNKNOWN_REGION, PLANNER_ERROR, STALE_FENCE, REGION_LEASED]
+NON_RETRYABLE_ERRORS = [ACTUATION_REFUSED, UNKNOWN_REGION, PLANNER_ERROR, STALE_FENCE, REGION_LEASED, SAFETY_RULE]
 """Named in every retry policy that calls these activities."""
 
 HEARTBEAT_TIMEOUT = timedelta(seconds=6)
@@ -214,8 +220,15 @@ class FleetActivities:
                       reason=f"lease epoch {lease.epoch}: {lease.reason}")
             for lease in state.leases.values()
         ]  # fmt: skip
+        budget = move_budget(
+            self._spec.safety, state.recent_moves, [m.code for m in self._spec.markets], datetime.now(UTC)
+        )
         overrides = request.overrides.model_copy(
-            update={"pins": [*request.overrides.pins, *lease_pins], "weights_in_force": state.weights or None}
+            update={
+                "pins": [*request.overrides.pins, *lease_pins],
+                "weights_in_force": state.weights or None,
+                "move_budget": budget,
+            }
         )
         try:
             plan = self._planner()(self._spec, request.snapshot, request.previous, request.now, overrides)
@@ -258,6 +271,11 @@ class FleetActivities:
         except StaleFenceError as error:
             self._metrics.record_failure(stage)
             raise ApplicationError(f"{stage}: fenced: {error}", type=STALE_FENCE, non_retryable=True) from error
+        except SafetyRuleError as error:
+            self._metrics.record_failure(stage)
+            if error.retryable:
+                raise ApplicationError(f"{stage}: waiting: {error}", type=SAFETY_RULE_PACING) from error
+            raise ApplicationError(f"{stage}: refused: {error}", type=SAFETY_RULE, non_retryable=True) from error
         except ActuationError as error:
             self._metrics.record_failure(stage)
             if error.retryable:
@@ -376,17 +394,19 @@ class FleetActivities:
             raise ApplicationError(f"refused: {error}", type=REGION_LEASED, non_retryable=True) from error
         except StaleFenceError as error:
             raise ApplicationError(f"fenced: {error}", type=STALE_FENCE, non_retryable=True) from error
+        except SafetyRuleError as error:
+            raise ApplicationError(f"refused: {error}", type=SAFETY_RULE, non_retryable=True) from error
 
     @activity.defn(name="acquire_lease")
     def acquire_lease(self, request: LeaseRequest) -> LeaseGrant:
         self._require_region(request.region)
         with heartbeating():
-            try:
-                lease = self._steering.acquire_lease(
-                    request.region, request.holder, request.max_traffic_share, request.reason
+            lease = self._lease_call(
+                lambda: self._steering.acquire_lease(
+                    request.region, request.holder, request.max_traffic_share, request.reason,
+                    evacuates=request.evacuates,
                 )
-            except LeaseRefusedError as error:
-                raise ApplicationError(f"refused: {error}", type=REGION_LEASED, non_retryable=True) from error
+            )  # fmt: skip
             weights = self._steering.state().weights or weights_in_force(self._spec, self._observe())
         return LeaseGrant(lease=lease, weights_in_force=weights)
 

@@ -131,6 +131,9 @@ class LeaseRequest(Payload):
     holder: str = Field(min_length=1)
     max_traffic_share: float = Field(default=1.0, ge=0, le=1)
     reason: str = ""
+    evacuates: bool = Field(
+        default=False, description="The holder will evacuate the region: check safety rule min_serving_regions now."
+    )
 
 
 class LeaseGrant(Payload):

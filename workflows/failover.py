@@ -23,14 +23,20 @@ import contextlib
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from controller.audit import AuditRecord
     from controller.plan import RegionPin
     from controller.spec import StopCondition
     from controller.steering import Fence
-    from workflows.activities import ACTIVITY_RETRY, HEARTBEAT_TIMEOUT, FleetActivities
+    from workflows.activities import (
+        ACTIVITY_RETRY,
+        HEARTBEAT_TIMEOUT,
+        REGION_LEASED,
+        SAFETY_RULE,
+        FleetActivities,
+    )
     from workflows.control_loop import ControlLoopWorkflow
     from workflows.failover_watch import FailoverWatch
     from workflows.models import (
@@ -189,14 +195,21 @@ class FailoverWorkflow:
                     request, FailoverOutcome.ABORTED, f"aborted by {self._abort.by}: {self._abort.reason}",
                     timings, headroom, started,
                 )
-        grant = await workflow.execute_activity_method(
-            FleetActivities.acquire_lease,
-            LeaseRequest(region=request.region, holder=info.workflow_id, max_traffic_share=1.0,
-                         reason=f"{request.actor_kind}: {request.reason}"),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=ACTIVITY_RETRY,
-        )  # fmt: skip
+        try:
+            grant = await workflow.execute_activity_method(
+                FleetActivities.acquire_lease,
+                LeaseRequest(region=request.region, holder=info.workflow_id, max_traffic_share=1.0,
+                             reason=f"{request.actor_kind}: {request.reason}", evacuates=True),
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=ACTIVITY_RETRY,
+            )  # fmt: skip
+        except ActivityError as error:
+            cause = error.cause
+            if isinstance(cause, ApplicationError) and cause.type in (SAFETY_RULE, REGION_LEASED):
+                # Refused before anything moved: the rule (or the lease's holder) and the numbers.
+                raise ApplicationError(cause.message, type=cause.type, non_retryable=True) from error
+            raise
         self._fence = Fence.for_lease(grant.lease)
         # What a rollback or fail-back restores: the commanded weights of the markets the region
         # serves, as they stood when the lease was taken (the weights the fleet reports lag).

@@ -23,16 +23,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from controller.audit import AuditRecord
-from controller.core import fencing
+from controller.core import fencing, safety
 from controller.ports import (
     ActuationError,
     Actuator,
     LeaseRefusedError,
+    SafetyRuleError,
     StaleFenceError,
     SteeringStore,
     SteeringTransaction,
 )
-from controller.steering import Fence, JournalEntry, JournalState, RegionLease, SteeringState
+from controller.spec import EnvironmentSpec
+from controller.steering import Fence, JournalEntry, JournalState, RegionLease, SteeringState, WeightMove
 
 WEIGHTS_TARGET = "weights"
 
@@ -45,10 +47,16 @@ class SteeringAuthority:
     """Leases, fences and the change journal over one environment's fleet."""
 
     def __init__(
-        self, store: SteeringStore, actuator: Actuator, *, clock: Callable[[], datetime] = _utc_now
+        self,
+        store: SteeringStore,
+        actuator: Actuator,
+        spec: EnvironmentSpec,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._store = store
         self._actuator = actuator
+        self._spec = spec
         self._clock = clock
 
     # ----- reading -------------------------------------------------------------------------------
@@ -61,12 +69,18 @@ class SteeringAuthority:
 
     # ----- leases and fences ---------------------------------------------------------------------
 
-    def acquire_lease(self, region: str, holder: str, max_traffic_share: float, reason: str) -> RegionLease:
+    def acquire_lease(
+        self, region: str, holder: str, max_traffic_share: float, reason: str, *, evacuates: bool = False
+    ) -> RegionLease:
+        """Lease `region`; with `evacuates`, first check the region may be evacuated at all
+        (safety rule min_serving_regions), so a failover is refused before it moves anything."""
         with self._store.transaction() as tx:
             try:
                 state, lease = fencing.acquire_lease(tx.state, region, holder, max_traffic_share, reason, self._clock())
             except fencing.LeaseRefusal as error:
                 raise LeaseRefusedError(str(error)) from error
+            if evacuates or max_traffic_share <= 0.0:
+                self._check_floor(state, region)
             if state is not tx.state:
                 tx.save(state)
             return lease
@@ -77,6 +91,8 @@ class SteeringAuthority:
                 state, lease = fencing.update_lease(tx.state, fence, max_traffic_share, self._clock())
             except fencing.FenceRefusal as error:
                 raise StaleFenceError(str(error)) from error
+            if max_traffic_share <= 0.0:
+                self._check_floor(state, lease.region)
             if state is not tx.state:
                 tx.save(state)
             return lease
@@ -98,6 +114,33 @@ class SteeringAuthority:
             tx.save(state)
             return state
 
+    def _check_floor(self, state: SteeringState, region: str) -> None:
+        caps = {**state.lease_caps(), region: 0.0}
+        try:
+            safety.check_serving_floor(self._spec, caps, region)
+        except safety.SafetyRuleRefusal as error:
+            raise SafetyRuleError(str(error), retryable=False) from error
+
+    def _check_pace(self, state: SteeringState, weights: Mapping[str, Mapping[str, float]]) -> None:
+        try:
+            planned = safety.moves(state.weights, weights)
+            safety.check_pace(self._spec.safety, state.recent_moves, planned, self._clock())
+        except safety.SafetyRuleRefusal as error:
+            # Retryable: the window slides; a failover's stage waits for it (its retry policy).
+            raise SafetyRuleError(str(error), retryable=True) from error
+
+    def _commit_weights(self, state: SteeringState, weights: dict[str, dict[str, float]], by: str) -> SteeringState:
+        now = self._clock()
+        moved = [
+            WeightMove(at=now, market=market, share=min(1.0, share), by=by)
+            for market, share in sorted(safety.moves(state.weights, weights).items())
+        ]
+        after = fencing.commit_weights(state, weights, by, now)
+        history = safety.pruned([*state.recent_moves, *moved], now)
+        if history != state.recent_moves:
+            after = after.model_copy(update={"recent_moves": history})
+        return after
+
     # ----- actuation -----------------------------------------------------------------------------
 
     def actuator_for(self, fence: Fence) -> FencedActuator:
@@ -113,6 +156,7 @@ class SteeringAuthority:
         commanded_before: Callable[[SteeringState], Any],
         commanded_after: Callable[[SteeringState], SteeringState],
         act: Callable[[], AuditRecord],
+        precheck: Callable[[SteeringState], None] = lambda state: None,
     ) -> AuditRecord:
         key = (plan_id, action, target)
         with self._store.transaction() as tx:
@@ -123,6 +167,8 @@ class SteeringAuthority:
                 fencing.check_fence(tx.state, fence)
             except fencing.FenceRefusal as error:
                 raise StaleFenceError(f"{action} {target} (plan {plan_id}): {error}") from error
+            if entry is None:
+                precheck(tx.state)
             interrupted = entry  # an intent without a record: a crash hit this very action before
             before = interrupted.before if interrupted is not None else commanded_before(tx.state)
             if interrupted is None:
@@ -217,8 +263,9 @@ class FencedActuator:
             action="set_traffic_weights",
             target=WEIGHTS_TARGET,
             commanded_before=lambda s: {m: s.weights[m] for m in plain if m in s.weights} or None,
-            commanded_after=lambda s: fencing.commit_weights(s, plain, by, self._authority._now()),
+            commanded_after=lambda s: self._authority._commit_weights(s, plain, by),
             act=lambda: self._raw.set_traffic_weights(plain, plan_id=plan_id, actor=actor, reason=reason),
+            precheck=lambda s: self._authority._check_pace(s, plain),
         )
 
 

@@ -37,6 +37,7 @@ from controller.core.health import HealthAssessment, assess_health
 from controller.core.path_table import PathTable, path_table
 from controller.core.residency_certificate import seal_plan
 from controller.core.residency_evidence import observed_residency_violations, violation_sentence
+from controller.core.safety import limit_drains, limit_moves
 from controller.core.scaling import plan_scaling
 from controller.core.spec_tables import spec_tables
 from controller.demand_events import DemandEvent
@@ -440,6 +441,8 @@ def make_plan(
     )
     now_solution = solve_allocation(now_problem)
     weights, unserved = _weights_from_solution(spec, now_problem, now_solution, health, current, caps)
+    weights, paced = limit_moves(weights, current, overrides.move_budget if overrides is not None else None)
+    explanation.extend(paced)
     regions = len(tables.region_names)
     loads_now = region_loads(now_problem, now_solution, regions)
 
@@ -493,6 +496,13 @@ def make_plan(
         fail_static=fail_static,
         now=now,
     )
+    drains, drain_notes = limit_drains(
+        spec.safety,
+        total_nodes=sum(len(o.nodes) for o in snapshot.regions),
+        draining_nodes=sum(1 for o in snapshot.regions for n in o.nodes if n.state is NodeState.DRAINING),
+        drains=scaling.drains,
+    )
+    explanation.extend(drain_notes)
     for command in scaling.scale:
         if command.desired_nodes != command.current_nodes:
             explanation.append(
@@ -531,7 +541,7 @@ def make_plan(
         pin_caps=caps,
         fail_static=fail_static,
         scale=scaling.scale,
-        drains=scaling.drains,
+        drains=drains,
         undrains=scaling.undrains,
         draining_nodes={
             o.region: frozenset(n.name for n in o.nodes if n.state is NodeState.DRAINING) for o in snapshot.regions
@@ -553,7 +563,7 @@ def make_plan(
         region_health=health.regions,
         weights=weights,
         scale=scaling.scale,
-        drains=scaling.drains,
+        drains=drains,
         undrains=scaling.undrains,
         unserved=unserved,
         residency_violations=violations,

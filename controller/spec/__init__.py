@@ -44,6 +44,7 @@ from controller.spec.policies import (
     StopConditionMetric,
     TrafficPolicy,
 )
+from controller.spec.safety import SafetyRules
 
 __all__ = [
     "CLOUD_REGION_PATTERN",
@@ -65,6 +66,7 @@ __all__ = [
     "NetworkPolicy",
     "PathLatency",
     "RegionSpec",
+    "SafetyRules",
     "ScalingPolicy",
     "Scenario",
     "ScenarioSlo",

@@ -24,6 +24,7 @@ from controller.spec.policies import (
     ScenarioSlo,
     TrafficPolicy,
 )
+from controller.spec.safety import SafetyRules
 
 
 class EnvironmentSpec(FrozenModel):
@@ -42,6 +43,9 @@ class EnvironmentSpec(FrozenModel):
     failover: FailoverPolicy = Field(default_factory=FailoverPolicy, description="On-call failover policy.")
     drill: DrillPolicy = Field(default_factory=DrillPolicy, description="Drill policy.")
     network: NetworkPolicy = Field(default_factory=NetworkPolicy, description="Media ports.")
+    safety: SafetyRules = Field(
+        default_factory=SafetyRules, description="Limits every steering writer keeps (loop, failovers, drills)."
+    )
 
     # ----- lookups used across the product -------------------------------------------------
 

@@ -16,4 +16,4 @@ from controller.spec import EnvironmentSpec
 
 def gate(spec: EnvironmentSpec, actuator: Actuator, steering_file: Path | None = None) -> SteeringAuthority:
     store = FileSteeringStore(steering_file, spec.name) if steering_file else MemorySteeringStore(spec.name)
-    return SteeringAuthority(store, actuator)
+    return SteeringAuthority(store, actuator, spec)

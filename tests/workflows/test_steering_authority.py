@@ -18,15 +18,18 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import pytest
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 
 from controller.adapters.simulator_actuator import SimulatorActuator
 from controller.audit import AuditRecord
+from controller.spec import SafetyRules
 from sim.fleet import SimulatedFleet
 from sim.http_api import SimulatorServer
 from sim.traces import quiet_trace
 from tests.fakes.steering import gate
 from tests.workflows.conftest import running_worker
-from workflows.activities import FleetActivities
+from workflows.activities import SAFETY_RULE, FleetActivities
 from workflows.control_loop import ControlLoopWorkflow
 from workflows.failover import FailoverWorkflow
 from workflows.models import (
@@ -219,3 +222,29 @@ def test_mode_is_in_force_when_acknowledged(temporal_server, temporal_task_queue
     assert [t for t in slow.finished if t > acknowledged] == [], "an action finished after the mode was acknowledged"
     assert len(fleet.actuations) == fleet_count
     assert status.recommend_only or status.paused
+
+
+def test_a_failover_that_breaks_a_safety_rule_is_refused_before_it_moves_anything(
+    temporal_server, temporal_task_queue, local_spec, simulator
+):
+    fleet, server = simulator
+    strict = local_spec.model_copy(update={"safety": SafetyRules(min_serving_regions=2)})
+    adapter = SimulatorActuator(server.url)
+    authority = gate(strict, adapter)
+
+    async def scenario():
+        client = await temporal_server.connect()
+        async with running_worker(client, FleetActivities(strict, adapter, authority), temporal_task_queue):
+            handle = await client.start_workflow(
+                FailoverWorkflow.run, failover("fra", FailoverMode.EVACUATE),
+                id=f"{failover_id('local', 'fra')}-safety", task_queue=temporal_task_queue,
+            )  # fmt: skip
+            with pytest.raises(WorkflowFailureError) as refused:
+                await handle.result()
+            return refused.value
+
+    error = asyncio.run(scenario())
+    assert isinstance(error.cause, ApplicationError) and error.cause.type == SAFETY_RULE, error.cause
+    assert error.cause.message.startswith("refused:") and "min_serving_regions: evacuating fra" in error.cause.message
+    assert "needs 2" in error.cause.message
+    assert [r for r in fleet.actuations if "safety" in r.plan_id] == [] and authority.state().leases == {}
