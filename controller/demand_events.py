@@ -18,6 +18,9 @@ from datetime import datetime, timedelta
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+MAX_EVENT_SECONDS = 31 * 86_400
+"""A demand event (a sale, a live show) lasts at most a month: longer is a typo, or a trend for the forecast."""
+
 
 class DemandEvent(BaseModel):
     """Demand of `market` multiplied by up to `peak_multiplier`: linear ramp up over `ramp_seconds`
@@ -27,9 +30,17 @@ class DemandEvent(BaseModel):
 
     market: str = Field(description="Market code.")
     start: AwareDatetime = Field(description="When the ramp begins.")
-    ramp_seconds: float = Field(default=600, ge=0, description="Seconds to reach the plateau (and to leave it).")
-    peak_multiplier: float = Field(gt=0, le=50, description="Demand multiplier on the plateau (3.0 = 3x).")
-    duration_seconds: float = Field(gt=0, description="Seconds from start until the ramp down begins.")
+    ramp_seconds: float = Field(
+        default=600, ge=0, le=MAX_EVENT_SECONDS, allow_inf_nan=False,
+        description="Seconds to reach the plateau (and to leave it).",
+    )  # fmt: skip
+    peak_multiplier: float = Field(
+        gt=0, le=50, allow_inf_nan=False, description="Demand multiplier on the plateau (3.0 = 3x)."
+    )
+    duration_seconds: float = Field(
+        gt=0, le=MAX_EVENT_SECONDS, allow_inf_nan=False,
+        description="Seconds from start until the ramp down begins.",
+    )  # fmt: skip
     announced: bool = Field(
         default=True,
         description="Known ahead (a scheduled sale): given to the controller's calendar. False: a surprise spike.",
