@@ -21,14 +21,8 @@ import typer
 from controller.spec_file import EnvironmentFileError, load_environment
 from edgectl.cli.exit_codes import ExitCode
 from edgectl.cli.output import console, fail
-from edgectl.dev_stack import (
-    DevStack,
-    StackOptions,
-    StackPorts,
-    StackUnavailable,
-    TerminationRequested,
-    raise_on_sigterm,
-)
+from edgectl.dev_stack import DevStack, StackOptions, StackPorts, StackUnavailable
+from edgectl.stack_process import TerminationRequested, raise_on_sigterm
 
 dev_app = typer.Typer(help="The local stack: Temporal, Prometheus, the simulated fleet, the controller.",
                       no_args_is_help=True)  # fmt: skip

@@ -18,7 +18,8 @@ import pytest
 
 from edgectl import dev_stack
 from edgectl.cli.exit_codes import ExitCode
-from edgectl.dev_stack import DevStack, StackOptions, StackPorts, StackUnavailable, pids_alive
+from edgectl.dev_stack import DevStack, StackOptions, StackPorts, StackUnavailable
+from edgectl.stack_process import pids_alive
 
 REPO = Path(__file__).resolve().parents[2]
 LOCAL_ENV = REPO / "environments" / "local.yaml"
@@ -91,7 +92,8 @@ def listening_addresses(port: int) -> set[str]:
 SUPERVISOR = """
 import sys, time
 from pathlib import Path
-from edgectl.dev_stack import DevStack, StackOptions, StackPorts, TerminationRequested, raise_on_sigterm
+from edgectl.dev_stack import DevStack, StackOptions, StackPorts
+from edgectl.stack_process import TerminationRequested, raise_on_sigterm
 raise_on_sigterm()
 stack = DevStack(StackOptions(env_path=Path(sys.argv[1]), ports=StackPorts.free(), work_dir=Path(sys.argv[2]),
                               start_simulator=False))
