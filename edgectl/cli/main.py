@@ -13,6 +13,7 @@ from edgectl.cli.dev_commands import demo_command, dev_app
 from edgectl.cli.drill_commands import drill_app
 from edgectl.cli.env_commands import env_app, schema_app
 from edgectl.cli.failover_commands import failover_app
+from edgectl.cli.lease_commands import lease_app
 from edgectl.cli.plan_command import plan_command
 from edgectl.cli.sim_commands import sim_app
 from edgectl.cli.status_command import status as status_command
@@ -32,6 +33,7 @@ app.command("demo")(demo_command)
 app.add_typer(controller_app, name="controller")
 app.add_typer(failover_app, name="failover")
 app.add_typer(drill_app, name="drill")
+app.add_typer(lease_app, name="lease")
 app.command("status")(status_command)
 
 
