@@ -44,7 +44,8 @@ from edgectl.demo_recording import (
     WeightChange,
 )
 from edgectl.demo_report import write_report
-from edgectl.dev_stack import DevStack, StackOptions, StackPorts, StackUnavailable, edgectl_command, pids_alive
+from edgectl.dev_stack import DevStack, StackOptions, StackPorts, StackUnavailable, edgectl_command
+from edgectl.stack_process import pids_alive
 
 Progress = Callable[[str], None]
 

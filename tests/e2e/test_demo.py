@@ -23,7 +23,8 @@ from controller.spec_file import load_environment
 from edgectl.demo_measurements import measure
 from edgectl.demo_recording import DemoRecording
 from edgectl.demo_report import CHART_FILES
-from edgectl.dev_stack import pids_alive, prometheus_binary
+from edgectl.dev_stack import prometheus_binary
+from edgectl.stack_process import pids_alive
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,19 +6,23 @@ simulated fleet and the controller is exercised by `test_demo.py`.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
 from edgectl import dev_stack
+from edgectl.child_restarts import ChildRestarts, RestartPolicy
 from edgectl.cli.exit_codes import ExitCode
-from edgectl.dev_stack import DevStack, StackOptions, StackPorts, StackUnavailable, pids_alive
+from edgectl.dev_stack import CrashLoop, DevStack, StackOptions, StackPorts, StackUnavailable
+from edgectl.stack_process import SupervisedProcess, pids_alive
 
 REPO = Path(__file__).resolve().parents[2]
 LOCAL_ENV = REPO / "environments" / "local.yaml"
@@ -91,7 +95,8 @@ def listening_addresses(port: int) -> set[str]:
 SUPERVISOR = """
 import sys, time
 from pathlib import Path
-from edgectl.dev_stack import DevStack, StackOptions, StackPorts, TerminationRequested, raise_on_sigterm
+from edgectl.dev_stack import DevStack, StackOptions, StackPorts
+from edgectl.stack_process import TerminationRequested, raise_on_sigterm
 raise_on_sigterm()
 stack = DevStack(StackOptions(env_path=Path(sys.argv[1]), ports=StackPorts.free(), work_dir=Path(sys.argv[2]),
                               start_simulator=False))
@@ -140,3 +145,86 @@ def test_children_die_with_a_supervisor_killed_by_sigkill(tmp_path: Path) -> Non
     supervisor.kill()  # no chance to clean up: the kernel's parent-death signal must do it
     supervisor.wait(timeout=10)
     assert _wait_gone(pids, 20) == []
+
+
+def test_temporal_and_the_controller_keep_their_state_in_the_state_directory(tmp_path: Path) -> None:
+    stack = DevStack(StackOptions(env_path=LOCAL_ENV, ports=StackPorts.free(), work_dir=tmp_path))
+    argv = {process.name: process.argv for process in stack.planned_processes()}
+    temporal, controller = argv["temporal"], argv["controller"]
+    assert temporal[temporal.index("--db-filename") + 1] == str(tmp_path / "temporal.db")
+    assert controller[controller.index("--steering-file") + 1] == str(tmp_path / "steering-local.json")
+    assert stack.temporal_db == tmp_path / "temporal.db" and stack.steering_file == tmp_path / "steering-local.json"
+
+
+def test_restart_waits_double_in_a_row_and_give_up_past_the_limit_per_minute() -> None:
+    now = [0.0]
+    restarts = ChildRestarts(
+        RestartPolicy(first_delay_seconds=1, max_delay_seconds=4, max_restarts_per_window=4, window_seconds=60,
+                      stable_seconds=30),
+        clock=lambda: now[0],
+    )  # fmt: skip
+    restarts.started()
+    delays = []
+    for _ in range(4):
+        now[0] += 1
+        delays.append(restarts.crashed())
+        restarts.started()
+    assert delays == [1, 2, 4, 4]  # doubling, capped
+    now[0] += 1
+    assert restarts.crashed() is None  # a fifth crash within the minute: give up
+    now[0] += 60  # a minute later the window is empty, and the child had been up long enough
+    assert restarts.crashed() == 1
+
+
+def _sleeper(tmp_path: Path, name: str) -> SupervisedProcess:
+    return SupervisedProcess(
+        name=name, argv=[sys.executable, "-c", "import time; time.sleep(120)"], log_path=tmp_path / f"{name}.log"
+    )
+
+
+def _heal_until(stack: DevStack, done: Callable[[], bool], reports: list[str], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, reports
+        stack.heal(report=reports.append)
+        time.sleep(0.05)
+
+
+def test_heal_restarts_only_the_dead_child_and_says_why(tmp_path: Path) -> None:
+    policy = RestartPolicy(first_delay_seconds=0.1, max_restarts_per_window=3)
+    stack = DevStack(StackOptions(env_path=LOCAL_ENV, work_dir=tmp_path, restart_policy=policy))
+    with stack:
+        for name in ("temporal", "controller"):
+            process = _sleeper(tmp_path, name)
+            process.start()
+            stack.processes.append(process)
+        temporal, controller = stack.processes
+        old_pid, controller_pid = temporal.pid, controller.pid
+        assert old_pid is not None
+        os.kill(old_pid, signal.SIGKILL)
+        reports: list[str] = []
+        _heal_until(stack, lambda: temporal.alive() and temporal.pid != old_pid, reports)
+        assert controller.pid == controller_pid and controller.alive()  # the others were left alone
+        assert any("temporal exited (code -9); restarting it in 0s" in r for r in reports), reports
+        assert f"temporal started again (pid {temporal.pid})" in reports
+        pids = stack.child_pids()
+    assert pids_alive(pids) == []
+
+
+def test_a_child_that_keeps_crashing_stops_the_healing_with_its_log(tmp_path: Path) -> None:
+    policy = RestartPolicy(first_delay_seconds=0.01, max_restarts_per_window=2)
+    stack = DevStack(StackOptions(env_path=LOCAL_ENV, work_dir=tmp_path, restart_policy=policy))
+    crasher = SupervisedProcess(
+        name="simulator",
+        argv=[sys.executable, "-c", "import sys; print('bad trace file'); sys.exit(3)"],
+        log_path=tmp_path / "simulator.log",
+    )
+    reports: list[str] = []
+    with stack:
+        crasher.start()
+        stack.processes.append(crasher)
+        with pytest.raises(CrashLoop) as caught:
+            _heal_until(stack, lambda: False, reports)
+    assert "simulator exited (code 3) and crashed 3 times within 60s" in str(caught.value)
+    assert "bad trace file" in caught.value.process.log_tail()
+    assert sum("started again" in r for r in reports) == 2, reports
