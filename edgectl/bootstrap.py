@@ -106,15 +106,26 @@ def default_steering_file(environment: str) -> Path:
     return Path(".edgeplane") / f"steering-{environment}.json"
 
 
-def build_steering_authority(spec: EnvironmentSpec, actuator: Actuator, steering_file: Path) -> SteeringGate:
+def build_steering_authority(
+    spec: EnvironmentSpec, actuator: Actuator, steering_file: Path, *, create: bool = False
+) -> SteeringGate:
     """The steering authority every actuation goes through: leases, fences and the change journal,
-    kept durably in `steering_file` (and its `.journal.jsonl` and `.lock` siblings)."""
+    kept durably in `steering_file` (and its `.journal.jsonl` and `.lock` siblings).
+
+    A missing file is an error unless `create`: a worker started with a mistyped path would see no
+    leases and could send traffic back into a region a failover evacuated.
+    """
     from controller.adapters.steering_authority import SteeringAuthority
     from controller.adapters.steering_store import FileSteeringStore, SteeringStoreError
 
+    if not steering_file.exists() and not create:
+        raise BootstrapError(
+            f"--steering-file {steering_file}: not found; the first worker of an environment passes "
+            "--create-steering-file (a mistyped path would start with no leases, and could undo a failover)"
+        )
     store = FileSteeringStore(steering_file, spec.name)
     try:
-        store.read()
+        store.ensure_exists()
     except SteeringStoreError as error:
         raise BootstrapError(f"--steering-file: {error}") from error
     return SteeringAuthority(store, actuator, spec)

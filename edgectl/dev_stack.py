@@ -322,7 +322,7 @@ class DevStack:
                 "--simulator-url", f"http://{LOOPBACK}:{ports.simulator}",
                 "--prometheus-url", f"http://{LOOPBACK}:{ports.prometheus}",
                 "--metrics-port", str(ports.controller_metrics),
-                "--steering-file", str(self.steering_file),
+                "--steering-file", str(self.steering_file), "--create-steering-file",
             ]  # fmt: skip
             planned.append(
                 SupervisedProcess(

@@ -84,6 +84,17 @@ class FileSteeringStore:
         with self._locked():
             return [self._index[k] for k in self._order if k[0].startswith(plan_id_prefix)]
 
+    def ensure_exists(self) -> SteeringState:
+        """Read the state, writing an empty one first if the file does not exist yet (under the lock)."""
+        with self._locked():
+            state = self.read()
+            if not self.path.exists():
+                try:
+                    self._write_state(state)
+                except OSError as error:
+                    raise SteeringStoreError(f"{self.path}: cannot write: {error}") from error
+            return state
+
     # ----- writing -------------------------------------------------------------------------------
 
     @contextmanager

@@ -146,6 +146,18 @@ def run_controller(
             "every worker of the environment must share it. Default: .edgeplane/steering-<env>.json."
         ),
     ] = None,
+    create_steering_file: Annotated[
+        bool,
+        typer.Option(
+            "--create-steering-file",
+            help="Create the steering file if it does not exist (the environment's first start); without it a "
+            "missing file is an error, so a mistyped path never starts a worker that knows no leases.",
+        ),
+    ] = False,
+    tick_seconds: Annotated[
+        float | None,
+        typer.Option(min=0.1, max=3600, help="Control loop period when this worker starts it (default: the spec's)."),
+    ] = None,
 ) -> None:
     """Run the environment's Temporal worker until SIGTERM."""
     spec = load_spec_or_exit(env)
@@ -153,7 +165,9 @@ def run_controller(
         observer, actuator = build_fleet_adapters(
             spec, FleetSettings(simulator_url, prometheus_url, tuple(kube_contexts or ()))
         )
-        steering = build_steering_authority(spec, actuator, steering_file or default_steering_file(spec.name))
+        steering = build_steering_authority(
+            spec, actuator, steering_file or default_steering_file(spec.name), create=create_steering_file
+        )
     except BootstrapError as error:
         exit_with(ExitCode.INVALID_INPUT, str(error))
     registry = CollectorRegistry()
@@ -164,11 +178,18 @@ def run_controller(
         exit_with(ExitCode.UNAVAILABLE, f"--metrics-port {metrics_port}: {error}")
     activities = FleetActivities(spec, observer, steering, metrics=metrics, audit_dir=audit_dir)
     settings = temporal_settings(temporal_address, namespace, tls_cert, tls_key, tls_ca)
-    run_with_temporal(_serve(spec, settings, activities, task_queue or task_queue_for(spec.name), control_loop))
+    run_with_temporal(
+        _serve(spec, settings, activities, task_queue or task_queue_for(spec.name), control_loop, tick_seconds)
+    )
 
 
 async def _serve(
-    spec: EnvironmentSpec, settings: TemporalSettings, activities: FleetActivities, task_queue: str, loop_on: bool
+    spec: EnvironmentSpec,
+    settings: TemporalSettings,
+    activities: FleetActivities,
+    task_queue: str,
+    loop_on: bool,
+    tick_seconds: float | None = None,
 ) -> None:
     client = await connect_or_exit(settings)
     stop = asyncio.Event()
@@ -179,7 +200,9 @@ async def _serve(
         worker = build_worker(client, activities, task_queue=task_queue, executor=executor)
         async with worker:
             console.print(f"worker on task queue {task_queue} ({settings.address}); SIGTERM stops it", highlight=False)
-            keeper = asyncio.create_task(_keep_control_loop(client, spec, task_queue)) if loop_on else None
+            keeper = (
+                asyncio.create_task(_keep_control_loop(client, spec, task_queue, tick_seconds)) if loop_on else None
+            )
             await stop.wait()
             if keeper is not None:
                 keeper.cancel()
@@ -192,14 +215,16 @@ LOOP_WATCH_SECONDS = 10.0
 """How often a worker checks that its environment's control loop exists (and starts it if not)."""
 
 
-async def _keep_control_loop(client: Client, spec: EnvironmentSpec, task_queue: str) -> None:
+async def _keep_control_loop(
+    client: Client, spec: EnvironmentSpec, task_queue: str, tick_seconds: float | None = None
+) -> None:
     """The control loop exists all the time a worker runs, not only at its start: after a Temporal
     restart that lost its state, or a loop terminated by hand, the next check starts it again (it
     then plans from the durable steering state, leases included). Idempotent by workflow id."""
     run_id: str | None = None
     while True:
         try:
-            handle = await ensure_control_loop(client, spec, task_queue=task_queue)
+            handle = await ensure_control_loop(client, spec, task_queue=task_queue, tick_seconds=tick_seconds)
         except RPCError as error:  # Temporal unreachable for now: the worker itself reconnects
             console.print(f"control loop check failed: {error.message}", highlight=False)
         else:

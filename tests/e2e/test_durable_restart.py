@@ -99,7 +99,7 @@ class Deployment:
             argv=[
                 EDGECTL, "controller", "run", "--env", str(self.env_file), "--temporal-address", self.address,
                 "--simulator-url", self.simulator_url, "--metrics-port", str(free_port()),
-                "--steering-file", str(self.steering_file),
+                "--steering-file", str(self.steering_file), "--create-steering-file",
             ],
             log_path=self.tmp / "worker.log",
         )  # fmt: skip

@@ -47,7 +47,7 @@ def start_worker(
     argv = [
         EDGECTL, "controller", "run", "--env", str(LOCAL_ENV), "--temporal-address", address,
         "--simulator-url", simulator_url, "--task-queue", task_queue, "--no-control-loop",
-        "--metrics-port", str(metrics_port or free_port()), "--steering-file", str(log.parent / "steering.json"),
+        "--metrics-port", str(metrics_port or free_port()), "--steering-file", str(log.parent / "steering.json"), "--create-steering-file",
     ]  # fmt: skip
     return subprocess.Popen(argv, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
 
