@@ -106,6 +106,27 @@ def default_steering_file(environment: str) -> Path:
     return Path(".edgeplane") / f"steering-{environment}.json"
 
 
+def build_kubernetes_steering_authority(
+    spec: EnvironmentSpec, actuator: Actuator, configmap: str, kubeconfig: str | None = None
+) -> SteeringGate:
+    """The steering authority over a ConfigMap (`CONTEXT/NAMESPACE/NAME`, CONTEXT `in-cluster` inside a
+    pod): the state lives in etcd, shared by every controller replica and readable by the selector."""
+    from controller.adapters.kubernetes_steering_store import ConfigMapRef, KubernetesSteeringStore, core_api
+    from controller.adapters.steering_authority import SteeringAuthority
+    from controller.adapters.steering_store import SteeringStoreError
+
+    parts = configmap.split("/")
+    if len(parts) != 3 or not all(parts):
+        raise BootstrapError(f"--steering-configmap {configmap!r}: expected CONTEXT/NAMESPACE/NAME")
+    context, namespace, name = parts
+    try:
+        store = KubernetesSteeringStore(core_api(kubeconfig, context), ConfigMapRef(namespace, name), spec.name)
+        store.read()
+    except SteeringStoreError as error:
+        raise BootstrapError(f"--steering-configmap: {error}") from error
+    return SteeringAuthority(store, actuator, spec)
+
+
 def build_steering_authority(
     spec: EnvironmentSpec, actuator: Actuator, steering_file: Path, *, create: bool = False
 ) -> SteeringGate:

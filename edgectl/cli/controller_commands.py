@@ -41,6 +41,7 @@ from edgectl.bootstrap import (
     FleetSettings,
     TemporalSettings,
     build_fleet_adapters,
+    build_kubernetes_steering_authority,
     build_steering_authority,
     connect_temporal,
     default_steering_file,
@@ -158,6 +159,13 @@ def run_controller(
         float | None,
         typer.Option(min=0.1, max=3600, help="Control loop period when this worker starts it (default: the spec's)."),
     ] = None,
+    steering_configmap: Annotated[
+        str | None,
+        typer.Option(
+            help="Keep the steering state in this ConfigMap instead of a file: CONTEXT/NAMESPACE/NAME (CONTEXT "
+            "`in-cluster` inside a pod). Every controller replica shares it; takes precedence over --steering-file."
+        ),
+    ] = None,
 ) -> None:
     """Run the environment's Temporal worker until SIGTERM."""
     spec = load_spec_or_exit(env)
@@ -165,8 +173,12 @@ def run_controller(
         observer, actuator = build_fleet_adapters(
             spec, FleetSettings(simulator_url, prometheus_url, tuple(kube_contexts or ()))
         )
-        steering = build_steering_authority(
-            spec, actuator, steering_file or default_steering_file(spec.name), create=create_steering_file
+        steering = (
+            build_kubernetes_steering_authority(spec, actuator, steering_configmap)
+            if steering_configmap
+            else build_steering_authority(
+                spec, actuator, steering_file or default_steering_file(spec.name), create=create_steering_file
+            )
         )
     except BootstrapError as error:
         exit_with(ExitCode.INVALID_INPUT, str(error))

@@ -44,3 +44,25 @@ def test_a_steering_file_of_another_environment_is_refused(tmp_path):
     path.write_text('{"environment": "prod"}')
     with pytest.raises(BootstrapError, match="holds 'prod', this controller serves 'local'"):
         build_steering_authority(spec, NoActuation(), path)  # type: ignore[arg-type]
+
+
+def test_the_steering_configmap_option_names_its_form_and_reaches_the_cluster(tmp_path):
+    from edgectl.bootstrap import build_kubernetes_steering_authority
+    from tests.fakes.kube_api import KubeApiStandIn, write_kubeconfig
+
+    spec = load_environment(LOCAL_ENV)
+    with pytest.raises(BootstrapError, match="expected CONTEXT/NAMESPACE/NAME"):
+        build_kubernetes_steering_authority(spec, NoActuation(), "edge-system/steering")  # type: ignore[arg-type]
+    server = KubeApiStandIn("control").start()
+    try:
+        server.add_namespace("edge-system")
+        config = write_kubeconfig(str(tmp_path / "kubeconfig"), {"control": server})
+        authority = build_kubernetes_steering_authority(
+            spec, NoActuation(), "edge-control/edge-system/edgeplane-steering-local", kubeconfig=config.path  # type: ignore[arg-type]
+        )
+        lease = authority.acquire_lease("fra", "failover-1", 1.0, "test")
+        assert lease.epoch == 1 and server.configmap("edge-system", "edgeplane-steering-local") is not None
+        with pytest.raises(BootstrapError, match="kubeconfig context 'nowhere'"):
+            build_kubernetes_steering_authority(spec, NoActuation(), "nowhere/a/b", kubeconfig=config.path)  # type: ignore[arg-type]
+    finally:
+        server.stop()
