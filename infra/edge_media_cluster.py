@@ -31,6 +31,7 @@ import pulumi
 import pulumi_aws as aws
 
 from controller.spec import NetworkPolicy, RegionSpec
+from controller.spec.residency_geography import AWS_REGIONS
 from controller.spec_file import SpecProblem
 from infra import residency_tags as tags
 from infra.residency import RegionPlacement, ResidencyError
@@ -75,10 +76,11 @@ class EdgeMediaClusterArgs:
 def skip_region_validation(cloud_region: str) -> bool:
     """Whether the regional aws.Provider must skip its static region check.
 
-    pulumi-aws's Region enum lags behind AWS: me-central-2 (Saudi Arabia) is not in it. For ids
-    outside the enum we skip the provider's static region check (the id was already checked against
-    `controller/spec/residency_geography.py`, and AWS itself rejects a wrong one); for ids in it we ask for the check
-    explicitly, because pulumi-aws 7 skips it by default.
+    pulumi-aws's Region enum lags behind AWS (7.51 lacks me-west-1, Saudi Arabia). The code was
+    already checked, before anything was declared, against `controller.spec.residency_geography.AWS_REGIONS`,
+    which a test keeps equal to botocore's `partitions.json`; an unknown code never reaches here. So
+    the provider skips its static check only for codes that table knows and the enum does not, and
+    is asked for the check explicitly otherwise (pulumi-aws 7 skips it by default).
     """
     return cloud_region not in _KNOWN_PROVIDER_REGIONS
 
@@ -415,6 +417,8 @@ def _refuse_unlawful(args: EdgeMediaClusterArgs) -> None:
             f"placement of {placement.region!r} ({placement.cloud_region}, {placement.jurisdiction}) does not "
             f"describe region {region.name!r} ({region.cloud_region}, {region.jurisdiction})"
         )
+    if reason is None and placement.cloud_region not in AWS_REGIONS:
+        reason = f"{placement.cloud_region!r} is not an AWS region (controller/spec/residency_geography.py)"
     if reason is not None:
         raise ResidencyError([SpecProblem(f"EdgeMediaCluster {region.name}", "", f"refused: {reason}")])
     if region.az_count < 2:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from controller.spec.cross_checks import cross_field_problems
@@ -24,6 +24,7 @@ from controller.spec.policies import (
     ScenarioSlo,
     TrafficPolicy,
 )
+from controller.spec.residency_geography import SIMULATED_CLOUD_REGIONS, unknown_cloud_regions
 
 
 class EnvironmentSpec(FrozenModel):
@@ -84,8 +85,10 @@ class EnvironmentSpec(FrozenModel):
     # ----- cross-field validation ------------------------------------------------------------
 
     @model_validator(mode="after")
-    def _cross_check(self) -> EnvironmentSpec:
+    def _cross_check(self, info: ValidationInfo) -> EnvironmentSpec:
         problems = list(cross_field_problems(self))
+        if not (info.context or {}).get(SIMULATED_CLOUD_REGIONS):
+            problems.extend(unknown_cloud_regions(self))
         if problems:
             raise ValidationError.from_exception_data(
                 title="EnvironmentSpec",

@@ -71,8 +71,8 @@ def test_bucket_whose_provider_is_outside_its_jurisdiction_is_refused(prod_graph
     dubai = PolicyProviderResource("pulumi:providers:aws", {"region": "me-central-1"}, "urn:p", "ruh-aws")
     args = validation_args(prod_graph, bucket, provider=dubai)
     found = _violations(rules.recordings_buckets_private_and_resident, args)
-    assert any("tagged edgeplane:cloud-region=me-central-2 but is created in me-central-1" in m for m in found)
-    assert any("created in me-central-1, outside jurisdiction 'sa' (allowed: me-central-2)" in m for m in found)
+    assert any("tagged edgeplane:cloud-region=me-west-1 but is created in me-central-1" in m for m in found)
+    assert any("created in me-central-1, outside jurisdiction 'sa' (allowed: me-west-1)" in m for m in found)
     assert _violations(rules.regional_resources_placed_in_their_jurisdiction, args)
 
 

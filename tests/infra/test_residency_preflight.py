@@ -9,6 +9,7 @@ import pulumi
 import pytest
 
 from controller.spec import EnvironmentSpec
+from controller.spec.residency_geography import SIMULATED_CLOUD_REGIONS
 from controller.spec_file import EnvironmentFileError, load_environment, parse_environment
 from infra.offline_graph import build_graph, environment_config
 from infra.residency import RegionPlacement, ResidencyError, residency_preflight
@@ -32,8 +33,8 @@ def test_shipped_environments_place_every_region_inside_its_jurisdiction(name: s
 def test_prod_saudi_region_is_the_only_place_for_saudi_recordings() -> None:
     placements = {p.region: p for p in residency_preflight(load_environment(env_file("prod")))}
     ruh = placements["ruh"]
-    assert (ruh.cloud_region, ruh.country, ruh.jurisdiction) == ("me-central-2", "SA", "sa")
-    assert ruh.jurisdiction_cloud_regions == ("me-central-2",)
+    assert (ruh.cloud_region, ruh.country, ruh.jurisdiction) == ("me-west-1", "SA", "sa")
+    assert ruh.jurisdiction_cloud_regions == ("me-west-1",)
     assert placements["cgk"].jurisdiction_cloud_regions == ("ap-southeast-3",)
 
 
@@ -106,11 +107,13 @@ def test_unknown_cloud_region_and_unknown_jurisdiction_fail_closed() -> None:
     data["jurisdictions"][1]["name"] = "kr"
     data["regions"][3]["jurisdiction"] = "kr"
     data["markets"][2]["allowed_jurisdictions"] = ["kr"]
-    spec = parse_environment(data, "x.yaml")
+    with pytest.raises(EnvironmentFileError, match=r"regions\[2\]\.cloud_region: cloud region 'xx-south-9'"):
+        parse_environment(data, "x.yaml")  # the spec's own validation fails closed on the code
+    spec = EnvironmentSpec.model_validate(data, context={SIMULATED_CLOUD_REGIONS: True})
     with pytest.raises(ResidencyError) as caught:
-        residency_preflight(spec, file="x.yaml")
+        residency_preflight(spec, file="x.yaml")  # and so does the deploy preflight, however the spec was built
     paths = {p.field_path: p.reason for p in caught.value.problems}
-    assert "is not in controller/spec/residency_geography.py" in paths["regions[2].cloud_region"]
+    assert "is not an AWS region" in paths["regions[2].cloud_region"]
     assert "jurisdiction 'kr' has no geography" in paths["jurisdictions[1].name"]
 
 
