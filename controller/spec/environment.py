@@ -14,6 +14,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from controller.spec.cross_checks import cross_field_problems
 from controller.spec.fleet import FrozenModel, JurisdictionSpec, MarketSpec, Name, RegionSpec, Scenario
+from controller.spec.infra import InfraSpec
 from controller.spec.policies import (
     DrillPolicy,
     FailoverPolicy,
@@ -43,6 +44,11 @@ class EnvironmentSpec(FrozenModel):
     failover: FailoverPolicy = Field(default_factory=FailoverPolicy, description="On-call failover policy.")
     drill: DrillPolicy = Field(default_factory=DrillPolicy, description="Drill policy.")
     network: NetworkPolicy = Field(default_factory=NetworkPolicy, description="Media ports.")
+    infra: InfraSpec | None = Field(
+        default=None,
+        description="Cloud deployment settings (EKS version, node pools, log retention, controller region). "
+        "Absent: the environment runs against the simulator only and the Pulumi program refuses to deploy it.",
+    )
 
     # ----- lookups used across the product -------------------------------------------------
 
