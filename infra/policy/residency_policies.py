@@ -43,6 +43,7 @@ UNTAGGABLE_TYPES = frozenset(
         "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
         "aws:s3/bucketPolicy:BucketPolicy",
         "aws:s3/bucketVersioning:BucketVersioning",
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
     }
 )
 """Regional types AWS cannot tag; any other regional type must carry the residency tags (fail closed)."""

@@ -41,7 +41,13 @@ def test_prod_saudi_region_is_the_only_place_for_saudi_recordings() -> None:
 def _with_london_in_eu() -> dict:
     data = env_data("local")
     data["regions"].append(
-        {**data["regions"][0], "name": "lon", "cloud_region": "eu-west-2", "location": {"lat": 51.5, "lon": -0.12}}
+        {
+            **data["regions"][0],
+            "name": "lon",
+            "cloud_region": "eu-west-2",
+            "location": {"lat": 51.5, "lon": -0.12},
+            "vpc_cidr": "10.127.0.0/16",
+        }
     )
     for jurisdiction in data["jurisdictions"]:
         if jurisdiction["name"] in ("eu", "global"):
@@ -57,7 +63,12 @@ def test_a_region_outside_its_jurisdictions_country_is_refused_by_the_spec_and_b
     # ...and the preflight applies it again to a spec built without validation.
     valid = parse_environment(env_data("local"), "local.yaml")
     lon = valid.regions[0].model_copy(
-        update={"name": "lon", "cloud_region": "eu-west-2", "location": valid.regions[0].location}
+        update={
+            "name": "lon",
+            "cloud_region": "eu-west-2",
+            "location": valid.regions[0].location,
+            "vpc_cidr": "10.127.0.0/16",
+        }
     )
     jurisdictions = [
         j.model_copy(update={"allowed_regions": [*j.allowed_regions, "lon"]}) if j.name in ("eu", "global") else j
@@ -84,7 +95,10 @@ def test_a_residency_bound_market_whose_only_region_is_removed_is_refused() -> N
         residency_preflight(broken, file="local.yaml")
     message = str(caught.value)
     assert "local.yaml: jurisdictions[1].allowed_regions[0]: unknown region 'cgk'" in message
-    assert "local.yaml: markets[2].allowed_jurisdictions: market ID allows jurisdictions ['id'] which have no region" in message
+    assert (
+        "local.yaml: markets[2].allowed_jurisdictions: market ID allows jurisdictions ['id'] which have no region"
+        in message
+    )
 
 
 def test_a_region_its_own_jurisdiction_does_not_list_is_refused() -> None:
