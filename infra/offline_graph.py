@@ -18,6 +18,7 @@ import pulumi
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
 
 PROJECT = "edgeplane"
+MOCK_ACCOUNT_ID = "123456789012"
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class RecordedResource:
     property_dependencies: Mapping[str, tuple[str, ...]]
     """Input property -> URNs of the resources its value came from."""
     custom: bool
+    dependencies: tuple[str, ...] = ()
+    """URNs the engine must create first: explicit `depends_on` plus every property dependency."""
 
 
 @dataclass
@@ -86,11 +89,19 @@ class EdgeplaneMocks(Mocks):
             state["keyId"] = resource_id
         elif args.typ == "aws:iam/role:Role":
             state["name"] = args.name
+        elif args.typ == "aws:cloudwatch/logGroup:LogGroup":
+            state["name"] = args.inputs.get("name", args.name)
         return resource_id, state
 
     def call(self, args: MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]]]:
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             return {"names": [f"zone-{s}" for s in "abcdef"], "zoneIds": [f"z{i}" for i in range(6)]}, []
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+                "accountId": MOCK_ACCOUNT_ID,
+                "arn": f"arn:aws:iam::{MOCK_ACCOUNT_ID}:user/mock",
+                "userId": "mock",
+            }, []
         return {}, []
 
 
@@ -117,6 +128,7 @@ class RecordingMonitor(MockMonitor):
                     ignore_changes=tuple(request.ignoreChanges),
                     property_dependencies={key: tuple(deps.urns) for key, deps in request.propertyDependencies.items()},
                     custom=bool(request.custom),
+                    dependencies=tuple(request.dependencies),
                 )
             )
         return response

@@ -2,7 +2,9 @@
 
 `infra/__main__.py` calls `run()`; `infra.offline_graph` calls it under Pulumi mocks. Order matters
 and is the point of this module: read the stack settings, load the environment file, run the
-residency preflight, and only then declare resources. Any failure before declaring is raised as
+residency preflight (and require the spec's `infra` section), and only then declare resources:
+the controller's identity first (every cluster grants it an access entry), then the clusters.
+Any failure before declaring is raised as
 `pulumi.RunError`, which the Pulumi CLI prints as a plain message (file, field, reason), not a
 traceback.
 """
@@ -15,11 +17,14 @@ from typing import Any
 import pulumi
 
 from controller.spec import EnvironmentSpec
-from controller.spec_file import EnvironmentFileError, load_environment
-from infra.edge_media_cluster import EdgeMediaCluster, EdgeMediaClusterArgs
-from infra.global_routing import GlobalRouting, GlobalRoutingArgs, RoutedRegion, market_routes
+from controller.spec.address_plan import plan_region
+from controller.spec_file import EnvironmentFileError, SpecProblem, load_environment
+from infra.edge_media_cluster import DnsEntry, EdgeMediaCluster, EdgeMediaClusterArgs
+from infra.global_routing import GlobalRouting, GlobalRoutingArgs, RoutedRegion, market_routes, region_entry_fqdn
+from infra.recordings_bucket import recordings_retention_days
 from infra.residency import RegionPlacement, residency_preflight
 from infra.stack_settings import StackSettings, StackSettingsError, read_stack_settings
+from infra.workload_identities import ClusterRef, ControllerIdentity, cluster_name
 
 
 def project_root() -> Path:
@@ -35,6 +40,17 @@ def load_checked_environment(settings: StackSettings) -> tuple[EnvironmentSpec, 
     try:
         spec = load_environment(settings.environment_file)
         placements = residency_preflight(spec, file=str(settings.environment_file))
+        if spec.infra is None:
+            raise EnvironmentFileError(
+                [
+                    SpecProblem(
+                        str(settings.environment_file),
+                        "infra",
+                        "missing: a deployable environment names its EKS version, node pools, log retention and "
+                        "controller region (and a vpc_cidr per region); see environments/prod.yaml",
+                    )
+                ]
+            )
     except EnvironmentFileError as error:
         raise pulumi.RunError(
             f"edgeplane: the environment file named by edgeplane:environment cannot be deployed:\n{error}"
@@ -43,8 +59,19 @@ def load_checked_environment(settings: StackSettings) -> tuple[EnvironmentSpec, 
 
 
 def declare_fleet(spec: EnvironmentSpec, placements: list[RegionPlacement], settings: StackSettings) -> dict[str, Any]:
-    """Declare every regional cluster and, when configured, global routing; return the stack outputs."""
+    """Declare the controller's identity, every regional cluster and, when configured, global routing;
+    return the stack outputs."""
+    infra = spec.infra
+    assert infra is not None  # load_checked_environment refuses a spec without it
     region_by_name = spec.region_by_name
+    home = region_by_name[infra.controller_region]
+    controller = ControllerIdentity(
+        "controller",
+        spec.name,
+        home.cloud_region,
+        [ClusterRef(p.cloud_region, cluster_name(spec.name, p.region)) for p in placements],
+    )
+    routing_enabled = settings.dns_zone_id is not None and settings.media_domain is not None
     clusters = {
         placement.region: EdgeMediaCluster(
             placement.region,
@@ -53,7 +80,16 @@ def declare_fleet(spec: EnvironmentSpec, placements: list[RegionPlacement], sett
                 region=region_by_name[placement.region],
                 placement=placement,
                 network=spec.network,
-                kubernetes_version=settings.kubernetes_version,
+                infra=infra,
+                address_plan=plan_region(region_by_name[placement.region], infra),
+                recordings_retention_days=recordings_retention_days(spec, placement.region),
+                controller_role_arn=controller.role_arn,
+                runs_controller=placement.region == infra.controller_region,
+                dns=DnsEntry(
+                    settings.dns_zone_id or "", region_entry_fqdn(placement.region, settings.media_domain or "")
+                )
+                if routing_enabled
+                else None,
                 cluster_api_cidrs=settings.cluster_api_cidrs,
             ),
         )
@@ -68,10 +104,14 @@ def declare_fleet(spec: EnvironmentSpec, placements: list[RegionPlacement], sett
                 "cluster_name": cluster.cluster_name,
                 "cluster_endpoint": cluster.cluster_endpoint,
                 "node_group": cluster.node_group_name,
+                "system_node_group": cluster.system_node_group_name,
                 "recordings_bucket": cluster.recordings_bucket,
+                "control_plane_log_group": cluster.log_group_name,
+                "vpc_cidr": region_by_name[name].vpc_cidr,
             }
             for name, cluster in clusters.items()
         },
+        "controller_role_arn": controller.role_arn,
     }
     if settings.dns_zone_id is not None and settings.media_domain is not None:
         routing = GlobalRouting(
@@ -89,6 +129,10 @@ def declare_fleet(spec: EnvironmentSpec, placements: list[RegionPlacement], sett
     else:
         pulumi.log.info("edgeplane:dnsZoneId is not set: no Route 53 health checks or records declared")
     return outputs
+
+
+def _dns_entry(settings: StackSettings, region: str) -> DnsEntry:
+    return DnsEntry(settings.dns_zone_id or "", region_entry_fqdn(region, settings.media_domain or ""))
 
 
 def run() -> dict[str, Any]:

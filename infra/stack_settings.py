@@ -26,8 +26,6 @@ class StackSettings:
     """Route 53 hosted zone for media DNS (`edgeplane:dnsZoneId`); None: no global routing declared."""
     media_domain: str | None = None
     """Name clients resolve (`edgeplane:mediaDomain`), inside that zone."""
-    kubernetes_version: str | None = None
-    """EKS version (`edgeplane:kubernetesVersion`); None lets EKS pick its default at creation."""
     cluster_api_cidrs: tuple[str, ...] = ()
     """CIDRs allowed to reach the public EKS API (`edgeplane:clusterApiCidrs`); empty: private API only."""
 
@@ -61,6 +59,5 @@ def read_stack_settings(config: pulumi.Config, project_root: Path) -> StackSetti
         environment_file=path,
         dns_zone_id=zone_id,
         media_domain=media_domain,
-        kubernetes_version=config.get("kubernetesVersion") or None,
         cluster_api_cidrs=tuple(cidrs),
     )

@@ -11,7 +11,9 @@ named in a jurisdiction exists, a residency-bound market can be carried by its c
 offending value, so `edgectl env validate` can print `FILE: field.path: reason`.
 
 The models are split by seam: `fleet` (regions, jurisdictions, markets), `policies` (SLOs and
-control policies), `environment` (the whole spec), `cross_checks` (rules across models). Import
+control policies), `infra` (deployment settings), `environment` (the whole spec), `cross_checks`
+(rules across models), `address_plan` (VPC ranges and subnet sizing), `residency_geography`
+(the AWS region table and jurisdictions' countries). Import
 them from here.
 """
 
@@ -31,6 +33,7 @@ from controller.spec.fleet import (
     RegionSpec,
     Scenario,
 )
+from controller.spec.infra import CLOUDWATCH_RETENTION_DAYS, InfraSpec
 from controller.spec.policies import (
     DrillPolicy,
     FailoverPolicy,
@@ -47,6 +50,7 @@ from controller.spec.policies import (
 from controller.spec.safety import SafetyRules
 
 __all__ = [
+    "CLOUDWATCH_RETENTION_DAYS",
     "CLOUD_REGION_PATTERN",
     "MARKET_CODE_PATTERN",
     "NAME_PATTERN",
@@ -59,6 +63,7 @@ __all__ = [
     "FrozenModel",
     "GeoPoint",
     "HealthPolicy",
+    "InfraSpec",
     "JurisdictionSpec",
     "LatencyModel",
     "MarketSpec",

@@ -13,6 +13,8 @@ from itertools import pairwise
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from controller.spec.address_plan import address_plan_problems
+from controller.spec.infra import InfraSpec
 from controller.spec.residency_geography import Problem, geography_contradictions
 
 if TYPE_CHECKING:
@@ -182,6 +184,9 @@ def cross_field_problems(spec: EnvironmentSpec) -> Iterator[Problem]:
             network.media_udp_port_min,
         )
 
+    if spec.infra is not None:
+        yield from _infra_problems(spec, spec.infra)
+
     health = spec.health
     if health.failed_after_ticks < health.degraded_after_ticks:
         yield (
@@ -190,6 +195,31 @@ def cross_field_problems(spec: EnvironmentSpec) -> Iterator[Problem]:
             f"degraded_after_ticks {health.degraded_after_ticks}",
             health.failed_after_ticks,
         )
+
+
+def _infra_problems(spec: EnvironmentSpec, infra: InfraSpec) -> Iterator[Problem]:
+    """What a deployable environment needs beyond a valid fleet: see `controller.spec.infra`."""
+    if infra.controller_region not in {r.name for r in spec.regions}:
+        yield (
+            ("infra", "controller_region"),
+            f"unknown region {infra.controller_region!r}: the controller runs in one of the environment's clusters",
+            infra.controller_region,
+        )
+    if infra.system_nodes_min > infra.system_nodes_max:
+        yield (
+            ("infra", "system_nodes_min"),
+            f"system_nodes_min {infra.system_nodes_min} is greater than system_nodes_max {infra.system_nodes_max}",
+            infra.system_nodes_min,
+        )
+    for index, jurisdiction in enumerate(spec.jurisdictions):
+        if jurisdiction.allowed_regions and jurisdiction.recordings_retention_days is None:
+            yield (
+                ("jurisdictions", index, "recordings_retention_days"),
+                f"jurisdiction {jurisdiction.name!r} has regions but no recordings_retention_days: a deployable "
+                "environment says how long its recordings are kept",
+                None,
+            )
+    yield from address_plan_problems(spec, infra)
 
 
 def _allowed_region_names(spec: EnvironmentSpec, jurisdiction_names: list[str]) -> set[str]:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from controller.spec.cross_checks import cross_field_problems
 from controller.spec.fleet import FrozenModel, JurisdictionSpec, MarketSpec, Name, RegionSpec, Scenario
+from controller.spec.infra import InfraSpec
 from controller.spec.policies import (
     DrillPolicy,
     FailoverPolicy,
@@ -24,6 +25,7 @@ from controller.spec.policies import (
     ScenarioSlo,
     TrafficPolicy,
 )
+from controller.spec.residency_geography import SIMULATED_CLOUD_REGIONS, unknown_cloud_regions
 from controller.spec.safety import SafetyRules
 
 
@@ -45,6 +47,11 @@ class EnvironmentSpec(FrozenModel):
     network: NetworkPolicy = Field(default_factory=NetworkPolicy, description="Media ports.")
     safety: SafetyRules = Field(
         default_factory=SafetyRules, description="Limits every steering writer keeps (loop, failovers, drills)."
+    )
+    infra: InfraSpec | None = Field(
+        default=None,
+        description="Cloud deployment settings (EKS version, node pools, log retention, controller region). "
+        "Absent: the environment runs against the simulator only and the Pulumi program refuses to deploy it.",
     )
 
     # ----- lookups used across the product -------------------------------------------------
@@ -88,8 +95,10 @@ class EnvironmentSpec(FrozenModel):
     # ----- cross-field validation ------------------------------------------------------------
 
     @model_validator(mode="after")
-    def _cross_check(self) -> EnvironmentSpec:
+    def _cross_check(self, info: ValidationInfo) -> EnvironmentSpec:
         problems = list(cross_field_problems(self))
+        if not (info.context or {}).get(SIMULATED_CLOUD_REGIONS):
+            problems.extend(unknown_cloud_regions(self))
         if problems:
             raise ValidationError.from_exception_data(
                 title="EnvironmentSpec",

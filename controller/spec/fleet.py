@@ -6,6 +6,7 @@ checks across models live in `controller.spec.cross_checks`.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from enum import StrEnum
 from typing import Annotated
@@ -18,6 +19,9 @@ MARKET_CODE_PATTERN = r"^[A-Z]{2}$"
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 """Lower-case identifier used for regions and jurisdictions (also becomes part of resource names)."""
+
+PRIVATE_IPV4_BLOCKS = tuple(ipaddress.IPv4Network(block) for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+"""RFC 1918 ranges: VPC ranges come from these so they can be routed between regions."""
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0, strict=True)]
 
@@ -78,6 +82,27 @@ class RegionSpec(FrozenModel):
     node_boot_seconds: int = Field(
         strict=True, gt=0, le=3600, description="Seconds from requesting a node until it serves sessions."
     )
+    vpc_cidr: str | None = Field(
+        default=None,
+        description="Private IPv4 range of the region's VPC, /16 to /20 (e.g. 10.16.0.0/16); unique and "
+        "non-overlapping across the environment so VPCs can be peered or joined by a transit gateway. "
+        "Required when the environment has an `infra` section (deployable); subnets are carved from it.",
+    )
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _private_network(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            network = ipaddress.IPv4Network(value)
+        except ValueError as error:
+            raise ValueError(f"is not an IPv4 network with its host bits zero: {error}") from None
+        if not any(network.subnet_of(block) for block in PRIVATE_IPV4_BLOCKS):
+            raise ValueError(f"{value} is not inside a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)")
+        if not 16 <= network.prefixlen <= 20:
+            raise ValueError(f"/{network.prefixlen}: a VPC range is /16 (AWS's largest) to /20")
+        return str(network)
 
 
 class BasisKind(StrEnum):
@@ -106,6 +131,16 @@ class JurisdictionSpec(FrozenModel):
         default=BasisKind.COMPANY_POLICY,
         description="law: the law itself requires this rule; company_policy: the company chose it (usually "
         "stricter than the law). Defaults to the weaker claim: calling a rule law must be stated.",
+    )
+
+    recordings_retention_days: int | None = Field(
+        default=None,
+        strict=True,
+        ge=1,
+        le=3650,
+        description="Days a recording of a session under this jurisdiction is kept before S3 deletes it. Each "
+        "region's bucket expires objects after the shortest retention of the jurisdictions that list the region, "
+        "so no recording outlives any rule it falls under. Required when the environment has an `infra` section.",
     )
 
     @field_validator("legal_basis")

@@ -23,6 +23,7 @@ from edgectl.cli.drill_commands import drill_app
 from edgectl.cli.env_commands import env_app, schema_app
 from edgectl.cli.exit_codes import ExitCode
 from edgectl.cli.failover_commands import failover_app
+from edgectl.cli.infra_commands import infra_app
 from edgectl.cli.input_files import InputFileError
 from edgectl.cli.lease_commands import lease_app
 from edgectl.cli.output import fail
@@ -68,6 +69,7 @@ app.add_typer(controller_app, name="controller")
 app.add_typer(failover_app, name="failover")
 app.add_typer(drill_app, name="drill")
 app.add_typer(lease_app, name="lease")
+app.add_typer(infra_app, name="infra")
 app.command("status")(status_command)
 
 

@@ -15,6 +15,7 @@ from pulumi_policy import (
 )
 
 from controller.spec import NetworkPolicy
+from infra.policy import bucket_exposure_policies as exposure
 from infra.policy import residency_policies as rules
 
 PACK_NAME = "edgeplane-residency"
@@ -46,6 +47,24 @@ POLICIES: list[Policy] = [
         description="Bucket public access blocks set all four flags.",
         enforcement_level=EnforcementLevel.MANDATORY,
         validate=rules.bucket_public_access_fully_blocked,
+    ),
+    ResourceValidationPolicy(
+        name="recordings-never-replicated",
+        description="No bucket replication, inline or as its own resource: a replica's region cannot be proven.",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        validate=exposure.recordings_never_replicated,
+    ),
+    ResourceValidationPolicy(
+        name="recordings-never-public",
+        description="No bucket policy statement allows any principal; no ACL or grant names the public groups.",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        validate=exposure.recordings_never_public,
+    ),
+    ResourceValidationPolicy(
+        name="native-buckets-encrypted-and-blocked",
+        description="aws-native buckets carry a customer-KMS encryption and a complete public access block inline.",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        validate=exposure.native_buckets_encrypted_and_blocked,
     ),
     StackValidationPolicy(
         name="every-bucket-encrypted-and-blocked",

@@ -28,6 +28,10 @@ from pulumi_policy import (
 
 from controller.spec import NetworkPolicy, residency_geography
 from infra import residency_tags as tags
+from infra.policy.bucket_exposure_policies import UNKNOWN, known, native_tags
+
+AWS_PACKAGES = ("aws:", "aws-native:")
+"""Both AWS providers: classic (Terraform-based) and aws-native (Cloud Control) resources are checked alike."""
 
 GLOBAL_SERVICE_MODULES = frozenset({"iam", "route53", "cloudfront", "organizations", "globalaccelerator"})
 """AWS services without a region: no region tags to match, but still never on the default provider."""
@@ -43,6 +47,7 @@ UNTAGGABLE_TYPES = frozenset(
         "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
         "aws:s3/bucketPolicy:BucketPolicy",
         "aws:s3/bucketVersioning:BucketVersioning",
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
     }
 )
 """Regional types AWS cannot tag; any other regional type must carry the residency tags (fail closed)."""
@@ -74,11 +79,11 @@ def regional_resources_placed_in_their_jurisdiction(
 ) -> None:
     """Every AWS resource uses an explicit provider; regional ones carry residency tags that match
     their provider's region, and that region lies inside their jurisdiction."""
-    if not args.resource_type.startswith("aws:"):
+    if not args.resource_type.startswith(AWS_PACKAGES):
         return
     if _is_default_provider(args.provider):
         report_violation(
-            f"{args.resource_type} {args.name!r} uses the default AWS provider; declare it under its "
+            f"{args.resource_type} {args.name!r} uses a default AWS provider; declare it under its "
             "region's explicit provider so its region is decided by the environment file",
             None,
         )
@@ -93,7 +98,7 @@ def _placement_problems(
     resource_type: str, name: str, props: Mapping[str, Any], provider: PolicyProviderResource | None
 ) -> Iterator[str]:
     what = f"{resource_type} {name!r}"
-    resource_tags = props.get("tags") or {}
+    resource_tags = native_tags(props)  # classic tags are a mapping, aws-native ones a list of {key, value}
     missing = [key for key in tags.RESIDENCY_TAG_KEYS if not resource_tags.get(key)]
     if missing:
         yield f"{what} lacks residency tags {missing}"
@@ -121,17 +126,18 @@ def _placement_problems(
 
 def effective_region(props: Mapping[str, Any], provider: PolicyProviderResource | None) -> str | None:
     """Region AWS will use: the resource's own `region` (pulumi-aws 7) or else its provider's."""
-    region = props.get("region")
+    region = known(props, "region")
     if isinstance(region, str) and region:
         return region
     if provider is not None:
-        provider_region = provider.props.get("region")
+        provider_region = known(provider.props, "region")
         if isinstance(provider_region, str) and provider_region:
             return provider_region
     return None
 
 
 def _is_default_provider(provider: PolicyProviderResource | None) -> bool:
+    # The engine names default providers `default` or `default_<version>` (both aws and aws-native).
     return provider is None or provider.name.startswith("default")
 
 
@@ -147,14 +153,14 @@ def recordings_buckets_private_and_resident(args: ResourceValidationArgs, report
     """A bucket is a recordings bucket by tag; it is never public and lives inside its jurisdiction."""
     if args.resource_type not in BUCKET_TYPES:
         return
-    resource_tags = args.props.get("tags") or {}
+    resource_tags = native_tags(args.props)
     if resource_tags.get(tags.PURPOSE) != tags.PURPOSE_RECORDINGS:
         report_violation(
             f"bucket {args.name!r} has no {tags.PURPOSE} tag: every bucket of this stack holds media "
             f"recordings and must say so ({tags.PURPOSE}={tags.PURPOSE_RECORDINGS})",
             None,
         )
-    acl = args.props.get("acl")
+    acl = known(args.props, "acl")
     if acl in PUBLIC_ACLS:
         report_violation(f"recordings bucket {args.name!r} has the public ACL {acl!r}", None)
     for message in _placement_problems(args.resource_type, args.name, args.props, args.provider):
@@ -170,15 +176,22 @@ def bucket_encryption_uses_kms(args: ResourceValidationArgs, report_violation: R
 
 
 def _sse_problems(props: Mapping[str, Any]) -> Iterator[str]:
-    rules = props.get("rules") or []
+    # Preview: the key ARN comes from the region's key resource, so it is unknown but certainly a customer
+    # key; the algorithm is a literal and known. Reading through `known` keeps the check blocking in preview.
+    rules = known(props, "rules")
+    if rules is UNKNOWN:
+        return
+    rules = [known(rules, i) for i in range(len(rules or []))]
     if not rules:
         yield "no encryption rule"
     for rule in rules:
-        default = (rule or {}).get("applyServerSideEncryptionByDefault") or {}
-        algorithm = default.get("sseAlgorithm")
+        default = known(rule or {}, "applyServerSideEncryptionByDefault") or {}
+        algorithm = known(default, "sseAlgorithm")
+        if algorithm is UNKNOWN:
+            continue
         if algorithm not in KMS_ALGORITHMS:
             yield f"algorithm {algorithm!r}, expected one of {sorted(KMS_ALGORITHMS)}"
-        elif not default.get("kmsMasterKeyId"):
+        elif not known(default, "kmsMasterKeyId"):
             yield "aws:kms without kmsMasterKeyId would use the AWS-managed key, not the region's own key"
 
 
@@ -186,7 +199,7 @@ def bucket_public_access_fully_blocked(args: ResourceValidationArgs, report_viol
     """A bucket's public access block sets all four flags."""
     if args.resource_type != PUBLIC_ACCESS_BLOCK_TYPE:
         return
-    off = [flag for flag in PUBLIC_ACCESS_FLAGS if args.props.get(flag) is not True]
+    off = [flag for flag in PUBLIC_ACCESS_FLAGS if known(args.props, flag) is not True]
     if off:
         report_violation(f"public access block {args.name!r} leaves {off} off", None)
 
@@ -204,15 +217,18 @@ def every_bucket_encrypted_and_blocked(args: StackValidationArgs, report_violati
             report_violation(f"bucket {bucket.name!r} is not encrypted with a KMS key", bucket.urn)
         if not blocks:
             report_violation(f"bucket {bucket.name!r} has no public access block", bucket.urn)
-        elif not any(all(b.props.get(flag) is True for flag in PUBLIC_ACCESS_FLAGS) for b in blocks):
+        elif not any(all(known(b.props, flag) is True for flag in PUBLIC_ACCESS_FLAGS) for b in blocks):
             report_violation(f"bucket {bucket.name!r}: its public access block is incomplete", bucket.urn)
 
 
 def _targets_bucket(resource: PolicyResource, bucket: PolicyResource) -> bool:
     if any(dep.urn == bucket.urn for dep in resource.property_dependencies.get("bucket", [])):
         return True
-    target = resource.props.get("bucket")
-    return target is not None and target in (bucket.props.get("bucket"), bucket.props.get("id"))
+    # In preview bucket names are unknown; the property dependency above is what links them then.
+    target = known(resource.props, "bucket")
+    if target is None or target is UNKNOWN:
+        return False
+    return target in (known(bucket.props, "bucket"), known(bucket.props, "id"))
 
 
 # ----- security groups -----------------------------------------------------------------------

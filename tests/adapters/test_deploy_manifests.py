@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "kubernetes"
 SETTINGS = KubernetesSettings()
 SERVICE_ACCOUNT = ("edgeplane-system", "edgeplane-controller")
+ACCESS_ENTRY_GROUP = "edgeplane-controller"  # what the EKS access entries map the controller's role to
 
 
 def _documents() -> list[dict]:
@@ -37,6 +38,17 @@ def _of_kind(kind: str) -> list[dict]:
 def test_every_document_has_kind_name_and_api_version():
     for doc in DOCS:
         assert doc.get("apiVersion") and doc.get("kind") and doc["metadata"].get("name"), doc
+
+
+def test_controller_image_runs_edgectl_as_the_deployments_non_root_user():
+    dockerfile = (ROOT / "deploy" / "controller.Dockerfile").read_text()
+    froms = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("FROM ")]
+    assert froms and all(":" in image and not image.endswith(":latest") for image in froms)
+    (deployment,) = _of_kind("Deployment")
+    context = deployment["spec"]["template"]["spec"]["securityContext"]
+    assert f"USER {context['runAsUser']}:{context['runAsGroup']}" in dockerfile
+    assert "'.[aws]'" in dockerfile  # botocore for `edgectl infra eks-token`
+    assert 'ENTRYPOINT ["edgectl"]' in dockerfile
 
 
 def test_kustomization_lists_every_manifest():
@@ -82,13 +94,18 @@ def test_named_objects_are_limited_by_resource_names():
                 assert names is None  # create cannot be limited by name
 
 
-def test_every_role_is_bound_to_the_controller_service_account():
-    roles = {(r["kind"], r["metadata"].get("namespace"), r["metadata"]["name"]) for r in _of_kind("ClusterRole") + _of_kind("Role")}
+def test_every_role_is_bound_to_the_access_entry_group_of_the_controller():
+    roles = {
+        (r["kind"], r["metadata"].get("namespace"), r["metadata"]["name"])
+        for r in _of_kind("ClusterRole") + _of_kind("Role")
+    }
     bound = set()
     for binding in _of_kind("ClusterRoleBinding") + _of_kind("RoleBinding"):
         ref = binding["roleRef"]
         namespace = binding["metadata"].get("namespace") if ref["kind"] == "Role" else None
-        assert [(s["kind"], s["namespace"], s["name"]) for s in binding["subjects"]] == [("ServiceAccount", *SERVICE_ACCOUNT)]
+        assert binding["subjects"] == [
+            {"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": ACCESS_ENTRY_GROUP}
+        ]
         bound.add((ref["kind"], namespace, ref["name"]))
     assert bound == roles
     (account,) = _of_kind("ServiceAccount")
@@ -109,19 +126,53 @@ def test_deployment_runs_the_controller_worker_hardened():
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    # The kubeconfig authenticates with EKS tokens (exec plugin): it holds no secret.
+    kubeconfig = next(v for v in pod["volumes"] if v["name"] == "kubeconfig")
+    assert kubeconfig == {"name": "kubeconfig", "configMap": {"name": "edgeplane-kubeconfig"}}
     # One context per prod region, in the REGION=CONTEXT form the actuator parses.
     prod = load_environment(ROOT / "environments" / Path(env_file).name)
     contexts = [a.split("=", 1)[1] for a in args if a.startswith("--kube-contexts=")]
     assert sorted(c.split("=")[0] for c in contexts) == sorted(r.name for r in prod.regions)
 
 
+def test_access_entry_group_is_the_one_the_pulumi_program_grants():
+    from infra.workload_identities import CONTROLLER_KUBERNETES_GROUP, CONTROLLER_SA
+
+    assert CONTROLLER_KUBERNETES_GROUP == ACCESS_ENTRY_GROUP
+    assert (CONTROLLER_SA.namespace, CONTROLLER_SA.service_account) == SERVICE_ACCOUNT
+
+
+def test_every_namespace_the_manifests_and_rbac_name_is_created():
+    created = {d["metadata"]["name"] for d in _of_kind("Namespace")}
+    named = {d["metadata"]["namespace"] for d in DOCS if d["metadata"].get("namespace")}
+    assert named <= created
+    assert {SETTINGS.media_namespace, SETTINGS.policy_namespace, SERVICE_ACCOUNT[0]} <= created
+
+
+def test_network_policy_reaches_each_prod_regions_api_server_and_the_pod_identity_agent_only():
+    (policy,) = _of_kind("NetworkPolicy")
+    prod = load_environment(ROOT / "environments" / "prod.yaml")
+    by_port: dict[tuple[str, int], set[str]] = {}
+    for rule in policy["spec"]["egress"]:
+        blocks = {peer["ipBlock"]["cidr"] for peer in rule["to"] if "ipBlock" in peer}
+        assert all("except" not in peer.get("ipBlock", {}) for peer in rule["to"])
+        for port in rule["ports"]:
+            by_port.setdefault((port["protocol"], port["port"]), set()).update(blocks)
+    assert by_port[("TCP", 443)] == {r.vpc_cidr for r in prod.regions}
+    assert by_port[("TCP", 80)] == {"169.254.170.23/32"}
+    assert not any("0.0.0.0/0" in blocks for blocks in by_port.values())
+
+
 def test_network_policy_allows_only_dns_temporal_prometheus_and_kube_api():
     (policy,) = _of_kind("NetworkPolicy")
     (deployment,) = _of_kind("Deployment")
-    assert policy["spec"]["podSelector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert (
+        policy["spec"]["podSelector"]["matchLabels"].items()
+        <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    )
     assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
     egress_ports = {(p["protocol"], p["port"]) for rule in policy["spec"]["egress"] for p in rule["ports"]}
-    assert egress_ports == {("UDP", 53), ("TCP", 53), ("TCP", 7233), ("TCP", 9090), ("TCP", 443), ("TCP", 6443)}
+    assert egress_ports == {("UDP", 53), ("TCP", 53), ("TCP", 7233), ("TCP", 9090), ("TCP", 443), ("TCP", 80)}
     for rule in policy["spec"]["egress"]:
         assert rule.get("to"), "an egress rule without `to` would allow every destination"
     ingress_ports = {(p["protocol"], p["port"]) for rule in policy["spec"]["ingress"] for p in rule["ports"]}

@@ -96,8 +96,8 @@ def test_mutating_a_valid_file_never_crashes(mutations: list[tuple[tuple[Any, ..
 
 REGION_NAMES = ["fra", "dub", "sin", "cgk", "bom", "iad"]
 JURISDICTION_NAMES = ["eu", "id", "sa", "global"]
-CLOUD_REGIONS = ["eu-central-1", "ap-southeast-3", "us-east-1", "me-central-2"]
-HOME_CLOUD_REGION = {"eu": "eu-central-1", "id": "ap-southeast-3", "sa": "me-central-2", "global": "us-east-1"}
+CLOUD_REGIONS = ["eu-central-1", "ap-southeast-3", "us-east-1", "me-west-1"]
+HOME_CLOUD_REGION = {"eu": "eu-central-1", "id": "ap-southeast-3", "sa": "me-west-1", "global": "us-east-1"}
 
 
 @st.composite

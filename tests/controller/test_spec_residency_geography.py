@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from controller.spec.residency_geography import geography_contradictions, unknown_geography
+from controller.spec import EnvironmentSpec
+from controller.spec.residency_geography import SIMULATED_CLOUD_REGIONS, geography_contradictions, unknown_geography
 from controller.spec_file import EnvironmentFileError, parse_environment
 from infra.residency import ResidencyError, residency_preflight
 from tests.fakes.fleet_snapshots import snapshot_for
@@ -105,12 +106,24 @@ def test_unrestricted_jurisdiction_may_list_any_region_of_known_geography() -> N
     assert list(unknown_geography(spec)) == []
 
 
-def test_unknown_geography_passes_validation_but_not_the_deploy_preflight() -> None:
-    # A simulator-only fleet (bench/synthetic_spec.py) may use cloud regions the table does not know:
-    # nothing is contradicted, so the spec is valid; deploying it fails closed.
+def test_unknown_cloud_region_fails_validation_unless_simulated_and_never_passes_the_deploy_preflight(
+    tmp_path: Path,
+) -> None:
+    # An unknown code fails closed in the spec's own validation (env validate, plan, the program).
     data = local_data()
+    data["regions"][2]["cloud_region"] = "me-central-2"  # not an AWS region: Saudi Arabia is me-west-1
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    result = run("env", "validate", str(bad))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        f"{bad}: regions[2].cloud_region: cloud region 'me-central-2' of region 'sin' is not an AWS region (the codes "
+        "of AWS's SDK data are listed in controller/spec/residency_geography.py): its country is unknown, so its "
+        "residency cannot be checked and AWS would refuse it"
+    )
+    # Only a simulator-only fleet built in code may use made-up codes; deploying it still fails closed.
     data["regions"][2]["cloud_region"] = "xx-south-9"
-    spec = parse_environment(data, "x.yaml")
+    spec = EnvironmentSpec.model_validate(data, context={SIMULATED_CLOUD_REGIONS: True})
     assert list(geography_contradictions(spec)) == []
     with pytest.raises(ResidencyError, match=r"regions\[2\]\.cloud_region: cloud region 'xx-south-9'"):
         residency_preflight(spec, file="x.yaml")

@@ -51,6 +51,16 @@ def staging_graph() -> RecordedGraph:
     return build_graph(environment_config(env_file("staging")), stack="staging")
 
 
+@pytest.fixture(scope="session")
+def graphs(prod_graph: RecordedGraph) -> dict[str, RecordedGraph]:
+    """Every shipped environment's graph, each with a DNS zone so every identity is declared."""
+    built = {"prod": prod_graph}
+    for env in ("staging", "local"):
+        config = environment_config(env_file(env), dnsZoneId=ZONE_ID, mediaDomain=MEDIA_DOMAIN)
+        built[env] = build_graph(config, stack=env)
+    return built
+
+
 def _options(resource: RecordedResource) -> PolicyResourceOptions:
     return PolicyResourceOptions(
         protect=False,

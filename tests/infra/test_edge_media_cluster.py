@@ -40,22 +40,33 @@ def test_one_explicit_provider_per_region_and_unknown_regions_skip_enum_validati
     for region in PROD.regions:
         inputs = regional[region.name].inputs
         assert inputs["region"] == region.cloud_region
-        # me-central-2 is newer than pulumi-aws's Region enum; every other prod region is in it.
-        expected_skip = "true" if region.cloud_region == "me-central-2" else "false"
+        # me-west-1 is newer than pulumi-aws's Region enum; every other prod region is in it.
+        expected_skip = "true" if region.cloud_region == "me-west-1" else "false"
         assert str(inputs["skipRegionValidation"]).lower() == expected_skip, region.name
 
 
-def test_every_aws_resource_uses_its_regions_explicit_provider(prod_graph: RecordedGraph) -> None:
-    aws_resources = [r for r in prod_graph.resources if r.type.startswith("aws:")]
+@pytest.mark.parametrize("env", ["prod", "staging", "local"])
+def test_no_resource_outside_its_regions_provider(graphs: dict[str, RecordedGraph], env: str) -> None:
+    graph = graphs[env]
+    spec = load_environment(env_file(env))
+    assert spec.infra is not None
+    aws_resources = [r for r in graph.resources if r.type.startswith("aws:")]
     assert aws_resources
-    region_of = {r.name: r.cloud_region for r in PROD.regions}
+    region_of = {r.name: r.cloud_region for r in spec.regions}
+    by_urn = graph.by_urn()
     for resource in aws_resources:
-        provider = prod_graph.provider_of(resource)
+        provider = graph.provider_of(resource)
         assert provider is not None, f"{resource.urn} uses the default provider"
-        region = _component_region(prod_graph, resource)
+        region = _component_region(graph, resource)
         if region is not None:
             assert provider.inputs["region"] == region_of[region], resource.urn
-            assert _component_region(prod_graph, provider) == region
+            assert _component_region(graph, provider) == region
+            continue
+        parent = by_urn[resource.parent_urn or ""]
+        if parent.type == "edgeplane:infra:ControllerIdentity":
+            # IAM is global, but even the controller's role goes through its home region's provider.
+            assert resource.type.startswith("aws:iam/"), resource.urn
+            assert provider.inputs["region"] == region_of[spec.infra.controller_region]
         else:
             assert resource.type.startswith("aws:route53/"), resource.urn
             assert provider.inputs["region"] == "us-east-1"
@@ -114,7 +125,11 @@ def test_media_security_group_opens_only_rtp_udp_and_turn_tls(prod_graph: Record
 def test_node_group_sizes_come_from_the_spec_and_desired_size_belongs_to_the_controller(
     prod_graph: RecordedGraph,
 ) -> None:
-    groups = {_component_region(prod_graph, g): g for g in prod_graph.of_type("aws:eks/nodeGroup:NodeGroup")}
+    groups = {
+        _component_region(prod_graph, g): g
+        for g in prod_graph.of_type("aws:eks/nodeGroup:NodeGroup")
+        if g.name.endswith("-media")
+    }
     assert set(groups) == {r.name for r in PROD.regions}
     for region in PROD.regions:
         group = groups[region.name]
@@ -138,6 +153,8 @@ def test_ami_type_follows_the_instance_architecture() -> None:
 
 def test_media_nodes_get_the_media_group_and_imdsv2_through_the_launch_template(prod_graph: RecordedGraph) -> None:
     for template in prod_graph.of_type("aws:ec2/launchTemplate:LaunchTemplate"):
+        if not template.name.endswith("-media-node"):
+            continue
         region = _component_region(prod_graph, template)
         assert template.inputs["metadataOptions"]["httpTokens"] == "required"
         assert int(template.inputs["metadataOptions"]["httpPutResponseHopLimit"]) == 1
@@ -155,7 +172,7 @@ def test_iam_roles_get_only_the_managed_policies_they_need(prod_graph: RecordedG
         by_role: dict[str, set[str]] = {}
         for attachment in mine:
             by_role.setdefault(attachment["role"], set()).add(attachment["policyArn"].rsplit("/", 1)[-1])
-        assert by_role == {
+        assert by_role == {  # Pod Identity roles have inline policies only
             f"{region.name}-cluster": {"AmazonEKSClusterPolicy"},
             f"{region.name}-node": {
                 "AmazonEKSWorkerNodePolicy",
@@ -164,6 +181,8 @@ def test_iam_roles_get_only_the_managed_policies_they_need(prod_graph: RecordedG
             },
         }
     for inline in prod_graph.of_type("aws:iam/rolePolicy:RolePolicy"):
+        if not inline.name.endswith("-cluster-secrets-key"):
+            continue
         owner = _component_region(prod_graph, inline)
         statements = json.loads(inline.inputs["policy"])["Statement"]
         assert statements == [
@@ -253,10 +272,13 @@ def test_stack_outputs_name_each_regions_cluster_node_group_and_bucket(prod_grap
         assert outputs["regions"][region.name] == {
             "cloud_region": region.cloud_region,
             "jurisdiction": region.jurisdiction,
-            "cluster_name": f"{region.name}-media",
+            "cluster_name": f"edgeplane-prod-{region.name}",
             "cluster_endpoint": f"https://{region.name}-media.eks.mock",
             "node_group": f"{region.name}-media",
+            "system_node_group": f"{region.name}-system",
             "recordings_bucket": f"{region.name}-recordings",
+            "control_plane_log_group": f"/aws/eks/edgeplane-prod-{region.name}/cluster",
+            "vpc_cidr": region.vpc_cidr,
         }
     assert set(outputs["routing"]["health_check_ids"]) == {r.name for r in PROD.regions}
 
@@ -264,6 +286,7 @@ def test_stack_outputs_name_each_regions_cluster_node_group_and_bucket(prod_grap
 def test_component_refuses_a_tampered_placement_before_registering_anything() -> None:
     import pulumi
 
+    from controller.spec.address_plan import plan_region
     from infra import offline_graph
     from infra.edge_media_cluster import EdgeMediaCluster, EdgeMediaClusterArgs
     from infra.residency import ResidencyError, residency_preflight
@@ -277,9 +300,14 @@ def test_component_refuses_a_tampered_placement_before_registering_anything() ->
         mocks, project="edgeplane", stack="t", monitor=offline_graph.RecordingMonitor(mocks, graph)
     )
 
+    assert PROD.infra is not None
+
     @pulumi.runtime.test
     def declare() -> None:
-        EdgeMediaCluster("ruh", EdgeMediaClusterArgs("prod", region, moved, PROD.network))
+        args = EdgeMediaClusterArgs(
+            "prod", region, moved, PROD.network, PROD.infra, plan_region(region, PROD.infra), 30, "arn:role"
+        )
+        EdgeMediaCluster("ruh", args)
 
     with pytest.raises(ResidencyError, match=r"refused: region 'ruh' \(me-central-1\) is not among the cloud regions"):
         declare()

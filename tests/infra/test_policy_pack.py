@@ -11,6 +11,7 @@ from pulumi_policy import EnforcementLevel, PolicyProviderResource, ResourceVali
 
 from infra import residency_tags as tags
 from infra.offline_graph import RecordedGraph, RecordedResource
+from infra.policy import bucket_exposure_policies as exposure
 from infra.policy import residency_policies as rules
 from infra.policy.pack import POLICIES
 from tests.infra.conftest import Violations, stack_args, validation_args
@@ -21,6 +22,9 @@ RESOURCE_RULES = [
     rules.bucket_encryption_uses_kms,
     rules.bucket_public_access_fully_blocked,
     rules.security_groups_expose_only_media_ports,
+    exposure.recordings_never_replicated,
+    exposure.recordings_never_public,
+    exposure.native_buckets_encrypted_and_blocked,
 ]
 
 
@@ -71,8 +75,8 @@ def test_bucket_whose_provider_is_outside_its_jurisdiction_is_refused(prod_graph
     dubai = PolicyProviderResource("pulumi:providers:aws", {"region": "me-central-1"}, "urn:p", "ruh-aws")
     args = validation_args(prod_graph, bucket, provider=dubai)
     found = _violations(rules.recordings_buckets_private_and_resident, args)
-    assert any("tagged edgeplane:cloud-region=me-central-2 but is created in me-central-1" in m for m in found)
-    assert any("created in me-central-1, outside jurisdiction 'sa' (allowed: me-central-2)" in m for m in found)
+    assert any("tagged edgeplane:cloud-region=me-west-1 but is created in me-central-1" in m for m in found)
+    assert any("created in me-central-1, outside jurisdiction 'sa' (allowed: me-west-1)" in m for m in found)
     assert _violations(rules.regional_resources_placed_in_their_jurisdiction, args)
 
 
@@ -102,7 +106,7 @@ def test_default_provider_and_missing_tags_are_refused(prod_graph: RecordedGraph
     found = _violations(
         rules.regional_resources_placed_in_their_jurisdiction, validation_args(prod_graph, subnet, provider=default)
     )
-    assert len(found) == 1 and "uses the default AWS provider" in found[0]
+    assert len(found) == 1 and "uses a default AWS provider" in found[0]
     props = {**subnet.inputs, "tags": {"Name": "x"}}
     found = _violations(
         rules.regional_resources_placed_in_their_jurisdiction, validation_args(prod_graph, subnet, props)

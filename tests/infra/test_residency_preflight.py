@@ -9,6 +9,7 @@ import pulumi
 import pytest
 
 from controller.spec import EnvironmentSpec
+from controller.spec.residency_geography import SIMULATED_CLOUD_REGIONS
 from controller.spec_file import EnvironmentFileError, load_environment, parse_environment
 from infra.offline_graph import build_graph, environment_config
 from infra.residency import RegionPlacement, ResidencyError, residency_preflight
@@ -32,15 +33,21 @@ def test_shipped_environments_place_every_region_inside_its_jurisdiction(name: s
 def test_prod_saudi_region_is_the_only_place_for_saudi_recordings() -> None:
     placements = {p.region: p for p in residency_preflight(load_environment(env_file("prod")))}
     ruh = placements["ruh"]
-    assert (ruh.cloud_region, ruh.country, ruh.jurisdiction) == ("me-central-2", "SA", "sa")
-    assert ruh.jurisdiction_cloud_regions == ("me-central-2",)
+    assert (ruh.cloud_region, ruh.country, ruh.jurisdiction) == ("me-west-1", "SA", "sa")
+    assert ruh.jurisdiction_cloud_regions == ("me-west-1",)
     assert placements["cgk"].jurisdiction_cloud_regions == ("ap-southeast-3",)
 
 
 def _with_london_in_eu() -> dict:
     data = env_data("local")
     data["regions"].append(
-        {**data["regions"][0], "name": "lon", "cloud_region": "eu-west-2", "location": {"lat": 51.5, "lon": -0.12}}
+        {
+            **data["regions"][0],
+            "name": "lon",
+            "cloud_region": "eu-west-2",
+            "location": {"lat": 51.5, "lon": -0.12},
+            "vpc_cidr": "10.127.0.0/16",
+        }
     )
     for jurisdiction in data["jurisdictions"]:
         if jurisdiction["name"] in ("eu", "global"):
@@ -56,7 +63,12 @@ def test_a_region_outside_its_jurisdictions_country_is_refused_by_the_spec_and_b
     # ...and the preflight applies it again to a spec built without validation.
     valid = parse_environment(env_data("local"), "local.yaml")
     lon = valid.regions[0].model_copy(
-        update={"name": "lon", "cloud_region": "eu-west-2", "location": valid.regions[0].location}
+        update={
+            "name": "lon",
+            "cloud_region": "eu-west-2",
+            "location": valid.regions[0].location,
+            "vpc_cidr": "10.127.0.0/16",
+        }
     )
     jurisdictions = [
         j.model_copy(update={"allowed_regions": [*j.allowed_regions, "lon"]}) if j.name in ("eu", "global") else j
@@ -83,7 +95,10 @@ def test_a_residency_bound_market_whose_only_region_is_removed_is_refused() -> N
         residency_preflight(broken, file="local.yaml")
     message = str(caught.value)
     assert "local.yaml: jurisdictions[1].allowed_regions[0]: unknown region 'cgk'" in message
-    assert "local.yaml: markets[2].allowed_jurisdictions: market ID allows jurisdictions ['id'] which have no region" in message
+    assert (
+        "local.yaml: markets[2].allowed_jurisdictions: market ID allows jurisdictions ['id'] which have no region"
+        in message
+    )
 
 
 def test_a_region_its_own_jurisdiction_does_not_list_is_refused() -> None:
@@ -106,11 +121,13 @@ def test_unknown_cloud_region_and_unknown_jurisdiction_fail_closed() -> None:
     data["jurisdictions"][1]["name"] = "kr"
     data["regions"][3]["jurisdiction"] = "kr"
     data["markets"][2]["allowed_jurisdictions"] = ["kr"]
-    spec = parse_environment(data, "x.yaml")
+    with pytest.raises(EnvironmentFileError, match=r"regions\[2\]\.cloud_region: cloud region 'xx-south-9'"):
+        parse_environment(data, "x.yaml")  # the spec's own validation fails closed on the code
+    spec = EnvironmentSpec.model_validate(data, context={SIMULATED_CLOUD_REGIONS: True})
     with pytest.raises(ResidencyError) as caught:
-        residency_preflight(spec, file="x.yaml")
+        residency_preflight(spec, file="x.yaml")  # and so does the deploy preflight, however the spec was built
     paths = {p.field_path: p.reason for p in caught.value.problems}
-    assert "is not in controller/spec/residency_geography.py" in paths["regions[2].cloud_region"]
+    assert "is not an AWS region" in paths["regions[2].cloud_region"]
     assert "jurisdiction 'kr' has no geography" in paths["jurisdictions[1].name"]
 
 

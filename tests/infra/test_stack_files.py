@@ -20,7 +20,7 @@ def test_project_file_runs_infra_with_the_repo_virtualenv() -> None:
     assert (REPO / "infra" / "__main__.py").is_file()
     config = project["config"]
     # Unqualified keys are in the project namespace, i.e. edgeplane:<key>, as the program reads them.
-    assert set(config) == {"environment", "dnsZoneId", "mediaDomain", "kubernetesVersion", "clusterApiCidrs"}
+    assert set(config) == {"environment", "dnsZoneId", "mediaDomain", "clusterApiCidrs"}
     assert "default" not in config["environment"]  # required
     for key, entry in config.items():
         assert entry["description"].strip(), key
