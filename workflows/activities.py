@@ -237,6 +237,7 @@ class FleetActivities:
         return PolicySnapshot(
             failover=self._spec.failover,
             drill=self._spec.drill,
+            approval=self._spec.approval,
             tick_seconds=self._spec.traffic.tick_seconds,
             drain_deadline_seconds=self._spec.scaling.drain_deadline_seconds,
         )

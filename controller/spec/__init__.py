@@ -32,6 +32,7 @@ from controller.spec.fleet import (
     Scenario,
 )
 from controller.spec.policies import (
+    ApprovalPolicy,
     DrillPolicy,
     FailoverPolicy,
     HealthPolicy,
@@ -49,6 +50,7 @@ __all__ = [
     "CLOUD_REGION_PATTERN",
     "MARKET_CODE_PATTERN",
     "NAME_PATTERN",
+    "ApprovalPolicy",
     "BasisKind",
     "DemandProfile",
     "DrillPolicy",

@@ -15,6 +15,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from controller.spec.cross_checks import cross_field_problems
 from controller.spec.fleet import FrozenModel, JurisdictionSpec, MarketSpec, Name, RegionSpec, Scenario
 from controller.spec.policies import (
+    ApprovalPolicy,
     DrillPolicy,
     FailoverPolicy,
     HealthPolicy,
@@ -41,6 +42,7 @@ class EnvironmentSpec(FrozenModel):
     health: HealthPolicy = Field(default_factory=HealthPolicy, description="Region health state machine.")
     failover: FailoverPolicy = Field(default_factory=FailoverPolicy, description="On-call failover policy.")
     drill: DrillPolicy = Field(default_factory=DrillPolicy, description="Drill policy.")
+    approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy, description="Who may approve failovers.")
     network: NetworkPolicy = Field(default_factory=NetworkPolicy, description="Media ports.")
 
     # ----- lookups used across the product -------------------------------------------------

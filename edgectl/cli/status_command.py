@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from temporalio.service import RPCError
 
-from edgectl.bootstrap import DEFAULT_TEMPORAL_ADDRESS
-from edgectl.cli.controller_commands import (
+from edgectl.cli.output import console, print_json
+from edgectl.cli.temporal_options import (
+    DEFAULT_TEMPORAL_ADDRESS,
     AddressOption,
     EnvOption,
+    JsonOption,
     NamespaceOption,
     TlsCaOption,
     TlsCertOption,
@@ -17,8 +19,6 @@ from edgectl.cli.controller_commands import (
     run_with_temporal,
     temporal_settings,
 )
-from edgectl.cli.failover_commands import JsonOption
-from edgectl.cli.output import console, print_json
 from workflows.control_loop import ControlLoopWorkflow
 from workflows.models import (
     DRILL_ID_PREFIX,
