@@ -177,3 +177,17 @@ class QosVerdict(Payload):
 class AuditExportRequest(Payload):
     workflow_id: str
     records: list[AuditRecord]
+
+
+class LoopModeReport(Payload):
+    """The control loop's mode, exported as metrics by the worker (`report_loop_mode`)."""
+
+    paused: bool
+    recommend_only: bool
+
+
+class DrillStoppedReport(Payload):
+    """A drill that did not pass, counted by the worker (`report_drill_stopped`)."""
+
+    region: str
+    outcome: str

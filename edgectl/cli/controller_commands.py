@@ -120,7 +120,7 @@ def run_controller(
     except BootstrapError as error:
         exit_with(ExitCode.INVALID_INPUT, str(error))
     registry = CollectorRegistry()
-    metrics = ControllerMetrics(spec.name, registry)
+    metrics = ControllerMetrics(spec.name, registry, spec=spec)
     try:
         start_http_server(metrics_port, addr=metrics_address, registry=registry)
     except (OSError, ValueError) as error:
