@@ -76,6 +76,8 @@ class ControlLoopWorkflow:
         self._wake = False
         self._leases: list[RegionLease] = []
         self._steering_revision: int | None = None
+        # When the observation started failing (status shows it; the metrics say it to Prometheus).
+        self._blind_since: datetime | None = None
 
     @workflow.run
     async def run(self, request: ControlLoopInput) -> ControlLoopState:
@@ -113,6 +115,7 @@ class ControlLoopWorkflow:
                 retry_policy=TICK_RETRY,
             )
             state.last_snapshot_at = snapshot.taken_at
+            self._blind_since = None
             self._prune_ended_events(snapshot.taken_at)
             decision = await workflow.execute_activity_method(
                 FleetActivities.plan_tick,
@@ -151,6 +154,8 @@ class ControlLoopWorkflow:
             # One failed tick must not end the loop; it is reported and the next tick starts afresh.
             cause = error.cause if error.cause is not None else error
             state.last_error = f"tick {state.ticks_total}: {cause}"
+            if error.activity_type == "observe_fleet" and self._blind_since is None:
+                self._blind_since = now
             if isinstance(cause, ApplicationError) and cause.type == STALE_FENCE:
                 # Not a failure: the steering state moved on (a lease, a failover's write, a mode
                 # change) while this plan was applied; the next tick plans from the new state.
@@ -310,6 +315,8 @@ class ControlLoopWorkflow:
             last_actions=self._state.last_actions,
             last_tick_at=self._state.last_tick_at,
             last_error=self._state.last_error,
+            fail_static=bool(plan and plan.fail_static) or self._blind_since is not None,
+            blind_since=self._blind_since,
         )
 
 

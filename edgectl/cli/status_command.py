@@ -63,8 +63,15 @@ def status(
             console.print(f"{control_loop_id(spec.name)}: not running", highlight=False)
         else:
             mode = "paused" if loop.paused else "recommend-only" if loop.recommend_only else "acting"
+            if not loop.paused and loop.blind_since is not None:
+                # Acting on nothing: the last plan's health and weights below are as old as it is.
+                mode = f"FAIL-STATIC, blind since {loop.blind_since.isoformat()} (observing the fleet fails)"
+            elif not loop.paused and loop.fail_static:
+                mode = "FAIL-STATIC (stale fleet metrics: no shifts or scale-in)"
             console.print(f"control loop: {mode}, {loop.ticks_total} ticks, last plan {loop.last_plan_id}",
                           highlight=False)
+            if loop.blind_since is not None and loop.region_health:
+                console.print("  region health as of the last plan, before the loop went blind:", highlight=False)
             for health in loop.region_health:
                 console.print(f"  {health.region}: {health.state.value} {health.reason}", highlight=False)
             for market, weights in sorted(loop.weights.items()):
