@@ -28,7 +28,7 @@ from temporalio.service import RPCError
 
 from edgectl.cli.exit_codes import ExitCode
 from edgectl.cli.failover_commands import RegionOption, print_failover_progress, wait_with_progress
-from edgectl.cli.output import console, print_json
+from edgectl.cli.output import console, print_json, say
 from edgectl.cli.temporal_options import (
     DEFAULT_TEMPORAL_ADDRESS,
     AddressOption,
@@ -147,6 +147,8 @@ def schedule_drill(
                     policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=catchup),
                     state=ScheduleState(note=f"created by {who}{': ' + reason if reason else ''}"),
                 ),
+                # The server keeps a cron only as calendars; the memo keeps it as on-call wrote it.
+                memo={"cron": cron, "created_by": who},
             )
         except ScheduleAlreadyRunningError:
             exit_with(ExitCode.REFUSED, f"refused: schedule {schedule_id} exists")
@@ -156,10 +158,7 @@ def schedule_drill(
             print_json({"schedule_id": schedule_id, "cron": cron, "catchup_window_seconds": catchup.total_seconds(),
                         "by": who})
         else:
-            console.print(
-                f"scheduled {schedule_id}: {cron} (a missed run starts at most {catchup.total_seconds():g}s late)",
-                highlight=False,
-            )
+            say(f"scheduled {schedule_id}: {cron} (a missed run starts at most {catchup.total_seconds():g}s late)")
 
     run_with_temporal(go())
 

@@ -20,7 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from edgectl.cli.exit_codes import ExitCode
 from edgectl.cli.failover_commands import RegionOption
-from edgectl.cli.output import console, print_json
+from edgectl.cli.output import print_json, say
 from edgectl.cli.temporal_options import (
     DEFAULT_TEMPORAL_ADDRESS,
     AddressOption,
@@ -75,7 +75,8 @@ def list_schedules(
             rows.append({
                 "schedule_id": entry.id,
                 "region": entry.id.removeprefix(prefix),
-                "cron": list(schedule.spec.cron_expressions),
+                "cron": [str(await description.memo_value("cron", ""))] if not schedule.spec.cron_expressions
+                else list(schedule.spec.cron_expressions),
                 "paused": schedule.state.paused,
                 "note": schedule.state.note or "",
                 "catchup_window_seconds": window.total_seconds() if window is not None else None,
@@ -87,15 +88,14 @@ def list_schedules(
             print_json(rows)
             return
         if not rows:
-            console.print(f"no drill schedules in {spec.name}", highlight=False)
+            say(f"no drill schedules in {spec.name}")
         for row in rows:
             state = f"PAUSED ({row['note']})" if row["paused"] else "active"
             window = row["catchup_window_seconds"]
             next_run = row["next_runs"][0] if row["next_runs"] else "-"
-            console.print(
+            say(
                 f"{row['schedule_id']}: {' | '.join(row['cron'])} {state}; next {next_run}; "
-                f"catch-up {f'{window:g}s' if window is not None else 'server default (1 year)'}",
-                highlight=False,
+                f"catch-up {f'{window:g}s' if window is not None else 'server default (1 year)'}"
             )
 
     run_with_temporal(go())
@@ -149,7 +149,7 @@ def _schedule_command(name: str, help_text: str, done: str) -> None:
             if json_output:
                 print_json({"schedule_id": schedule_id, "action": name, "by": who, "reason": reason})
             else:
-                console.print(f"{schedule_id}: {done} by {who}{': ' + reason if reason else ''}", highlight=False)
+                say(f"{schedule_id}: {done} by {who}{': ' + reason if reason else ''}")
 
         run_with_temporal(go())
 

@@ -182,7 +182,7 @@ def test_drill_schedules_list_pause_unpause_trigger_delete(temporal_server, tmp_
     created, listed, paused, listed_paused, unpaused, triggered, description, deleted, again = asyncio.run(scenario())
     assert created[0] == ExitCode.OK and "300s late" in created[1], created
     [row] = json.loads(listed[1])
-    assert row["region"] == "dub" and row["paused"] is False
+    assert row["region"] == "dub" and row["paused"] is False and row["cron"] == ["0 3 * * 2"]
     assert row["catchup_window_seconds"] == 300  # spec.drill.schedule_catchup_seconds, not a year
     assert "alice" in row["note"]
     assert paused[0] == ExitCode.OK, paused
