@@ -55,6 +55,16 @@ CONTROLLER_UNSERVED_SESSIONS = "edgeplane_controller_unserved_sessions"
 CONTROLLER_RESIDENCY_VIOLATION_SESSIONS = "edgeplane_controller_residency_violation_sessions"
 # counter: ticks on which such a violation was observed; labels: market, region
 CONTROLLER_RESIDENCY_VIOLATIONS_TOTAL = "edgeplane_controller_residency_violations_total"
-CONTROLLER_DRILL_ABORTED_TOTAL = "edgeplane_controller_drill_aborted_total"  # labels: region
+CONTROLLER_DRILL_ABORTED_TOTAL = "edgeplane_controller_drill_aborted_total"  # labels: region, outcome
+# --- the controller's mode and blindness (on-call alerts: rules/edgeplane-alerts.yml) -----------
+CONTROLLER_PAUSED = "edgeplane_controller_paused"  # gauge 1/0: paused on purpose (`edgectl controller pause`)
+CONTROLLER_RECOMMEND_ONLY = "edgeplane_controller_recommend_only"  # gauge 1/0: plans, acts on nothing
+CONTROLLER_BLIND = "edgeplane_controller_blind"  # gauge 1/0: the last observation failed (Prometheus down)
+# gauge: Unix time since when the loop cannot act on fresh data (blind or fail-static); 0 while it can
+CONTROLLER_FAIL_STATIC_SINCE = "edgeplane_controller_fail_static_since_timestamp_seconds"
+CONTROLLER_TICK_SECONDS = "edgeplane_controller_tick_seconds"  # gauge: the loop's period (spec.traffic)
+# gauge 1, one series per (market, region) path the market's jurisdictions allow (from the spec):
+# SLO alerts judge only these, so a forbidden path's probe numbers never page
+CONTROLLER_PATH_ALLOWED = "edgeplane_controller_path_allowed"
 # counter: samples the observer dropped as implausible (infinite, beyond physical or spec bounds)
 CONTROLLER_IMPLAUSIBLE_SAMPLES_TOTAL = "edgeplane_controller_implausible_samples_total"  # labels: metric

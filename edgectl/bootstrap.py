@@ -4,10 +4,19 @@ The only place that chooses implementations (cosmicpython's bootstrap): the obse
 or the simulator's own snapshot), the actuator (the simulator's HTTP API, or Kubernetes), and the
 Temporal connection (address, namespace, TLS). `edgectl controller run` and the failover / drill /
 status commands call it; workflows and activities only see the ports.
+
+Connection settings also come from the environment, so on-call does not repeat them on every
+command (an option on the command line wins over the variable): `EDGEPLANE_TEMPORAL_ADDRESS`,
+`EDGEPLANE_TEMPORAL_NAMESPACE`, `EDGEPLANE_TEMPORAL_TLS_CERT|_KEY|_CA` (file paths),
+`EDGEPLANE_PROMETHEUS_URL`, `EDGEPLANE_METRICS_ADDRESS` (where `controller run` serves /metrics),
+and `EDGEPLANE_USER` (who `--by` names when not given; else the OS user).
 """
 
 from __future__ import annotations
 
+import getpass
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +28,47 @@ from controller.ports import Actuator, Observer, SteeringGate
 from controller.spec import EnvironmentSpec
 
 DEFAULT_TEMPORAL_ADDRESS = "127.0.0.1:7233"
+
+# Environment variables the command-line options fall back to (typer's `envvar`).
+ENV_TEMPORAL_ADDRESS = "EDGEPLANE_TEMPORAL_ADDRESS"
+ENV_TEMPORAL_NAMESPACE = "EDGEPLANE_TEMPORAL_NAMESPACE"
+ENV_TEMPORAL_TLS_CERT = "EDGEPLANE_TEMPORAL_TLS_CERT"
+ENV_TEMPORAL_TLS_KEY = "EDGEPLANE_TEMPORAL_TLS_KEY"
+ENV_TEMPORAL_TLS_CA = "EDGEPLANE_TEMPORAL_TLS_CA"
+ENV_PROMETHEUS_URL = "EDGEPLANE_PROMETHEUS_URL"
+ENV_METRICS_ADDRESS = "EDGEPLANE_METRICS_ADDRESS"
+ENV_USER = "EDGEPLANE_USER"
+
+
+def default_actor() -> str:
+    """Who an on-call command acts as when `--by` is not given: $EDGEPLANE_USER, else the OS user.
+
+    Never a constant such as "edgectl": four-eyes approval compares the requester with the approver.
+    """
+    name = os.environ.get(ENV_USER, "").strip()
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers) and no LOGNAME/USER
+        return f"uid-{os.getuid()}"
+
+
+# The SDK's core reports a failed connect as Rust debug text ("tonic::transport::Error(Transport,
+# ConnectError(... message: \"Connection refused\" ...))"); the innermost message is what helps.
+_RUST_MESSAGE = re.compile(r'(?:message|error): "([^"]+)"')
+_RUST_QUOTED = re.compile(r'"([^"]+)"')
+
+
+def describe_connection_error(error: BaseException) -> str:
+    """One readable line for an unreachable server: the innermost reason, no transport internals."""
+    text = " ".join(str(error).split())
+    found = _RUST_MESSAGE.findall(text) or _RUST_QUOTED.findall(text)
+    if found:
+        return found[-1]
+    if "tonic::" in text or "Error(" in text:
+        return "connection failed"
+    return text or type(error).__name__
 
 
 class BootstrapError(Exception):

@@ -44,6 +44,7 @@ from controller.ports import (
 from controller.snapshot import FleetSnapshot
 from controller.spec import EnvironmentSpec
 from controller.steering import Fence, JournalState, SteeringState
+from workflows.activity_models import DrillStoppedReport, LoopModeReport
 from workflows.evacuation import (
     capped_weights,
     check_headroom,
@@ -150,6 +151,10 @@ class ActionCounter(Protocol):
 
     def record_failure(self, stage: str) -> None: ...
 
+    def record_mode(self, paused: bool, recommend_only: bool) -> None: ...
+
+    def record_drill_stopped(self, region: str, outcome: str) -> None: ...
+
 
 class NoMetrics:
     """ActionCounter that counts nothing (tests, one-off commands)."""
@@ -164,6 +169,12 @@ class NoMetrics:
         return None
 
     def record_failure(self, stage: str) -> None:
+        return None
+
+    def record_mode(self, paused: bool, recommend_only: bool) -> None:
+        return None
+
+    def record_drill_stopped(self, region: str, outcome: str) -> None:
         return None
 
 
@@ -250,6 +261,7 @@ class FleetActivities:
         return PolicySnapshot(
             failover=self._spec.failover,
             drill=self._spec.drill,
+            approval=self._spec.approval,
             tick_seconds=self._spec.traffic.tick_seconds,
             drain_deadline_seconds=self._spec.scaling.drain_deadline_seconds,
         )
@@ -448,6 +460,17 @@ class FleetActivities:
         tmp.replace(path)
         return len(request.records)
 
+    # ----- what on-call's alerts need to know (the worker's metrics) ----------------------------
+
+    @activity.defn(name="report_loop_mode")
+    def report_loop_mode(self, request: LoopModeReport) -> None:
+        """Export the loop's mode: a paused loop is silent on purpose, not stuck (NotTicking)."""
+        self._metrics.record_mode(request.paused, request.recommend_only)
+
+    @activity.defn(name="report_drill_stopped")
+    def report_drill_stopped(self, request: DrillStoppedReport) -> None:
+        self._metrics.record_drill_stopped(request.region, request.outcome)
+
     def _require_region(self, region: str) -> None:
         if region not in self._spec.region_by_name:
             known = ", ".join(self._spec.region_by_name)
@@ -473,6 +496,8 @@ class FleetActivities:
             self.release_lease,
             self.fence_loop,
             self.journal_records,
+            self.report_loop_mode,
+            self.report_drill_stopped,
         ]
 
 

@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from controller.audit import AuditRecord
 from controller.plan import Plan, PlanningOverrides
 from controller.snapshot import FleetSnapshot
-from controller.spec import DrillPolicy, FailoverPolicy, StopCondition
+from controller.spec import ApprovalPolicy, DrillPolicy, FailoverPolicy, StopCondition
 from controller.steering import Fence, RegionLease
 
 
@@ -31,6 +31,7 @@ class PolicySnapshot(Payload):
 
     failover: FailoverPolicy
     drill: DrillPolicy
+    approval: ApprovalPolicy = ApprovalPolicy()
     tick_seconds: float
     drain_deadline_seconds: float
 
@@ -179,3 +180,17 @@ class QosVerdict(Payload):
 class AuditExportRequest(Payload):
     workflow_id: str
     records: list[AuditRecord]
+
+
+class LoopModeReport(Payload):
+    """The control loop's mode, exported as metrics by the worker (`report_loop_mode`)."""
+
+    paused: bool
+    recommend_only: bool
+
+
+class DrillStoppedReport(Payload):
+    """A drill that did not pass, counted by the worker (`report_drill_stopped`)."""
+
+    region: str
+    outcome: str

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from controller.plan import PlanningOverrides
     from controller.steering import RegionLease
     from workflows.activities import HEARTBEAT_TIMEOUT, NON_RETRYABLE_ERRORS, STALE_FENCE, FleetActivities
+    from workflows.activity_models import LoopModeReport
     from workflows.models import (
         Acknowledgement,
         AnnounceDemandRequest,
@@ -58,6 +59,9 @@ MODE_FENCE_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=2),
     non_retryable_error_types=NON_RETRYABLE_ERRORS,
 )
+# Exporting the mode as a metric (`report_loop_mode`): added after histories were recorded, so patched.
+MODE_METRIC_PATCH = "loop-mode-metric"
+MODE_METRIC_RETRY = RetryPolicy(maximum_attempts=2)
 LAST_ACTIONS_KEPT = 50
 # Bounds the state continue-as-new carries; a real calendar holds a handful of sales at a time.
 MAX_SCHEDULED_EVENTS = 100
@@ -72,6 +76,8 @@ class ControlLoopWorkflow:
         self._wake = False
         self._leases: list[RegionLease] = []
         self._steering_revision: int | None = None
+        # When the observation started failing (status shows it; the metrics say it to Prometheus).
+        self._blind_since: datetime | None = None
 
     @workflow.run
     async def run(self, request: ControlLoopInput) -> ControlLoopState:
@@ -87,6 +93,9 @@ class ControlLoopWorkflow:
                 workflow.continue_as_new(request.model_copy(update={"state": self._state}))
             if not self._state.paused:
                 await self._tick()
+            elif workflow.patched(MODE_METRIC_PATCH):
+                # Every paused tick, so a worker started while the loop is paused exports it too.
+                await self._report_mode()
             ticks_this_run += 1
             self._wake = False
             with contextlib.suppress(TimeoutError):
@@ -106,6 +115,7 @@ class ControlLoopWorkflow:
                 retry_policy=TICK_RETRY,
             )
             state.last_snapshot_at = snapshot.taken_at
+            self._blind_since = None
             self._prune_ended_events(snapshot.taken_at)
             decision = await workflow.execute_activity_method(
                 FleetActivities.plan_tick,
@@ -144,12 +154,26 @@ class ControlLoopWorkflow:
             # One failed tick must not end the loop; it is reported and the next tick starts afresh.
             cause = error.cause if error.cause is not None else error
             state.last_error = f"tick {state.ticks_total}: {cause}"
+            if error.activity_type == "observe_fleet" and self._blind_since is None:
+                self._blind_since = now
             if isinstance(cause, ApplicationError) and cause.type == STALE_FENCE:
                 # Not a failure: the steering state moved on (a lease, a failover's write, a mode
                 # change) while this plan was applied; the next tick plans from the new state.
                 workflow.logger.info("control loop plan fenced: %s", state.last_error)
             else:
                 workflow.logger.warning("control loop tick failed: %s", state.last_error)
+
+    async def _report_mode(self) -> None:
+        """Tell the worker's metrics the mode (a paused loop must not page NotTicking); best effort."""
+        try:
+            await workflow.execute_activity_method(
+                FleetActivities.report_loop_mode,
+                LoopModeReport(paused=self._state.paused, recommend_only=self._state.recommend_only),
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=MODE_METRIC_RETRY,
+            )
+        except ActivityError as error:
+            workflow.logger.warning("loop mode not exported: %s", error)
 
     def _prune_ended_events(self, fleet_now: datetime) -> None:
         ended = [e for e in self._state.scheduled_demand if e.end <= fleet_now]
@@ -210,6 +234,8 @@ class ControlLoopWorkflow:
                 retry_policy=MODE_FENCE_RETRY,
             )
             fenced = f"; plans before steering revision {revision} fenced"
+        if workflow.patched(MODE_METRIC_PATCH):
+            await self._report_mode()
         return Acknowledgement(
             accepted=True,
             message=f"paused={self._state.paused} recommend_only={self._state.recommend_only}{fenced}",
@@ -289,6 +315,8 @@ class ControlLoopWorkflow:
             last_actions=self._state.last_actions,
             last_tick_at=self._state.last_tick_at,
             last_error=self._state.last_error,
+            fail_static=bool(plan and plan.fail_static) or self._blind_since is not None,
+            blind_since=self._blind_since,
         )
 
 

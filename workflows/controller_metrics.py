@@ -1,10 +1,18 @@
 """The controller's own Prometheus metrics (`edgeplane_controller_*`, names in controller/metric_names.py).
 
 An ActionCounter (`workflows/activities.py`) that the worker started by `edgectl controller run`
-passes to its activities; the worker serves the registry on 127.0.0.1.
+passes to its activities; the worker serves the registry (`--metrics-address`, 127.0.0.1 by default).
+
+What on-call's alerts (rules/edgeplane-alerts.yml) read besides the counters: whether the loop is
+paused on purpose (so NotTicking stays silent), since when it cannot act on fresh data (blind:
+the observation failed; fail-static: the data is stale), its tick period (the blind alert counts
+ticks), and the residency-allowed paths (the SLO alert judges only those).
 """
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -12,12 +20,22 @@ from controller import metric_names as names
 from controller.audit import AuditRecord
 from controller.plan import Plan
 from controller.snapshot import FleetSnapshot
+from controller.spec import EnvironmentSpec
 
 
 class ControllerMetrics:
-    def __init__(self, environment: str, registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        environment: str,
+        registry: CollectorRegistry,
+        *,
+        spec: EnvironmentSpec | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._environment = environment
         self.registry = registry
+        self._clock = clock
+        self._unable_since = 0.0
         self._ticks = Counter(names.CONTROLLER_TICKS_TOTAL, "Plans made.", ["environment"], registry=registry)
         self._decisions = Counter(
             names.CONTROLLER_DECISIONS_TOTAL, "Decisions by kind.", ["environment", "kind"], registry=registry
@@ -29,7 +47,9 @@ class ControllerMetrics:
             names.CONTROLLER_FAILURES_TOTAL, "Failed steps.", ["environment", "stage"], registry=registry
         )
         self._age = Gauge(
-            names.CONTROLLER_SNAPSHOT_AGE_SECONDS, "Age of the newest snapshot when taken.", ["environment"],
+            names.CONTROLLER_SNAPSHOT_AGE_SECONDS,
+            "Age of the newest snapshot when taken.",
+            ["environment"],
             registry=registry,
         )
         self._fail_static = Gauge(
@@ -63,7 +83,63 @@ class ControllerMetrics:
             registry=registry,
         )
 
+        self._drills_stopped = Counter(
+            names.CONTROLLER_DRILL_ABORTED_TOTAL,
+            "Drills that did not pass (stop condition, abort, approval timeout).",
+            ["environment", "region", "outcome"],
+            registry=registry,
+        )
+        self._paused = Gauge(names.CONTROLLER_PAUSED, "1 while paused on purpose.", ["environment"], registry=registry)
+        self._recommend_only = Gauge(
+            names.CONTROLLER_RECOMMEND_ONLY,
+            "1 while the loop plans but acts on nothing.",
+            ["environment"],
+            registry=registry,
+        )
+        self._blind = Gauge(
+            names.CONTROLLER_BLIND, "1 while the last observation failed.", ["environment"], registry=registry
+        )
+        self._fail_static_since = Gauge(
+            names.CONTROLLER_FAIL_STATIC_SINCE,
+            "Unix time since when the loop cannot act on fresh data (blind or fail-static); 0 while it can.",
+            ["environment"],
+            registry=registry,
+        )
+        self._tick_seconds = Gauge(
+            names.CONTROLLER_TICK_SECONDS, "The control loop's period.", ["environment"], registry=registry
+        )
+        self._path_allowed = Gauge(
+            names.CONTROLLER_PATH_ALLOWED,
+            "1 for each (market, region) path the market's jurisdictions allow.",
+            ["environment", "market", "region"],
+            registry=registry,
+        )
+        # A tick counter at 0 from the start: a worker that has not ticked yet is not "absent".
+        self._ticks.labels(environment)
+        self._blind.labels(environment).set(0)
+        self._fail_static_since.labels(environment).set(0)
+        if spec is not None:
+            self._tick_seconds.labels(environment).set(spec.traffic.tick_seconds)
+            for market in spec.markets:
+                for region in spec.allowed_regions(market.code):
+                    self._path_allowed.labels(environment, market.code, region).set(1)
+
+    def _unable_to_act(self, unable: bool) -> None:
+        if not unable:
+            self._unable_since = 0.0
+        elif not self._unable_since:
+            self._unable_since = self._clock()
+        self._fail_static_since.labels(self._environment).set(self._unable_since)
+
+    def record_mode(self, paused: bool, recommend_only: bool) -> None:
+        self._paused.labels(self._environment).set(1 if paused else 0)
+        self._recommend_only.labels(self._environment).set(1 if recommend_only else 0)
+
+    def record_drill_stopped(self, region: str, outcome: str) -> None:
+        self._drills_stopped.labels(self._environment, region, outcome).inc()
+
     def record_snapshot(self, snapshot: FleetSnapshot) -> None:
+        self._blind.labels(self._environment).set(0)
         for metric, count in snapshot.implausible_samples.items():
             self._implausible.labels(self._environment, metric).inc(count)
         newest = max((r.observed_at for r in snapshot.regions if r.observed_at), default=None)
@@ -73,6 +149,8 @@ class ControllerMetrics:
     def record_plan(self, plan: Plan) -> None:
         self._ticks.labels(self._environment).inc()
         self._fail_static.labels(self._environment).set(1 if plan.fail_static else 0)
+        self._unable_to_act(plan.fail_static)
+        self._paused.labels(self._environment).set(0)  # it planned, so it is not paused
         self._decisions.labels(self._environment, "scale").inc(len(plan.scale))
         self._decisions.labels(self._environment, "drain").inc(len(plan.drains))
         self._decisions.labels(self._environment, "undrain").inc(len(plan.undrains))
@@ -95,3 +173,9 @@ class ControllerMetrics:
 
     def record_failure(self, stage: str) -> None:
         self._failures.labels(self._environment, stage).inc()
+        if stage == "observe":
+            # Blind: no snapshot, so no plan reports fail-static; say it here, or the gauges keep
+            # the last good tick's values and on-call sees an acting, healthy controller.
+            self._blind.labels(self._environment).set(1)
+            self._fail_static.labels(self._environment).set(1)
+            self._unable_to_act(True)

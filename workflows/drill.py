@@ -13,10 +13,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.activities import ACTIVITY_RETRY, FleetActivities
+    from workflows.activity_models import DrillStoppedReport
     from workflows.failover import OUTCOME_ERROR_TYPES, FailoverWorkflow
     from workflows.models import (
         DrillInput,
@@ -31,6 +33,8 @@ with workflow.unsafe.imports_passed_through():
 
 REGION_BUSY = "RegionBusy"
 """ApplicationError type: a failover or drill already owns the region (CLI exit code 3)."""
+DRILL_METRIC_PATCH = "drill-stopped-metric"
+"""Counting stopped drills was added after histories were recorded: patched, so they replay."""
 DRILL_STOPPED = "DrillStopped"
 """ApplicationError type a drill that did not pass fails with (details: its scorecard), so the
 Temporal UI and `temporal workflow list` show a stopped drill as FAILED, not COMPLETED."""
@@ -84,8 +88,9 @@ class FailoverDrillWorkflow:
             if isinstance(cause, ApplicationError) and cause.type in OUTCOME_ERROR_TYPES.values() and cause.details:
                 report = FailoverReport.model_validate(cause.details[0])
             elif isinstance(cause, ApplicationError):
-                raise ApplicationError(f"drill refused: {cause.message}", *cause.details, type=cause.type,
-                                       non_retryable=True) from error
+                raise ApplicationError(
+                    f"drill refused: {cause.message}", *cause.details, type=cause.type, non_retryable=True
+                ) from error
             else:
                 raise
         passed = report.outcome is FailoverOutcome.COMPLETED
@@ -104,6 +109,18 @@ class FailoverDrillWorkflow:
         )
         if passed:
             return scorecard
+        if workflow.patched(DRILL_METRIC_PATCH):
+            # Counted by the worker: the EdgeplaneDrillAborted alert reads it. Best effort: a lost
+            # count must not hide the stopped drill's own failure.
+            try:
+                await workflow.execute_activity_method(
+                    FleetActivities.report_drill_stopped,
+                    DrillStoppedReport(region=request.region, outcome=report.outcome.value),
+                    start_to_close_timeout=timedelta(seconds=10),
+                    retry_policy=RetryPolicy(maximum_attempts=3),
+                )
+            except ActivityError as error:
+                workflow.logger.warning("stopped drill not counted: %s", error)
         raise ApplicationError(
             f"drill stopped: {report.outcome.value}: {report.detail}", scorecard, type=DRILL_STOPPED, non_retryable=True
         )

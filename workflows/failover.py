@@ -98,6 +98,9 @@ class FailoverWorkflow:
     def __init__(self) -> None:
         self._progress: FailoverProgress | None = None
         self._approved_by = ""
+        self._requested_by = ""
+        # None until the policy is loaded: four-eyes approval (approval.four_eyes) is then known.
+        self._four_eyes: bool | None = None
         self._abort: AbortRequest | None = None
         self._release: ReleaseRequest | None = None
         self._actions: list[AuditRecord] = []
@@ -120,6 +123,7 @@ class FailoverWorkflow:
             started_at=started,
         )
         actor = f"{request.actor_kind}/{info.workflow_id}"
+        self._requested_by = request.requested_by
         timings = PhaseTimings()
         if request.detected_at is not None:
             timings.detect_seconds = max(0.0, (started - request.detected_at).total_seconds())
@@ -130,6 +134,12 @@ class FailoverWorkflow:
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=ACTIVITY_RETRY,
         )
+        self._four_eyes = policy.approval.four_eyes
+        if self._four_eyes and self._approved_by == request.requested_by:
+            # Approved by the requester before the policy was known (pre-check): four eyes void it.
+            workflow.logger.warning("four-eyes: self-approval by %s voided", self._approved_by)
+            self._approved_by = ""
+            self._progress.approved_by = ""
         stages = request.stages or list(policy.failover.stages)
         previous_stages = [0.0, *stages[:-1]]
         steps = zip(previous_stages, stages, strict=True)
@@ -339,6 +349,11 @@ class FailoverWorkflow:
         phase = self._progress.phase if self._progress else FailoverPhase.PRE_CHECK
         if phase not in (FailoverPhase.PRE_CHECK, FailoverPhase.AWAITING_APPROVAL):
             raise ApplicationError(f"nothing to approve in phase {phase.value}")
+        if self._four_eyes and request.approver == self._requested_by:
+            raise ApplicationError(
+                f"four-eyes: {request.approver} requested this failover and cannot approve it; "
+                "another on-call engineer must (approval.four_eyes in the environment)"
+            )
 
     @workflow.update(name="abort")
     def abort(self, request: AbortRequest) -> Acknowledgement:
@@ -565,6 +580,8 @@ class FailoverWorkflow:
             seconds_to_drained=seconds_to_drained,
             slo_breach_session_minutes=round(self._watch.slo_session_seconds / 60.0, 3),
             actions=self._actions,
+            requested_by=request.requested_by,
+            approved_by=self._approved_by,
         )
         if outcome is FailoverOutcome.COMPLETED:
             return report

@@ -150,6 +150,8 @@ class FailoverReport(Payload):
         default=None, description="From the first shift until the region carried (almost) no sessions: its RTO."
     )
     actions: list[AuditRecord] = Field(default_factory=list)
+    requested_by: str = Field(default="", description="Who started it (`--by`; a drill's schedule or requester).")
+    approved_by: str = Field(default="", description="Who approved it; empty when no approval was needed.")
 
 
 class DrillInput(Payload):

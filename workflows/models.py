@@ -192,6 +192,10 @@ class LoopStatus(Payload):
     last_actions: list[AuditRecord]
     last_tick_at: AwareDatetime | None
     last_error: str
+    fail_static: bool = Field(default=False, description="The last plan froze shifts and scale-in on stale data.")
+    blind_since: AwareDatetime | None = Field(
+        default=None, description="Since when every observation failed (Prometheus unreachable); None when seeing."
+    )
 
 
 

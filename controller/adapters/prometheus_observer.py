@@ -8,7 +8,9 @@ aggregates `by (...)`, so a 13-region prod spec costs the same as the 4-region l
 
 Fail-static (DESIGN invariant 4): a region whose newest sample is older than
 `spec.health.stale_after_seconds`, that has no samples at all, or whose scrape target reports
-`up == 0` is marked `stale`, and so is the snapshot (with reasons). Missing values stay None (or the
+`up == 0` is marked `stale`, and so is the snapshot (with reasons). A node whose samples are old
+while its region's are fresh no longer exists (its series linger in Prometheus' look-back) and is
+left out, rather than freezing the region. Missing values stay None (or the
 region is stale), never a silent zero. Prometheus unreachable after bounded retries raises
 `ObserverUnavailable`.
 """
@@ -304,12 +306,24 @@ def build_snapshot(spec: EnvironmentSpec, now: datetime, answers: Mapping[str, l
         if region in region_seen:
             seen_times.append(region_seen[region])
         newest = max(seen_times, default=math.nan)
+        # A node whose last sample is old while its region reports fresh samples is gone (scaled in,
+        # replaced): its series only linger in Prometheus' look-back window, longest after a
+        # Prometheus restart wrote no staleness markers for it. It must not freeze the region; a
+        # node that lost its exporter is still caught by that target's `up == 0`.
+        region_fresh = not math.isnan(newest) and now_ts - newest <= stale_after
+        gone = {
+            node
+            for (r, node), ts in node_seen.items()
+            if r == region and region_fresh and now_ts - ts > stale_after
+        }
         if math.isnan(newest):
             problems.append("no samples")
         elif now_ts - newest > stale_after:
             problems.append(f"newest sample is {now_ts - newest:.0f}s old (stale after {stale_after:.0f}s)")
         nodes: list[NodeObservation] = []
-        region_nodes = sorted((key, values) for key, values in node_values.items() if key[0] == region)
+        region_nodes = sorted(
+            (key, values) for key, values in node_values.items() if key[0] == region and key[1] not in gone
+        )
         if len(region_nodes) > bounds.region_nodes[region]:
             implausible_regions[region].append(f"{len(region_nodes)} nodes reported")
             plausible.keep(m.NODE_READY, {"region": region}, float(len(region_nodes)), 0.0, bounds.region_nodes[region])

@@ -35,6 +35,7 @@ from controller.spec.fleet import (
 )
 from controller.spec.infra import CLOUDWATCH_RETENTION_DAYS, InfraSpec
 from controller.spec.policies import (
+    ApprovalPolicy,
     DrillPolicy,
     FailoverPolicy,
     HealthPolicy,
@@ -54,6 +55,7 @@ __all__ = [
     "CLOUD_REGION_PATTERN",
     "MARKET_CODE_PATTERN",
     "NAME_PATTERN",
+    "ApprovalPolicy",
     "BasisKind",
     "DemandProfile",
     "DrillPolicy",

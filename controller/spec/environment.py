@@ -16,6 +16,7 @@ from controller.spec.cross_checks import cross_field_problems
 from controller.spec.fleet import FrozenModel, JurisdictionSpec, MarketSpec, Name, RegionSpec, Scenario
 from controller.spec.infra import InfraSpec
 from controller.spec.policies import (
+    ApprovalPolicy,
     DrillPolicy,
     FailoverPolicy,
     HealthPolicy,
@@ -44,6 +45,7 @@ class EnvironmentSpec(FrozenModel):
     health: HealthPolicy = Field(default_factory=HealthPolicy, description="Region health state machine.")
     failover: FailoverPolicy = Field(default_factory=FailoverPolicy, description="On-call failover policy.")
     drill: DrillPolicy = Field(default_factory=DrillPolicy, description="Drill policy.")
+    approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy, description="Who may approve failovers.")
     network: NetworkPolicy = Field(default_factory=NetworkPolicy, description="Media ports.")
     safety: SafetyRules = Field(
         default_factory=SafetyRules, description="Limits every steering writer keeps (loop, failovers, drills)."

@@ -192,6 +192,24 @@ class DrillPolicy(FrozenModel):
         description="Abort and restore when any of these trips (like AWS FIS stop conditions).",
     )
     fail_back: bool = Field(strict=True, default=True, description="Return traffic to the region at the end.")
+    schedule_catchup_seconds: int = Field(
+        strict=True,
+        default=300,
+        ge=60,
+        le=DAY_SECONDS,
+        description="A scheduled drill missed (Temporal down, schedule paused) still starts if at most this late; "
+        "later ones are skipped, so a drill never runs hours after its slot, during an incident's aftermath.",
+    )
+
+
+class ApprovalPolicy(FrozenModel):
+    """Who may approve a failover or drill that waits for approval."""
+
+    four_eyes: bool = Field(
+        strict=True,
+        default=False,
+        description="Refuse an approval by the person who requested the failover (the `--by` of the start).",
+    )
 
 
 class NetworkPolicy(FrozenModel):

@@ -1,9 +1,10 @@
 """`edgectl controller run|announce|withdraw`: the Temporal worker of one environment and the
-business's calendar of demand events, plus the Temporal options all on-call commands share
-(`failover_commands.py`, `drill_commands.py`, `status_command.py`).
+business's calendar of demand events (the options every Temporal command shares live in
+`temporal_options.py`; the mode commands pause|resume|recommend-only|act in `loop_mode_commands.py`).
 
 The worker serves task queue `edgeplane-<env>`, makes sure the environment's ControlLoopWorkflow
-exists (idempotent start by id), exposes `edgeplane_controller_*` metrics on 127.0.0.1, and stops
+exists (idempotent start by id), exposes `edgeplane_controller_*` metrics (on 127.0.0.1 unless
+`--metrics-address` says otherwise: a pod binds 0.0.0.0 so Prometheus can scrape it), and stops
 gracefully on SIGTERM/SIGINT (in-flight activities finish, Temporal resumes the workflows elsewhere).
 
 `announce` and `withdraw` send a scheduled demand event (a flash sale) to the running control loop
@@ -17,14 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
-import sys
-from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from prometheus_client import CollectorRegistry, start_http_server
@@ -34,20 +32,37 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from controller.demand_events import DemandEvent
 from controller.spec import EnvironmentSpec
-from controller.spec_file import EnvironmentFileError, load_environment
 from edgectl.bootstrap import (
     DEFAULT_TEMPORAL_ADDRESS,
+    ENV_METRICS_ADDRESS,
+    ENV_PROMETHEUS_URL,
     BootstrapError,
     FleetSettings,
     TemporalSettings,
     build_fleet_adapters,
     build_kubernetes_steering_authority,
     build_steering_authority,
-    connect_temporal,
     default_steering_file,
 )
 from edgectl.cli.exit_codes import ExitCode
-from edgectl.cli.output import console, fail, print_json, say
+from edgectl.cli.output import console, print_json, say
+from edgectl.cli.temporal_options import (
+    AddressOption,
+    ByOption,
+    EnvOption,
+    NamespaceOption,
+    ReasonOption,
+    TaskQueueOption,
+    TlsCaOption,
+    TlsCertOption,
+    TlsKeyOption,
+    actor,
+    connect_or_exit,
+    exit_with,
+    load_spec_or_exit,
+    run_with_temporal,
+    temporal_settings,
+)
 from workflows.activities import FleetActivities
 from workflows.control_loop import ControlLoopWorkflow
 from workflows.controller_metrics import ControllerMetrics
@@ -62,67 +77,6 @@ from workflows.worker import build_worker, ensure_control_loop
 
 controller_app = typer.Typer(help="The controller: a Temporal worker running the control loop.", no_args_is_help=True)
 
-EnvOption = Annotated[Path, typer.Option("--env", help="Environment file, e.g. environments/local.yaml.")]
-AddressOption = Annotated[str, typer.Option("--temporal-address", help="Temporal frontend host:port.")]
-NamespaceOption = Annotated[str, typer.Option("--namespace", help="Temporal namespace.")]
-TlsCertOption = Annotated[Path | None, typer.Option("--tls-cert", help="Client certificate (mTLS).")]
-TlsKeyOption = Annotated[Path | None, typer.Option("--tls-key", help="Client private key (mTLS).")]
-TlsCaOption = Annotated[Path | None, typer.Option("--tls-ca", help="CA certificate of the Temporal server.")]
-TaskQueueOption = Annotated[
-    str | None, typer.Option("--task-queue", help="Override the task queue (default edgeplane-<env>).", hidden=True)
-]
-
-
-def run_with_temporal(main: Coroutine[Any, Any, None]) -> None:
-    """Run a command that talks to Temporal, then leave without interpreter teardown.
-
-    The SDK's Rust runtime threads can abort CPython's finalisation with "PyGILState_Release ...
-    must be current" (temporalio/sdk-python#300), turning a finished command into exit -6. So a
-    real process flushes its output and ends with os._exit(code); under an in-process test runner
-    (stdout without a file descriptor) the usual typer.Exit is raised instead.
-    """
-    code = 0
-    try:
-        asyncio.run(main)
-    except typer.Exit as done:
-        code = done.exit_code
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):
-        raise typer.Exit(code) from None
-    os._exit(code)
-
-
-def exit_with(code: ExitCode, message: str = "") -> NoReturn:
-    if message:
-        fail(message)
-    raise typer.Exit(int(code))
-
-
-def load_spec_or_exit(path: Path) -> EnvironmentSpec:
-    try:
-        return load_environment(path)
-    except EnvironmentFileError as error:
-        exit_with(ExitCode.INVALID_INPUT, str(error))
-
-
-def temporal_settings(
-    address: str, namespace: str, cert: Path | None, key: Path | None, ca: Path | None
-) -> TemporalSettings:
-    return TemporalSettings(address=address, namespace=namespace, tls_cert=cert, tls_key=key, tls_ca=ca)
-
-
-async def connect_or_exit(settings: TemporalSettings) -> Client:
-    try:
-        return await connect_temporal(settings)
-    except BootstrapError as error:
-        exit_with(ExitCode.INVALID_INPUT, str(error))
-    except RuntimeError as error:
-        exit_with(ExitCode.UNAVAILABLE, f"Temporal at {settings.address} unreachable: {error}")
-
-
 @controller_app.command("run")
 def run_controller(
     env: EnvOption,
@@ -132,9 +86,18 @@ def run_controller(
     tls_key: TlsKeyOption = None,
     tls_ca: TlsCaOption = None,
     simulator_url: Annotated[str | None, typer.Option(help="Simulated fleet HTTP API (observer and actuator).")] = None,
-    prometheus_url: Annotated[str | None, typer.Option(help="Prometheus to observe the fleet from.")] = None,
+    prometheus_url: Annotated[
+        str | None, typer.Option(envvar=ENV_PROMETHEUS_URL, help="Prometheus to observe the fleet from.")
+    ] = None,
     kube_contexts: Annotated[list[str] | None, typer.Option(help="REGION=CONTEXT to act on (repeat).")] = None,
-    metrics_port: Annotated[int, typer.Option(help="Port of the controller's own /metrics on 127.0.0.1.")] = 9464,
+    metrics_port: Annotated[int, typer.Option(help="Port of the controller's own /metrics.")] = 9464,
+    metrics_address: Annotated[
+        str,
+        typer.Option(
+            envvar=ENV_METRICS_ADDRESS,
+            help="Address /metrics binds to: 127.0.0.1 on a laptop; 0.0.0.0 in a pod, so Prometheus can scrape it.",
+        ),
+    ] = "127.0.0.1",
     audit_dir: Annotated[Path | None, typer.Option(help="Write each workflow's audit records here (JSONL).")] = None,
     task_queue: TaskQueueOption = None,
     control_loop: Annotated[
@@ -183,11 +146,11 @@ def run_controller(
     except BootstrapError as error:
         exit_with(ExitCode.INVALID_INPUT, str(error))
     registry = CollectorRegistry()
-    metrics = ControllerMetrics(spec.name, registry)
+    metrics = ControllerMetrics(spec.name, registry, spec=spec)
     try:
-        start_http_server(metrics_port, addr="127.0.0.1", registry=registry)
-    except OSError as error:
-        exit_with(ExitCode.UNAVAILABLE, f"--metrics-port {metrics_port}: {error}")
+        start_http_server(metrics_port, addr=metrics_address, registry=registry)
+    except (OSError, ValueError) as error:
+        exit_with(ExitCode.UNAVAILABLE, f"--metrics-address {metrics_address} --metrics-port {metrics_port}: {error}")
     activities = FleetActivities(spec, observer, steering, metrics=metrics, audit_dir=audit_dir)
     settings = temporal_settings(temporal_address, namespace, tls_cert, tls_key, tls_ca)
     run_with_temporal(
@@ -254,8 +217,6 @@ MarketOption = Annotated[str, typer.Option("--market", help="Market code from th
 StartOption = Annotated[
     str, typer.Option("--start", help="When the ramp begins, ISO 8601 with a timezone, e.g. 2026-11-26T05:00:00Z.")
 ]
-ByOption = Annotated[str, typer.Option("--by", help="Who (logged with the update in the loop's history).")]
-ReasonOption = Annotated[str, typer.Option("--reason", help="Why (the sale, the show).")]
 JsonOutputOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 # DemandEvent field -> the option that sets it, so a rejected value names what the user typed.
 EVENT_OPTIONS = {
@@ -337,7 +298,7 @@ def announce(
     ramp_minutes: Annotated[
         float, typer.Option("--ramp-minutes", help="Minutes to reach the peak (and to leave it).")
     ] = 10,
-    by: ByOption = "edgectl",
+    by: ByOption = None,
     reason: ReasonOption = "",
     json_output: JsonOutputOption = False,
     temporal_address: AddressOption = DEFAULT_TEMPORAL_ADDRESS,
@@ -353,7 +314,7 @@ def announce(
     spec = load_spec_or_exit(env)
     known_market_or_exit(spec, env, market)
     event = demand_event_or_exit(market, parse_start_or_exit(start), multiplier, ramp_minutes, duration_minutes)
-    request = AnnounceDemandRequest(event=event, by=by, reason=reason)
+    request = AnnounceDemandRequest(event=event, by=actor(by), reason=reason)
 
     async def go() -> None:
         client = await connect_or_exit(temporal_settings(temporal_address, namespace, tls_cert, tls_key, tls_ca))
@@ -368,7 +329,7 @@ def withdraw(
     env: EnvOption,
     market: MarketOption,
     start: StartOption,
-    by: ByOption = "edgectl",
+    by: ByOption = None,
     reason: ReasonOption = "",
     json_output: JsonOutputOption = False,
     temporal_address: AddressOption = DEFAULT_TEMPORAL_ADDRESS,
@@ -380,7 +341,7 @@ def withdraw(
     """Withdraw an announced demand event (named by market and start): its capacity is no longer ordered."""
     spec = load_spec_or_exit(env)
     known_market_or_exit(spec, env, market)
-    request = WithdrawDemandRequest(market=market, start=parse_start_or_exit(start), by=by, reason=reason)
+    request = WithdrawDemandRequest(market=market, start=parse_start_or_exit(start), by=actor(by), reason=reason)
 
     async def go() -> None:
         client = await connect_or_exit(temporal_settings(temporal_address, namespace, tls_cert, tls_key, tls_ca))

@@ -1,4 +1,5 @@
 """`edgectl drill run|schedule|status`: game-day failovers of one region, on demand or on a cron.
+(`edgectl drill schedules list|pause|unpause|delete|trigger` manage the cron: `drill_schedule_commands.py`.)
 
 Runs `FailoverDrillWorkflow` (`workflows/drill.py`) with id `edgeplane-drill-<env>-<region>`; the
 schedule is a Temporal Schedule `edgeplane-drill-schedule-<env>-<region>`. Exit codes: 0 drill
@@ -8,6 +9,7 @@ stopped on a stop condition (weights restored).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -15,30 +17,36 @@ from temporalio.client import (
     Schedule,
     ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
     ScheduleSpec,
+    ScheduleState,
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from edgectl.bootstrap import DEFAULT_TEMPORAL_ADDRESS
-from edgectl.cli.controller_commands import (
+from edgectl.cli.exit_codes import ExitCode
+from edgectl.cli.failover_commands import RegionOption, print_failover_progress, wait_with_progress
+from edgectl.cli.output import console, print_json, say
+from edgectl.cli.temporal_options import (
+    DEFAULT_TEMPORAL_ADDRESS,
     AddressOption,
+    ByOption,
     EnvOption,
+    JsonOption,
     NamespaceOption,
     TaskQueueOption,
     TlsCaOption,
     TlsCertOption,
     TlsKeyOption,
+    actor,
     connect_or_exit,
     exit_with,
     load_spec_or_exit,
     run_with_temporal,
     temporal_settings,
 )
-from edgectl.cli.exit_codes import ExitCode
-from edgectl.cli.failover_commands import JsonOption, RegionOption, print_failover_progress, wait_with_progress
-from edgectl.cli.output import console, print_json
 from workflows.drill import FailoverDrillWorkflow
 from workflows.models import DRILL_SCHEDULE_ID_PREFIX, DrillInput, DrillScorecard, drill_id, failover_id, task_queue_for
 
@@ -51,6 +59,7 @@ def run_drill(
     region: RegionOption,
     reason: Annotated[str, typer.Option(help="Why (audit trail).")] = "on-demand drill",
     hold_seconds: Annotated[float | None, typer.Option(help="Override spec.drill.hold_seconds.")] = None,
+    by: ByOption = None,
     json_output: JsonOption = False,
     temporal_address: AddressOption = DEFAULT_TEMPORAL_ADDRESS,
     namespace: NamespaceOption = "default",
@@ -63,7 +72,9 @@ def run_drill(
     spec = load_spec_or_exit(env)
     if region not in spec.region_by_name:
         exit_with(ExitCode.INVALID_INPUT, f"{env}: --region: unknown region {region!r}")
-    request = DrillInput(environment=spec.name, region=region, reason=reason, hold_seconds=hold_seconds)
+    request = DrillInput(
+        environment=spec.name, region=region, reason=reason, hold_seconds=hold_seconds, requested_by=actor(by)
+    )
 
     async def go() -> None:
         client = await connect_or_exit(temporal_settings(temporal_address, namespace, tls_cert, tls_key, tls_ca))
@@ -99,6 +110,8 @@ def schedule_drill(
     env: EnvOption,
     region: RegionOption,
     cron: Annotated[str, typer.Option(help="Cron expression (UTC), e.g. '0 3 * * TUE'.")],
+    by: ByOption = None,
+    reason: Annotated[str, typer.Option(help="Why (goes to every drill it starts).")] = "",
     temporal_address: AddressOption = DEFAULT_TEMPORAL_ADDRESS,
     namespace: NamespaceOption = "default",
     tls_cert: TlsCertOption = None,
@@ -112,6 +125,9 @@ def schedule_drill(
     if region not in spec.region_by_name:
         exit_with(ExitCode.INVALID_INPUT, f"{env}: --region: unknown region {region!r}")
     schedule_id = f"{DRILL_SCHEDULE_ID_PREFIX}{spec.name}-{region}"
+    who = actor(by)
+    catchup = timedelta(seconds=spec.drill.schedule_catchup_seconds)
+    drill_reason = f"scheduled drill ({cron}){': ' + reason if reason else ''}"
 
     async def go() -> None:
         client = await connect_or_exit(temporal_settings(temporal_address, namespace, tls_cert, tls_key, tls_ca))
@@ -121,21 +137,28 @@ def schedule_drill(
                 Schedule(
                     action=ScheduleActionStartWorkflow(
                         FailoverDrillWorkflow.run,
-                        DrillInput(environment=spec.name, region=region, reason=f"scheduled drill ({cron})"),
+                        DrillInput(environment=spec.name, region=region, reason=drill_reason, requested_by=who),
                         id=drill_id(spec.name, region),
                         task_queue=task_queue or task_queue_for(spec.name),
                     ),
                     spec=ScheduleSpec(cron_expressions=[cron]),
+                    # The server's default catch-up window is a year: a drill missed during an outage
+                    # would start whenever Temporal came back. Bounded by spec.drill, it is skipped.
+                    policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=catchup),
+                    state=ScheduleState(note=f"created by {who}{': ' + reason if reason else ''}"),
                 ),
+                # The server keeps a cron only as calendars; the memo keeps it as on-call wrote it.
+                memo={"cron": cron, "created_by": who},
             )
         except ScheduleAlreadyRunningError:
             exit_with(ExitCode.REFUSED, f"refused: schedule {schedule_id} exists")
         except RPCError as error:
             exit_with(ExitCode.INVALID_INPUT, f"--cron {cron!r}: {error.message}")
         if json_output:
-            print_json({"schedule_id": schedule_id, "cron": cron})
+            print_json({"schedule_id": schedule_id, "cron": cron, "catchup_window_seconds": catchup.total_seconds(),
+                        "by": who})
         else:
-            console.print(f"scheduled {schedule_id}: {cron}", highlight=False)
+            say(f"scheduled {schedule_id}: {cron} (a missed run starts at most {catchup.total_seconds():g}s late)")
 
     run_with_temporal(go())
 

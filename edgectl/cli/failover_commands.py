@@ -27,23 +27,26 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from edgectl.bootstrap import DEFAULT_TEMPORAL_ADDRESS
-from edgectl.cli.controller_commands import (
+from edgectl.cli.exit_codes import ExitCode
+from edgectl.cli.output import console, print_json
+from edgectl.cli.temporal_options import (
+    DEFAULT_TEMPORAL_ADDRESS,
     AddressOption,
+    ByOption,
     EnvOption,
+    JsonOption,
     NamespaceOption,
     TaskQueueOption,
     TlsCaOption,
     TlsCertOption,
     TlsKeyOption,
+    actor,
     connect_or_exit,
     exit_with,
     load_spec_or_exit,
     run_with_temporal,
     temporal_settings,
 )
-from edgectl.cli.exit_codes import ExitCode
-from edgectl.cli.output import console, print_json
 from workflows.failover import FailoverWorkflow
 from workflows.models import (
     AbortRequest,
@@ -61,7 +64,6 @@ from workflows.outcomes import report_from_failure
 failover_app = typer.Typer(help="Evacuate a region (staged, QoS-verified, reversible).", no_args_is_help=True)
 
 RegionOption = Annotated[str, typer.Option("--region", help="Region name from the environment file.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 OUTCOME_EXIT = {
     FailoverOutcome.COMPLETED: ExitCode.OK,
     FailoverOutcome.REFUSED: ExitCode.REFUSED,
@@ -115,7 +117,9 @@ def print_report(report: FailoverReport, json_output: bool) -> None:
         return
     t = report.timings
     console.print(
-        f"{report.workflow_id}: [bold]{report.outcome.value}[/bold] ({report.detail})\n"
+        f"{report.workflow_id}: [bold]{report.outcome.value}[/bold] ({report.detail})"
+        f"{f', requested by {report.requested_by}' if report.requested_by else ''}"
+        f"{f', approved by {report.approved_by}' if report.approved_by else ''}\n"
         f"  detect {t.detect_seconds:.1f}s, decide {t.decide_seconds:.1f}s, shift {t.shift_seconds:.1f}s, "
         f"stabilise {t.stabilise_seconds:.1f}s, hold {t.hold_seconds:.1f}s, fail-back {t.fail_back_seconds:.1f}s\n"
         f"  sessions in {report.region}: {report.region_sessions_before} -> {report.region_sessions_after} "
@@ -139,6 +143,7 @@ def start(
         float | None, typer.Option(help="Longest wait for the region's sessions to end (default: spec drain deadline).")
     ] = None,
     wait: Annotated[bool, typer.Option(help="Wait for the end, showing progress.")] = True,
+    by: ByOption = None,
     json_output: JsonOption = False,
     temporal_address: AddressOption = DEFAULT_TEMPORAL_ADDRESS,
     namespace: NamespaceOption = "default",
@@ -154,7 +159,7 @@ def start(
         exit_with(ExitCode.INVALID_INPUT, f"{env}: --region: unknown region {region!r} (known: {known})")
     request = FailoverInput(
         environment=spec.name, region=region, reason=reason, mode=mode, force=force,
-        drain_timeout_seconds=drain_timeout,
+        drain_timeout_seconds=drain_timeout, requested_by=actor(by),
     )
 
     async def go() -> None:
@@ -194,7 +199,7 @@ def _message_command(name: str, help_text: str, build: type) -> None:
     def command(
         env: EnvOption,
         region: RegionOption,
-        by: Annotated[str, typer.Option(help="Who (audit trail).")] = "edgectl",
+        by: ByOption = None,
         reason: Annotated[str, typer.Option(help="Why.")] = "",
         temporal_address: AddressOption = DEFAULT_TEMPORAL_ADDRESS,
         namespace: NamespaceOption = "default",
@@ -203,10 +208,11 @@ def _message_command(name: str, help_text: str, build: type) -> None:
         tls_ca: TlsCaOption = None,
     ) -> None:
         spec = load_spec_or_exit(env)
+        who = actor(by)
         if build is ApproveRequest:
-            payload: object = ApproveRequest(approver=by, comment=reason)
+            payload: object = ApproveRequest(approver=who, comment=reason)
         else:
-            payload = build(by=by, reason=reason or f"{name} by {by}")
+            payload = build(by=who, reason=reason or f"{name} by {who}")
 
         async def go() -> None:
             client = await connect_or_exit(temporal_settings(temporal_address, namespace, tls_cert, tls_key, tls_ca))

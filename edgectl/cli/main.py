@@ -20,12 +20,14 @@ from controller.spec_file import EnvironmentFileError
 from edgectl.cli.controller_commands import controller_app
 from edgectl.cli.dev_commands import demo_command, dev_app
 from edgectl.cli.drill_commands import drill_app
+from edgectl.cli.drill_schedule_commands import schedules_app
 from edgectl.cli.env_commands import env_app, schema_app
 from edgectl.cli.exit_codes import ExitCode
 from edgectl.cli.failover_commands import failover_app
 from edgectl.cli.infra_commands import infra_app
 from edgectl.cli.input_files import InputFileError
 from edgectl.cli.lease_commands import lease_app
+from edgectl.cli.loop_mode_commands import register_loop_mode_commands
 from edgectl.cli.output import fail
 from edgectl.cli.plan_command import plan_command
 from edgectl.cli.sim_commands import sim_app
@@ -65,8 +67,10 @@ app.command("plan")(plan_command)
 app.command("verify")(verify_command)
 app.add_typer(dev_app, name="dev")
 app.command("demo")(demo_command)
+register_loop_mode_commands(controller_app)
 app.add_typer(controller_app, name="controller")
 app.add_typer(failover_app, name="failover")
+drill_app.add_typer(schedules_app, name="schedules")
 app.add_typer(drill_app, name="drill")
 app.add_typer(lease_app, name="lease")
 app.add_typer(infra_app, name="infra")

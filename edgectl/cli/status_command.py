@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from temporalio.service import RPCError
 
-from edgectl.bootstrap import DEFAULT_TEMPORAL_ADDRESS
-from edgectl.cli.controller_commands import (
+from edgectl.cli.output import console, print_json
+from edgectl.cli.temporal_options import (
+    DEFAULT_TEMPORAL_ADDRESS,
     AddressOption,
     EnvOption,
+    JsonOption,
     NamespaceOption,
     TlsCaOption,
     TlsCertOption,
@@ -17,8 +19,6 @@ from edgectl.cli.controller_commands import (
     run_with_temporal,
     temporal_settings,
 )
-from edgectl.cli.failover_commands import JsonOption
-from edgectl.cli.output import console, print_json
 from workflows.control_loop import ControlLoopWorkflow
 from workflows.models import (
     DRILL_ID_PREFIX,
@@ -63,8 +63,15 @@ def status(
             console.print(f"{control_loop_id(spec.name)}: not running", highlight=False)
         else:
             mode = "paused" if loop.paused else "recommend-only" if loop.recommend_only else "acting"
+            if not loop.paused and loop.blind_since is not None:
+                # Acting on nothing: the last plan's health and weights below are as old as it is.
+                mode = f"FAIL-STATIC, blind since {loop.blind_since.isoformat()} (observing the fleet fails)"
+            elif not loop.paused and loop.fail_static:
+                mode = "FAIL-STATIC (stale fleet metrics: no shifts or scale-in)"
             console.print(f"control loop: {mode}, {loop.ticks_total} ticks, last plan {loop.last_plan_id}",
                           highlight=False)
+            if loop.blind_since is not None and loop.region_health:
+                console.print("  region health as of the last plan, before the loop went blind:", highlight=False)
             for health in loop.region_health:
                 console.print(f"  {health.region}: {health.state.value} {health.reason}", highlight=False)
             for market, weights in sorted(loop.weights.items()):

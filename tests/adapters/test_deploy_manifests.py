@@ -163,6 +163,19 @@ def test_network_policy_reaches_each_prod_regions_api_server_and_the_pod_identit
     assert not any("0.0.0.0/0" in blocks for blocks in by_port.values())
 
 
+def test_deployment_serves_metrics_to_prometheus_and_talks_tls_to_temporal():
+    """/metrics bound to 127.0.0.1 cannot be scraped from another pod; every TLS path the worker
+    reads from the environment is a file of a mounted Secret."""
+    (deployment,) = _of_kind("Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert "--metrics-address=0.0.0.0" in container["args"]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    tls = {k: v for k, v in env.items() if k.startswith("EDGEPLANE_TEMPORAL_TLS_")}
+    assert set(tls) == {"EDGEPLANE_TEMPORAL_TLS_CERT", "EDGEPLANE_TEMPORAL_TLS_KEY", "EDGEPLANE_TEMPORAL_TLS_CA"}
+    mounted = {m["mountPath"] for m in container["volumeMounts"]}
+    assert all(str(Path(path).parent) in mounted for path in tls.values()), tls
+
+
 def test_network_policy_allows_only_dns_temporal_prometheus_and_kube_api():
     (policy,) = _of_kind("NetworkPolicy")
     (deployment,) = _of_kind("Deployment")

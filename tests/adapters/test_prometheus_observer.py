@@ -229,6 +229,40 @@ def test_nan_values_read_as_none_and_region_down_target_marks_only_that_region()
     assert "market DE: no edge_market_offered_sessions sample" in snapshot.stale_reasons
 
 
+def _fleet_answers(now: datetime, *, extra_node_age: float | None, others_age: float = 1.0) -> dict[str, list[dict]]:
+    """Every region of LOCAL with one node `<region>-1`; fra also reports `fra-0018`, `extra_node_age` old."""
+    answers: dict[str, list[dict]] = {"nodes": [], "freshness": [], "paths": [], "markets": [], "targets": []}
+    nodes = [(r.name, f"{r.name}-1", others_age) for r in LOCAL.regions]
+    if extra_node_age is not None:
+        nodes.append(("fra", "fra-0018", extra_node_age))
+    for region, name, age in nodes:
+        node = {"region": region, "node": name}
+        answers["nodes"] += [
+            _sample({"__name__": m.NODE_READY, **node}, "1"),
+            _sample({"__name__": m.NODE_ACTIVE_SESSIONS, **node}, "10"),
+            _sample({"__name__": m.NODE_SESSION_CAPACITY, **node}, "100"),
+        ]
+        answers["freshness"].append(_sample(node, str(now.timestamp() - age)))
+    answers["nodes"] += [_sample({"__name__": m.REGION_DESIRED_NODES, "region": r.name}, "1") for r in LOCAL.regions]
+    answers["markets"] = [_sample({"market": mk.code}, "100") for mk in LOCAL.markets]
+    answers["freshness"] += [_sample({"market": mk.code}, str(now.timestamp() - 1)) for mk in LOCAL.markets]
+    return answers
+
+
+def test_a_removed_nodes_lingering_series_do_not_freeze_the_fleet():
+    """After a Prometheus restart a scaled-in node's last samples linger for the look-back window
+    (no staleness marker was written): with the region's other series fresh, the node is gone."""
+    now = datetime.fromtimestamp(1_700_000_000, UTC)
+    snapshot = build_snapshot(LOCAL, now, _fleet_answers(now, extra_node_age=150))
+    fra = snapshot.region("fra")
+    assert fra is not None and not fra.stale, snapshot.stale_reasons
+    assert not snapshot.stale, snapshot.stale_reasons
+    assert [n.name for n in fra.nodes] == ["fra-1"]
+    # Everything old is still stale: the region as a whole went quiet, which is fail-static.
+    quiet = build_snapshot(LOCAL, now, _fleet_answers(now, extra_node_age=150, others_age=150))
+    assert quiet.region("fra").stale and quiet.stale  # type: ignore[union-attr]
+
+
 @pytest.mark.integration
 def test_a_query_prometheus_rejects_is_not_retried(live_fleet):
     _exporter, prom = live_fleet

@@ -42,3 +42,40 @@ def test_violation_and_exhaustion_are_exported_then_cleared():
     assert value(m.CONTROLLER_RESIDENCY_VIOLATION_SESSIONS, where) is None
     assert value(m.CONTROLLER_UNSERVED_SESSIONS, exhausted) is None
     assert value(m.CONTROLLER_RESIDENCY_VIOLATIONS_TOTAL, where) == 1  # the counter keeps the history
+
+
+def test_blind_and_fail_static_are_exported_with_their_start_and_cleared_by_a_fresh_plan():
+    """Prometheus down: the observe step fails, no plan is made. The gauges must say blind and
+    fail-static since then (not keep the last good tick's 0), and a fresh plan clears them."""
+    now = [1_000.0]
+    metrics = ControllerMetrics("local", CollectorRegistry(), spec=SPEC, clock=lambda: now[0])
+    value = metrics.registry.get_sample_value
+    env = {"environment": "local"}
+    healthy = snapshot_for(SPEC, NOON, DEMAND, nodes=20, weights=COMPLIANT)
+    metrics.record_snapshot(healthy)
+    metrics.record_plan(make_plan(SPEC, healthy, None, NOON))
+    assert value(m.CONTROLLER_FAIL_STATIC, env) == 0 and value(m.CONTROLLER_FAIL_STATIC_SINCE, env) == 0
+
+    metrics.record_failure("observe")
+    now[0] = 1_030.0
+    metrics.record_failure("observe")  # a later failure keeps the first one's time
+    assert value(m.CONTROLLER_BLIND, env) == 1 and value(m.CONTROLLER_FAIL_STATIC, env) == 1
+    assert value(m.CONTROLLER_FAIL_STATIC_SINCE, env) == 1_000.0
+
+    metrics.record_snapshot(healthy)
+    metrics.record_plan(make_plan(SPEC, healthy, None, NOON))
+    assert value(m.CONTROLLER_BLIND, env) == 0 and value(m.CONTROLLER_FAIL_STATIC_SINCE, env) == 0
+
+
+def test_mode_tick_period_and_allowed_paths_are_exported():
+    metrics = ControllerMetrics("local", CollectorRegistry(), spec=SPEC)
+    value = metrics.registry.get_sample_value
+    env = {"environment": "local"}
+    assert value(m.CONTROLLER_TICKS_TOTAL, env) == 0  # present before the first tick: not "absent"
+    assert value(m.CONTROLLER_TICK_SECONDS, env) == SPEC.traffic.tick_seconds
+    assert value(m.CONTROLLER_PATH_ALLOWED, {**env, "market": "DE", "region": "fra"}) == 1
+    assert value(m.CONTROLLER_PATH_ALLOWED, {**env, "market": "ID", "region": "dub"}) is None  # residency forbids
+    metrics.record_mode(paused=True, recommend_only=False)
+    assert value(m.CONTROLLER_PAUSED, env) == 1 and value(m.CONTROLLER_RECOMMEND_ONLY, env) == 0
+    metrics.record_drill_stopped("sin", "rolled_back")
+    assert value(m.CONTROLLER_DRILL_ABORTED_TOTAL, {**env, "region": "sin", "outcome": "rolled_back"}) == 1
