@@ -90,10 +90,12 @@ def test_another_spec_or_no_seal_does_not_verify(tmp_path, made):
     assert f"{path}: environment: plan for 'local', spec is 'prod'" in prod.stderr
     assert f"{path}: residency_seal.spec_hash: " in prod.stderr
 
-    # The same environment with a widened jurisdiction is another spec: the old plan proves nothing.
+    # The same environment with another rule is another spec: the old plan proves nothing. (A region
+    # outside a jurisdiction's geography is refused by validation itself, so the change is one the
+    # spec accepts: FR may also use the `global` jurisdiction.)
     doc = yaml.safe_load(Path(LOCAL).read_text())
-    eu = next(j for j in doc["jurisdictions"] if j["name"] == "eu")
-    eu["allowed_regions"].append("sin")
+    fr = next(m for m in doc["markets"] if m["code"] == "FR")
+    fr["allowed_jurisdictions"].append("global")
     widened = tmp_path / "local-widened.yaml"
     widened.write_text(yaml.safe_dump(doc))
     changed = invoke("verify", "--env", str(widened), "--plan", str(path))

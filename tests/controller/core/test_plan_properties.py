@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from controller.core.planner import make_plan
 from controller.demand_events import DemandEvent
-from controller.plan import Plan, PlanningOverrides, RegionPin, RegionState
+from controller.plan import Plan, PlanningOverrides, RegionPin, RegionState, UnservedCause
 from controller.snapshot import FleetSnapshot
 from controller.spec import EnvironmentSpec
 from controller.spec_file import load_environment
@@ -138,7 +138,19 @@ def test_plan_invariants(situation):
 
     for market in spec.market_by_code:
         shares = plan.weights.get(market, {})
-        if market in unserved:
+        exhausted = {u.market for u in plan.unserved if u.cause is UnservedCause.CAPACITY_EXHAUSTED}
+        if market in exhausted:
+            # Capacity exhausted only when the markets sharing its regions want more than those
+            # regions carry at max_nodes and 100% of node capacity.
+            regions = set(allowed(spec, market))
+            sharing = [m for m in spec.market_by_code if regions & set(allowed(spec, m))]
+            wanted = sum(demand.get(m, 0.0) for m in sharing)
+            room = sum(
+                spec.region_capacity_sessions(r) / spec.scaling.target_utilisation
+                for r in regions | {r for m in sharing for r in allowed(spec, m)}
+            )
+            assert wanted > room * (1 - TOL) or shares, (market, wanted, room, plan.unserved)
+        elif market in unserved:
             # Unserved only when no compliant region can take it (or its pins cap the total).
             usable = [
                 r
