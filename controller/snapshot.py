@@ -112,6 +112,14 @@ class RegionObservation(SnapshotModel):
         default=None, description="Time of the newest sample for this region; None if never seen."
     )
     stale: bool = Field(default=False, description="True when this region's metrics are missing or too old.")
+    sessions_dropped_total: float | None = Field(
+        default=None,
+        ge=0,
+        le=1e15,
+        allow_inf_nan=False,
+        description="Counter: sessions cut by node removal in this region since its exporter started "
+        "(edge_sessions_dropped_total); None when the fleet does not report it.",
+    )
 
     @property
     def ready_nodes(self) -> int:

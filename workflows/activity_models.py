@@ -175,6 +175,10 @@ class QosVerdict(Payload):
     region_sessions: dict[str, int] = Field(default_factory=dict, description="Active sessions per region.")
     stale: bool = False
     breaches: list[str] = Field(default_factory=list, description="Stop conditions over threshold now.")
+    sessions_dropped_total: float | None = Field(
+        default=None,
+        description="Sessions cut by node removal, fleet-wide counter (None unless every region reports it).",
+    )
 
 
 class AuditExportRequest(Payload):

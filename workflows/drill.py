@@ -65,6 +65,7 @@ class FailoverDrillWorkflow:
             # pace (minutes) and a drill must stay bounded; the scorecard says when it never drained.
             drain_timeout_seconds=hold_seconds,
             approval_required=drill.approval_required,
+            recovery_watch_seconds=drill.recovery_watch_seconds,
             stop_conditions=(
                 request.stop_conditions if request.stop_conditions is not None else list(drill.stop_conditions)
             ),
@@ -102,8 +103,11 @@ class FailoverDrillWorkflow:
             outcome=report.outcome,
             detail=report.detail,
             time_to_shift_seconds=report.timings.shift_seconds,
-            rto_seconds=report.seconds_to_drained,
-            sessions_disrupted=report.sessions_moved,
+            rto_seconds=report.rto_seconds,
+            slo_recovered_seconds=report.slo_recovered_seconds,
+            time_to_drain_seconds=report.seconds_to_drained,
+            sessions_moved=report.sessions_moved,
+            sessions_cut=report.sessions_cut,
             slo_minutes=report.slo_breach_session_minutes,
             report=report,
         )

@@ -232,4 +232,12 @@ def measure_qos(
         region_sessions={r.region: r.active_sessions for r in snapshot.regions},
         stale=snapshot.stale,
         breaches=breaches,
+        sessions_dropped_total=_dropped_total(snapshot),
     )
+
+
+def _dropped_total(snapshot: FleetSnapshot) -> float | None:
+    counters = [r.sessions_dropped_total for r in snapshot.regions]
+    if not counters or any(c is None for c in counters):
+        return None
+    return float(sum(c for c in counters if c is not None))

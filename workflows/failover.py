@@ -192,6 +192,8 @@ class FailoverWorkflow(FailoverSteps):
         timings.decide_seconds = (decided - detected).total_seconds()
 
         baseline = await self._check_qos(request.region, [])
+        if request.recovery_watch_seconds:
+            self._before_all = await self._whole_fleet_qos()
         sessions_before = headroom.region_sessions
         unserved: dict[str, float] = {}
         unserved_reasons: list[str] = []
@@ -278,6 +280,7 @@ class FailoverWorkflow(FailoverSteps):
         fail_back_started = workflow.now()
         await self._restore(request, headroom.weights_before, actor, "fail-back")
         timings.fail_back_seconds = (workflow.now() - fail_back_started).total_seconds()
+        await self._watch_recovery(request, list(headroom.weights_before), poll_seconds, workflow.now())
         detail = f"released by {self._release.by}: {self._release.reason}" if self._release else "held and failed back"
         return await self._finish(
             request, FailoverOutcome.COMPLETED, detail, timings, headroom, started,

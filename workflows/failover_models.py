@@ -67,6 +67,13 @@ class FailoverInput(Payload):
         default=None, description="When the problem was detected (alert time), for the detect phase."
     )
     actor_kind: str = Field(default="failover", description="failover or drill: prefix of the audit actor.")
+    recovery_watch_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        le=86_400,
+        description="After fail-back, watch this long for the region's traffic and its markets' SLO to come "
+        "back (the drill's RTO); None: no watch.",
+    )
 
 
 class ApproveRequest(Payload):
@@ -147,8 +154,24 @@ class FailoverReport(Payload):
         default=0.0, description="Sessions on SLO-breaching paths times minutes, summed over the checks."
     )
     seconds_to_drained: float | None = Field(
-        default=None, description="From the first shift until the region carried (almost) no sessions: its RTO."
+        default=None, description="From the first shift until the region carried (almost) no sessions."
     )
+    sessions_cut: int | None = Field(
+        default=None,
+        description="Sessions cut by node removal anywhere in the fleet while the run lasted (the fleet's "
+        "edge_sessions_dropped_total counter); None when the fleet does not report it.",
+    )
+    rto_seconds: float | None = Field(
+        default=None,
+        description="Fleet seconds from the start of the evacuation until, after fail-back, the region carries "
+        "at least 90% of its pre-run share of the fleet's sessions again; None if not within the watch.",
+    )
+    slo_recovered_seconds: float | None = Field(
+        default=None,
+        description="Fleet seconds from fail-back until every evacuated market's SLO breach ratio is back within "
+        "1 point of its pre-run value; None if not within the watch.",
+    )
+    recovery_note: str = Field(default="", description="What the recovery watch saw, in words.")
     actions: list[AuditRecord] = Field(default_factory=list)
     requested_by: str = Field(default="", description="Who started it (`--by`; a drill's schedule or requester).")
     approved_by: str = Field(default="", description="Who approved it; empty when no approval was needed.")
@@ -174,7 +197,19 @@ class DrillScorecard(Payload):
     outcome: FailoverOutcome
     detail: str = ""
     time_to_shift_seconds: float
-    rto_seconds: float | None = Field(description="Seconds until the drilled region was drained; None if never.")
-    sessions_disrupted: int = Field(description="Sessions that had to move (or were cut) because of the drill.")
+    rto_seconds: float | None = Field(
+        description="Fleet seconds from the start of the evacuation until the region's traffic was back at 90% of its "
+        "pre-drill share after fail-back (docs/operations.md); None if not within the recovery watch."
+    )
+    slo_recovered_seconds: float | None = Field(
+        default=None, description="Fleet seconds from fail-back until every evacuated market was back within SLO."
+    )
+    time_to_drain_seconds: float | None = Field(
+        default=None, description="Seconds from the first shift until the region carried (almost) no sessions."
+    )
+    sessions_moved: int = Field(description="Sessions that left the drilled region while it was evacuated.")
+    sessions_cut: int | None = Field(
+        default=None, description="Sessions cut by node removal in the fleet during the drill (None: not reported)."
+    )
     slo_minutes: float = Field(description="Session-weighted minutes of SLO breach observed during the drill.")
     report: FailoverReport

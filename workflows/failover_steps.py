@@ -83,6 +83,13 @@ class FailoverSteps:
         self._watch = FailoverWatch()
         self._first_shift_at: datetime | None = None
         self._fence: Fence | None = None
+        # The fleet's dropped-sessions counter at the first and the latest check (sessions cut meanwhile).
+        self._dropped_first: float | None = None
+        self._dropped_latest: float | None = None
+        # The fleet as a whole (the evacuated region included) before the first shift: the recovery
+        # watch compares with it. Only taken when the run watches its recovery.
+        self._before_all: QosVerdict | None = None
+        self._recovery: tuple[float | None, float | None, str] = (None, None, "")
 
     # ----- steps ---------------------------------------------------------------------------------
 
@@ -113,7 +120,62 @@ class FailoverSteps:
         assert self._progress is not None
         self._watch.record_check(verdict, region, workflow.now())
         self._progress.last_qos = verdict
+        self._note_dropped(verdict)
         return verdict
+
+    def _note_dropped(self, verdict: QosVerdict) -> None:
+        if verdict.sessions_dropped_total is None:
+            return
+        if self._dropped_first is None:
+            self._dropped_first = verdict.sessions_dropped_total
+        self._dropped_latest = verdict.sessions_dropped_total
+
+    async def _whole_fleet_qos(self) -> QosVerdict:
+        """QoS of every path, the evacuated region's included (for the recovery watch)."""
+        verdict = await workflow.execute_activity_method(
+            FleetActivities.check_qos,
+            QosCheckRequest(excluded_region="", stop_conditions=[]),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=ACTIVITY_RETRY,
+        )
+        self._note_dropped(verdict)
+        return verdict
+
+    async def _watch_recovery(
+        self, request: FailoverInput, evacuated_markets: list[str], poll_seconds: float, failed_back: datetime
+    ) -> None:
+        """After fail-back: until the region carries 90% of its pre-run share of the fleet's sessions
+        again (RTO, from the start of the evacuation) and every evacuated market is back within 1 point
+        of its pre-run SLO breach ratio (from fail-back), or the watch ends. Fleet-clock seconds."""
+        before = self._before_all
+        if before is None or not request.recovery_watch_seconds:
+            return
+        total_before = sum(before.region_sessions.values())
+        share_before = before.region_sessions.get(request.region, 0) / total_before if total_before else 0.0
+        watch_end = workflow.now() + timedelta(seconds=request.recovery_watch_seconds)
+        fail_back_fleet: datetime | None = None
+        rto: float | None = None
+        recovered: float | None = None
+        while True:
+            check = await self._whole_fleet_qos()
+            fail_back_fleet = fail_back_fleet or check.checked_at
+            total = sum(check.region_sessions.values())
+            share = check.region_sessions.get(request.region, 0) / total if total else 0.0
+            if rto is None and share >= 0.9 * share_before:
+                rto = (check.checked_at - before.checked_at).total_seconds()
+            if recovered is None and all(
+                check.market_breach_ratio.get(m, 0.0) <= before.market_breach_ratio.get(m, 0.0) + 0.01
+                for m in evacuated_markets
+            ):
+                recovered = (check.checked_at - fail_back_fleet).total_seconds()
+            if (rto is not None and recovered is not None) or workflow.now() >= watch_end:
+                break
+            await workflow.sleep(timedelta(seconds=min(poll_seconds, (watch_end - workflow.now()).total_seconds())))
+        note = (
+            f"{request.region} at {share:.1%} of the fleet's sessions {'' if rto is not None else 'still '}"
+            f"(before: {share_before:.1%}) after watching {(workflow.now() - failed_back).total_seconds():.0f}s"
+        )
+        self._recovery = (rto, recovered, note)
 
     def _tripped(self, verdict: QosVerdict, stop_conditions: list[StopCondition]) -> str:
         return self._watch.tripped(verdict, stop_conditions, workflow.now())
@@ -282,6 +344,14 @@ class FailoverSteps:
             unserved=unserved or {},
             unserved_reasons=unserved_reasons or [],
             seconds_to_drained=seconds_to_drained,
+            sessions_cut=(
+                max(0, round(self._dropped_latest - self._dropped_first))
+                if self._dropped_first is not None and self._dropped_latest is not None
+                else None
+            ),
+            rto_seconds=self._recovery[0],
+            slo_recovered_seconds=self._recovery[1],
+            recovery_note=self._recovery[2],
             slo_breach_session_minutes=round(self._watch.slo_session_seconds / 60.0, 3),
             actions=self._actions,
             requested_by=request.requested_by,

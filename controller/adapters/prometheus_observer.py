@@ -46,6 +46,7 @@ from controller.spec import EnvironmentSpec
 
 # --- the queries of one tick (constant count; each returns every series of its family) ----------
 NODE_FAMILY = (
+    m.SESSIONS_DROPPED_TOTAL,
     m.NODE_READY,
     m.NODE_DRAINING,
     m.NODE_BOOTING,
@@ -234,13 +235,19 @@ def build_snapshot(spec: EnvironmentSpec, now: datetime, answers: Mapping[str, l
     # Per-node and per-region raw values.
     node_values: dict[tuple[str, str], dict[str, float | None]] = defaultdict(dict)
     desired: dict[str, float | None] = {}
+    dropped: dict[str, float] = {}
     for sample in answers.get("nodes", []):
         labels = sample.get("metric", {})
         name, region = labels.get("__name__", ""), labels.get("region", "")
         if region not in known_regions:
             continue
         value = _value(sample)
-        if name == m.REGION_DESIRED_NODES:
+        if name == m.SESSIONS_DROPPED_TOTAL:
+            # A counter per exporter: the region's total is their sum (an implausible one is left out).
+            kept = plausible.keep(name, labels, value, 0.0, 1e15)
+            if kept is not None:
+                dropped[region] = dropped.get(region, 0.0) + kept
+        elif name == m.REGION_DESIRED_NODES:
             desired[region] = plausible.keep(name, labels, value, 0.0, bounds.region_nodes[region])
             if desired[region] is None and value is not None:
                 implausible_regions[region].append(f"implausible {name} {value:g}")
@@ -360,6 +367,7 @@ def build_snapshot(spec: EnvironmentSpec, now: datetime, answers: Mapping[str, l
                 desired_nodes=max(0, round(desired_nodes or 0)),
                 nodes=nodes,
                 active_sessions=sum(n.active_sessions for n in nodes),
+                sessions_dropped_total=dropped.get(region),
                 observed_at=None if math.isnan(newest) else _sane_time(newest + clock_offset),
                 stale=bool(problems) or bool(implausible_regions[region]),
             )

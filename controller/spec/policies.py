@@ -192,6 +192,14 @@ class DrillPolicy(FrozenModel):
         description="Abort and restore when any of these trips (like AWS FIS stop conditions).",
     )
     fail_back: bool = Field(strict=True, default=True, description="Return traffic to the region at the end.")
+    recovery_watch_seconds: int = Field(
+        strict=True,
+        default=600,
+        ge=0,
+        le=DAY_SECONDS,
+        description="After fail-back, how long (workflow seconds) the drill watches the region's traffic and its "
+        "markets' SLO come back, for the scorecard's RTO; 0: no watch.",
+    )
     schedule_catchup_seconds: int = Field(
         strict=True,
         default=300,

@@ -95,14 +95,23 @@ def run_drill(
         else:
             console.print(
                 f"drill of {region}: {'PASSED' if scorecard.passed else 'STOPPED'} ({scorecard.outcome.value}: "
-                f"{scorecard.detail})\n  time to shift {scorecard.time_to_shift_seconds:.1f}s, RTO "
-                f"{scorecard.rto_seconds if scorecard.rto_seconds is not None else 'n/a'}s, sessions disrupted "
-                f"{scorecard.sessions_disrupted}, SLO minutes {scorecard.slo_minutes:.1f}",
+                f"{scorecard.detail})\n  time to shift {scorecard.time_to_shift_seconds:.1f}s, "
+                f"RTO {_seconds(scorecard.rto_seconds, 'not back within the recovery watch')}, "
+                f"SLO recovered {_seconds(scorecard.slo_recovered_seconds, 'not within the recovery watch')}, "
+                f"drained {_seconds(scorecard.time_to_drain_seconds, 'not within the hold')}\n"
+                f"  sessions moved {scorecard.sessions_moved}, sessions cut "
+                f"{scorecard.sessions_cut if scorecard.sessions_cut is not None else 'not reported by the fleet'}, "
+                f"SLO session-minutes {scorecard.slo_minutes:.1f}",
                 highlight=False,
             )
         raise typer.Exit(int(ExitCode.OK if scorecard.passed else ExitCode.FAILED))
 
     run_with_temporal(go())
+
+
+def _seconds(value: float | None, missing: str) -> str:
+    """`12.3 s`, or why there is no figure (never "n/as")."""
+    return f"{value:.1f} s" if value is not None else missing
 
 
 @drill_app.command("schedule")

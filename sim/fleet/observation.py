@@ -68,6 +68,7 @@ class _ObservedFleet(_SteppedFleet):
                         desired_nodes=book.desired,
                         nodes=by_region[book.index],
                         active_sessions=round(float(region_sessions[book.index])),
+                        sessions_dropped_total=float(self._dropped[book.index]),
                         observed_at=now,
                         stale=False,
                     )
