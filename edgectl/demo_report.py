@@ -182,9 +182,17 @@ def chart_drill(recording: DemoRecording, measurements: DemoMeasurements, path: 
     region = recording.settings.drill_region
     fig, (ax_share, ax_phases) = plt.subplots(2, 1, figsize=(10, 5.5), gridspec_kw={"height_ratios": [2, 1]})
     drill = measurements.drill
-    begin = (drill.started_wall_seconds or 0.0) - 10
-    window = [s for s in recording.samples if s.wall_seconds >= begin]
-    x = [s.wall_seconds - (drill.started_wall_seconds or 0.0) for s in window]
+    # On the fleet's clock, like every other chart: fleet minutes since the sample nearest the drill's start.
+    started = drill.started_wall_seconds or 0.0
+    samples = recording.samples or []
+    anchor = min(samples, key=lambda s: abs(s.wall_seconds - started)).sim_time if samples else None
+    window = [s for s in samples if s.wall_seconds >= started - 10]
+
+    def fleet_minutes(sample_wall: float) -> float:
+        nearest = min(samples, key=lambda s: abs(s.wall_seconds - sample_wall))
+        return (nearest.sim_time - anchor).total_seconds() / 60 if anchor is not None else 0.0
+
+    x = [(s.sim_time - anchor).total_seconds() / 60 if anchor is not None else 0.0 for s in window]
     markets = sorted({m for s in window for m, w in s.weights.items() if w.get(region, 0.0) > 0})
     styles = ["-", "--", ":", "-."]
     for i, market in enumerate(markets):  # markets often coincide: vary the line so each stays visible
@@ -195,24 +203,26 @@ def chart_drill(recording: DemoRecording, measurements: DemoMeasurements, path: 
     ax_share.set_ylim(-0.02, 1.02)
     ax_share.set_title(f"Drill of {region}: each market's share of new sessions sent to {region}", fontsize=9,
                        loc="left")  # fmt: skip
-    if drill.ended_wall_seconds is not None and drill.started_wall_seconds is not None:
-        ax_share.axvspan(0, drill.ended_wall_seconds - drill.started_wall_seconds, color="#b39ddb", alpha=0.25,
+    if drill.ended_wall_seconds is not None and drill.started_wall_seconds is not None and samples:
+        ax_share.axvspan(0, fleet_minutes(drill.ended_wall_seconds), color="#b39ddb", alpha=0.25,
                          label="drill running")  # fmt: skip
     ax_share.legend(loc="lower right", fontsize=7, ncol=6)
-    ax_share.set_xlabel("wall seconds since the drill started")
-    phases = drill_phases(drill.scorecard)
+    ax_share.set_xlabel("fleet minutes since the drill started")
+    # The failover's phase timings are workflow (wall) seconds: at `speed` they are `speed` fleet seconds.
+    speed = recording.settings.speed
+    phases = [(name, seconds * speed / 60) for name, seconds in drill_phases(drill.scorecard)]
     if phases:
         start, total = 0.0, sum(seconds for _, seconds in phases) or 1.0
         for i, (name, seconds) in enumerate(phases):
             ax_phases.barh(0, seconds, left=start, color=REGION_COLOURS[i % len(REGION_COLOURS)], edgecolor="white",
-                           label=f"{name} {seconds:.1f}s")  # fmt: skip
+                           label=f"{name} {seconds:.1f} min")  # fmt: skip
             if seconds >= 0.08 * total:  # narrow phases are named in the legend only
-                ax_phases.text(start + seconds / 2, 0, f"{name}\n{seconds:.1f}s", ha="center", va="center",
+                ax_phases.text(start + seconds / 2, 0, f"{name}\n{seconds:.1f} min", ha="center", va="center",
                                fontsize=7)  # fmt: skip
             start += seconds
         ax_phases.set_xlim(0, max(start, 1.0))
         ax_phases.legend(loc="upper center", bbox_to_anchor=(0.5, -0.45), ncol=len(phases), fontsize=7)
-        ax_phases.set_xlabel("seconds (drill phases from the scorecard)")
+        ax_phases.set_xlabel("fleet minutes (drill phases from the scorecard)")
     else:
         ax_phases.text(0.5, 0.5, "the drill returned no phase timings", ha="center", va="center")
     ax_phases.set_yticks([])
