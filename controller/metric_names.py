@@ -53,6 +53,9 @@ CONTROLLER_UNSERVED_SESSIONS = "edgeplane_controller_unserved_sessions"
 # gauge, one series per (market, region) while the fleet is observed breaking residency there (removed
 # once gone); value: the market's sessions seen on the region (0 when only a weight is in force)
 CONTROLLER_RESIDENCY_VIOLATION_SESSIONS = "edgeplane_controller_residency_violation_sessions"
+# gauge: per market, the largest share by which the weights the fleet reports differ from the commanded
+# ones (series present only while they differ by more than the planner's drift tolerance)
+CONTROLLER_WEIGHTS_DRIFT = "edgeplane_controller_weights_drift"
 # counter: ticks on which such a violation was observed; labels: market, region
 CONTROLLER_RESIDENCY_VIOLATIONS_TOTAL = "edgeplane_controller_residency_violations_total"
 CONTROLLER_DRILL_ABORTED_TOTAL = "edgeplane_controller_drill_aborted_total"  # labels: region, outcome

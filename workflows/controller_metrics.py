@@ -67,6 +67,14 @@ class ControllerMetrics:
             ["environment", "market", "region"],
             registry=registry,
         )
+        self._drift = Gauge(
+            names.CONTROLLER_WEIGHTS_DRIFT,
+            "Largest share by which the fleet's reported weights differ from the commanded ones (series present "
+            "while they differ).",
+            ["environment", "market"],
+            registry=registry,
+        )
+        self._drift_labels: set[str] = set()
         self._violations = Counter(
             names.CONTROLLER_RESIDENCY_VIOLATIONS_TOTAL,
             "Ticks that observed a market's sessions or weight outside its jurisdictions.",
@@ -167,6 +175,11 @@ class ControllerMetrics:
             self._violation_sessions.labels(self._environment, market, region).set(sessions)
             self._violations.labels(self._environment, market, region).inc()
         self._violation_labels = set(violations)
+        for market in self._drift_labels - set(plan.weights_drift):
+            self._drift.remove(self._environment, market)
+        for market, gap in plan.weights_drift.items():
+            self._drift.labels(self._environment, market).set(gap)
+        self._drift_labels = set(plan.weights_drift)
 
     def record_action(self, record: AuditRecord) -> None:
         self._actions.labels(self._environment, record.action, str(record.changed).lower()).inc()

@@ -79,3 +79,20 @@ def test_mode_tick_period_and_allowed_paths_are_exported():
     assert value(m.CONTROLLER_PAUSED, env) == 1 and value(m.CONTROLLER_RECOMMEND_ONLY, env) == 0
     metrics.record_drill_stopped("sin", "rolled_back")
     assert value(m.CONTROLLER_DRILL_ABORTED_TOTAL, {**env, "region": "sin", "outcome": "rolled_back"}) == 1
+
+
+def test_drift_between_the_fleets_weights_and_the_commanded_ones_is_exported_then_cleared():
+    from controller.plan import PlanningOverrides
+
+    metrics = ControllerMetrics("local", CollectorRegistry())
+    value = metrics.registry.get_sample_value
+    lagging = snapshot_for(SPEC, NOON, DEMAND, nodes=20, weights={**COMPLIANT, "DE": {"fra": 0.6, "dub": 0.4}})
+    commanded = PlanningOverrides(weights_in_force=COMPLIANT)
+    plan = make_plan(SPEC, lagging, None, NOON, commanded)
+    assert plan.weights_drift == {"DE": 0.4} and any(line.startswith("DRIFT DE") for line in plan.explanation)
+    metrics.record_plan(plan)
+    assert value(m.CONTROLLER_WEIGHTS_DRIFT, {"environment": "local", "market": "DE"}) == 0.4
+
+    caught_up = snapshot_for(SPEC, NOON, DEMAND, nodes=20, weights=COMPLIANT)
+    metrics.record_plan(make_plan(SPEC, caught_up, None, NOON, commanded))
+    assert value(m.CONTROLLER_WEIGHTS_DRIFT, {"environment": "local", "market": "DE"}) is None
