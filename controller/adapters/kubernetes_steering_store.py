@@ -43,6 +43,11 @@ MERGE_PATCH = "application/merge-patch+json"
 JOURNAL_LIMIT = 1000
 
 
+API_USAGE = (("", "configmaps", "get"), ("", "configmaps", "patch"), ("", "configmaps", "create"))
+"""Every (api group, resource, verb) the store calls, in its ConfigMap's namespace: the least privilege
+it needs (deploy/kubernetes/rbac.yaml grants exactly these; get and patch limited to its name)."""
+
+
 @dataclass(frozen=True)
 class ConfigMapRef:
     namespace: str

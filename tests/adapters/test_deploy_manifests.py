@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from controller.adapters.kubernetes_actuator import KubernetesSettings, api_usage
+from controller.adapters.kubernetes_steering_store import API_USAGE as STEERING_API_USAGE
 from controller.spec_file import load_environment
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,6 +58,9 @@ def test_kustomization_lists_every_manifest():
     assert set(kustomization["resources"]) == files
 
 
+STEERING_NAMESPACE, STEERING_CONFIGMAP = "edgeplane-system", "edgeplane-steering-prod"
+
+
 def _scope(role: dict) -> str:
     if role["kind"] == "ClusterRole":
         return "cluster"
@@ -65,6 +69,8 @@ def _scope(role: dict) -> str:
         return "media-namespace"
     if namespace == SETTINGS.policy_namespace:
         return "policy-namespace"
+    if namespace == STEERING_NAMESPACE:
+        return "steering-namespace"
     pytest.fail(f"Role {role['metadata']['name']} in unexpected namespace {namespace}")
 
 
@@ -79,6 +85,7 @@ def test_rbac_grants_exactly_the_actuators_api_usage():
                     for verb in rule["verbs"]:
                         granted.add((group, resource, verb, _scope(role)))
     needed = {(u.api_group, u.resource, u.verb, u.scope) for u in api_usage(SETTINGS.media_workload_kind)}
+    needed |= {(group, resource, verb, "steering-namespace") for group, resource, verb in STEERING_API_USAGE}
     assert granted == needed
 
 
@@ -87,7 +94,8 @@ def test_named_objects_are_limited_by_resource_names():
         for rule in role["rules"]:
             names = rule.get("resourceNames")
             if rule["resources"] == ["configmaps"] and set(rule["verbs"]) & {"get", "patch"}:
-                assert names == [SETTINGS.policy_configmap]
+                wanted = STEERING_CONFIGMAP if role["metadata"]["namespace"] == STEERING_NAMESPACE else None
+                assert names == [wanted or SETTINGS.policy_configmap]
             if rule["resources"] == ["statefulsets/scale"]:
                 assert names == [SETTINGS.media_workload_name]
             if "create" in rule["verbs"] and rule["resources"] == ["configmaps"]:
@@ -190,3 +198,22 @@ def test_network_policy_allows_only_dns_temporal_prometheus_and_kube_api():
         assert rule.get("to"), "an egress rule without `to` would allow every destination"
     ingress_ports = {(p["protocol"], p["port"]) for rule in policy["spec"]["ingress"] for p in rule["ports"]}
     assert ingress_ports == {("TCP", 9464)}
+
+
+def test_the_steering_configmap_the_deployment_names_is_one_its_rbac_lets_it_read_patch_and_create():
+    (deployment,) = _of_kind("Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    (flag,) = [a for a in container["args"] if a.startswith("--steering-configmap=")]
+    context, namespace, name = flag.split("=", 1)[1].split("/")
+    assert context == "edge-fra"  # the home cluster: prod's infra.controller_region
+    assert (namespace, name) == (STEERING_NAMESPACE, STEERING_CONFIGMAP)
+    rules = [
+        rule
+        for role in _of_kind("Role")
+        if role["metadata"]["namespace"] == namespace
+        for rule in role["rules"]
+        if "configmaps" in rule["resources"]
+    ]
+    named = {verb for rule in rules if name in rule.get("resourceNames", []) for verb in rule["verbs"]}
+    anyname = {verb for rule in rules if not rule.get("resourceNames") for verb in rule["verbs"]}
+    assert {"get", "patch"} <= named and "create" in anyname
