@@ -27,6 +27,7 @@ from edgectl.cli.input_files import InputFileError
 from edgectl.cli.lease_commands import lease_app
 from edgectl.cli.output import fail
 from edgectl.cli.plan_command import plan_command
+from edgectl.cli.selector_commands import selector_app
 from edgectl.cli.sim_commands import sim_app
 from edgectl.cli.status_command import status as status_command
 from edgectl.cli.verify_command import verify_command
@@ -68,6 +69,7 @@ app.add_typer(controller_app, name="controller")
 app.add_typer(failover_app, name="failover")
 app.add_typer(drill_app, name="drill")
 app.add_typer(lease_app, name="lease")
+app.add_typer(selector_app, name="selector")
 app.command("status")(status_command)
 
 
