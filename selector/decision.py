@@ -41,6 +41,7 @@ SHARE_EPSILON = 1e-9
 DEFAULT_MAX_ENDPOINTS = 3
 """Endpoints per answer: the session's region and two fallbacks the client tries in order."""
 _TWO_64 = float(2**64)
+_MASK_64 = 2**64 - 1
 
 
 class RefusalCode(StrEnum):
@@ -101,7 +102,8 @@ class _Candidate:
     region: str
     share: float
     url: str
-    hasher: object  # a blake2b seeded with the region, copied per session
+    seed: int  # the region's 64-bit hash, mixed with the session key's
+    endpoint: Endpoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,18 +131,25 @@ class SelectionTable:
     max_endpoints: int = DEFAULT_MAX_ENDPOINTS
 
 
-def _region_hasher(region: str) -> object:
-    return hashlib.blake2b(region.encode() + b"\x00", digest_size=8)
+def _seed(label: str) -> int:
+    return int.from_bytes(hashlib.blake2b(label.encode(), digest_size=8).digest(), "big")
 
 
-_ADMISSION_HASHER = hashlib.blake2b(b"\x00admission\x00", digest_size=8)
+_ADMISSION_SEED = _seed("\x00admission")
 
 
-def _unit(hasher: object, key: bytes) -> float:
-    """A hash of (seed, key) mapped into the open interval (0, 1)."""
-    h = hasher.copy()  # type: ignore[attr-defined]
-    h.update(key)
-    return (int.from_bytes(h.digest(), "big") + 0.5) / _TWO_64
+def _key_hash(session_key: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(session_key, digest_size=8).digest(), "big")
+
+
+def _unit(seed: int, key_hash: int) -> float:
+    """(seed, key) mixed into the open interval (0, 1): splitmix64's finaliser over their xor, so
+    one cryptographic hash of the key per session serves every region (the decision's hot path)."""
+    z = seed ^ key_hash
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK_64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK_64
+    z ^= z >> 31
+    return (z + 0.5) / _TWO_64
 
 
 def _capped(shares: dict[str, float], caps: Mapping[str, float]) -> dict[str, float]:
@@ -167,7 +176,7 @@ def _route(
     weights: Mapping[str, float],
     caps: Mapping[str, float],
     endpoints: Mapping[str, str],
-    hashers: Mapping[str, object],
+    seeds: Mapping[str, int],
     ignored: list[IgnoredWeight],
 ) -> MarketRoute:
     allowed = frozenset(spec.allowed_regions(market))
@@ -197,8 +206,8 @@ def _route(
     placed = sum(shares.values())
     admitted = min(1.0, published_total) * placed
     candidates = tuple(
-        _Candidate(region, share / placed, endpoints[region], hashers[region])
-        for region, share in sorted(shares.items())
+        _Candidate(region, s, endpoints[region], seeds[region], Endpoint(region, endpoints[region], s))
+        for region, s in sorted((r, share / placed) for r, share in shares.items())
     )
     refusal = None
     if not candidates:
@@ -234,12 +243,10 @@ def build_table(
     if missing:
         raise ValueError(f"no media endpoint for regions {', '.join(missing)}")
     caps = {r: float(c) if math.isfinite(c) else 0.0 for r, c in published.lease_caps.items()}
-    hashers = {r.name: _region_hasher(r.name) for r in spec.regions}
+    seeds = {r.name: _seed(r.name) for r in spec.regions}
     ignored: list[IgnoredWeight] = []
     routes = {
-        market.code: _route(
-            spec, market.code, published.weights.get(market.code, {}), caps, endpoints, hashers, ignored
-        )
+        market.code: _route(spec, market.code, published.weights.get(market.code, {}), caps, endpoints, seeds, ignored)
         for market in spec.markets
     }
     return SelectionTable(
@@ -263,10 +270,11 @@ def select(table: SelectionTable, market: str, scenario: str, session_key: bytes
         return Refusal(market, RefusalCode.UNKNOWN_SCENARIO, f"unknown scenario {scenario!r} (known: {known})")
     if route.refusal is not None:
         return route.refusal
-    if route.admitted_share < 1.0 - SHARE_EPSILON and _unit(_ADMISSION_HASHER, session_key) >= route.admitted_share:
+    key_hash = _key_hash(session_key)
+    if route.admitted_share < 1.0 - SHARE_EPSILON and _unit(_ADMISSION_SEED, key_hash) >= route.admitted_share:
         return Refusal(market, RefusalCode.CAPACITY_EXHAUSTED, route.capacity_reason)
     scored = sorted(
-        ((c.share / -math.log(_unit(c.hasher, session_key)), c) for c in route.candidates),
+        ((c.share / -math.log(_unit(c.seed, key_hash)), c) for c in route.candidates),
         key=lambda pair: pair[0],
         reverse=True,
     )
@@ -279,7 +287,7 @@ def select(table: SelectionTable, market: str, scenario: str, session_key: bytes
     return Answer(
         market,
         scenario,
-        tuple(Endpoint(c.region, c.url, c.share) for c in (first, *fallbacks)),
+        (first.endpoint, *(c.endpoint for c in fallbacks)),
     )
 
 

@@ -28,16 +28,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from selector.decision import Answer, Refusal, RefusalCode, select
+from selector.decision import Answer, Endpoint, Refusal, RefusalCode, select
 from selector.metrics import SelectorMetrics
 from selector.published_state import PublishedStateFollower
 
 MAX_HEAD_BYTES = 8 * 1024
 MAX_SESSION_KEY_CHARS = 256
+MAX_QUERY_FIELDS = 16
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
 
@@ -76,6 +77,7 @@ class SelectorService:
         self.metrics = metrics
         self.registry = registry
         self._timer = timer
+        self._endpoint_cache: dict[Endpoint, str] = {}
 
     def handle(self, method: str, target: str) -> Response:
         if method != "GET":
@@ -95,10 +97,12 @@ class SelectorService:
 
     def select(self, query: str) -> Response:
         started = self._timer()
-        params = parse_qs(query, keep_blank_values=True, max_num_fields=16)
-        market = (params.get("market") or params.get("country") or [""])[0].strip().upper()
-        scenario = (params.get("scenario") or [""])[0].strip()
-        session = (params.get("session") or [""])[0]
+        params = _query(query)
+        if params is None:
+            return _json(HTTPStatus.BAD_REQUEST, {"error": "malformed query string"})
+        market = (params.get("market") or params.get("country") or "").strip().upper()
+        scenario = params.get("scenario", "").strip()
+        session = params.get("session", "")
         if not market or not scenario:
             return _json(HTTPStatus.BAD_REQUEST, {"error": "give market (or country) and scenario"})
         if len(session) > MAX_SESSION_KEY_CHARS:
@@ -112,17 +116,54 @@ class SelectorService:
             outcome = select(table, market, scenario, key)
         self.metrics.count(outcome, self._timer() - started)
         age = self.follower.staleness_seconds()
-        common = {
-            "market": market,
-            "scenario": scenario,
-            "revision": table.revision if table is not None else None,
-            "state_age_seconds": round(age, 3) if age != float("inf") else None,
-        }
+        revision = table.revision if table is not None else None
+        state_age = round(age, 3) if age != float("inf") else None
         if isinstance(outcome, Refusal):
-            body = {"refused": True, "code": outcome.code.value, "reason": outcome.reason, **common}
+            body = {
+                "refused": True,
+                "code": outcome.code.value,
+                "reason": outcome.reason,
+                "market": market,
+                "scenario": scenario,
+                "revision": revision,
+                "state_age_seconds": state_age,
+            }
             return _json(_REFUSAL_STATUS[outcome.code], body)
-        endpoints = [{"region": e.region, "url": e.url, "share": round(e.share, 6)} for e in outcome.endpoints]
-        return _json(HTTPStatus.OK, {**common, "region": outcome.region, "endpoints": endpoints})
+        # An answer's market and scenario are known names (validated by `select`), its endpoints
+        # serialised once per (region, share): the body is put together without a JSON encoder.
+        endpoints = ",".join(self._endpoint_json(e) for e in outcome.endpoints)
+        return Response(
+            HTTPStatus.OK,
+            (
+                f'{{"market":"{market}","scenario":"{scenario}","revision":{json.dumps(revision)},'
+                f'"state_age_seconds":{json.dumps(state_age)},"region":"{outcome.region}","endpoints":[{endpoints}]}}'
+            ).encode(),
+        )
+
+    def _endpoint_json(self, endpoint: Endpoint) -> str:
+        cached = self._endpoint_cache.get(endpoint)
+        if cached is None:
+            if len(self._endpoint_cache) > 100_000:  # tables come and go; their endpoints with them
+                self._endpoint_cache.clear()
+            value = {"region": endpoint.region, "url": endpoint.url, "share": round(endpoint.share, 6)}
+            cached = self._endpoint_cache[endpoint] = json.dumps(value, separators=(",", ":"))
+        return cached
+
+
+def _query(query: str) -> dict[str, str] | None:
+    """The first value of each parameter; percent-decoding only when a value needs it (the hot path)."""
+    params: dict[str, str] = {}
+    if not query:
+        return params
+    fields = query.split("&")
+    if len(fields) > MAX_QUERY_FIELDS:
+        return None
+    for field in fields:
+        name, _, value = field.partition("=")
+        if "%" in field or "+" in field:
+            name, value = unquote_plus(name), unquote_plus(value)
+        params.setdefault(name, value)
+    return params
 
 
 def _head(status: HTTPStatus, length: int, content_type: str, keep_alive: bool) -> bytes:
