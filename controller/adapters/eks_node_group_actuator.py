@@ -9,9 +9,16 @@ and reached in the region's own AWS region (`RegionSpec.cloud_region`).
 One call: DescribeNodegroup; a desired size outside the spec's [min_nodes, max_nodes] or the node
 group's own [minSize, maxSize] is refused (not clamped: it means a plan or the infrastructure is
 wrong, and the message names both); equal to the current desired size -> nothing written,
-`changed=False`; otherwise UpdateNodegroupConfig with `scalingConfig.desiredSize` only (the API lets
+`changed=False`; larger -> UpdateNodegroupConfig with `scalingConfig.desiredSize` only (the API lets
 an update name any subset, so min/max stay what `pulumi up` set), then DescribeNodegroup until it
 reports the new size (bounded; the retry verifies it).
+
+Smaller: NOT written. The port's contract is that nodes leave only through a drain (DESIGN
+invariant 3), and lowering desiredSize lets the Auto Scaling group pick which instances to
+terminate, busy ones included. The record says the scale-in is deferred (`changed=False`,
+`after.scale_in_deferred_to`); the nodes the plan drains leave through the Kubernetes drain.
+Terminating exactly the drained, empty instances (TerminateInstanceInAutoScalingGroup with
+ShouldDecrementDesiredCapacity) is not built yet: until then the node group shrinks only by hand.
 
 Who owns desired size: this actuator, and nothing else. With the Kubernetes cluster autoscaler on
 the same node group, AWS's own API reference says not to change desiredSize directly: the two would
@@ -126,6 +133,18 @@ class EksNodeGroupActuator:
                 f"[{spec_region.min_nodes}, {spec_region.max_nodes}]; node group: [{scaling['minSize']}, "
                 f"{scaling['maxSize']}])",
                 retryable=False,
+            )
+        if desired_nodes < current:
+            return AuditRecord(
+                plan_id=plan_id,
+                actor=actor,
+                action="set_desired_nodes",
+                target=region,
+                reason=reason,
+                before={"desired_nodes": current},
+                after={"desired_nodes": current, "scale_in_deferred_to": desired_nodes},
+                changed=False,
+                at=self._clock(),
             )
         if current != desired_nodes:
             self._call(

@@ -57,10 +57,18 @@ def test_desired_size_is_set_in_the_regions_own_aws_region_and_idempotent(moto_u
     assert desired_of(cgk, "edge-cgk", "media")["desiredSize"] == 55
 
 
+def test_scale_in_is_deferred_never_written(moto_url, fault_proxy):
+    """Lowering desiredSize would let the Auto Scaling group terminate busy instances: nodes leave by drain."""
+    fra = make_node_group(moto_url, "eu-central-1", "edge-fra", "media", min_size=2, max_size=40, desired=10)
+    record = actuator(fault_proxy.url).set_desired_nodes("fra", 4, plan_id="p", actor="loop", reason="night")
+    assert not record.changed and record.after == {"desired_nodes": 10, "scale_in_deferred_to": 4}
+    assert desired_of(fra, "edge-fra", "media")["desiredSize"] == 10 and updates(fault_proxy) == []
+
+
 def test_out_of_bounds_is_refused_naming_spec_and_node_group(moto_url, fault_proxy):
     fra = make_node_group(moto_url, "eu-central-1", "edge-fra", "media", min_size=3, max_size=20, desired=5)
     act = actuator(fault_proxy.url)
-    for desired, bounds in ((41, "[3, 20]"), (25, "[3, 20]"), (2, "[3, 20]")):
+    for desired, bounds in ((41, "[3, 20]"), (25, "[3, 20]"), (2, "[3, 20]")):  # below the minimum: refused too
         with pytest.raises(ActuationError, match=rf"desired size {desired} outside \[3, 20\]") as error:
             act.set_desired_nodes("fra", desired, plan_id="p", actor="loop", reason="")
         assert error.value.retryable is False and "spec fra: [2, 40]" in str(error.value) and bounds in str(error.value)
@@ -83,6 +91,7 @@ def test_throttling_is_retried_and_other_errors_are_typed(moto_url, fault_proxy)
     assert len(fault_proxy.faulted) == 2 and len(updates(fault_proxy)) == 3
     assert desired_of(fra, "edge-fra", "media")["desiredSize"] == 7
 
+    # (each attempt below raises the size from 7, so it is a real write every time)
     fault_proxy.fail_first(1, is_update, rest_json_error("ResourceInUseException", "update in progress", status=409))
     with pytest.raises(ActuationError, match="ResourceInUseException: update in progress") as busy:
         act.set_desired_nodes("fra", 9, plan_id="p2", actor="loop", reason="")
