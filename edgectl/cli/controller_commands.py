@@ -38,12 +38,19 @@ from controller.spec_file import EnvironmentFileError, load_environment
 from edgectl.bootstrap import (
     DEFAULT_TEMPORAL_ADDRESS,
     BootstrapError,
-    FleetSettings,
     TemporalSettings,
     build_fleet_adapters,
     build_steering_authority,
     connect_temporal,
     default_steering_file,
+)
+from edgectl.cli.actuation_options import (
+    ActuateOption,
+    AwsEndpointOption,
+    MediaDomainOption,
+    NodeGroupOption,
+    Route53ZoneOption,
+    fleet_settings,
 )
 from edgectl.cli.exit_codes import ExitCode
 from edgectl.cli.output import console, fail, print_json, say
@@ -158,13 +165,20 @@ def run_controller(
         float | None,
         typer.Option(min=0.1, max=3600, help="Control loop period when this worker starts it (default: the spec's)."),
     ] = None,
+    actuate: ActuateOption = None,
+    route53_zone_id: Route53ZoneOption = None,
+    media_domain: MediaDomainOption = None,
+    eks_node_group: NodeGroupOption = None,
+    aws_endpoint_url: AwsEndpointOption = None,
 ) -> None:
     """Run the environment's Temporal worker until SIGTERM."""
     spec = load_spec_or_exit(env)
     try:
-        observer, actuator = build_fleet_adapters(
-            spec, FleetSettings(simulator_url, prometheus_url, tuple(kube_contexts or ()))
-        )
+        fleet = fleet_settings(
+            simulator_url, prometheus_url, kube_contexts, actuate, route53_zone_id, media_domain, eks_node_group,
+            aws_endpoint_url,
+        )  # fmt: skip
+        observer, actuator = build_fleet_adapters(spec, fleet)
         steering = build_steering_authority(
             spec, actuator, steering_file or default_steering_file(spec.name), create=create_steering_file
         )
