@@ -69,6 +69,7 @@ from controller.adapters.kubernetes_api import (
     parse_contexts,
     parse_weights,
 )
+from controller.adapters.kubernetes_deployment_drain import DeploymentDrains
 from controller.audit import AuditRecord
 from controller.ports import ActuationError
 from controller.spec import EnvironmentSpec
@@ -94,6 +95,9 @@ class KubernetesActuator:
             raise ValueError(f"kube contexts name regions not in environment {spec.name!r}: {unknown}")
         self._clock = clock or (lambda: datetime.now(UTC))
         self._api = RegionApiCalls(self._settings, self._contexts, sleep)
+        self._deployment_drains = (
+            DeploymentDrains(self._api, self._settings) if self._settings.media_workload_kind == "Deployment" else None
+        )
 
     # ----- the Actuator port -------------------------------------------------------------------
 
@@ -117,9 +121,13 @@ class KubernetesActuator:
             target, held = desired_nodes, list[str]()
             if desired_nodes < before and kind == "StatefulSet":
                 target, held = self._scale_in_floor(apis, before, desired_nodes)
+            draining = self._deployment_drains.busy_draining(apis) if self._deployment_drains else []
+            target += len(draining)  # draining pods with calls are extra to the desired nodes
             after: dict[str, Any] = {"replicas": target}
             if held:
                 after.update(requested=desired_nodes, held_by_active_sessions=held)
+            if draining:
+                after.update(desired_nodes=desired_nodes, draining_with_sessions=draining)
             if before == target:
                 return self._record(
                     "set_desired_nodes", region, plan_id, actor, reason, {"replicas": before}, after, changed=False
@@ -150,6 +158,10 @@ class KubernetesActuator:
         deadline_text = deadline.astimezone(UTC).isoformat()
         what = f"node {node} in context {apis.context}"
         cordoned_now, before = self._cordon(apis, node, deadline_text, plan_id, what)
+        if self._deployment_drains is not None:
+            return self._drain_deployment_pods(
+                apis, region, node, deadline_text, what, cordoned_now, before, plan_id, actor, reason
+            )
 
         pods = self._api.call(
             f"list media pods on {what}",
@@ -252,6 +264,7 @@ class KubernetesActuator:
                 continue
             except NotFound:
                 continue  # removed between read and patch: the re-read reports it
+            unmarked = self._deployment_drains.unmark(apis, node, what) if self._deployment_drains else []
             return self._record(
                 "undrain_node",
                 target,
@@ -259,7 +272,8 @@ class KubernetesActuator:
                 actor,
                 reason,
                 first_state,
-                {"unschedulable": False, "draining": False, "deadline": None},
+                {"unschedulable": False, "draining": False, "deadline": None}
+                | ({"pods_unmarked": unmarked} if unmarked else {}),
                 changed=True,
             )
         raise ActuationError(f"uncordon {what}: still conflicting after {s.conflict_attempts} re-reads", retryable=True)
@@ -296,6 +310,49 @@ class KubernetesActuator:
         )
 
     # ----- steps -------------------------------------------------------------------------------
+
+    def _drain_deployment_pods(
+        self,
+        apis: RegionApis,
+        region: str,
+        node: str,
+        deadline_text: str,
+        what: str,
+        cordoned_now: bool,
+        before: dict[str, Any],
+        plan_id: str,
+        actor: str,
+        reason: str,
+    ) -> AuditRecord:
+        """Deployment: release the node's finished pods by pod-deletion-cost and lower replicas by them
+        (`controller/adapters/kubernetes_deployment_drain.py`); no eviction, so nothing is recreated."""
+        assert self._deployment_drains is not None
+        past_deadline = self._clock() >= datetime.fromisoformat(deadline_text)
+        outcome = self._deployment_drains.drain_pods(apis, node, past_deadline, what)
+        lowered = (
+            self._deployment_drains.lower_replicas(apis, len(outcome.released_now)) if outcome.released_now else None
+        )
+        after: dict[str, Any] = {
+            "unschedulable": True,
+            "draining": True,
+            "deadline": deadline_text,
+            "past_deadline": past_deadline,
+            "released": outcome.released_now,
+            "released_before": outcome.released_before,
+            "waiting_for_sessions": outcome.waiting,
+        }
+        if lowered is not None:
+            after["replicas"] = {"before": lowered[0], "after": lowered[1]}
+        return self._record(
+            "drain_node",
+            f"{region}/{node}",
+            plan_id,
+            actor,
+            reason,
+            {**before, "pods_active_sessions": outcome.sessions_before},
+            after,
+            changed=cordoned_now or bool(outcome.released_now) or bool(outcome.marked_now),
+        )
 
     def _scale_in_floor(self, apis: RegionApis, current: int, desired: int) -> tuple[int, list[str]]:
         """Lowest replica count >= `desired` that removes no pod with live sessions.

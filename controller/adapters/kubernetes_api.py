@@ -53,11 +53,16 @@ class ApiUse:
 def api_usage(workload_kind: Literal["StatefulSet", "Deployment"] = "StatefulSet") -> tuple[ApiUse, ...]:
     """Every (api group, resource, verb) the actuator calls: the least privilege it needs."""
     workload = "statefulsets" if workload_kind == "StatefulSet" else "deployments"
+    release = (
+        ApiUse("", "pods/eviction", "create", "media-namespace")  # StatefulSet drain: evict finished pods
+        if workload_kind == "StatefulSet"
+        else ApiUse("", "pods", "patch", "media-namespace")  # Deployment drain: mark pods, pod-deletion-cost
+    )
     return (
         ApiUse("", "nodes", "get", "cluster"),  # drain, undrain: read the node
         ApiUse("", "nodes", "patch", "cluster"),  # drain: cordon + label + deadline; undrain: undo them
         ApiUse("", "pods", "list", "media-namespace"),  # drain: media pods on the node
-        ApiUse("", "pods/eviction", "create", "media-namespace"),  # drain: evict finished pods
+        release,
         ApiUse("apps", f"{workload}/scale", "get", "media-namespace"),  # scale: read replicas
         ApiUse("apps", f"{workload}/scale", "patch", "media-namespace"),  # scale: set replicas
         ApiUse("", "configmaps", "get", "policy-namespace"),  # weights: read

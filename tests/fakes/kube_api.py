@@ -12,7 +12,10 @@ It keeps objects in memory and speaks the real paths, JSON shapes and error conv
 - the `scale` subresource of StatefulSets/Deployments returns an `autoscaling/v1` Scale;
 - `pods/{name}/eviction` takes a `policy/v1` Eviction, answers 429 when a PodDisruptionBudget blocks
   it (`block_eviction`), and marks the pod terminating (`deletionTimestamp`);
-- errors are `Status` objects (`kind: Status`, `reason`, `code`, `details`).
+- errors are `Status` objects (`kind: Status`, `reason`, `code`, `details`);
+- `settle()` plays the kubelet and the StatefulSet/ReplicaSet controllers once: terminating pods
+  go, an evicted StatefulSet pod below `replicas` comes back on another node, a ReplicaSet deletes
+  its surplus by pod-deletion-cost (`tests/fakes/kube_workload_controllers.py`).
 
 Faults for retry tests: `inject_error(...)` answers a given status N times for matching requests,
 `modify_before_next_write(...)` makes a concurrent writer bump an object between the actuator's
@@ -43,6 +46,7 @@ from tests.fakes.kube_api_support import (  # noqa: F401  (write_kubeconfig: re-
     matches_selector,
     write_kubeconfig,
 )
+from tests.fakes.kube_workload_controllers import WorkloadControllers
 
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
@@ -87,6 +91,7 @@ ROUTES = [
     _route("PATCH", rf"/api/v1/nodes/{NAME}", "patch_node", ("", "nodes", "patch")),
     _route("GET", rf"/api/v1{NS}/pods", "list_pods", ("", "pods", "list")),
     _route("POST", rf"/api/v1{NS}/pods/{NAME}/eviction", "evict_pod", ("", "pods/eviction", "create")),
+    _route("PATCH", rf"/api/v1{NS}/pods/{NAME}", "patch_pod", ("", "pods", "patch")),
     _route("GET", rf"/apis/apps/v1{NS}/{WORKLOAD}/{NAME}/scale", "get_scale", ("apps", "{kind}/scale", "get")),
     _route("PATCH", rf"/apis/apps/v1{NS}/{WORKLOAD}/{NAME}/scale", "patch_scale", ("apps", "{kind}/scale", "patch")),
     _route("GET", rf"/api/v1{NS}/configmaps/{NAME}", "get_configmap", ("", "configmaps", "get")),
@@ -95,8 +100,9 @@ ROUTES = [
 ]
 
 
-class KubeApiStandIn:
-    """One cluster's API server (one per region context in the tests)."""
+class KubeApiStandIn(WorkloadControllers):
+    """One cluster's API server (one per region context in the tests); `settle()` runs the kubelet's
+    and the workload controllers' part (`tests/fakes/kube_workload_controllers.py`)."""
 
     def __init__(self, name: str = "cluster") -> None:
         self.name = name
@@ -301,6 +307,8 @@ class KubeApiStandIn:
             return self._nodes.get(params["name"])
         if handler == "patch_configmap":
             return self._configmaps.get((params["ns"], params["name"]))
+        if handler == "patch_pod":
+            return self._pods.get((params["ns"], params["name"]))
         if handler == "patch_scale":
             return self._workloads.get((params["kind"], params["ns"], params["name"]))
         return None
