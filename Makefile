@@ -32,6 +32,8 @@ demo: $(STAMP) prometheus
 
 bench: $(STAMP)
 	$(PY) -m bench.run_all --write docs/benchmarks.md --jobs 2
+	@bash scripts/ensure-wrk.sh
+	$(PY) -m bench.selector_benchmark --splice docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -7,6 +7,9 @@
 2. `bench/capacity_benchmark.py`: the edgeplane, reactive, static and oracle policies on the prod
    fleet over the `bench-3day` trace, judged by the simulated fleet's own books; then the capacity
    targets are checked against the measured numbers and reported met or NOT met, as measured.
+
+The region selector's wrk benchmark is a separate step of `make bench` (`bench/selector_benchmark.py`,
+run after this one): it splices its own section into the file this one writes.
 """
 
 from __future__ import annotations

@@ -71,3 +71,15 @@ CONTROLLER_TICK_SECONDS = "edgeplane_controller_tick_seconds"  # gauge: the loop
 CONTROLLER_PATH_ALLOWED = "edgeplane_controller_path_allowed"
 # counter: samples the observer dropped as implausible (infinite, beyond physical or spec bounds)
 CONTROLLER_IMPLAUSIBLE_SAMPLES_TOTAL = "edgeplane_controller_implausible_samples_total"  # labels: metric
+
+# --- the region selector's own (selector/metrics.py; labels: environment, and as noted) ----------------
+SELECTOR_STATE_AGE_SECONDS = "edgeplane_selector_state_age_seconds"  # gauge: since the source last answered well
+SELECTOR_SOURCE_UP = "edgeplane_selector_source_up"  # gauge 1/0: the last poll of the source succeeded
+SELECTOR_SOURCE_ERRORS_TOTAL = "edgeplane_selector_source_errors_total"  # counter: failed polls (fail-static)
+SELECTOR_STATE_REVISION = "edgeplane_selector_state_revision"  # gauge: steering revision being served
+SELECTOR_ANSWERS_TOTAL = "edgeplane_selector_answers_total"  # counter; labels: market, region (first endpoint)
+SELECTOR_REFUSALS_TOTAL = "edgeplane_selector_refusals_total"  # counter; labels: market, code
+# gauge, one series per published weight the selector will not answer (residency, unknown region, bad
+# value); labels: market, region, why (outside_jurisdictions: an incident; unknown_region; bad_value)
+SELECTOR_IGNORED_WEIGHT = "edgeplane_selector_ignored_weight"
+SELECTOR_SERVICE_SECONDS_TOTAL = "edgeplane_selector_service_seconds_total"  # counter: time deciding answers

@@ -1,9 +1,10 @@
 """Composition root: builds the real adapters and the Temporal client from command-line settings.
 
 The only place that chooses implementations (cosmicpython's bootstrap): the observer (Prometheus,
-or the simulator's own snapshot), the actuator (the simulator's HTTP API, or Kubernetes), and the
-Temporal connection (address, namespace, TLS). `edgectl controller run` and the failover / drill /
-status commands call it; workflows and activities only see the ports.
+or the simulator's own snapshot), the actuator (`FleetSettings.actuate`: the simulator's HTTP API;
+Kubernetes; Kubernetes and AWS together through `CompositeActuator`), and the Temporal connection
+(address, namespace, TLS). `edgectl controller run` and the failover / drill / status commands call
+it; workflows and activities only see the ports.
 
 Connection settings also come from the environment, so on-call does not repeat them on every
 command (an option on the command line wins over the variable): `EDGEPLANE_TEMPORAL_ADDRESS`,
@@ -17,7 +18,8 @@ from __future__ import annotations
 import getpass
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from temporalio.client import Client
@@ -108,17 +110,49 @@ async def connect_temporal(settings: TemporalSettings) -> Client:
     )
 
 
+class ActuationBackend(StrEnum):
+    """What `edgectl controller run --actuate` acts on (repeat to combine kubernetes and aws)."""
+
+    SIMULATOR = "simulator"  # the simulated fleet's HTTP API: every verb
+    KUBERNETES = "kubernetes"  # media pod replicas, drains, the weights ConfigMap the selector reads
+    AWS = "aws"  # EKS node group desired size, Route 53 weighted records (with kubernetes: drains)
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    """Where the AWS backend acts (`--actuate aws`); at least one of Route 53 and node groups."""
+
+    route53_zone_id: str | None = None
+    """Hosted zone of the media domain (the stack's `edgeplane:dnsZoneId`): Route 53 weights on."""
+    media_domain: str | None = None
+    """The media domain (`edgeplane:mediaDomain`), whose `<market>.markets.` weighted sets are written."""
+    node_groups: tuple[str, ...] = ()
+    """`REGION=CLUSTER/NODEGROUP` for each region whose EKS managed node group the controller sizes
+    (names from `pulumi stack output`); leave a region out where a cluster autoscaler or Karpenter
+    owns its nodes."""
+    endpoint_url: str | None = None
+    """One endpoint for every AWS API (a local test server); None: AWS's own endpoints."""
+
+
 @dataclass(frozen=True)
 class FleetSettings:
+    """How the controller observes and acts on the fleet: one typed model for `controller run`."""
+
     simulator_url: str | None = None
+    """The simulated fleet's HTTP API (observer, and actuator by default)."""
     prometheus_url: str | None = None
+    """Prometheus to observe from (wins over the simulator as observer)."""
     kube_contexts: tuple[str, ...] = ()
+    """`REGION=CONTEXT` per regional cluster (the Kubernetes backend)."""
+    actuate: tuple[ActuationBackend, ...] = ()
+    """Backends to act on; empty: the simulator if given, else Kubernetes (the behaviour before `--actuate`)."""
+    aws: AwsSettings = field(default_factory=AwsSettings)
+    """The AWS backend's targets."""
 
 
 def build_fleet_adapters(spec: EnvironmentSpec, settings: FleetSettings) -> tuple[Observer, Actuator]:
-    """Observer: Prometheus when given, else the simulator. Actuator: the simulator, else Kubernetes."""
+    """Observer: Prometheus when given, else the simulator. Actuator: from `settings.actuate`."""
     observer: Observer
-    actuator: Actuator
     simulator = None
     if settings.simulator_url:
         try:
@@ -134,20 +168,74 @@ def build_fleet_adapters(spec: EnvironmentSpec, settings: FleetSettings) -> tupl
         observer = simulator
     else:
         raise BootstrapError("give --simulator-url or --prometheus-url: the controller needs something to observe")
-    if simulator is not None:
-        actuator = simulator
-    elif settings.kube_contexts:
+    return observer, build_actuator(spec, settings, simulator)
+
+
+def build_actuator(spec: EnvironmentSpec, settings: FleetSettings, simulator: Actuator | None = None) -> Actuator:
+    """The actuator `settings.actuate` names: one backend as it is, kubernetes + aws as a composite."""
+    backends = set(settings.actuate)
+    if not backends:
+        if simulator is not None:
+            return simulator
+        if not settings.kube_contexts:
+            raise BootstrapError("give --simulator-url or --kube-contexts: the controller needs something to act on")
+        backends = {ActuationBackend.KUBERNETES}
+    if ActuationBackend.SIMULATOR in backends:
+        if len(backends) > 1:
+            raise BootstrapError("--actuate simulator acts on the simulated fleet alone; combine kubernetes and aws")
+        if simulator is None:
+            raise BootstrapError("--actuate simulator needs --simulator-url")
+        return simulator
+    if ActuationBackend.AWS in backends and ActuationBackend.KUBERNETES not in backends:
+        raise BootstrapError(
+            "--actuate aws needs --actuate kubernetes too: nodes leave only through drains, which act on "
+            "Kubernetes (cordon, evict when their sessions end)"
+        )
+    if not settings.kube_contexts:
+        raise BootstrapError("--actuate kubernetes needs --kube-contexts REGION=CONTEXT for each region")
+    try:
+        from controller.adapters.kubernetes_actuator import KubernetesActuator
+    except ImportError as error:
+        raise BootstrapError(f"--kube-contexts: Kubernetes actuator not available: {error}") from error
+    try:
+        kubernetes: Actuator = KubernetesActuator(spec, list(settings.kube_contexts))
+    except ValueError as error:
+        raise BootstrapError(f"--kube-contexts: {error}") from error
+    if ActuationBackend.AWS not in backends:
+        return kubernetes
+    return compose_with_aws(spec, settings.aws, kubernetes)
+
+
+def compose_with_aws(spec: EnvironmentSpec, aws: AwsSettings, kubernetes: Actuator) -> Actuator:
+    """Kubernetes for every verb, plus EKS node groups (their regions) and Route 53 (weights)."""
+    from controller.adapters.composite_actuator import VERBS, Backend, CompositeActuator
+    from controller.adapters.eks_node_group_actuator import EksNodeGroupActuator, EksSettings, NodeGroupRef
+    from controller.adapters.route53_actuator import Route53Settings, Route53WeightsActuator
+
+    backends = [Backend("kubernetes", kubernetes, frozenset(VERBS))]
+    if aws.node_groups:
+        groups = {}
+        for item in aws.node_groups:
+            region, sep, ref = item.partition("=")
+            if not sep:
+                raise BootstrapError(f"--eks-node-group {item!r}: expected REGION=CLUSTER/NODEGROUP")
+            try:
+                groups[region] = NodeGroupRef.parse(ref)
+            except ValueError as error:
+                raise BootstrapError(f"--eks-node-group {item!r}: {error}") from error
         try:
-            from controller.adapters.kubernetes_actuator import KubernetesActuator
-        except ImportError as error:
-            raise BootstrapError(f"--kube-contexts: Kubernetes actuator not available: {error}") from error
-        try:
-            actuator = KubernetesActuator(spec, list(settings.kube_contexts))
+            eks = EksNodeGroupActuator(spec, EksSettings(node_groups=groups, endpoint_url=aws.endpoint_url))
         except ValueError as error:
-            raise BootstrapError(f"--kube-contexts: {error}") from error
-    else:
-        raise BootstrapError("give --simulator-url or --kube-contexts: the controller needs something to act on")
-    return observer, actuator
+            raise BootstrapError(f"--eks-node-group: {error}") from error
+        backends.append(Backend("eks", eks, frozenset({"set_desired_nodes"}), frozenset(groups)))
+    if bool(aws.route53_zone_id) != bool(aws.media_domain):
+        raise BootstrapError("--route53-zone-id and --media-domain go together")
+    if aws.route53_zone_id and aws.media_domain:
+        settings = Route53Settings(aws.route53_zone_id, aws.media_domain, endpoint_url=aws.endpoint_url)
+        backends.append(Backend("route53", Route53WeightsActuator(spec, settings), frozenset({"set_traffic_weights"})))
+    if len(backends) == 1:
+        raise BootstrapError("--actuate aws needs --eks-node-group or --route53-zone-id with --media-domain")
+    return CompositeActuator(backends)
 
 
 def default_steering_file(environment: str) -> Path:

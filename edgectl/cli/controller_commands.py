@@ -37,12 +37,19 @@ from edgectl.bootstrap import (
     ENV_METRICS_ADDRESS,
     ENV_PROMETHEUS_URL,
     BootstrapError,
-    FleetSettings,
     TemporalSettings,
     build_fleet_adapters,
     build_kubernetes_steering_authority,
     build_steering_authority,
     default_steering_file,
+)
+from edgectl.cli.actuation_options import (
+    ActuateOption,
+    AwsEndpointOption,
+    MediaDomainOption,
+    NodeGroupOption,
+    Route53ZoneOption,
+    fleet_settings,
 )
 from edgectl.cli.exit_codes import ExitCode
 from edgectl.cli.output import console, print_json, say
@@ -129,13 +136,20 @@ def run_controller(
             "`in-cluster` inside a pod). Every controller replica shares it; takes precedence over --steering-file."
         ),
     ] = None,
+    actuate: ActuateOption = None,
+    route53_zone_id: Route53ZoneOption = None,
+    media_domain: MediaDomainOption = None,
+    eks_node_group: NodeGroupOption = None,
+    aws_endpoint_url: AwsEndpointOption = None,
 ) -> None:
     """Run the environment's Temporal worker until SIGTERM."""
     spec = load_spec_or_exit(env)
     try:
-        observer, actuator = build_fleet_adapters(
-            spec, FleetSettings(simulator_url, prometheus_url, tuple(kube_contexts or ()))
-        )
+        fleet = fleet_settings(
+            simulator_url, prometheus_url, kube_contexts, actuate, route53_zone_id, media_domain, eks_node_group,
+            aws_endpoint_url,
+        )  # fmt: skip
+        observer, actuator = build_fleet_adapters(spec, fleet)
         steering = (
             build_kubernetes_steering_authority(spec, actuator, steering_configmap)
             if steering_configmap

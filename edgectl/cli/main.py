@@ -30,6 +30,7 @@ from edgectl.cli.lease_commands import lease_app
 from edgectl.cli.loop_mode_commands import register_loop_mode_commands
 from edgectl.cli.output import fail
 from edgectl.cli.plan_command import plan_command
+from edgectl.cli.selector_commands import selector_app
 from edgectl.cli.sim_commands import sim_app
 from edgectl.cli.status_command import status as status_command
 from edgectl.cli.verify_command import verify_command
@@ -74,6 +75,7 @@ drill_app.add_typer(schedules_app, name="schedules")
 app.add_typer(drill_app, name="drill")
 app.add_typer(lease_app, name="lease")
 app.add_typer(infra_app, name="infra")
+app.add_typer(selector_app, name="selector")
 app.command("status")(status_command)
 
 

@@ -12,7 +12,10 @@ It keeps objects in memory and speaks the real paths, JSON shapes and error conv
 - the `scale` subresource of StatefulSets/Deployments returns an `autoscaling/v1` Scale;
 - `pods/{name}/eviction` takes a `policy/v1` Eviction, answers 429 when a PodDisruptionBudget blocks
   it (`block_eviction`), and marks the pod terminating (`deletionTimestamp`);
-- errors are `Status` objects (`kind: Status`, `reason`, `code`, `details`).
+- errors are `Status` objects (`kind: Status`, `reason`, `code`, `details`);
+- `settle()` plays the kubelet and the StatefulSet/ReplicaSet controllers once: terminating pods
+  go, an evicted StatefulSet pod below `replicas` comes back on another node, a ReplicaSet deletes
+  its surplus by pod-deletion-cost (`tests/fakes/kube_workload_controllers.py`).
 
 Faults for retry tests: `inject_error(...)` answers a given status N times for matching requests,
 `modify_before_next_write(...)` makes a concurrent writer bump an object between the actuator's
@@ -29,11 +32,21 @@ import copy
 import json
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.kube_api_support import (  # noqa: F401  (write_kubeconfig: re-exported for the tests)
+    ApiError,
+    KubeconfigFile,
+    dig,
+    json_merge,
+    matches_selector,
+    write_kubeconfig,
+)
+from tests.fakes.kube_workload_controllers import WorkloadControllers
 
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
@@ -78,6 +91,7 @@ ROUTES = [
     _route("PATCH", rf"/api/v1/nodes/{NAME}", "patch_node", ("", "nodes", "patch")),
     _route("GET", rf"/api/v1{NS}/pods", "list_pods", ("", "pods", "list")),
     _route("POST", rf"/api/v1{NS}/pods/{NAME}/eviction", "evict_pod", ("", "pods/eviction", "create")),
+    _route("PATCH", rf"/api/v1{NS}/pods/{NAME}", "patch_pod", ("", "pods", "patch")),
     _route("GET", rf"/apis/apps/v1{NS}/{WORKLOAD}/{NAME}/scale", "get_scale", ("apps", "{kind}/scale", "get")),
     _route("PATCH", rf"/apis/apps/v1{NS}/{WORKLOAD}/{NAME}/scale", "patch_scale", ("apps", "{kind}/scale", "patch")),
     _route("GET", rf"/api/v1{NS}/configmaps/{NAME}", "get_configmap", ("", "configmaps", "get")),
@@ -85,77 +99,10 @@ ROUTES = [
     _route("POST", rf"/api/v1{NS}/configmaps", "create_configmap", ("", "configmaps", "create")),
 ]
 
-_REASONS = {
-    400: "BadRequest",
-    404: "NotFound",
-    409: "Conflict",
-    415: "UnsupportedMediaType",
-    422: "Invalid",
-    429: "TooManyRequests",
-    500: "InternalError",
-    503: "ServiceUnavailable",
-}
 
-
-class ApiError(Exception):
-    def __init__(self, code: int, message: str, *, reason: str | None = None, details: dict[str, Any] | None = None):
-        super().__init__(message)
-        self.code = code
-        self.reason = reason or _REASONS.get(code, "Unknown")
-        self.details = details or {}
-        self.retry_after: int | None = None
-
-    def status(self) -> dict[str, Any]:
-        return {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": str(self),
-            "reason": self.reason,
-            "details": self.details,
-            "code": self.code,
-        }
-
-
-def json_merge(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = json_merge(result.get(key), value)
-    return result
-
-
-def _dig(obj: dict[str, Any], dotted: str) -> Any:
-    for part in dotted.split("."):
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(part)  # type: ignore[assignment]
-    return obj
-
-
-def _matches_selector(selector: str, lookup: Any) -> bool:
-    for term in filter(None, (t.strip() for t in selector.split(","))):
-        if "!=" in term:
-            key, value = term.split("!=", 1)
-            if lookup(key) == value:
-                return False
-        elif "=" in term:
-            key, value = term.replace("==", "=").split("=", 1)
-            if lookup(key) != value:
-                return False
-        elif lookup(term) is None:
-            return False
-    return True
-
-
-class KubeApiStandIn:
-    """One cluster's API server (one per region context in the tests)."""
+class KubeApiStandIn(WorkloadControllers):
+    """One cluster's API server (one per region context in the tests); `settle()` runs the kubelet's
+    and the workload controllers' part (`tests/fakes/kube_workload_controllers.py`)."""
 
     def __init__(self, name: str = "cluster") -> None:
         self.name = name
@@ -360,6 +307,8 @@ class KubeApiStandIn:
             return self._nodes.get(params["name"])
         if handler == "patch_configmap":
             return self._configmaps.get((params["ns"], params["name"]))
+        if handler == "patch_pod":
+            return self._pods.get((params["ns"], params["name"]))
         if handler == "patch_scale":
             return self._workloads.get((params["kind"], params["ns"], params["name"]))
         return None
@@ -429,9 +378,9 @@ class KubeApiStandIn:
             if pod_ns != ns:
                 continue
             labels = pod["metadata"].get("labels") or {}
-            if not _matches_selector(label_selector, labels.get):
+            if not matches_selector(label_selector, labels.get):
                 continue
-            if not _matches_selector(field_selector, lambda key, pod=pod: _dig(pod, key)):
+            if not matches_selector(field_selector, lambda key, pod=pod: dig(pod, key)):
                 continue
             item = copy.deepcopy(pod)
             item.pop("kind"), item.pop("apiVersion")
@@ -576,30 +525,3 @@ class KubeApiStandIn:
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
 
         return Handler
-
-
-@dataclass
-class KubeconfigFile:
-    """A kubeconfig with one context per region, each pointing at its own stand-in."""
-
-    path: str
-    contexts: dict[str, str] = field(default_factory=dict)  # region -> context name
-
-
-def write_kubeconfig(path: str, servers: dict[str, KubeApiStandIn]) -> KubeconfigFile:
-    """`servers`: region -> stand-in. Contexts are named `edge-<region>`; auth is a dummy bearer token."""
-    import yaml
-
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": f"edge-{r}", "cluster": {"server": s.url}} for r, s in servers.items()],
-        "users": [{"name": "edgeplane-controller", "user": {"token": "stand-in-token"}}],
-        "contexts": [
-            {"name": f"edge-{r}", "context": {"cluster": f"edge-{r}", "user": "edgeplane-controller"}} for r in servers
-        ],
-        "current-context": f"edge-{next(iter(servers))}",
-    }
-    with open(path, "w") as handle:
-        yaml.safe_dump(config, handle)
-    return KubeconfigFile(path=path, contexts={r: f"edge-{r}" for r in servers})
