@@ -1,7 +1,9 @@
-# The controller's image: `edgectl controller run` (a Temporal worker), plus `edgectl infra eks-token`,
-# the kubeconfig exec plugin that authenticates to each regional EKS cluster with the pod's EKS Pod
-# Identity credentials (no AWS CLI in the image). Build from the repository root:
-#   docker build -f deploy/controller.Dockerfile -t <registry>/edgeplane-controller:0.1.0 .
+# The product's one image, for both services: the controller (`edgectl controller run`, a Temporal
+# worker; deploy/kubernetes/deployment.yaml) and the region selector (`edgectl selector serve`;
+# deploy/kubernetes/selector-workload.yaml), plus `edgectl infra eks-token`, the kubeconfig exec
+# plugin that authenticates to each regional EKS cluster with the pod's EKS Pod Identity credentials
+# (no AWS CLI in the image). Build from the repository root:
+#   docker build -f deploy/controller.Dockerfile -t <registry>/edgeplane:0.1.0 .
 # Base pinned to a patch release; pin its digest too in your registry mirror (docs/deploy-aws.md).
 
 FROM python:3.11.13-slim-bookworm AS build
@@ -14,6 +16,7 @@ COPY workflows ./workflows
 COPY infra ./infra
 COPY sim ./sim
 COPY edgectl ./edgectl
+COPY selector ./selector
 # The product and its `aws` extra (botocore, for EKS tokens); no test or build tools reach the image.
 RUN /opt/edgeplane/bin/pip install '.[aws]'
 

@@ -217,3 +217,21 @@ def test_the_steering_configmap_the_deployment_names_is_one_its_rbac_lets_it_rea
     named = {verb for rule in rules if name in rule.get("resourceNames", []) for verb in rule["verbs"]}
     anyname = {verb for rule in rules if not rule.get("resourceNames") for verb in rule["verbs"]}
     assert {"get", "patch"} <= named and "create" in anyname
+
+
+def test_the_image_carries_every_package_the_services_import():
+    """Both services run the one image; a package missing from its COPY lines fails at import, in the pod."""
+    import tomllib
+
+    dockerfile = (ROOT / "deploy" / "controller.Dockerfile").read_text()
+    copied = {line.split()[1] for line in dockerfile.splitlines() if line.startswith("COPY ") and "--from" not in line}
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert {p.rstrip("*") for p in packages} <= copied, (packages, copied)
+    images = {
+        c["image"]
+        for path in sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc and doc.get("kind") == "Deployment"
+        for c in doc["spec"]["template"]["spec"]["containers"]
+    }
+    assert len(images) == 1, images
