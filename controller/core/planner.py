@@ -25,12 +25,10 @@ from controller.core.allocation import (
     WEIGHT_EPSILON,
     AllocationProblem,
     AllocationSolution,
-    build_allocation_problem,
-    current_weights,
-    pin_caps,
     region_loads,
     solve_allocation,
 )
+from controller.core.allocation_problem import build_allocation_problem, current_weights, pin_caps
 from controller.core.forecast import AnnouncedEventForecaster, ForecastInput, forecast_demand, profile_sessions_at
 from controller.core.guardrails import DraftPlan, residency_certificate, run_guardrails
 from controller.core.health import HealthAssessment, assess_health
