@@ -192,6 +192,14 @@ def build_allocation_problem(
             budget = np.where(has_current, np.maximum(share - spent, 0.0), np.inf)
         stickiness = spec.traffic.stickiness_cost
 
+    if mode == "now" and not fail_static:
+        # New sessions leave a region health confirmed breaching in this one plan: their shares
+        # there are not anchored, so leaving costs no stickiness and no disruption budget (which
+        # paces voluntary moves between healthy regions). Weights steer new sessions only.
+        leaving = health.steered_away()
+        away = np.array([name in leaving for name in tables.region_names])
+        current = np.where(away[tables.pair_region], 0.0, current)
+
     return AllocationProblem(
         pair_market=tables.pair_market,
         pair_region=tables.pair_region,

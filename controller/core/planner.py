@@ -548,6 +548,7 @@ def make_plan(
             o.region: sum(1 for n in o.nodes if n.state is not NodeState.DRAINING) for o in snapshot.regions
         },
         observed_violations=violations,
+        steered_away=health.steered_away(),
     )
     verdicts = run_guardrails(draft)
     explanation.extend(v.sentence() for v in verdicts)

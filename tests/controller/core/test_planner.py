@@ -106,20 +106,30 @@ def test_stale_snapshot_fails_static(local_spec):
     assert all(h.state is RegionState.UNKNOWN for h in plan.region_health)
 
 
-def test_degraded_path_qos_moves_traffic_within_budget(local_spec):
+def test_confirmed_breach_steers_new_sessions_away_in_one_plan(local_spec):
+    """Two speeds: once health confirms sin's breach (11 s of evidence), SG's new sessions leave sin in
+    that one plan, not 34% per tick; before that, nothing moves on a breach not yet confirmed."""
     paths = [p.model_copy(update={"loss_ratio": 0.08}) if p.region == "sin" else p for p in healthy_paths(local_spec)]
     plan = None
-    ticks = local_spec.health.degraded_after_ticks
-    for tick in range(ticks):
-        now = NOON + timedelta(seconds=tick * local_spec.traffic.tick_seconds)
+    for sample in range(4):  # samples 5 s apart: 0, 5, 10 s of evidence, then 15 s >= 11 s
+        now = NOON + timedelta(seconds=5 * sample)
         snapshot = snapshot_for(local_spec, now, DEMAND, nodes=20, weights=WEIGHTS, paths=paths)
         plan = make_plan(local_spec, snapshot, plan, now)
-        if tick < ticks - 1:
-            # One bad sample is not yet a sick region: nothing moves before health confirms it.
+        if sample < 3:
             assert plan.region_state("sin") is RegionState.HEALTHY
             assert plan.weights["SG"] == WEIGHTS["SG"]
     assert plan is not None and plan.region_state("sin") is RegionState.DEGRADED
-    assert plan.weights["SG"]["sin"] == pytest.approx(1 - local_spec.traffic.disruption_budget)
+    assert WEIGHTS["SG"]["sin"] - local_spec.traffic.disruption_budget > 0.1  # the budget alone would keep >10%
+    assert plan.weights["SG"].get("sin", 0.0) == pytest.approx(0.0, abs=1e-6)
+    assert any(line.startswith("guardrail disruption-budget: ok") for line in plan.explanation), plan.explanation
+
+
+def test_voluntary_moves_stay_within_the_disruption_budget(local_spec):
+    """A cheaper healthy region alone (no confirmed breach) still moves at most the budget per plan."""
+    weights = {**WEIGHTS, "SG": {"fra": 1.0}}
+    snapshot = snapshot_for(local_spec, NOON, DEMAND, nodes=20, weights=weights)
+    plan = make_plan(local_spec, snapshot, None, NOON)
+    assert plan.weights["SG"].get("fra", 0.0) == pytest.approx(1 - local_spec.traffic.disruption_budget)
 
 
 def test_region_without_qos_samples_but_with_sessions_is_unknown(local_spec):
