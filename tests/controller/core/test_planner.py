@@ -247,3 +247,23 @@ def test_no_room_is_made_for_a_sale_that_fits_or_is_hours_away(local_spec):
         plan = make_plan(local_spec, snapshot, None, NOON, PlanningOverrides(scheduled_demand=[event]))
         assert plan.weights["SG"] == {"sin": 1.0} and plan.weights["TH"] == {"sin": 1.0}
         assert not any("making room" in line for line in plan.explanation)
+
+
+def test_weights_held_by_the_per_minute_safety_rule_report_their_overflow(local_spec):
+    """max_moved_share_per_minute can hold a market on a region the LP must move it off for capacity
+    (it moved there a moment ago): that load is reported overflow. It used to raise a capacity
+    guardrail violation, which failed every tick until the minute was over (bench/fast_shift.py)."""
+    regions = [
+        region_observation(local_spec, r.name, NOON, 2 if r.name == "sin" else 20, sessions_per_node=[5])
+        for r in local_spec.regions
+    ]
+    weights = {**WEIGHTS, "SG": {"sin": 1.0}, "TH": {"sin": 1.0}}
+    snapshot = snapshot_for(local_spec, NOON, DEMAND, weights=weights, regions=regions)
+    # A whole market may move per tick, so the LP itself fits sin's capacity and reports nothing.
+    spec = local_spec.model_copy(update={"traffic": local_spec.traffic.model_copy(update={"disruption_budget": 1.0})})
+    assert not make_plan(spec, snapshot, None, NOON).overflow
+    held = PlanningOverrides(move_budget={"SG": 0.0, "TH": 0.0})
+    plan = make_plan(spec, snapshot, None, NOON, held)
+    assert plan.weights["SG"] == {"sin": 1.0} and plan.weights["TH"] == {"sin": 1.0}
+    assert [o.region for o in plan.overflow] == ["sin"]
+    assert "max_moved_share_per_minute" in plan.overflow[0].reason
