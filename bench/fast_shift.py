@@ -419,7 +419,14 @@ def summary(results: list[CaseResult]) -> dict[str, Any]:
 
 
 def _fmt(value: float | None) -> str:
-    return "n/a" if value is None or math.isinf(value) else f"{value:.1f}"
+    if value is not None and math.isinf(value):
+        return "not reached"
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def _seconds(value: float | None) -> str:
+    text = _fmt(value)
+    return text if text in ("n/a", "not reached") else f"{text} s"
 
 
 def markdown(results: list[CaseResult], totals: dict[str, Any], command: str) -> str:
@@ -453,9 +460,10 @@ def markdown(results: list[CaseResult], totals: dict[str, Any], command: str) ->
     lines += [
         "",
         f"Over {totals['impairments']} impairments: 90% of new sessions elsewhere p50 "
-        f"**{_fmt(totals['steered_p50'])} s**, p95 **{_fmt(totals['steered_p95'])} s** (goal <= {GOAL_P50:.0f} s / "
-        f"<= {GOAL_P95:.0f} s; {totals['not_steered']} never steered); Route 53 {r53_10:.0f} s (10 s checks) or "
-        f"{r53_30:.0f} s (30 s checks): {_fmt(totals['speedup_vs_route53_10s'])}x faster than the 10-s checks. "
+        f"**{_seconds(totals['steered_p50'])}**, p95 **{_seconds(totals['steered_p95'])}** (goal <= {GOAL_P50:.0f} s "
+        f"/ <= {GOAL_P95:.0f} s; {totals['not_steered']} never steered during the impairment, counted as slowest); "
+        f"Route 53 {r53_10:.0f} s (10 s checks) or {r53_30:.0f} s (30 s checks); speed-up over the 10-s checks at "
+        f"the p50: {_fmt(totals['speedup_vs_route53_10s'])}. "
         f"Blips: {totals['blip_moves']} of {totals['blips']} blips of 5 s and 10 s shifted traffic (a blip region's "
         "weights also change when a neighbour's impairment sends it traffic or takes it back: that column is "
         f"any cause). Reversals: "
