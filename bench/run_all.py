@@ -7,6 +7,9 @@
 2. `bench/capacity_benchmark.py`: the edgeplane, reactive, static and oracle policies on the prod
    fleet over the `bench-3day` trace, judged by the simulated fleet's own books; then the capacity
    targets are checked against the measured numbers and reported met or NOT met, as measured.
+3. `bench/fast_shift.py`: region-wide QoS impairments and blips on the prod fleet at x1 on the real
+   local stack (Prometheus, Temporal, the worker and its QoS watcher): onset -> detected -> decided
+   -> weights applied -> 90% of new sessions elsewhere, next to Route 53 health-check failover.
 
 The region selector's wrk benchmark is a separate step of `make bench` (`bench/selector_benchmark.py`,
 run after this one): it splices its own section into the file this one writes.
@@ -25,6 +28,7 @@ from pathlib import Path
 
 from bench.capacity_benchmark import DEFAULT_ENV, CapacityBenchmark, capacity_benchmark
 from bench.capacity_benchmark import markdown as capacity_markdown
+from bench.fast_shift import run_fast_shift
 from bench.plan_latency import PlanLatencyResult, run_plan_latency
 from bench.plan_latency import markdown as latency_markdown
 from controller.spec import Scenario
@@ -95,7 +99,12 @@ def machine() -> str:
 
 
 def document(
-    latency: PlanLatencyResult, capacity: CapacityBenchmark, command: str, started: datetime, seconds: float
+    latency: PlanLatencyResult,
+    capacity: CapacityBenchmark,
+    command: str,
+    started: datetime,
+    seconds: float,
+    fast_shift: str = "",
 ) -> str:
     lines = [
         "# Benchmarks",
@@ -122,6 +131,8 @@ def document(
     for target, measured, met in capacity_targets(capacity):
         lines.append(f"| {target} | {measured} | {'yes' if met else 'NOT met'} |")
     lines += ["", *sizing_notes(capacity)]
+    if fast_shift:
+        lines += ["", fast_shift.rstrip()]
     return "\n".join(lines) + "\n"
 
 
@@ -193,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     latency = run_plan_latency(args.runs)
     capacity = capacity_benchmark(hours=args.hours, jobs=args.jobs, command=command)
-    text = document(latency, capacity, command.strip(), started, time.perf_counter() - began)
+    fast_shift = run_fast_shift()
+    text = document(latency, capacity, command.strip(), started, time.perf_counter() - began, fast_shift)
     if args.write is not None:
         args.write.parent.mkdir(parents=True, exist_ok=True)
         args.write.write_text(text, encoding="utf-8")

@@ -43,6 +43,20 @@ class RegionHealth(PlanModel):
     last_known_state: RegionState | None = Field(
         default=None, description="State before metrics went stale (kept while `state` is unknown)."
     )
+    # The debounce and hysteresis run on seconds of evidence (the samples' own time), not on ticks:
+    # a loop woken early by a QoS breach evaluates more often without confirming it sooner.
+    evidence_at: SaneTime | None = Field(
+        default=None, description="Time of the newest sample this state was judged on (the region's observed_at)."
+    )
+    breaching_since: SaneTime | None = Field(
+        default=None, description="Time of the first sample of the current unbroken run of SLO breaches."
+    )
+    failing_since: SaneTime | None = Field(
+        default=None, description="Time of the first sample of the current run at failed_breach_ratio or worse."
+    )
+    clear_since: SaneTime | None = Field(
+        default=None, description="Time of the first sample of the current unbroken run without a breach."
+    )
 
 
 class ScaleCommand(PlanModel):

@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         PinRegionRequest,
         PlanRequest,
         UnpinRegionRequest,
+        WakeRequest,
         WithdrawDemandRequest,
         describe_demand_event,
     )
@@ -91,13 +92,15 @@ class ControlLoopWorkflow:
             if ticks_this_run >= request.ticks_per_run or workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(request.model_copy(update={"state": self._state}))
+            # Cleared before the tick, not after: a wake (a QoS breach) signalled while a tick runs
+            # must start the next tick at once, not be forgotten until the one after.
+            self._wake = False
             if not self._state.paused:
                 await self._tick()
             elif workflow.patched(MODE_METRIC_PATCH):
                 # Every paused tick, so a worker started while the loop is paused exports it too.
                 await self._report_mode()
             ticks_this_run += 1
-            self._wake = False
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(lambda: self._wake, timeout=timedelta(seconds=request.tick_seconds))
 
@@ -201,6 +204,14 @@ class ControlLoopWorkflow:
         self._state.pins.append(pin)
         self._pins_version += 1
         self._wake = True
+
+    @workflow.signal(name="wake")
+    def wake(self, request: WakeRequest) -> None:
+        """Evaluate now (the QoS watcher saw a breach, or its end). Health still confirms a breach on
+        seconds of evidence, so an early evaluation never moves traffic sooner than the debounce."""
+        self._state.wakes_total += 1
+        self._wake = True
+        workflow.logger.info("woken by %s: %s", request.by, request.reason)
 
     @workflow.signal(name="unpin_region")
     def unpin_region(self, request: UnpinRegionRequest) -> None:

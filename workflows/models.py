@@ -105,6 +105,7 @@ class ControlLoopState(Payload):
         default=None, description="The fleet's clock in the latest snapshot (simulated time on a simulator)."
     )
     last_error: str = Field(default="", description="Why the latest tick failed, empty when it did not.")
+    wakes_total: int = Field(default=0, ge=0, description="`wake` signals received (QoS breaches and their end).")
 
 
 class ControlLoopInput(Payload):
@@ -130,6 +131,13 @@ class PinRegionRequest(Payload):
 class UnpinRegionRequest(Payload):
     region: str = Field(description="Region to release.")
     owner: str = Field(description="Only the pin set by this owner is removed.")
+
+
+class WakeRequest(Payload):
+    """Signal to the control loop: evaluate now instead of at the next tick (a QoS breach or its end)."""
+
+    reason: str = Field(default="", max_length=2000, description="Why, for the log (which region, how bad).")
+    by: str = Field(default="qos-watcher", max_length=200, description="Who sent it.")
 
 
 class LoopModeRequest(Payload):

@@ -73,6 +73,8 @@ class DraftPlan:
     serving_nodes: dict[str, int] = field(default_factory=dict)  # per region: ready + booting, in the snapshot
     # Residency broken in the fleet as observed (controller/core/residency_evidence.py), not by the plan.
     observed_violations: list[ObservedResidencyViolation] = field(default_factory=list)
+    # Regions whose new sessions leave unpaced: health confirmed their breach (HealthAssessment.steered_away).
+    steered_away: frozenset[str] = frozenset()
 
 
 class Guardrail(Protocol):
@@ -258,7 +260,11 @@ class CapacityGuardrail:
 
 
 class DisruptionBudgetGuardrail:
-    """At most `disruption_budget` of a market moves per tick (0 when failing static), forced moves aside."""
+    """At most `disruption_budget` of a market moves per tick (0 when failing static), forced moves aside.
+
+    Forced: traffic leaving a failed or non-compliant region, and new sessions leaving a region whose
+    SLO breach health confirmed (not its own load): weights steer new sessions, so that move
+    disrupts no call, and pacing it would only send more sessions into the sick region."""
 
     name = "disruption-budget"
 
@@ -273,8 +279,12 @@ class DisruptionBudgetGuardrail:
             new = draft.weights.get(market, {})
             moved = 0.0
             for region, share in current.items():
-                if region not in allowed or draft.region_states.get(region) is RegionState.FAILED:
-                    continue  # traffic leaving a failed or non-compliant region is forced, not chosen
+                if (
+                    region not in allowed
+                    or draft.region_states.get(region) is RegionState.FAILED
+                    or (region in draft.steered_away and not draft.fail_static)
+                ):
+                    continue  # leaving a failed, breaching or non-compliant region is forced, not chosen
                 kept = min(share, draft.pin_caps.get(region, 1.0))
                 moved += max(0.0, kept - new.get(region, 0.0))
             if moved > worst:

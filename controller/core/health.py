@@ -9,13 +9,16 @@ SLO", 2.0 "twice as bad". A region's severity is the session-weighted severity o
 could meet the SLO at all (a path whose unloaded RTT already breaks the SLO says something about
 geography, not about the region's health).
 
-States: healthy -> degraded after `degraded_after_ticks` breaching ticks; -> failed after
-`failed_after_ticks` ticks at `failed_breach_ratio` x the SLO or worse, or at once when a region
-that should run nodes has no serving capacity left. A region breaching while it carries more than
-the target utilisation of its ready capacity is overloaded: degraded at most, never failed (its
-cure is scale-out; failing it over would cascade its load onto its neighbours); back to healthy only after
-`recovered_after_ticks` good ticks (hysteresis). Stale or missing metrics give `unknown` with the
-counters frozen and the last known state remembered: never "healthy with zero load".
+States: healthy -> degraded once an unbroken run of breaching samples spans `degraded_after_seconds`;
+-> failed once a run at `failed_breach_ratio` x the SLO or worse spans `failed_after_seconds`, or at
+once when a region that should run nodes has no serving capacity left. A region breaching while it
+carries more than the target utilisation of its ready capacity is overloaded: degraded at most, never
+failed (its cure is scale-out; failing it over would cascade its load onto its neighbours); back to
+healthy only after a clean run spanning `recovered_after_seconds` (hysteresis). Evidence is timed by
+the region's newest sample (`observed_at`), so an evaluation that re-reads the same sample (the loop
+woken early by a breach, then its regular tick) adds no evidence: debounce and hysteresis are in
+seconds of the fleet's clock, whatever the tick. Stale or missing metrics give `unknown` with the runs
+frozen and the last known state remembered: never "healthy with zero load".
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ class RegionEvidence:
     capacity_lost: bool
     reason: str
     overloaded: bool = False  # breaching while carrying more than the target utilisation: its own load
+    observed_at: datetime | None = None  # time of the region's newest sample: the evidence's own clock
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,22 @@ class HealthAssessment:
     breached_paths: list[PathVerdict]  # worst paths above their SLO with sessions, for the explanation
     snapshot_stale: bool
     stale_reasons: list[str]
+    overloaded: frozenset[str] = frozenset()  # breaching because of their own load this evaluation
+
+    def steered_away(self) -> frozenset[str]:
+        """Regions whose new sessions leave at once, not paced by the per-tick disruption budget.
+
+        Health confirmed they breach their SLO (degraded or failed, debounced in seconds of evidence)
+        and the breach is not their own load. Weights steer new sessions only, so moving them
+        disrupts no call; pacing them per tick only sent more sessions into a sick region. An
+        overloaded region is paced: its cure is scale-out, and sending all its arrivals elsewhere at
+        once would push its load onto the neighbours.
+        """
+        return frozenset(
+            h.region
+            for h in self.regions
+            if h.state in (RegionState.DEGRADED, RegionState.FAILED) and h.region not in self.overloaded
+        )
 
     def state(self, region: str) -> RegionState:
         for health in self.regions:
@@ -184,6 +204,7 @@ def region_evidence(
                 True,
                 f"no serving capacity: {observation.ready_nodes} ready and 0 booting nodes "
                 f"while {max(observation.desired_nodes, region.min_nodes)} are wanted",
+                observed_at=observation.observed_at,
             )
             continue
         if observation.active_sessions > 0 and not paths.region_has_samples[r]:
@@ -192,7 +213,9 @@ def region_evidence(
             )
             continue
         if region_weight[r] <= 0.0:
-            evidence[region.name] = RegionEvidence(region.name, True, 0.0, False, "no SLO breach")
+            evidence[region.name] = RegionEvidence(
+                region.name, True, 0.0, False, "no SLO breach", observed_at=observation.observed_at
+            )
             continue
         value = float(region_weighted[r] / region_weight[r])
         utilisation = observation.active_sessions / max(observation.ready_capacity, 1)
@@ -210,7 +233,9 @@ def region_evidence(
             reason = f"SLO breached x{value:.2f} (session-weighted); worst path {market}->{region.name}: {worst}"
         else:
             reason = f"within SLO (severity {value:.2f})"
-        evidence[region.name] = RegionEvidence(region.name, True, value, False, reason, overloaded=overloaded)
+        evidence[region.name] = RegionEvidence(
+            region.name, True, value, False, reason, overloaded=overloaded, observed_at=observation.observed_at
+        )
     return evidence
 
 
@@ -234,18 +259,37 @@ def _worst_metric(spec: EnvironmentSpec, market_code: str, paths: PathTable, k: 
     return worst
 
 
+def _run_start(previous_start: datetime | None, continues: bool, at: datetime) -> datetime | None:
+    """Start of an unbroken run of samples: kept while the run continues, `at` when it begins."""
+    if not continues:
+        return None
+    return previous_start if previous_start is not None else at
+
+
 def next_region_health(
     spec: EnvironmentSpec, evidence: RegionEvidence, previous: RegionHealth | None, now: datetime
 ) -> RegionHealth:
-    """Advance one region's state machine by one tick."""
+    """Advance one region's state machine on one evaluation (a tick, or a wake-up on a QoS breach)."""
     policy = spec.health
     previous_state = previous.state if previous is not None else RegionState.HEALTHY
-    bad = previous.bad_ticks if previous is not None else 0
-    good = previous.good_ticks if previous is not None else 0
-    failing = previous.failing_ticks if previous is not None else 0
     last_known = previous_state
     if previous_state is RegionState.UNKNOWN:
         last_known = (previous.last_known_state if previous is not None else None) or RegionState.HEALTHY
+    at = evidence.observed_at or now
+    repeated = (
+        evidence.known
+        and previous is not None
+        and previous.state is not RegionState.UNKNOWN
+        and previous.evidence_at is not None
+        and at <= previous.evidence_at
+    )
+    bad = previous.bad_ticks if previous is not None else 0
+    good = previous.good_ticks if previous is not None else 0
+    failing = previous.failing_ticks if previous is not None else 0
+    breaching_since = previous.breaching_since if previous is not None else None
+    failing_since = previous.failing_since if previous is not None else None
+    clear_since = previous.clear_since if previous is not None else None
+    evidence_at = previous.evidence_at if previous is not None else None
 
     def build(state: RegionState, reason: str) -> RegionHealth:
         since = now if previous is None or previous.state is not state else (previous.since or now)
@@ -258,11 +302,18 @@ def next_region_health(
             failing_ticks=failing,
             since=since,
             last_known_state=last_known if state is RegionState.UNKNOWN else None,
+            evidence_at=evidence_at,
+            breaching_since=breaching_since,
+            failing_since=failing_since,
+            clear_since=clear_since,
         )
 
     if not evidence.known:
-        # Counters frozen: a stale tick is neither good nor bad evidence.
+        # Runs frozen: a stale evaluation is neither good nor bad evidence.
         return build(RegionState.UNKNOWN, evidence.reason)
+    if repeated and previous is not None:
+        # The same sample again (the loop woke before the next scrape): no new evidence, same state.
+        return build(previous.state, previous.reason)
 
     breach = evidence.capacity_lost or evidence.severity > 1.0
     # A breach caused by the region's own load degrades it but never fails it: failing an overloaded
@@ -273,23 +324,25 @@ def next_region_health(
     bad = bad + 1 if breach else 0
     good = 0 if breach else good + 1
     failing = failing + 1 if is_failing else 0
+    breaching_since = _run_start(breaching_since, breach, at)
+    failing_since = _run_start(failing_since, is_failing, at)
+    clear_since = _run_start(clear_since, not breach, at)
+    evidence_at = at
+    breach_for = (at - breaching_since).total_seconds() if breaching_since is not None else 0.0
+    failing_for = (at - failing_since).total_seconds() if failing_since is not None else 0.0
+    clear_for = (at - clear_since).total_seconds() if clear_since is not None else 0.0
 
     if evidence.capacity_lost:
         return build(RegionState.FAILED, evidence.reason)
-    if failing >= policy.failed_after_ticks:
-        return build(RegionState.FAILED, f"{evidence.reason}; failing for {failing} ticks")
-    if last_known is RegionState.FAILED and good < policy.recovered_after_ticks:
-        return build(
-            RegionState.FAILED,
-            f"{evidence.reason}; recovering ({good}/{policy.recovered_after_ticks} good ticks)",
-        )
-    if bad >= policy.degraded_after_ticks:
-        return build(RegionState.DEGRADED, f"{evidence.reason}; breaching for {bad} ticks")
-    if last_known is RegionState.DEGRADED and good < policy.recovered_after_ticks:
-        return build(
-            RegionState.DEGRADED,
-            f"{evidence.reason}; recovering ({good}/{policy.recovered_after_ticks} good ticks)",
-        )
+    if failing_since is not None and failing_for >= policy.failed_after_seconds:
+        return build(RegionState.FAILED, f"{evidence.reason}; failing for {failing_for:.0f} s")
+    recovering = f"recovering ({clear_for:.0f}/{policy.recovered_after_seconds:g} s clean)"
+    if last_known is RegionState.FAILED and (breach or clear_for < policy.recovered_after_seconds):
+        return build(RegionState.FAILED, f"{evidence.reason}; {recovering}")
+    if breaching_since is not None and breach_for >= policy.degraded_after_seconds:
+        return build(RegionState.DEGRADED, f"{evidence.reason}; breaching for {breach_for:.0f} s")
+    if last_known is RegionState.DEGRADED and (breach or clear_for < policy.recovered_after_seconds):
+        return build(RegionState.DEGRADED, f"{evidence.reason}; {recovering}")
     return build(RegionState.HEALTHY, evidence.reason)
 
 
@@ -333,4 +386,5 @@ def assess_health(
         breached_paths=verdicts,
         snapshot_stale=bool(stale_reasons),
         stale_reasons=stale_reasons,
+        overloaded=frozenset(name for name, e in evidence.items() if e.overloaded),
     )

@@ -25,12 +25,10 @@ from controller.core.allocation import (
     WEIGHT_EPSILON,
     AllocationProblem,
     AllocationSolution,
-    build_allocation_problem,
-    current_weights,
-    pin_caps,
     region_loads,
     solve_allocation,
 )
+from controller.core.allocation_problem import build_allocation_problem, current_weights, pin_caps
 from controller.core.forecast import AnnouncedEventForecaster, ForecastInput, forecast_demand, profile_sessions_at
 from controller.core.guardrails import DraftPlan, residency_certificate, run_guardrails
 from controller.core.health import HealthAssessment, assess_health
@@ -378,6 +376,49 @@ def preshift_caps(
     return caps, notes
 
 
+PACED_OVERFLOW_TOLERANCE = 1e-6
+
+
+def _paced_overflow(
+    weights: dict[str, dict[str, float]],
+    demand: dict[str, float],
+    region_names: list[str],
+    problem: AllocationProblem,
+    unserved: set[str],
+    overflow: list[Overflow],
+) -> list[Overflow]:
+    """Overflow the safety rule max_moved_share_per_minute leaves behind, reported, never silent.
+
+    `limit_moves` blends a market's weights back toward the ones in force after the LP placed it
+    within capacity; when the weights in force overload a region (new sessions of a sick region's
+    markets sent to a neighbour a moment ago, which the LP now moves on), the blend keeps that load
+    there. It is reported overflow, like any the LP reports: raising a capacity guardrail violation
+    instead failed every tick until the minute was over, and the loop acted on nothing meanwhile.
+    """
+    reported = {o.region for o in overflow}
+    loads: dict[str, float] = {}
+    for market, shares in weights.items():
+        if market in unserved:
+            continue
+        for region, share in shares.items():
+            loads[region] = loads.get(region, 0.0) + share * demand.get(market, 0.0)
+    result = []
+    for r, name in enumerate(region_names):
+        capacity = float(problem.capacity[r])
+        load = loads.get(name, 0.0)
+        if name in reported or not np.isfinite(capacity) or load <= capacity * (1 + PACED_OVERFLOW_TOLERANCE):
+            continue
+        result.append(
+            Overflow(
+                region=name,
+                sessions=load - capacity,
+                reason=f"planned {load:,.0f} sessions on {capacity:,.0f} ready capacity: the safety rule "
+                "max_moved_share_per_minute holds weights that moved within the last minute",
+            )
+        )
+    return result
+
+
 def make_plan(
     spec: EnvironmentSpec,
     snapshot: FleetSnapshot,
@@ -459,6 +500,9 @@ def make_plan(
                     "room, or moving more would break the disruption budget or a pin",
                 )
             )
+    overflow += _paced_overflow(
+        weights, demand, tables.region_names, now_problem, {u.market for u in unserved}, overflow
+    )
     explanation.extend(_move_sentences(weights, current))
 
     target_problem = build_allocation_problem(
@@ -550,6 +594,7 @@ def make_plan(
             o.region: sum(1 for n in o.nodes if n.state is not NodeState.DRAINING) for o in snapshot.regions
         },
         observed_violations=violations,
+        steered_away=health.steered_away(),
     )
     verdicts = run_guardrails(draft)
     explanation.extend(v.sentence() for v in verdicts)

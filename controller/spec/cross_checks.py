@@ -188,12 +188,12 @@ def cross_field_problems(spec: EnvironmentSpec) -> Iterator[Problem]:
         yield from _infra_problems(spec, spec.infra)
 
     health = spec.health
-    if health.failed_after_ticks < health.degraded_after_ticks:
+    if health.failed_after_seconds < health.degraded_after_seconds:
         yield (
-            ("health", "failed_after_ticks"),
-            f"failed_after_ticks {health.failed_after_ticks} is below "
-            f"degraded_after_ticks {health.degraded_after_ticks}",
-            health.failed_after_ticks,
+            ("health", "failed_after_seconds"),
+            f"failed_after_seconds {health.failed_after_seconds:g} is below "
+            f"degraded_after_seconds {health.degraded_after_seconds:g}",
+            health.failed_after_seconds,
         )
 
 

@@ -115,14 +115,39 @@ class TrafficPolicy(FrozenModel):
 
 
 class HealthPolicy(FrozenModel):
-    """Debounce and hysteresis of the region state machine."""
+    """Debounce and hysteresis of the region state machine, in seconds of evidence.
 
-    degraded_after_ticks: int = Field(
-        strict=True, default=2, ge=1, le=10_000, description="Bad ticks before healthy -> degraded."
+    Evidence is timed by the samples themselves (a region's newest sample time), never by how often
+    the controller looks: a loop woken early by a QoS breach re-reads the same sample without
+    confirming anything sooner, and a blip shorter than the debounce never moves traffic however
+    many evaluations see it. A run of breaching samples spanning `degraded_after_seconds` (first to
+    last) confirms the breach; one clean sample breaks the run.
+    """
+
+    degraded_after_seconds: float = Field(
+        strict=True,
+        default=30.0,
+        gt=0,
+        le=DAY_SECONDS,
+        description="Span of an unbroken run of breaching samples before healthy -> degraded (steers new "
+        "sessions away). Blips shorter than this never move traffic; set it above the longest blip to ignore "
+        "and above a scrape interval, or a single sample would count.",
     )
-    failed_after_ticks: int = Field(strict=True, default=4, ge=1, le=10_000, description="Bad ticks before -> failed.")
-    recovered_after_ticks: int = Field(
-        strict=True, default=4, ge=1, le=10_000, description="Good ticks before returning to healthy."
+    failed_after_seconds: float = Field(
+        strict=True,
+        default=60.0,
+        gt=0,
+        le=DAY_SECONDS,
+        description="Span of an unbroken run of samples at `failed_breach_ratio` or worse before -> failed "
+        "(no new sessions at all); at least degraded_after_seconds.",
+    )
+    recovered_after_seconds: float = Field(
+        strict=True,
+        default=120.0,
+        gt=0,
+        le=DAY_SECONDS,
+        description="Span of an unbroken run of clean samples before a degraded or failed region is healthy "
+        "again (hysteresis: traffic returns only after this, which keeps an intermittent fault from flapping).",
     )
     stale_after_seconds: int = Field(
         strict=True, default=60, gt=0, le=DAY_SECONDS, description="Metrics older than this are stale: fail static."

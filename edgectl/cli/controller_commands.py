@@ -76,6 +76,7 @@ from workflows.controller_metrics import ControllerMetrics
 from workflows.models import (
     Acknowledgement,
     AnnounceDemandRequest,
+    WakeRequest,
     WithdrawDemandRequest,
     control_loop_id,
     task_queue_for,
@@ -168,7 +169,15 @@ def run_controller(
     activities = FleetActivities(spec, observer, steering, metrics=metrics, audit_dir=audit_dir)
     settings = temporal_settings(temporal_address, namespace, tls_cert, tls_key, tls_ca)
     run_with_temporal(
-        _serve(spec, settings, activities, task_queue or task_queue_for(spec.name), control_loop, tick_seconds)
+        _serve(
+            spec,
+            settings,
+            activities,
+            task_queue or task_queue_for(spec.name),
+            control_loop,
+            tick_seconds,
+            qos_watch_url=prometheus_url,
+        )
     )
 
 
@@ -179,6 +188,7 @@ async def _serve(
     task_queue: str,
     loop_on: bool,
     tick_seconds: float | None = None,
+    qos_watch_url: str | None = None,
 ) -> None:
     client = await connect_or_exit(settings)
     stop = asyncio.Event()
@@ -192,12 +202,27 @@ async def _serve(
             keeper = (
                 asyncio.create_task(_keep_control_loop(client, spec, task_queue, tick_seconds)) if loop_on else None
             )
+            watching = loop_on and qos_watch_url is not None
+            watcher = asyncio.create_task(_watch_qos(client, spec, qos_watch_url or "")) if watching else None
             await stop.wait()
-            if keeper is not None:
-                keeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await keeper
+            for task in (keeper, watcher):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
     console.print("worker stopped", highlight=False)
+
+
+async def _watch_qos(client: Client, spec: EnvironmentSpec, prometheus_url: str) -> None:
+    """The fast health path (issue 17): a QoS breach wakes the control loop at once, not at its next tick."""
+    from controller.adapters.qos_watcher import QosWatcher
+
+    handle = client.get_workflow_handle(control_loop_id(spec.name))
+
+    async def wake(reason: str) -> None:
+        await handle.signal(ControlLoopWorkflow.wake, WakeRequest(reason=reason[:2000]))
+
+    await QosWatcher(prometheus_url, spec, wake).run()
 
 
 LOOP_WATCH_SECONDS = 10.0

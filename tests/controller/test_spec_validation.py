@@ -101,8 +101,8 @@ CASES: list[tuple[str, Callable[[Doc], None], str, str]] = [
     ("failover stages stop short", _set("failover.stages", [0.25, 0.5]), "failover.stages", "must move all traffic"),
     ("media ports reversed", _set("network", {"media_udp_port_min": 20000, "media_udp_port_max": 10000}),
      "network.media_udp_port_min", "above media_udp_port_max"),
-    ("failed before degraded", _set("health.failed_after_ticks", 1), "health.failed_after_ticks",
-     "below degraded_after_ticks"),
+    ("failed before degraded", _set("health.failed_after_seconds", 1), "health.failed_after_seconds",
+     "below degraded_after_seconds"),
     # structural rules (pydantic field constraints)
     ("unknown field", _set("regions[0].sesions_per_node", 3), "regions[0].sesions_per_node", "unknown field"),
     ("missing field", lambda d: d["regions"][0].pop("cloud_region"), "regions[0].cloud_region", "required field"),

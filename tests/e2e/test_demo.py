@@ -110,5 +110,6 @@ def test_the_shortened_demo_scales_ahead_shifts_within_residency_drills_and_clea
 
     assert result.returncode == 0, output
     report = (run / "report.md").read_text()
-    assert "impairment of fra -> traffic shifted" in report
+    assert "impairment of fra -> first shift of new sessions" in report
+    assert "fra -> 90% of new sessions elsewhere" in report and "fleet s" in report
     assert result.stdout.count("FAIL") == 0, output

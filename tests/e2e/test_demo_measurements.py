@@ -111,6 +111,29 @@ def test_the_actuation_log_wins_over_samples_when_present() -> None:
     assert measure(recording, SPEC).shift.first_shift_sim_seconds == pytest.approx(75)
 
 
+def test_an_accelerated_run_is_judged_in_fleet_seconds_never_by_its_wall_clock() -> None:
+    """Issue 17: 6 wall seconds at x60 are 360 fleet seconds; the report says it misses the goal."""
+    m = measure(_recording(), SPEC)
+    assert m.shift.steered_away_sim_seconds == pytest.approx(6 * SPEED)  # fra share 0.0 from sample 56
+    assert m.shift.within_goal is False
+    rows = {what: (measured, verdict) for what, measured, verdict in summary_rows(m, SPEED)}
+    measured, verdict = rows["fra -> 90% of new sessions elsewhere"]
+    assert measured == "360.0 fleet s" and verdict.startswith("misses the goal (15 fleet s)")
+    text = " ".join(f"{measured} {verdict}" for measured, verdict in rows.values())
+    assert "within target" not in text and "meets" not in text
+
+
+def test_a_real_time_run_within_fifteen_fleet_seconds_meets_the_goal() -> None:
+    recording = _recording()
+    recording.weight_changes = [
+        WeightChange(sim_time=START + timedelta(seconds=50 * SPEED + 12), weights=_weights(0.0)),
+    ]
+    m = measure(recording, SPEC)
+    assert m.shift.steered_away_sim_seconds == pytest.approx(12)
+    rows = {what: verdict for what, _, verdict in summary_rows(m, 1.0)}
+    assert rows["fra -> 90% of new sessions elsewhere"] == "meets the goal (15 fleet s)"
+
+
 def test_no_shift_is_reported_as_such_and_small_rebalancing_is_not_a_shift() -> None:
     assert not measure(_recording(shift=False, drift=True), SPEC).shift.shifted
     m = measure(_recording(shift=False), SPEC)

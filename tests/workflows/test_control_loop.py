@@ -32,6 +32,7 @@ from workflows.models import (
     LoopModeRequest,
     PinRegionRequest,
     UnpinRegionRequest,
+    WakeRequest,
     failover_id,
 )
 from workflows.worker import ensure_control_loop
@@ -219,3 +220,22 @@ async def _ticks(handle, at_least: int):
 async def _unpinned(handle):
     status = await handle.query(ControlLoopWorkflow.status)
     return status if not status.pins else None
+
+
+def test_a_wake_signal_runs_the_next_tick_at_once(temporal_server, temporal_task_queue, local_spec, simulator):
+    """The fast health path: with an hour-long tick, each `wake` (a QoS breach) still ticks within seconds."""
+    _fleet, server = simulator
+    adapter = SimulatorActuator(server.url)
+
+    async def scenario():
+        client = await temporal_server.connect()
+        activities = FleetActivities(local_spec, adapter, gate(local_spec, adapter))
+        async with running_worker(client, activities, temporal_task_queue):
+            handle = await ensure_control_loop(client, local_spec, task_queue=temporal_task_queue, tick_seconds=3600)
+            await wait_until(lambda: _ticks(handle, 1), what="the first tick")
+            for woken in (2, 3):
+                await handle.signal(ControlLoopWorkflow.wake, WakeRequest(reason="QoS breach in fra (test)"))
+                await wait_until(lambda w=woken: _ticks(handle, w), timeout=20, what=f"tick {woken} after a wake")
+            await handle.terminate("test over")
+
+    asyncio.run(scenario())

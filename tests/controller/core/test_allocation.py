@@ -110,7 +110,7 @@ def test_column_generation_reaches_the_full_lp_optimum(lp):
 
 def _costs(spec, edit):
     """path_cost_ms over the local spec's paths, each path edited by `edit(path) -> dict of updates`."""
-    from controller.core.allocation import path_cost_ms
+    from controller.core.allocation_problem import path_cost_ms
     from controller.core.path_table import path_table
     from controller.core.spec_tables import spec_tables
     from tests.controller.core.conftest import NOON
