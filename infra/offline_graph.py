@@ -9,6 +9,7 @@ outputs (ids, ARNs, the EKS cluster security group) so every `apply` in the prog
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,11 +135,22 @@ class RecordingMonitor(MockMonitor):
         return response
 
 
+def ensure_event_loop() -> None:
+    """Give this thread an event loop if it has none: Pulumi's mocks and resources call
+    `asyncio.get_event_loop()`, which raises once anything in the process (an `asyncio.run`) has
+    closed and unset the loop it used."""
+    try:
+        asyncio.get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 def build_graph(config: Mapping[str, str], stack: str = "test") -> RecordedGraph:
     """Run `infra.program.run()` under mocks with the given `edgeplane:*` config; return its graph.
 
     Raises what the program raises (`pulumi.RunError` for a bad environment file).
     """
+    ensure_event_loop()
     graph = RecordedGraph()
     mocks = EdgeplaneMocks()
     monitor = RecordingMonitor(mocks, graph)

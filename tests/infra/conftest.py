@@ -121,6 +121,14 @@ class Violations(list[str]):
         self.append(message)
 
 
+@pytest.fixture(autouse=True)
+def _event_loop_for_pulumi() -> None:
+    """Pulumi's mocks need a current event loop; earlier tests' `asyncio.run` unset it."""
+    from infra.offline_graph import ensure_event_loop
+
+    ensure_event_loop()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # pulumi_aws warns about its own deprecated V2 aliases when its s3 module is imported; we use the new names.
     config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:pulumi_aws.*")
