@@ -187,6 +187,7 @@ class FailoverWorkflow(FailoverSteps):
             market: shares for market, shares in grant.weights_in_force.items() if shares.get(request.region, 0.0) > 0
         }
         headroom = headroom.model_copy(update={"weights_before": weights_before})
+        self._watch.moved_markets = frozenset(weights_before)
         self._progress.weights_before = weights_before
         decided = workflow.now()
         timings.decide_seconds = (decided - detected).total_seconds()

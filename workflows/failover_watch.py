@@ -24,6 +24,9 @@ class FailoverWatch:
     """Breach samples per subject and breached session-seconds, across a failover's checks."""
 
     def __init__(self) -> None:
+        # The markets the run moves (traffic on its region when the lease was taken): the per-market
+        # stop condition watches them, the global one the whole fleet. None: every market.
+        self.moved_markets: frozenset[str] | None = None
         self.slo_session_seconds = 0.0
         self._last_check_at: datetime | None = None
         # (when, value) per (metric, subject); a value holds over the interval that ends at its check.
@@ -39,7 +42,7 @@ class FailoverWatch:
 
     def tripped(self, verdict: QosVerdict, stop_conditions: list[StopCondition], now: datetime) -> str:
         """The first stop condition whose windowed mean exceeds its threshold, in words; else empty."""
-        values = _values(verdict)
+        values = _values(verdict, self.moved_markets)
         longest = max((c.for_seconds for c in stop_conditions), default=0)
         for key, value in values.items():
             history = self._samples.setdefault(key, [])
@@ -61,13 +64,16 @@ class FailoverWatch:
         return ""
 
 
-def _values(verdict: QosVerdict) -> dict[tuple[StopConditionMetric, Subject], float]:
+def _values(
+    verdict: QosVerdict, moved_markets: frozenset[str] | None
+) -> dict[tuple[StopConditionMetric, Subject], float]:
     values = {
         (StopConditionMetric.GLOBAL_SLO_BREACH_RATIO, "global"): verdict.global_breach_ratio,
         (StopConditionMetric.UNSERVED_SESSIONS_RATIO, "unserved"): verdict.unserved_ratio,
     }
     for market, ratio in verdict.market_breach_ratio.items():
-        values[(StopConditionMetric.MARKET_SLO_BREACH_RATIO, market)] = ratio
+        if moved_markets is None or market in moved_markets:
+            values[(StopConditionMetric.MARKET_SLO_BREACH_RATIO, market)] = ratio
     return values
 
 

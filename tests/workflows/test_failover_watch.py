@@ -42,3 +42,27 @@ def test_a_zero_second_condition_trips_on_the_latest_value():
     loud = QosVerdict(checked_at=T0, global_breach_ratio=0.08)
     assert watch.tripped(quiet, now, T0) == ""
     assert watch.tripped(loud, now, T0 + timedelta(seconds=1)) == "stop condition: global SLO breach ratio 8.0% now > 5.0%"
+
+
+def test_the_market_condition_watches_the_markets_the_run_moves():
+    """A drill of fra moves DE and FR; SG breaching on its own region is not the drill's doing (the
+    global condition still watches the whole fleet)."""
+    watch = FailoverWatch()
+    watch.moved_markets = frozenset({"DE", "FR"})
+    sg_bad = QosVerdict(checked_at=T0, global_breach_ratio=0.0, market_breach_ratio={"SG": 0.4, "DE": 0.0})
+    condition = [StopCondition(metric=StopConditionMetric.MARKET_SLO_BREACH_RATIO, threshold=0.2, for_seconds=0)]
+    assert watch.tripped(sg_bad, condition, T0) == ""
+    de_bad = QosVerdict(checked_at=T0, global_breach_ratio=0.0, market_breach_ratio={"SG": 0.4, "DE": 0.3})
+    assert watch.tripped(de_bad, condition, T0 + timedelta(seconds=5)).startswith("stop condition: DE SLO breach")
+
+
+def test_an_evacuation_sends_a_market_to_targets_within_its_slo_first(local_spec):
+    """Split by capacity alone, a drill of sin sent SG and TH to fra (213 / 187 ms unloaded, 200 ms SLO)
+    while cgk (26 / 55 ms) had room; the split now keeps to targets with room within the SLO."""
+    from workflows.evacuation import _target_split
+
+    assert _target_split(local_spec, "SG", "sin") == {"cgk": 1.0}
+    assert _target_split(local_spec, "TH", "sin") == {"cgk": 1.0}
+    # With no near target left, every compliant one still takes a share (never unserved for QoS).
+    assert set(_target_split(local_spec, "SG", "cgk")) == {"sin"}
+    assert set(_target_split(local_spec, "DE", "fra")) == {"dub"}
