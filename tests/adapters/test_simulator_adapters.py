@@ -49,12 +49,16 @@ def test_set_desired_nodes_is_audited_and_idempotent(simulator):
     fleet, server = simulator
     actuator = SimulatorActuator(server.url)
     before = fleet.desired_nodes("fra")
-    first = actuator.set_desired_nodes("fra", before + 3, **WHO)
-    again = actuator.set_desired_nodes("fra", before + 3, **WHO)
+    # The simulator warm-starts for the wall clock's hour: on a European evening fra already runs near
+    # max_nodes, so step down rather than past the bound.
+    limit = fleet.spec.region_by_name["fra"].max_nodes
+    target = before + 3 if before + 3 <= limit else before - 3
+    first = actuator.set_desired_nodes("fra", target, **WHO)
+    again = actuator.set_desired_nodes("fra", target, **WHO)
     assert (first.plan_id, first.actor, first.action, first.target) == ("plan-42", "controller", "set_desired_nodes", "fra")
     assert first.changed and not again.changed
-    assert first.before == {"desired_nodes": before} and first.after == {"desired_nodes": before + 3}
-    assert fleet.desired_nodes("fra") == before + 3
+    assert first.before == {"desired_nodes": before} and first.after == {"desired_nodes": target}
+    assert fleet.desired_nodes("fra") == target
 
 
 def test_drain_and_weights_reach_the_fleet(simulator):
