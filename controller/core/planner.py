@@ -379,20 +379,6 @@ def preshift_caps(
 PACED_OVERFLOW_TOLERANCE = 1e-6
 
 
-def _steady_loads(
-    weights: dict[str, dict[str, float]], demand: dict[str, float], unserved: set[str]
-) -> dict[str, float]:
-    """Sessions per region at steady state (share x demand), served markets only: the load the
-    capacity guardrail counts, so what the planner reports as overflow matches what it checks."""
-    loads: dict[str, float] = {}
-    for market, shares in weights.items():
-        if market in unserved:
-            continue
-        for region, share in shares.items():
-            loads[region] = loads.get(region, 0.0) + share * demand.get(market, 0.0)
-    return loads
-
-
 def _paced_overflow(
     weights: dict[str, dict[str, float]],
     demand: dict[str, float],
@@ -410,7 +396,12 @@ def _paced_overflow(
     instead failed every tick until the minute was over, and the loop acted on nothing meanwhile.
     """
     reported = {o.region for o in overflow}
-    loads = _steady_loads(weights, demand, unserved)
+    loads: dict[str, float] = {}
+    for market, shares in weights.items():
+        if market in unserved:
+            continue
+        for region, share in shares.items():
+            loads[region] = loads.get(region, 0.0) + share * demand.get(market, 0.0)
     result = []
     for r, name in enumerate(region_names):
         capacity = float(problem.capacity[r])
@@ -464,7 +455,12 @@ def _arrivals_overflow(
     reported: dict[str, float] = {}
     for o in overflow:
         reported[o.region] = reported.get(o.region, 0.0) + o.sessions
-    loads = _steady_loads(weights, demand, unserved)
+    loads: dict[str, float] = {}
+    for market, shares in weights.items():
+        if market in unserved:
+            continue
+        for region, share in shares.items():
+            loads[region] = loads.get(region, 0.0) + share * demand.get(market, 0.0)
     result = []
     for r, name in enumerate(region_names):
         capacity = ready.get(name, 0.0)
