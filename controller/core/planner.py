@@ -437,9 +437,7 @@ def _arrivals_overflow(
     spec: EnvironmentSpec,
     ready: dict[str, float],
     region_names: list[str],
-    weights: dict[str, dict[str, float]],
-    demand: dict[str, float],
-    unserved: set[str],
+    loads_now: np.ndarray,
     problem: AllocationProblem,
     overflow: list[Overflow],
 ) -> list[Overflow]:
@@ -448,32 +446,24 @@ def _arrivals_overflow(
     The now LP lets a healthy region count the part of a leaving market's load that will not arrive
     before its ordered nodes serve (`allocation_problem.arrivals_allowance`): weights steer new
     sessions, which arrive at a fraction of the standing load over the boot time. The plan's
-    steady-state load there (from the final weights, as the capacity guardrail counts it) may then
-    exceed ready capacity; that is reported as overflow, with why, never left silent (DESIGN
-    invariant 2).
+    steady-state load there may then exceed ready capacity; that is reported as overflow, with why,
+    never left silent (DESIGN invariant 2).
     """
     reported: dict[str, float] = {}
     for o in overflow:
         reported[o.region] = reported.get(o.region, 0.0) + o.sessions
-    loads: dict[str, float] = {}
-    for market, shares in weights.items():
-        if market in unserved:
-            continue
-        for region, share in shares.items():
-            loads[region] = loads.get(region, 0.0) + share * demand.get(market, 0.0)
     result = []
     for r, name in enumerate(region_names):
         capacity = ready.get(name, 0.0)
         if float(problem.capacity[r]) <= capacity + 1e-9:
             continue  # no allowance: the LP's own overflow says all
-        load = loads.get(name, 0.0)
-        extra = load - capacity - reported.get(name, 0.0)
+        extra = float(loads_now[r]) - capacity - reported.get(name, 0.0)
         if extra > 1e-6:
             result.append(
                 Overflow(
                     region=name,
                     sessions=extra,
-                    reason=f"takes the new sessions of markets leaving a sick region: {load:,.0f} sessions "
+                    reason=f"takes the new sessions of markets leaving a sick region: {loads_now[r]:,.0f} sessions "
                     f"at steady state on {capacity:,.0f} ready capacity at {spec.scaling.target_utilisation:.0%}, "
                     "but only their arrivals come before the nodes this plan orders are serving",
                 )
@@ -572,12 +562,7 @@ def make_plan(
         if name in observed_regions
     }
     overflow = _one_per_region(
-        [
-            *overflow,
-            *_arrivals_overflow(
-                spec, ready, tables.region_names, weights, demand, {u.market for u in unserved}, now_problem, overflow
-            ),
-        ]
+        [*overflow, *_arrivals_overflow(spec, ready, tables.region_names, loads_now, now_problem, overflow)]
     )
     explanation.extend(_move_sentences(weights, current))
 
