@@ -91,47 +91,6 @@ def path_cost_ms(
     return np.asarray(base + path_part + region_part[tables.pair_region], dtype=np.float64)
 
 
-def arrivals_allowance(
-    spec: EnvironmentSpec,
-    tables: SpecTables,
-    current: npt.NDArray[np.float64],
-    away: npt.NDArray[np.bool_],
-    demand: npt.NDArray[np.float64],
-) -> npt.NDArray[np.float64]:
-    """Ready capacity each healthy region may count on top of its own, for markets leaving a sick one.
-
-    The capacity rows charge a market's whole standing load (share x demand) to the region its
-    weight points at: right for the steady state the fleet is sized for, wrong for the minutes after
-    a shift. Weights steer NEW sessions; the ones in the sick region stay until they end. Until the
-    nodes the target plan orders are serving (the slowest allowed region's boot time), a region that
-    takes a leaving market receives only that market's arrivals: a fraction f = boot / mean session
-    length of its load (0.07 for 3 min boots and 45 min live shows). Charging the whole load kept
-    markets in a sick region for the whole boot time whenever their neighbours ran at the planning
-    target (docs/benchmarks.md, fast shift). So every healthy region allowed for a leaving market
-    gets (1 - f) x the load that leaves: with it, a target that takes all of that load is held to its
-    real transient (f x load within ready capacity), and one that takes part of it is held tighter.
-    """
-    allowance = np.zeros(len(tables.region_names))
-    if not away.any():
-        return allowance
-    mean_session_seconds = 60.0 * min(s.mean_session_minutes for s in spec.scenarios.values())
-    on_sick = np.bincount(
-        tables.pair_market, weights=np.where(away[tables.pair_region], current, 0.0), minlength=len(demand)
-    )
-    for m, code in enumerate(tables.market_codes):
-        leaving = on_sick[m] * demand[m]
-        if leaving <= 0.0:
-            continue
-        allowed = [r for r in tables.allowed_regions[code] if not away[tables.region_index[r]]]
-        if not allowed:
-            continue
-        boot = max(spec.region_by_name[r].node_boot_seconds for r in allowed)
-        arriving = min(1.0, boot / mean_session_seconds)
-        for region in allowed:
-            allowance[tables.region_index[region]] += (1.0 - arriving) * leaving
-    return allowance
-
-
 def build_allocation_problem(
     spec: EnvironmentSpec,
     snapshot: FleetSnapshot,
@@ -239,7 +198,6 @@ def build_allocation_problem(
         # paces voluntary moves between healthy regions). Weights steer new sessions only.
         leaving = health.steered_away()
         away = np.array([name in leaving for name in tables.region_names])
-        capacity = capacity + arrivals_allowance(spec, tables, current, away, demand_vector)
         current = np.where(away[tables.pair_region], 0.0, current)
 
     return AllocationProblem(

@@ -419,58 +419,6 @@ def _paced_overflow(
     return result
 
 
-def _one_per_region(overflow: list[Overflow]) -> list[Overflow]:
-    """One Overflow per region: the sessions summed, the reasons joined (in the order found)."""
-    merged: dict[str, Overflow] = {}
-    for o in overflow:
-        if o.region in merged:
-            first = merged[o.region]
-            merged[o.region] = first.model_copy(
-                update={"sessions": first.sessions + o.sessions, "reason": f"{first.reason}; and {o.reason}"}
-            )
-        else:
-            merged[o.region] = o
-    return list(merged.values())
-
-
-def _arrivals_overflow(
-    spec: EnvironmentSpec,
-    ready: dict[str, float],
-    region_names: list[str],
-    loads_now: np.ndarray,
-    problem: AllocationProblem,
-    overflow: list[Overflow],
-) -> list[Overflow]:
-    """Standing load a region takes from a market leaving a sick one, beyond its ready capacity: reported.
-
-    The now LP lets a healthy region count the part of a leaving market's load that will not arrive
-    before its ordered nodes serve (`allocation_problem.arrivals_allowance`): weights steer new
-    sessions, which arrive at a fraction of the standing load over the boot time. The plan's
-    steady-state load there may then exceed ready capacity; that is reported as overflow, with why,
-    never left silent (DESIGN invariant 2).
-    """
-    reported: dict[str, float] = {}
-    for o in overflow:
-        reported[o.region] = reported.get(o.region, 0.0) + o.sessions
-    result = []
-    for r, name in enumerate(region_names):
-        capacity = ready.get(name, 0.0)
-        if float(problem.capacity[r]) <= capacity + 1e-9:
-            continue  # no allowance: the LP's own overflow says all
-        extra = float(loads_now[r]) - capacity - reported.get(name, 0.0)
-        if extra > 1e-6:
-            result.append(
-                Overflow(
-                    region=name,
-                    sessions=extra,
-                    reason=f"takes the new sessions of markets leaving a sick region: {loads_now[r]:,.0f} sessions "
-                    f"at steady state on {capacity:,.0f} ready capacity at {spec.scaling.target_utilisation:.0%}, "
-                    "but only their arrivals come before the nodes this plan orders are serving",
-                )
-            )
-    return result
-
-
 def make_plan(
     spec: EnvironmentSpec,
     snapshot: FleetSnapshot,
@@ -555,15 +503,6 @@ def make_plan(
     overflow += _paced_overflow(
         weights, demand, tables.region_names, now_problem, {u.market for u in unserved}, overflow
     )
-    observed_regions = {o.region: o for o in snapshot.regions}
-    ready = {
-        name: observed_regions[name].ready_capacity * spec.scaling.target_utilisation
-        for name in tables.region_names
-        if name in observed_regions
-    }
-    overflow = _one_per_region(
-        [*overflow, *_arrivals_overflow(spec, ready, tables.region_names, loads_now, now_problem, overflow)]
-    )
     explanation.extend(_move_sentences(weights, current))
 
     target_problem = build_allocation_problem(
@@ -635,10 +574,7 @@ def make_plan(
         weights=weights,
         current_weights=current,
         demand=demand,
-        ready_capacity_sessions={
-            name: min(float(now_problem.capacity[r]), ready.get(name, 0.0))
-            for r, name in enumerate(tables.region_names)
-        },
+        ready_capacity_sessions={name: float(now_problem.capacity[r]) for r, name in enumerate(tables.region_names)},
         capacity_trusted={
             name: states[name] is not RegionState.UNKNOWN and name in observations for name in tables.region_names
         },
