@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,12 @@ async def wait_for_phase(handle: WorkflowHandle, phase: FailoverPhase, timeout: 
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"phase {phase} not reached, still {progress.phase}")
         await asyncio.sleep(0.2)
+
+
+def quiet_hour_start() -> datetime:
+    """Today 03:00 UTC: where the simulated fleet starts when a test needs headroom for a failover.
+
+    The simulator warm-starts for the hour it starts at; started at the wall clock, a test run on a
+    European evening found DE and FR at their peak and the drill of fra refused for headroom.
+    """
+    return datetime.now(UTC).replace(hour=3, minute=0, second=0, microsecond=0)

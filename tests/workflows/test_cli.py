@@ -24,7 +24,7 @@ from sim.fleet import SimulatedFleet
 from sim.http_api import SimulatorServer
 from sim.traces import quiet_trace
 from tests.fakes.steering import gate
-from tests.workflows.conftest import LOCAL_ENV, running_worker
+from tests.workflows.conftest import LOCAL_ENV, quiet_hour_start, running_worker
 from workflows.activities import FleetActivities
 from workflows.models import FailoverReport
 from workflows.outcomes import ended_report
@@ -48,7 +48,7 @@ def fast_env(tmp_path) -> Path:
 
 @pytest.fixture
 def simulator(local_spec) -> Iterator[SimulatorServer]:
-    start = datetime.now(UTC).replace(microsecond=0)
+    start = quiet_hour_start()
     fleet = SimulatedFleet(local_spec, quiet_trace(start, 3600), start=start, demand_variation=0.0)
     with SimulatorServer(fleet, run_clock=True) as server:
         yield server

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 
@@ -20,7 +19,7 @@ from sim.http_api import SimulatorServer
 from sim.traces import quiet_trace
 from tests.fakes.steering import gate
 from tests.fakes.workflow_fleet import WorkflowFakeFleet
-from tests.workflows.conftest import running_worker
+from tests.workflows.conftest import quiet_hour_start, running_worker
 from workflows.activities import FleetActivities
 from workflows.drill import FailoverDrillWorkflow
 from workflows.models import DrillInput, DrillScorecard, drill_id
@@ -53,7 +52,7 @@ def test_rto_is_measured_when_traffic_comes_back(temporal_server, temporal_task_
 
 
 def test_sessions_cut_comes_from_the_fleets_counter(temporal_server, temporal_task_queue, local_spec):
-    start = datetime.now(UTC).replace(microsecond=0)
+    start = quiet_hour_start()
     fleet = SimulatedFleet(local_spec, quiet_trace(start, 3600), start=start, demand_variation=0.0)
     with SimulatorServer(fleet, run_clock=True) as server:
         adapter = SimulatorActuator(server.url)
