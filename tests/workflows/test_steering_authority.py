@@ -15,7 +15,6 @@ import asyncio
 import threading
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 
 import pytest
 from temporalio.client import WorkflowFailureError
@@ -28,7 +27,7 @@ from sim.fleet import SimulatedFleet
 from sim.http_api import SimulatorServer
 from sim.traces import quiet_trace
 from tests.fakes.steering import gate
-from tests.workflows.conftest import running_worker
+from tests.workflows.conftest import quiet_hour_start, running_worker
 from workflows.activities import SAFETY_RULE, FleetActivities
 from workflows.control_loop import ControlLoopWorkflow
 from workflows.failover import FailoverWorkflow
@@ -73,7 +72,7 @@ async def ticks_after(loop, count: int):
 
 async def settled(loop, authority, ticks: int = 3) -> None:
     """Until the commanded weights stayed the same over `ticks` consecutive loop ticks."""
-    for _ in range(40):
+    for _ in range(80):
         before = authority.state().weights
         await ticks_after(loop, ticks)
         if before and authority.state().weights == before:
@@ -99,7 +98,8 @@ def failover(region: str, mode: FailoverMode) -> FailoverInput:
 
 @pytest.fixture
 def simulator(local_spec):
-    start = datetime.now(UTC).replace(microsecond=0)
+    # A quiet hour: flat demand, so the loop settles and any later weight change is the loop's doing.
+    start = quiet_hour_start()
     fleet = SimulatedFleet(local_spec, quiet_trace(start, 3600), start=start, demand_variation=0.0)
     with SimulatorServer(fleet, run_clock=True) as server:
         yield fleet, server
