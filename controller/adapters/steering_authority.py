@@ -25,13 +25,11 @@ from typing import Any
 from controller.audit import AuditRecord
 from controller.core import fencing, safety
 from controller.ports import (
-    ActuationError,
     Actuator,
     LeaseRefusedError,
     SafetyRuleError,
     StaleFenceError,
     SteeringStore,
-    SteeringTransaction,
 )
 from controller.spec import EnvironmentSpec
 from controller.steering import Fence, JournalEntry, JournalState, RegionLease, SteeringState, WeightMove
@@ -194,9 +192,6 @@ class SteeringAuthority:
                 tx.save(state)
             return record
 
-    def _now(self) -> datetime:
-        return self._clock()
-
 
 def _differs(before: Any, after: Any, tolerance: float = 1e-9) -> bool:
     """Values of the commanded state and the fleet's answer differ (floats within `tolerance` match)."""
@@ -269,4 +264,4 @@ class FencedActuator:
         )
 
 
-__all__ = ["ActuationError", "FencedActuator", "LeaseRefusedError", "SteeringAuthority", "SteeringTransaction"]
+__all__ = ["FencedActuator", "LeaseRefusedError", "SteeringAuthority"]

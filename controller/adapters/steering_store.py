@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from controller.steering import JournalEntry, JournalState, SteeringState
+from controller.steering import JournalEntry, SteeringState
 
 JOURNAL_COMPACT_BYTES = 8 * 1024 * 1024
 """Past this size the journal is rewritten keeping the newest JOURNAL_KEEP_ENTRIES entries."""
@@ -205,7 +205,3 @@ class MemorySteeringStore:
         with self._lock:
             return [e for k, e in self.entries.items() if k[0].startswith(plan_id_prefix)]
 
-
-def done_records(entries: list[JournalEntry]) -> list[JournalEntry]:
-    """Entries whose fleet answer is known (the others are intents a crash interrupted)."""
-    return [e for e in entries if e.state is JournalState.DONE and e.record is not None]
