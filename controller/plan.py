@@ -87,6 +87,18 @@ class UndrainCommand(PlanModel):
     reason: str = Field(default="", description="Why (scale-out reclaims draining nodes before booting new ones).")
 
 
+class SessionMove(PlanModel):
+    """Ask `sessions` of `market`'s calls on `region` to reconnect to `to_region` (a brief, counted
+    disruption): existing calls of a region health confirmed breaching, paced by
+    `traffic.session_moves_per_minute`."""
+
+    region: str = Field(description="Region the calls are on now (breaching).")
+    market: str = Field(description="Market whose calls move.")
+    to_region: str = Field(description="Region they reconnect to; always one the market's jurisdictions allow.")
+    sessions: float = Field(ge=0, allow_inf_nan=False, description="How many calls to move.")
+    reason: str = Field(default="", description="Why, with the budget it is paced by.")
+
+
 class UnservedCause(StrEnum):
     """Why demand is unserved; the `cause` label of `edgeplane_controller_unserved_sessions`."""
 
@@ -215,6 +227,10 @@ class Plan(PlanModel):
     undrains: list[UndrainCommand] = Field(
         default_factory=list,
         description="Draining nodes returned to service; applied before `scale`, whose desired_nodes counts them.",
+    )
+    session_moves: list[SessionMove] = Field(
+        default_factory=list,
+        description="Existing calls of breaching regions asked to reconnect elsewhere, within the per-minute budget.",
     )
     unserved: list[UnservedDemand] = Field(default_factory=list, description="Demand left unserved, with why.")
     residency_violations: list[ObservedResidencyViolation] = Field(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from controller.audit import AuditRecord
 from controller.snapshot import FleetSnapshot
@@ -86,6 +86,20 @@ class Actuator(Protocol):
         self, weights: Mapping[str, Mapping[str, float]], *, plan_id: str, actor: str, reason: str
     ) -> AuditRecord:
         """Publish market -> region -> share weights for the edge allocator (all markets at once)."""
+        ...
+
+
+@runtime_checkable
+class SessionMover(Protocol):
+    """An actuator that can ask existing calls to reconnect to another region (the simulator; on a real
+    fleet, the app's signalling hook). Actuators without it leave existing calls where they are."""
+
+    def move_sessions(
+        self, region: str, market: str, to_region: str, sessions: float, *, plan_id: str, actor: str, reason: str
+    ) -> AuditRecord:
+        """Reconnect up to `sessions` of `market`'s calls on `region` to `to_region` (a region the market's
+        jurisdictions allow; ActuationError, not retryable, otherwise); as many as the target has room
+        for. The record's `after` says how many moved."""
         ...
 
 

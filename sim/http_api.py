@@ -12,6 +12,7 @@ Routes (JSON in and out):
   POST   /v1/regions/{region}/nodes/{node}/drain     {"deadline", "plan_id", "actor", "reason"}
   POST   /v1/regions/{region}/nodes/{node}/undrain   {"plan_id", "actor", "reason"}
   PUT    /v1/traffic-weights                         {"weights": {market: {region: share}}, ...}
+  POST   /v1/regions/{region}/session-moves          {"market", "to_region", "sessions", "plan_id", ...}
   POST   /v1/impairments                             Impairment JSON -> 201 {"id"}
   DELETE /v1/impairments/{id}
   POST   /v1/events                                  {"market", "peak_multiplier", "ramp_seconds",
@@ -71,6 +72,7 @@ from sim.http_requests import (
     DesiredNodesBody,
     DrainBody,
     ImpairmentBody,
+    SessionMoveBody,
     TrafficWeightsBody,
     UndrainBody,
     clip,
@@ -178,6 +180,7 @@ class SimulatorServer:
             ("POST", re.compile(r"/v1/regions/(?P<region>[^/]+)/nodes/(?P<node>[^/]+)/drain"), self._drain),
             ("POST", re.compile(r"/v1/regions/(?P<region>[^/]+)/nodes/(?P<node>[^/]+)/undrain"), self._undrain),
             ("PUT", re.compile(r"/v1/traffic-weights"), self._weights),
+            ("POST", re.compile(r"/v1/regions/(?P<region>[^/]+)/session-moves"), self._move_sessions),
             ("POST", re.compile(r"/v1/impairments"), self._add_impairment),
             ("DELETE", re.compile(r"/v1/impairments/(?P<impairment_id>[^/]+)"), self._clear_impairment),
             ("POST", re.compile(r"/v1/events"), self._add_event),
@@ -250,6 +253,14 @@ class SimulatorServer:
         record = self.fleet.undrain_node(
             region, node, plan_id=request.plan_id, actor=request.actor, reason=request.reason
         )
+        return Reply(HTTPStatus.OK, record.model_dump(mode="json"))
+
+    def _move_sessions(self, body: bytes, region: str) -> Reply:
+        request = parse_request(SessionMoveBody, body, now=self.fleet.now)
+        record = self.fleet.move_sessions(
+            region, request.market, request.to_region, request.sessions,
+            plan_id=request.plan_id, actor=request.actor, reason=request.reason,
+        )  # fmt: skip
         return Reply(HTTPStatus.OK, record.model_dump(mode="json"))
 
     def _weights(self, body: bytes) -> Reply:

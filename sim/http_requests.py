@@ -123,6 +123,12 @@ class UndrainBody(_Attribution):
     pass
 
 
+class SessionMoveBody(_Attribution):
+    market: str = Field(min_length=1, max_length=16, description="Market whose calls move.")
+    to_region: str = Field(min_length=1, max_length=64, description="Region they reconnect to.")
+    sessions: float = Field(ge=0, le=1e9, allow_inf_nan=False, description="How many calls, at most.")
+
+
 class TrafficWeightsBody(_Attribution):
     weights: dict[str, dict[str, float]] = Field(description="market -> region -> share (finite, >= 0).")
 

@@ -38,6 +38,7 @@ from controller.ports import (
     Observer,
     ObserverUnavailable,
     SafetyRuleError,
+    SessionMover,
     StaleFenceError,
     SteeringGate,
 )
@@ -121,6 +122,7 @@ def heartbeating(interval: float = HEARTBEAT_INTERVAL_SECONDS) -> Iterator[None]
         stop.set()
         beater.join()
 
+
 ACTIVITY_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=500),
     backoff_coefficient=2.0,
@@ -136,8 +138,14 @@ _T = TypeVar("_T")
 class PlanFunction(Protocol):
     """`controller.core.planner.make_plan`: snapshot in, plan out (pure)."""
 
-    def __call__(self, spec: EnvironmentSpec, snapshot: FleetSnapshot, previous: Plan | None, now: datetime,
-                 overrides: PlanningOverrides | None) -> Plan: ...
+    def __call__(
+        self,
+        spec: EnvironmentSpec,
+        snapshot: FleetSnapshot,
+        previous: Plan | None,
+        now: datetime,
+        overrides: PlanningOverrides | None,
+    ) -> Plan: ...
 
 
 class ActionCounter(Protocol):
@@ -348,6 +356,20 @@ class FleetActivities:
                     ),
                 )
             )
+        # Existing calls last, once new sessions already go where they are sent. A fleet that cannot
+        # reconnect calls (no SessionMover behind the gate) leaves them where they are.
+        if plan.session_moves and isinstance(actuator, SessionMover) and getattr(actuator, "moves_sessions", True):
+            mover = actuator
+            for move in plan.session_moves:
+                records.append(
+                    self._act(
+                        "session_moves",
+                        lambda m=move: mover.move_sessions(  # type: ignore[misc]
+                            m.region, m.market, m.to_region, m.sessions, plan_id=plan.plan_id, actor=actor,
+                            reason=m.reason,
+                        ),
+                    )
+                )  # fmt: skip
 
     @activity.defn(name="shift_region_traffic")
     def shift_region_traffic(self, request: ShiftRequest) -> ShiftResult:
@@ -358,9 +380,7 @@ class FleetActivities:
             self._lease_call(lambda: self._steering.update_lease(request.fence, request.max_traffic_share))
             state = self._steering.state()
             snapshot = _commanded(self._observe(), state)
-            weights, unserved, reasons = capped_weights(
-                self._spec, snapshot, request.region, request.max_traffic_share
-            )
+            weights, unserved, reasons = capped_weights(self._spec, snapshot, request.region, request.max_traffic_share)
             actuator = self._steering.actuator_for(request.fence)
             records: list[AuditRecord] = []
             for target, desired in target_desired_nodes(self._spec, snapshot, request.region, weights).items():
@@ -368,7 +388,10 @@ class FleetActivities:
                     self._act(
                         "scale",
                         lambda t=target, d=desired: actuator.set_desired_nodes(  # type: ignore[misc]
-                            t, d, plan_id=request.plan_id, actor=request.actor,
+                            t,
+                            d,
+                            plan_id=request.plan_id,
+                            actor=request.actor,
                             reason=f"absorb traffic from {request.region}: {request.reason}",
                         ),
                     )

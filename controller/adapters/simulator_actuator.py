@@ -130,6 +130,16 @@ class SimulatorActuator(SimulatorObserver):
             {"plan_id": plan_id, "actor": actor, "reason": reason},
         )
 
+    def move_sessions(
+        self, region: str, market: str, to_region: str, sessions: float, *, plan_id: str, actor: str, reason: str
+    ) -> AuditRecord:
+        return self._act(
+            "POST",
+            f"/v1/regions/{region}/session-moves",
+            {"market": market, "to_region": to_region, "sessions": sessions, "plan_id": plan_id, "actor": actor,
+             "reason": reason},
+        )  # fmt: skip
+
     def set_traffic_weights(
         self, weights: Mapping[str, Mapping[str, float]], *, plan_id: str, actor: str, reason: str
     ) -> AuditRecord:

@@ -25,9 +25,11 @@ from typing import Any
 from controller.audit import AuditRecord
 from controller.core import fencing, safety
 from controller.ports import (
+    ActuationError,
     Actuator,
     LeaseRefusedError,
     SafetyRuleError,
+    SessionMover,
     StaleFenceError,
     SteeringStore,
 )
@@ -245,6 +247,29 @@ class FencedActuator:
             commanded_before=lambda s: None,
             commanded_after=lambda s: s,
             act=lambda: self._raw.undrain_node(region, node, plan_id=plan_id, actor=actor, reason=reason),
+        )
+
+    @property
+    def moves_sessions(self) -> bool:
+        """Whether the fleet behind this gate can reconnect existing calls (see `SessionMover`)."""
+        return isinstance(self._raw, SessionMover)
+
+    def move_sessions(
+        self, region: str, market: str, to_region: str, sessions: float, *, plan_id: str, actor: str, reason: str
+    ) -> AuditRecord:
+        raw = self._raw
+        if not isinstance(raw, SessionMover):
+            raise ActuationError(f"{type(raw).__name__} cannot reconnect existing calls", retryable=False)
+        return self._authority._act(
+            self._fence,
+            plan_id=plan_id,
+            action="move_sessions",
+            target=f"{region}/{market}->{to_region}",
+            commanded_before=lambda s: None,
+            commanded_after=lambda s: s,
+            act=lambda: raw.move_sessions(
+                region, market, to_region, sessions, plan_id=plan_id, actor=actor, reason=reason
+            ),
         )
 
     def set_traffic_weights(

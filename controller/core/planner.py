@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import numpy as np
-
 from controller.core.allocation import region_loads, solve_allocation
 from controller.core.allocation_problem import build_allocation_problem, current_weights, pin_caps
 from controller.core.guardrails import DraftPlan, residency_certificate, run_guardrails
@@ -38,6 +36,8 @@ from controller.core.residency_certificate import seal_plan
 from controller.core.residency_evidence import observed_residency_violations, violation_sentence
 from controller.core.safety import limit_drains, limit_moves
 from controller.core.scaling import plan_scaling
+from controller.core.session_moves import plan_session_moves
+from controller.core.sick_region_shedding import shed_sick_regions
 from controller.core.spec_tables import spec_tables
 from controller.plan import Overflow, Plan, PlanningOverrides, RegionHealth, RegionState
 from controller.snapshot import FleetSnapshot, NodeState, check_plausible
@@ -137,6 +137,21 @@ def make_plan(
     )
     now_solution = solve_allocation(now_problem)
     weights, unserved = weights_from_solution(spec, now_problem, now_solution, health, current, caps)
+    shed = shed_sick_regions(
+        spec,
+        tables,
+        snapshot,
+        weights,
+        leaving=frozenset() if fail_static else health.steered_away(),
+        region_states=health.states(),
+        pin_caps=caps,
+        cost_ms=now_problem.cost_ms,
+        demand=demand,
+        last_scale_change_at=dict(previous.last_scale_change_at) if previous is not None else {},
+        now=now,
+    )
+    weights = shed.weights
+    explanation.extend(shed.notes)
     weights, paced = limit_moves(weights, current, overrides.move_budget if overrides is not None else None)
     explanation.extend(paced)
     regions = len(tables.region_names)
@@ -155,10 +170,23 @@ def make_plan(
                     "room, or moving more would break the disruption budget or a pin",
                 )
             )
+    reported = {o.region for o in overflow}
+    overflow += [o for o in shed.overflow if o.region not in reported]
     overflow += paced_overflow(
         weights, demand, tables.region_names, now_problem, {u.market for u in unserved}, overflow
     )
     explanation.extend(_move_sentences(weights, current))
+    session_moves, move_notes = plan_session_moves(
+        spec,
+        tables,
+        snapshot,
+        health,
+        weights,
+        room_left=shed.room_left,
+        interval_seconds=decision_interval_seconds(spec, previous, now),
+        now=now,
+    )
+    explanation.extend(move_notes)
 
     target_problem = build_allocation_problem(
         spec, snapshot, previous, health, overrides, forecast, "target", paths, anchor=weights
@@ -166,15 +194,12 @@ def make_plan(
     target_solution = solve_allocation(target_problem)
     target_loads = region_loads(target_problem, target_solution, regions)
     # Regions still carrying traffic that will move later keep the capacity for it meanwhile.
-    forecast_vector = np.array([forecast[c] for c in tables.market_codes])
-    now_shares_at_forecast = np.zeros(regions)
-    np.add.at(
-        now_shares_at_forecast,
-        now_problem.pair_region,
-        now_solution.shares * forecast_vector[now_problem.pair_market],
-    )
+    now_shares_at_forecast = dict.fromkeys(tables.region_names, 0.0)
+    for market, shares in weights.items():
+        for region, share in shares.items():
+            now_shares_at_forecast[region] += share * forecast.get(market, 0.0)
     region_forecast = {
-        name: float(max(target_loads[r], now_shares_at_forecast[r])) for r, name in enumerate(tables.region_names)
+        name: float(max(target_loads[r], now_shares_at_forecast[name])) for r, name in enumerate(tables.region_names)
     }
     for r, sessions in enumerate(target_solution.overflow_sessions):
         if sessions > 1e-6:
@@ -265,6 +290,7 @@ def make_plan(
         scale=scaling.scale,
         drains=drains,
         undrains=scaling.undrains,
+        session_moves=session_moves,
         unserved=unserved,
         residency_violations=violations,
         overflow=overflow,

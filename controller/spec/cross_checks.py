@@ -187,6 +187,15 @@ def cross_field_problems(spec: EnvironmentSpec) -> Iterator[Problem]:
     if spec.infra is not None:
         yield from _infra_problems(spec, spec.infra)
 
+    if spec.traffic.evacuation_ceiling_utilisation < spec.scaling.target_utilisation:
+        yield (
+            ("traffic", "evacuation_ceiling_utilisation"),
+            f"evacuation_ceiling_utilisation {spec.traffic.evacuation_ceiling_utilisation:g} is below "
+            f"scaling.target_utilisation {spec.scaling.target_utilisation:g}: a sick region's sessions could "
+            "never use the room between them",
+            spec.traffic.evacuation_ceiling_utilisation,
+        )
+
     health = spec.health
     if health.failed_after_seconds < health.degraded_after_seconds:
         yield (

@@ -112,6 +112,25 @@ class TrafficPolicy(FrozenModel):
         le=1e9,
         description="Cost per session placed beyond capacity (reported overflow).",
     )
+    evacuation_ceiling_utilisation: Fraction = Field(
+        default=0.9,
+        description="Most utilisation of its ready capacity a healthy region may reach while it takes the new "
+        "sessions of a region health confirmed breaching, until the nodes it orders for them serve (counted as "
+        "the arrivals until then, not the markets' standing load). Not below scaling.target_utilisation.",
+    )
+    session_moves_per_minute: Fraction = Field(
+        default=0.0,
+        description="Most share of a breaching region's existing sessions asked to reconnect elsewhere per "
+        "minute (0 = existing sessions stay until they end): a thundering herd of reconnects is an outage too.",
+    )
+    session_moves_after_seconds: float = Field(
+        strict=True,
+        default=60.0,
+        ge=0,
+        le=86_400,
+        description="Seconds a region's breach must have lasted (from its first breaching sample, and health "
+        "must have confirmed it) before its existing sessions move: a short breach ends before a reconnect pays.",
+    )
 
 
 class HealthPolicy(FrozenModel):

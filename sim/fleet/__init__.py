@@ -42,16 +42,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
+import numpy as np
+
 from controller.spec import EnvironmentSpec
 from sim.fleet.actuation import (
     DRAIN_DEADLINE_FUTURE,
     DRAIN_DEADLINE_PAST,
     MAX_AUDIT_TEXT_CHARS,
     MAX_WEIGHT_SHARE,
-    _ActuatedFleet,
 )
 from sim.fleet.books import FleetAccounting, FleetCounters
 from sim.fleet.errors import InvalidActuationError, UnknownTargetError
+from sim.fleet.session_moves import _SessionMovingFleet
 from sim.fleet.state import EMPTY_NODE_SESSIONS, IDLE_CPU, OUTAGE_LOSS, TREND_WINDOW_SECONDS
 from sim.traces import Trace
 
@@ -72,12 +74,12 @@ __all__ = [
 ]
 
 
-class SimulatedFleet(_ActuatedFleet):
+class SimulatedFleet(_SessionMovingFleet):
     """The simulated fleet; satisfies `controller.ports.Actuator`. Thread-safe (one lock).
 
     Its behaviour is layered, one module per seam: `state` (arrays, clock) < `nodes` (lifecycle,
     placement) < `faults` (impairments, QoS) < `dynamics` (the step) < `observation` (snapshots,
-    books) < `actuation` (Actuator calls, audit log).
+    books) < `actuation` (Actuator calls, audit log) < `session_moves` (reconnecting existing calls).
     """
 
     def __init__(
@@ -106,4 +108,5 @@ class SimulatedFleet(_ActuatedFleet):
         for impairment in trace.impairments:
             self.inject_impairment(impairment)
         self.actuations = []
+        self.sessions_moved = np.zeros(len(self.region_names))  # reconnects asked of each region's calls
         self._warm_start()

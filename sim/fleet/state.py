@@ -77,6 +77,8 @@ class _FleetState:
 
     actuations: list[AuditRecord]
     """Every actuation call, in order; `changed=False` ones were idempotent no-ops."""
+    sessions_moved: FloatArray
+    """Per region: its sessions asked to reconnect elsewhere (`move_sessions`), since the start."""
 
     def __init__(
         self,
