@@ -346,17 +346,8 @@ class FleetActivities:
                     ),
                 )
             )
-        if plan.weights and not plan.fail_static:
-            reason = plan.explanation[0] if plan.explanation else "control loop tick"
-            records.append(
-                self._act(
-                    "weights",
-                    lambda: actuator.set_traffic_weights(
-                        plan.weights, plan_id=plan.plan_id, actor=actor, reason=reason
-                    ),
-                )
-            )
-        # Existing calls last, once new sessions already go where they are sent. A fleet that cannot
+        # Existing calls before the weights write: the loop's fence is the steering revision the plan
+        # was made at, and the weights write is the one action that moves it on. A fleet that cannot
         # reconnect calls (no SessionMover behind the gate) leaves them where they are.
         if plan.session_moves and isinstance(actuator, SessionMover) and getattr(actuator, "moves_sessions", True):
             mover = actuator
@@ -370,6 +361,16 @@ class FleetActivities:
                         ),
                     )
                 )  # fmt: skip
+        if plan.weights and not plan.fail_static:
+            reason = plan.explanation[0] if plan.explanation else "control loop tick"
+            records.append(
+                self._act(
+                    "weights",
+                    lambda: actuator.set_traffic_weights(
+                        plan.weights, plan_id=plan.plan_id, actor=actor, reason=reason
+                    ),
+                )
+            )
 
     @activity.defn(name="shift_region_traffic")
     def shift_region_traffic(self, request: ShiftRequest) -> ShiftResult:

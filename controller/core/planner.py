@@ -146,6 +146,7 @@ def make_plan(
         region_states=health.states(),
         pin_caps=caps,
         cost_ms=now_problem.cost_ms,
+        paths=paths,
         demand=demand,
         last_scale_change_at=dict(previous.last_scale_change_at) if previous is not None else {},
         now=now,

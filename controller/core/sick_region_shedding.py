@@ -32,6 +32,7 @@ from datetime import datetime
 import numpy as np
 
 from controller.core.allocation import WEIGHT_EPSILON
+from controller.core.path_table import PathTable
 from controller.core.spec_tables import SpecTables
 from controller.plan import Overflow, RegionState
 from controller.snapshot import FleetSnapshot, RegionObservation
@@ -84,6 +85,7 @@ def shed_sick_regions(
     region_states: dict[str, RegionState],
     pin_caps: dict[str, float],
     cost_ms: np.ndarray,
+    paths: PathTable,
     demand: dict[str, float],
     last_scale_change_at: dict[str, datetime],
     now: datetime,
@@ -91,7 +93,11 @@ def shed_sick_regions(
     """Move the new-session share the LP left on `leaving` regions to the healthy ones with room.
 
     `cost_ms` is the LP's per-pair QoS cost (`allocation_problem.path_cost_ms`, which prices a
-    breaching region's excess): a market only moves to a region that costs it less than the sick one.
+    breaching region's excess): a market moves to a region that costs it less than the sick one, or
+    whose path to it is within every SLO of the market's scenarios (`paths`: observed p95 RTT, loss,
+    jitter; the unloaded RTT where unobserved). The second matters where the nearest healthy region
+    is far: 40 ms of extra jitter on gru breaches every scenario of BR's, while iad's longer but clean
+    path breaches none, though the RTT-equivalent cost ranks gru first.
     """
     if not leaving:
         return ShedResult(weights)
@@ -128,9 +134,10 @@ def shed_sick_regions(
             candidates = []
             for region in tables.allowed_regions[market]:
                 k = tables.pair_index.get((market, region))
-                if k is None or region not in room or float(cost_ms[k]) >= sick_cost:
+                if k is None or region not in room:
                     continue
-                candidates.append((float(cost_ms[k]), region))
+                if float(cost_ms[k]) < sick_cost or _within_slo(spec, tables, paths, market, k):
+                    candidates.append((float(cost_ms[k]), region))
             moved_to: list[str] = []
             last = sick
             for _, region in sorted(candidates):
@@ -163,6 +170,22 @@ def shed_sick_regions(
                 )
         result[market] = {r: round(s, 9) for r, s in shares.items() if s > WEIGHT_EPSILON}
     return ShedResult(result, _overflow(result, demand, observations, set(given), spec), notes, room)
+
+
+def _within_slo(spec: EnvironmentSpec, tables: SpecTables, paths: PathTable, market: str, pair: int) -> bool:
+    """The market's path on `pair` meets the SLO of every scenario the market runs (strictest of each)."""
+    scenarios = [spec.scenarios[s] for s, share in spec.market_by_code[market].demand.scenario_mix.items() if share > 0]
+    if not scenarios:
+        return False
+    rtt = paths.rtt_ms[pair] if paths.observed[pair] and np.isfinite(paths.rtt_ms[pair]) else None
+    rtt = float(tables.pair_base_rtt_ms[pair]) if rtt is None else float(rtt)
+    loss = float(np.nan_to_num(paths.loss_ratio[pair]))
+    jitter = float(np.nan_to_num(paths.jitter_ms[pair]))
+    return (
+        rtt <= min(s.rtt_p95_ms for s in scenarios)
+        and loss <= min(s.max_loss_ratio for s in scenarios)
+        and jitter <= min(s.max_jitter_ms for s in scenarios)
+    )
 
 
 def _overflow(

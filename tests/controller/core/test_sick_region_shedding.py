@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from controller.core.path_table import path_table
 from controller.core.planner import make_plan
 from controller.core.sick_region_shedding import arrivals_per_second, seconds_until_capacity, shed_sick_regions
 from controller.core.spec_tables import spec_tables
@@ -128,7 +129,8 @@ def test_shedding_keeps_every_market_whole_and_inside_its_jurisdictions(local_sp
     result = shed_sick_regions(
         local_spec, tables, snapshot, weights, leaving=leaving,
         region_states={r: RegionState.HEALTHY for r in regions if r not in leaving},
-        pin_caps={}, cost_ms=np.array(cost), demand=demand, last_scale_change_at={}, now=NOON,
+        pin_caps={}, cost_ms=np.array(cost), paths=path_table(tables, snapshot), demand=demand,
+        last_scale_change_at={}, now=NOON,
     )  # fmt: skip
     for market, shares in weights.items():
         after = result.weights[market]
@@ -150,3 +152,27 @@ def test_shedding_keeps_every_market_whole_and_inside_its_jurisdictions(local_sp
         )
         room = max(0.0, ceiling * observation.ready_capacity - observation.active_sessions)
         assert brought <= room + 1e-3 * max(1.0, room)
+
+
+def test_a_costlier_region_within_every_slo_beats_a_cheaper_one_that_breaches(local_spec):
+    """TH on sin, sin breaching: cgk's path is within every SLO of TH's scenarios, fra's (230 ms p95) is
+    not within multi_host's 200 ms. Even when the RTT-equivalent cost ranks sin first (a far region's
+    cost can exceed a sick near one's), TH's new sessions go to cgk, never to fra."""
+    tables = spec_tables(local_spec)
+    paths = [
+        p.model_copy(update={"rtt_ms": 230.0}) if (p.market, p.region) == ("TH", "fra")
+        else p.model_copy(update={"jitter_ms": 45.0}) if p.region == "sin"
+        else p
+        for p in healthy_paths(local_spec)
+    ]  # fmt: skip
+    weights = {"TH": {"sin": 1.0}}
+    snapshot = snapshot_for(local_spec, NOON, {"TH": 400}, nodes=20, weights=weights, paths=paths)
+    cost = np.full(len(tables.pair_market), 100.0)
+    cost[tables.pair_index[("TH", "sin")]] = 50.0
+    result = shed_sick_regions(
+        local_spec, tables, snapshot, weights, leaving=frozenset({"sin"}),
+        region_states={"fra": RegionState.HEALTHY, "dub": RegionState.HEALTHY, "cgk": RegionState.HEALTHY},
+        pin_caps={}, cost_ms=cost, paths=path_table(tables, snapshot), demand={"TH": 400},
+        last_scale_change_at={}, now=NOON,
+    )  # fmt: skip
+    assert result.weights["TH"] == {"cgk": pytest.approx(1.0)}

@@ -1,0 +1,90 @@
+"""apply_plan with existing calls to move: through the steering gate, over the simulator's HTTP API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry
+
+from controller.adapters.simulator_actuator import SimulatorActuator
+from controller.plan import Plan, SessionMove
+from controller.steering import Fence
+from sim.fleet import SimulatedFleet
+from sim.http_api import SimulatorServer
+from sim.traces import quiet_trace
+from tests.fakes.steering import gate
+from workflows.activities import FleetActivities
+from workflows.controller_metrics import ControllerMetrics
+from workflows.models import ApplyPlanRequest
+
+START = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
+
+
+def _plan(fleet: SimulatedFleet) -> Plan:
+    weights = {m: dict(s) for m, s in fleet.snapshot().current_weights.items()}
+    weights["DE"] = {"dub": 1.0}
+    return Plan(
+        plan_id="plan-moves", environment="local", created_at=fleet.now, snapshot_taken_at=fleet.now,
+        weights=weights,
+        session_moves=[SessionMove(region="fra", market="DE", to_region="dub", sessions=20.0, reason="fra breaching")],
+    )  # fmt: skip
+
+
+def test_calls_move_and_the_weights_follow_in_one_plan_without_fencing_itself_out(local_spec):
+    """The loop's fence is the steering revision the plan was made at; the weights write moves it on,
+    so the moves go first. Retried, nothing is done twice."""
+    fleet = SimulatedFleet(local_spec, quiet_trace(START, 3600), start=START, demand_variation=0.0)
+    with SimulatorServer(fleet, run_clock=False) as server:
+        actuator = SimulatorActuator(server.url)
+        authority = gate(local_spec, actuator)
+        activities = FleetActivities(
+            local_spec, actuator, authority, metrics=ControllerMetrics("local", CollectorRegistry())
+        )
+        plan = _plan(fleet)
+        revision = authority.state().revision
+        request = ApplyPlanRequest(plan=plan, actor="controller/test", fence=Fence.for_loop(revision))
+        result = activities.apply_plan(request)
+        assert [(r.action, r.target) for r in result.records] == [
+            ("move_sessions", "fra/DE->dub"),
+            ("set_traffic_weights", "weights:DE,FR,ID,SG,TH"),
+        ]
+        assert result.records[0].after == {"moved": 20.0}
+        assert fleet.sessions_moved[fleet.region_names.index("fra")] == 20.0
+        acted = len(fleet.actuations)
+        assert activities.apply_plan(request).records == result.records
+        assert len(fleet.actuations) == acted
+
+
+class _NoReconnects:
+    """An actuator without `move_sessions` (Kubernetes, AWS): it delegates everything else."""
+
+    def __init__(self, inner: SimulatorActuator) -> None:
+        self._inner = inner
+
+    def set_desired_nodes(self, *args, **kwargs):
+        return self._inner.set_desired_nodes(*args, **kwargs)
+
+    def drain_node(self, *args, **kwargs):
+        return self._inner.drain_node(*args, **kwargs)
+
+    def undrain_node(self, *args, **kwargs):
+        return self._inner.undrain_node(*args, **kwargs)
+
+    def set_traffic_weights(self, *args, **kwargs):
+        return self._inner.set_traffic_weights(*args, **kwargs)
+
+
+def test_a_fleet_that_cannot_reconnect_calls_keeps_them_and_still_gets_its_weights(local_spec):
+    fleet = SimulatedFleet(local_spec, quiet_trace(START, 3600), start=START, demand_variation=0.0)
+    with SimulatorServer(fleet, run_clock=False) as server:
+        actuator = _NoReconnects(SimulatorActuator(server.url))
+        authority = gate(local_spec, actuator)
+        activities = FleetActivities(
+            local_spec, actuator, authority, metrics=ControllerMetrics("local", CollectorRegistry())
+        )
+        request = ApplyPlanRequest(
+            plan=_plan(fleet), actor="controller/test", fence=Fence.for_loop(authority.state().revision)
+        )
+        result = activities.apply_plan(request)
+        assert [r.action for r in result.records] == ["set_traffic_weights"]
+        assert fleet.sessions_moved.sum() == 0.0
