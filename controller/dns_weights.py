@@ -71,3 +71,12 @@ def effective_shares(weights: Mapping[str, int]) -> dict[str, float]:
     if total == 0:
         return {r: 1.0 / len(weights) for r in weights} if weights else {}
     return {r: w / total for r, w in weights.items()}
+
+
+def market_record_name(market: str, media_domain: str) -> str:
+    """The weighted record set of a market, as Route 53 names it (lower case, trailing dot).
+
+    Shared by the Route 53 actuator (which writes the set) and infra's controller policy (which lets
+    the controller change exactly these names).
+    """
+    return f"{market.lower()}.markets.{media_domain.rstrip('.').lower()}."

@@ -16,6 +16,7 @@ from typing import Any
 
 import pulumi
 
+from controller.dns_weights import market_record_name
 from controller.spec import EnvironmentSpec
 from controller.spec.address_plan import plan_region
 from controller.spec_file import EnvironmentFileError, SpecProblem, load_environment
@@ -24,7 +25,7 @@ from infra.global_routing import GlobalRouting, GlobalRoutingArgs, RoutedRegion,
 from infra.recordings_bucket import recordings_retention_days
 from infra.residency import RegionPlacement, residency_preflight
 from infra.stack_settings import StackSettings, StackSettingsError, read_stack_settings
-from infra.workload_identities import ClusterRef, ControllerIdentity, cluster_name
+from infra.workload_identities import ClusterRef, ControllerIdentity, SteeringZone, cluster_name
 
 
 def project_root() -> Path:
@@ -65,13 +66,22 @@ def declare_fleet(spec: EnvironmentSpec, placements: list[RegionPlacement], sett
     assert infra is not None  # load_checked_environment refuses a spec without it
     region_by_name = spec.region_by_name
     home = region_by_name[infra.controller_region]
+    routing_enabled = settings.dns_zone_id is not None and settings.media_domain is not None
+    steering_zone = (
+        SteeringZone(
+            settings.dns_zone_id or "",
+            [market_record_name(m.code, settings.media_domain or "") for m in spec.markets],
+        )
+        if routing_enabled
+        else None
+    )
     controller = ControllerIdentity(
         "controller",
         spec.name,
         home.cloud_region,
         [ClusterRef(p.cloud_region, cluster_name(spec.name, p.region)) for p in placements],
+        steering_zone=steering_zone,
     )
-    routing_enabled = settings.dns_zone_id is not None and settings.media_domain is not None
     clusters = {
         placement.region: EdgeMediaCluster(
             placement.region,

@@ -12,7 +12,9 @@ keeps pods from borrowing the node role instead.
 Who is who (namespace/service account -> role):
 - `edgeplane-system/edgeplane-controller` -> controller: `eks:DescribeCluster` on this environment's
   clusters (endpoint and CA for its kubeconfig; authentication is an STS-presigned token, which needs
-  no IAM permission) and read-only node-group describes. Kubernetes rights come from the access
+  no IAM permission), node-group describes, and what `--actuate aws` does: raise its node groups'
+  desired size, terminate drained instances of its clusters' Auto Scaling groups, and (when the
+  media zone is set) write only the markets' weighted records. Kubernetes rights come from the access
   entry in every cluster (group `edgeplane-controller`, bound by `deploy/kubernetes/rbac.yaml`).
 - `edge-media/edge-recorder` -> recordings writer: put objects in its own region's bucket, and use
   its own region's KMS key only through S3 in that region, for that bucket (`kms:ViaService` and the
@@ -146,10 +148,23 @@ def node_autoscaler_policy(cluster_name: str) -> str:
     )
 
 
-def controller_policy(cluster_arns: list[str]) -> str:
-    """Describe this environment's clusters (endpoint and CA) and their node groups; nothing else."""
+@dataclass(frozen=True)
+class SteeringZone:
+    """The Route 53 zone whose per-market weighted records the controller writes (`--actuate aws`)."""
+
+    zone_id: str
+    record_names: list[str]  # `controller.dns_weights.market_record_name` of every market
+
+
+def controller_policy(
+    cluster_arns: list[str], cluster_names: list[str] | None = None, steering_zone: SteeringZone | None = None
+) -> str:
+    """Describe this environment's clusters (endpoint and CA) and their node groups; act on what the
+    controller actuates on AWS and nothing else: raise a node group's desired size, terminate exactly
+    the drained instances of this environment's node groups, and (with a zone) write the markets'
+    weighted records."""
     nodegroups = [arn.replace(":cluster/", ":nodegroup/", 1) + "/*/*" for arn in cluster_arns]
-    return _document(
+    statements: list[dict[str, Any]] = [
         {"Sid": "DescribeClusters", "Effect": "Allow", "Action": "eks:DescribeCluster", "Resource": cluster_arns},
         {
             "Sid": "DescribeNodeGroups",
@@ -157,7 +172,49 @@ def controller_policy(cluster_arns: list[str]) -> str:
             "Action": ["eks:DescribeNodegroup", "eks:ListNodegroups"],
             "Resource": [*cluster_arns, *nodegroups],
         },
-    )
+        {
+            # controller/adapters/eks_node_group_actuator.py raises desiredSize (never lowers it).
+            "Sid": "ScaleOutNodeGroups",
+            "Effect": "Allow",
+            "Action": "eks:UpdateNodegroupConfig",
+            "Resource": nodegroups,
+        },
+    ]
+    if cluster_names:
+        statements += [
+            {
+                # Scale-in terminates exactly the drained, empty instances, decrementing desired capacity.
+                "Sid": "TerminateDrainedInstancesOfTheseClusters",
+                "Effect": "Allow",
+                "Action": "autoscaling:TerminateInstanceInAutoScalingGroup",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:ResourceTag/eks:cluster-name": sorted(cluster_names)}},
+            },
+            # Describe calls take no resource-level permission.
+            {"Sid": "FindNodeGroupInstances", "Effect": "Allow", "Action": "autoscaling:DescribeAutoScalingGroups",
+             "Resource": "*"},
+        ]  # fmt: skip
+    if steering_zone is not None:
+        zone = f"arn:aws:route53:::hostedzone/{steering_zone.zone_id}"
+        statements += [
+            {
+                "Sid": "WriteOnlyTheMarketsWeightedRecords",
+                "Effect": "Allow",
+                "Action": "route53:ChangeResourceRecordSets",
+                "Resource": zone,
+                "Condition": {
+                    "ForAllValues:StringEquals": {
+                        "route53:ChangeResourceRecordSetsNormalizedRecordNames": sorted(
+                            name.rstrip(".").lower() for name in steering_zone.record_names
+                        )
+                    }
+                },
+            },
+            {"Sid": "ReadBackTheZone", "Effect": "Allow", "Action": "route53:ListResourceRecordSets", "Resource": zone},
+            {"Sid": "WaitForInsync", "Effect": "Allow", "Action": "route53:GetChange",
+             "Resource": "arn:aws:route53:::change/*"},
+        ]  # fmt: skip
+    return _document(*statements)
 
 
 def cluster_name(environment: str, region: str) -> str:
@@ -193,6 +250,7 @@ class ControllerIdentity(pulumi.ComponentResource):
         home_cloud_region: str,
         clusters: list[ClusterRef],
         opts: pulumi.ResourceOptions | None = None,
+        steering_zone: SteeringZone | None = None,
     ) -> None:
         super().__init__("edgeplane:infra:ControllerIdentity", name, None, opts)
         self.provider = aws.Provider(f"{name}-aws", region=home_cloud_region, opts=pulumi.ResourceOptions(parent=self))
@@ -210,7 +268,9 @@ class ControllerIdentity(pulumi.ComponentResource):
             role=role.id,
             policy=account.account_id.apply(
                 lambda account_id: controller_policy(
-                    [cluster_arn(c.cloud_region, account_id, c.name) for c in clusters]
+                    [cluster_arn(c.cloud_region, account_id, c.name) for c in clusters],
+                    [c.name for c in clusters],
+                    steering_zone,
                 )
             ),
             opts=child,

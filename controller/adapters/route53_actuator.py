@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from controller.audit import AuditRecord
-from controller.dns_weights import ForbiddenShareError, integer_weights
+from controller.dns_weights import ForbiddenShareError, integer_weights, market_record_name
 from controller.ports import ActuationError
 from controller.spec import EnvironmentSpec
 
@@ -58,11 +58,6 @@ class Route53Settings:
     insync_timeout_seconds: float = 120.0
     """Longest wait for a change to be INSYNC (Route 53 usually takes well under a minute)."""
     insync_poll_seconds: float = 2.0
-
-
-def market_record_name(market: str, media_domain: str) -> str:
-    """The weighted set of a market, as Route 53 names it (lower case, trailing dot)."""
-    return f"{market.lower()}.markets.{media_domain.rstrip('.').lower()}."
 
 
 def route53_client(settings: Route53Settings) -> Any:

@@ -163,10 +163,26 @@ def test_pod_identities_for_recorder_autoscaler_external_dns_and_controller(
         entry = entries[f"{name}-controller"]
         assert entry.inputs["principalArn"] == controller_role_arn
         assert entry.inputs["kubernetesGroups"] == [CONTROLLER_KUBERNETES_GROUP]
-    controller_policy = json.loads(inline["controller-describe-clusters"].inputs["policy"])["Statement"][0]
+    statements = json.loads(inline["controller-describe-clusters"].inputs["policy"])["Statement"]
+    controller_policy = statements[0]
     assert sorted(controller_policy["Resource"]) == sorted(
         f"arn:aws:eks:{r.cloud_region}:{MOCK_ACCOUNT_ID}:cluster/edgeplane-{env}-{r.name}" for r in spec.regions
     )
+    # What --actuate aws calls, and only on this environment's node groups, clusters and market records.
+    by_sid = {s["Sid"]: s for s in statements}
+    assert by_sid["ScaleOutNodeGroups"]["Action"] == "eks:UpdateNodegroupConfig"
+    assert all(":nodegroup/edgeplane-" in arn for arn in by_sid["ScaleOutNodeGroups"]["Resource"])
+    terminate = by_sid["TerminateDrainedInstancesOfTheseClusters"]
+    assert terminate["Action"] == "autoscaling:TerminateInstanceInAutoScalingGroup"
+    assert sorted(terminate["Condition"]["StringEquals"]["aws:ResourceTag/eks:cluster-name"]) == sorted(
+        f"edgeplane-{env}-{r.name}" for r in spec.regions
+    )
+    records = by_sid["WriteOnlyTheMarketsWeightedRecords"]
+    assert records["Resource"] == f"arn:aws:route53:::hostedzone/{ZONE_ID}"
+    assert records["Condition"]["ForAllValues:StringEquals"][
+        "route53:ChangeResourceRecordSetsNormalizedRecordNames"
+    ] == sorted(f"{m.code.lower()}.markets.{MEDIA_DOMAIN}" for m in spec.markets)
+    assert by_sid["WaitForInsync"]["Action"] == "route53:GetChange"
 
 
 def test_without_a_dns_zone_external_dns_gets_no_role(staging_graph: RecordedGraph) -> None:
