@@ -8,6 +8,8 @@ cloud/Kubernetes API that takes scale, drain and weight commands). Called by a r
 Routes (JSON in and out):
   GET    /metrics                                    Prometheus exposition (controller.metric_names)
   GET    /healthz | /v1/state | /v1/snapshot | /v1/accounting | /v1/actuations
+  GET    /v1/placement                               how new sessions get their region: {"mode":
+                                                      "selector"|"weights", "books": PlacementBooks|null}
   PUT    /v1/regions/{region}/desired-nodes          {"desired_nodes", "plan_id", "actor", "reason"}
   POST   /v1/regions/{region}/nodes/{node}/drain     {"deadline", "plan_id", "actor", "reason"}
   POST   /v1/regions/{region}/nodes/{node}/undrain   {"plan_id", "actor", "reason"}
@@ -76,6 +78,7 @@ from sim.http_requests import (
     clip,
     parse_request,
 )
+from sim.selector_placement import SelectorPlacement
 
 logger = logging.getLogger(__name__)
 
@@ -173,6 +176,7 @@ class SimulatorServer:
             ("GET", re.compile(r"/v1/snapshot"), self._snapshot),
             ("GET", re.compile(r"/v1/accounting"), self._accounting),
             ("GET", re.compile(r"/v1/actuations"), self._actuations),
+            ("GET", re.compile(r"/v1/placement"), self._placement),
             ("GET", re.compile(r"/healthz"), lambda: Reply(HTTPStatus.OK, {"ok": True, "now": fleet.now.isoformat()})),
             ("PUT", re.compile(r"/v1/regions/(?P<region>[^/]+)/desired-nodes"), self._desired_nodes),
             ("POST", re.compile(r"/v1/regions/(?P<region>[^/]+)/nodes/(?P<node>[^/]+)/drain"), self._drain),
@@ -230,6 +234,12 @@ class SimulatorServer:
 
     def _actuations(self) -> Reply:
         return Reply(HTTPStatus.OK, [record.model_dump(mode="json") for record in list(self.fleet.actuations)])
+
+    def _placement(self) -> Reply:
+        placement = self.fleet.region_placement
+        if isinstance(placement, SelectorPlacement):
+            return Reply(HTTPStatus.OK, {"mode": "selector", "books": placement.books().model_dump(mode="json")})
+        return Reply(HTTPStatus.OK, {"mode": "weights", "books": None})
 
     def _desired_nodes(self, body: bytes, region: str) -> Reply:
         request = parse_request(DesiredNodesBody, body, now=self.fleet.now)
