@@ -10,6 +10,7 @@ Routes (JSON in and out):
   GET    /healthz | /v1/state | /v1/snapshot | /v1/accounting | /v1/actuations
   GET    /v1/placement                               how new sessions get their region: {"mode":
                                                       "selector"|"weights", "books": PlacementBooks|null}
+  GET    /v1/placement/timeline                      [PlacementStep]: what each step placed, and how
   PUT    /v1/regions/{region}/desired-nodes          {"desired_nodes", "plan_id", "actor", "reason"}
   POST   /v1/regions/{region}/nodes/{node}/drain     {"deadline", "plan_id", "actor", "reason"}
   POST   /v1/regions/{region}/nodes/{node}/undrain   {"plan_id", "actor", "reason"}
@@ -177,6 +178,7 @@ class SimulatorServer:
             ("GET", re.compile(r"/v1/accounting"), self._accounting),
             ("GET", re.compile(r"/v1/actuations"), self._actuations),
             ("GET", re.compile(r"/v1/placement"), self._placement),
+            ("GET", re.compile(r"/v1/placement/timeline"), self._placement_timeline),
             ("GET", re.compile(r"/healthz"), lambda: Reply(HTTPStatus.OK, {"ok": True, "now": fleet.now.isoformat()})),
             ("PUT", re.compile(r"/v1/regions/(?P<region>[^/]+)/desired-nodes"), self._desired_nodes),
             ("POST", re.compile(r"/v1/regions/(?P<region>[^/]+)/nodes/(?P<node>[^/]+)/drain"), self._drain),
@@ -240,6 +242,11 @@ class SimulatorServer:
         if isinstance(placement, SelectorPlacement):
             return Reply(HTTPStatus.OK, {"mode": "selector", "books": placement.books().model_dump(mode="json")})
         return Reply(HTTPStatus.OK, {"mode": "weights", "books": None})
+
+    def _placement_timeline(self) -> Reply:
+        placement = self.fleet.region_placement
+        steps = placement.timeline() if isinstance(placement, SelectorPlacement) else []
+        return Reply(HTTPStatus.OK, [step.model_dump(mode="json") for step in steps])
 
     def _desired_nodes(self, body: bytes, region: str) -> Reply:
         request = parse_request(DesiredNodesBody, body, now=self.fleet.now)

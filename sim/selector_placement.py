@@ -18,6 +18,8 @@ When the selector gives no usable answer, the fleet falls back, and says so:
 - `no_steering_state`: the selector has not loaded a steering state, or serves revision 0 (the
   controller created its steering file but has not committed a plan yet);
 - `over_batch_limit`: more whole sessions in one step than `max_sessions_per_step`.
+Besides cumulative books, a timeline keeps what each step placed and how (`PlacementStep`), at the
+fleet's clock: the demo measures its traffic shift from it (`GET /v1/placement/timeline`).
 The fallback places a market x scenario's sessions by the shares of the selector's last answers for
 it (at start, before any answer: the market's lowest-RTT allowed region, the fleet's own initial
 weights), restricted to the market's allowed regions and renormalised: a fallback never places a
@@ -30,7 +32,10 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import numpy as np
@@ -42,6 +47,8 @@ from sim.fleet.region_placement import FloatArray, RoutedArrivals
 MAX_GROUPS_PER_REQUEST = 64  # selector.batch.MAX_BATCH_GROUPS
 MAX_SESSIONS_PER_REQUEST = 20_000  # selector.batch.MAX_BATCH_SESSIONS
 DEFAULT_MAX_SESSIONS_PER_STEP = 20_000
+TIMELINE_STEPS = 50_000
+"""Steps kept in the placement timeline (the demo's whole run is a few thousand)."""
 
 
 class FallbackReason:
@@ -61,6 +68,16 @@ class _BatchAnswer(BaseModel):
     revision: int | None
     state_age_seconds: float | None
     groups: list[_BatchGroup]
+
+
+class PlacementStep(BaseModel):
+    """The sessions one step of the fleet placed: by the selector's answers, and by the fallback."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: datetime = Field(description="The fleet's clock at the end of the step.")
+    selector: dict[str, dict[str, int]] = Field(description="Market -> region -> sessions the selector placed.")
+    fallback: dict[str, dict[str, float]] = Field(description="Market -> region -> sessions the fallback placed.")
 
 
 class PlacementBooks(BaseModel):
@@ -137,11 +154,28 @@ class SelectorPlacement:
         self._up = False
         self._last_error: str | None = None
         self._revision: int | None = None
+        self._timeline: deque[PlacementStep] = deque(maxlen=TIMELINE_STEPS)
+        self._step_selector = np.zeros((n_m, n_r), dtype=np.int64)
+        self._step_fallback = np.zeros((n_m, n_r))
 
     # -- the port ---------------------------------------------------------------------------------
-    def route(self, arrivals: FloatArray, weights: FloatArray) -> RoutedArrivals:
+    def route(self, arrivals: FloatArray, weights: FloatArray, at: float) -> RoutedArrivals:
         """Place this step's whole sessions by the selector's answers (`weights` are not used: the
         selector reads the weights the controller published)."""
+        self._step_selector[:] = 0
+        self._step_fallback[:] = 0.0
+        placed = self._route(arrivals)
+        if self._step_selector.any() or self._step_fallback.any():
+            step = PlacementStep(
+                at=datetime.fromtimestamp(at, tz=UTC),
+                selector=_sparse(self.markets, self.regions, self._step_selector),
+                fallback=_sparse(self.markets, self.regions, self._step_fallback),
+            )
+            with self._lock:
+                self._timeline.append(step)
+        return placed
+
+    def _route(self, arrivals: FloatArray) -> RoutedArrivals:
         self._carry += arrivals
         whole = np.floor(self._carry + 1e-9)
         self._carry -= whole
@@ -223,6 +257,7 @@ class SelectorPlacement:
                     routed[m, r, s] += count
                 with self._lock:
                     self._selector[m] += placed.astype(np.int64)
+                self._step_selector[m] += placed.astype(np.int64)
                 if placed.sum() > 0:
                     self._last_shares[m, s] = placed / placed.sum()
             if published:
@@ -247,6 +282,7 @@ class SelectorPlacement:
         normalised = np.divide(shares, totals, out=np.zeros_like(shares), where=totals > 0)
         placed = sessions[:, :, None] * normalised  # M x S x R
         routed += placed.transpose(0, 2, 1)
+        self._step_fallback += placed.sum(axis=1)
         unplaced = int(sessions[~usable].sum())
         with self._lock:
             book = self._fallback.setdefault(reason, np.zeros((len(self.markets), len(self.regions))))
@@ -279,8 +315,24 @@ class SelectorPlacement:
                 unplaced_fallback_sessions=self._unplaced_fallback,
             )
 
+    def timeline(self) -> list[PlacementStep]:
+        """The last `TIMELINE_STEPS` steps that placed sessions, oldest first."""
+        with self._lock:
+            return list(self._timeline)
+
     def close(self) -> None:
         self._client.close()
+
+
+def _sparse(markets: list[str], regions: list[str], counts: np.ndarray) -> dict[str, dict[str, Any]]:
+    return {
+        markets[m]: {regions[r]: _number(counts[m, r]) for r in np.nonzero(counts[m])[0]}
+        for m in np.nonzero(counts.any(axis=1))[0]
+    }
+
+
+def _number(value: np.generic) -> Any:
+    return int(value) if np.issubdtype(value.dtype, np.integer) else round(float(value), 3)
 
 
 class _Unusable(Exception):

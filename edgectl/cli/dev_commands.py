@@ -138,8 +138,8 @@ def demo_command(
     raise_on_sigterm()
     # Imported here, not at module level: the report pulls in matplotlib (~1 s), which every other
     # `edgectl` command would otherwise pay at start-up.
-    from edgectl.demo_report import summary_table
     from edgectl.demo_scenario import DemoOptions, run_demo
+    from edgectl.demo_summary import summary_table
 
     options = DemoOptions(
         env_path=env, report_root=report_dir, speed=speed, duration_scale=duration_scale, drill_region=drill_region

@@ -81,7 +81,7 @@ class _SteppedFleet(_ImpairedFleet):
         carried_over = self._offered_track * decay[None, :]
         arrivals = np.maximum(target - carried_over, 0.0)
         self._offered_track = carried_over + arrivals
-        placement = self.region_placement.route(arrivals, self._weights)
+        placement = self.region_placement.route(arrivals, self._weights, t1)
         self._unrouted += placement.unrouted
         routed = placement.routed  # M x R x S
         incoming = routed.sum(axis=0)  # R x S

@@ -31,9 +31,10 @@ class RoutedArrivals:
 
 
 class RegionPlacement(Protocol):
-    def route(self, arrivals: FloatArray, weights: FloatArray) -> RoutedArrivals:
+    def route(self, arrivals: FloatArray, weights: FloatArray, at: float) -> RoutedArrivals:
         """Place `arrivals` (market x scenario) in regions; `weights` (market x region) are the ones the
-        controller set on the fleet. Called under the fleet's lock, once per step."""
+        controller set on the fleet; `at` is the fleet's clock (epoch seconds) at the end of the step.
+        Called under the fleet's lock, once per step."""
         ...
 
 
@@ -41,6 +42,6 @@ class WeightedPlacement:
     """Arrivals split by the fleet's traffic weights; a market's weights summing below 1 leave the
     rest unrouted."""
 
-    def route(self, arrivals: FloatArray, weights: FloatArray) -> RoutedArrivals:
+    def route(self, arrivals: FloatArray, weights: FloatArray, at: float) -> RoutedArrivals:
         unrouted = float((arrivals.sum(axis=1) * np.maximum(1.0 - weights.sum(axis=1), 0.0)).sum())
         return RoutedArrivals(arrivals[:, None, :] * weights[:, :, None], unrouted)

@@ -26,6 +26,7 @@ from sim.selector_placement import FallbackReason, SelectorPlacement
 from tests.sim.conftest import START, tiny_spec, tiny_trace
 
 SPEC = tiny_spec()
+AT = START.timestamp()
 
 
 def publish(path: Path, revision: int, weights: dict[str, dict[str, float]]) -> None:
@@ -124,32 +125,40 @@ def test_the_fallback_keeps_the_last_answers_shares_within_jurisdictions_and_cou
     placement = SelectorPlacement(SPEC, "http://selector.test", transport=transport, retry_after_seconds=2.0,
                                   clock=lambda: clock[0])  # fmt: skip
     weights = np.zeros((2, 3))
-    first = placement.route(arrivals(10.4, 4.0), weights)
+    first = placement.route(arrivals(10.4, 4.0), weights, AT)
     assert (
         first.routed[0, :, 0].tolist() == [0, 5, 5] and first.unrouted == 0
     )  # answered as said (the referee counts sin)
     assert placement._carry[0, 0] == np.float64(10.4 - 10)
 
-    down = placement.route(arrivals(10.0, 4.0), weights)
+    down = placement.route(arrivals(10.0, 4.0), weights, AT)
     books = placement.books()
     assert not books.selector_up and books.failed_requests == 1 and "ConnectError" in books.last_error
     # DE's last answers were half dub, half sin: the fallback keeps only dub (EU), never sin
     assert down.routed[0, :, 0].tolist() == [0, 10, 0] and down.routed[1, :, 0].tolist() == [0, 0, 4]
     assert books.fallback_sessions[FallbackReason.SELECTOR_UNREACHABLE] == {"DE": {"dub": 10}, "SG": {"sin": 4}}
 
-    placement.route(arrivals(10.0, 0.0), weights)  # within the retry wait: not asked
+    placement.route(arrivals(10.0, 0.0), weights, AT)  # within the retry wait: not asked
     assert len(seen) == 2
     clock[0] = 2.5
-    again = placement.route(arrivals(10.0, 0.0), weights)
+    again = placement.route(arrivals(10.0, 0.0), weights, AT)
     assert len(seen) == 3 and placement.books().selector_up and again.routed[0, :, 0].tolist() == [10, 0, 0]
     keys = [request.url.params["groups"] for request in seen]
     assert keys[0] == "DE:one_to_one:0:10,SG:one_to_one:0:4" and keys[2].startswith("DE:one_to_one:20:")
+    timeline = placement.timeline()  # per step, at the fleet's clock: what the selector placed, what the fallback did
+    assert [step.selector for step in timeline] == [
+        {"DE": {"dub": 5, "sin": 5}, "SG": {"sin": 4}},
+        {},
+        {},
+        {"DE": {"fra": 10}},
+    ]
+    assert timeline[1].fallback == {"DE": {"dub": 10.0}, "SG": {"sin": 4.0}} and timeline[0].at == START
 
 
 def test_before_the_first_plan_the_fleet_places_by_nearest_allowed_region_and_says_so() -> None:
     transport, _ = stand_in([{"revision": 0, "refusal": "no_compliant_region"}])
     placement = SelectorPlacement(SPEC, "http://selector.test", transport=transport)
-    routed = placement.route(arrivals(6.0, 3.0), np.zeros((2, 3)))
+    routed = placement.route(arrivals(6.0, 3.0), np.zeros((2, 3)), AT)
     assert routed.routed[:, :, 0].tolist() == [[6, 0, 0], [0, 0, 3]] and routed.unrouted == 0
     books = placement.books()
     assert books.fallback_sessions[FallbackReason.NO_STEERING_STATE] == {"DE": {"fra": 6}, "SG": {"sin": 3}}
@@ -159,6 +168,6 @@ def test_before_the_first_plan_the_fleet_places_by_nearest_allowed_region_and_sa
 def test_sessions_beyond_the_per_step_limit_are_placed_by_the_fallback_and_counted() -> None:
     transport, seen = stand_in([{"regions": {"DE": {"dub": 1}, "SG": {"sin": 1}}}])
     placement = SelectorPlacement(SPEC, "http://selector.test", transport=transport, max_sessions_per_step=10)
-    routed = placement.route(arrivals(30.0, 10.0), np.zeros((2, 3)))
+    routed = placement.route(arrivals(30.0, 10.0), np.zeros((2, 3)), AT)
     assert routed.routed.sum() == 40 and seen[0].url.params["groups"] == "DE:one_to_one:0:7,SG:one_to_one:0:2"
     assert placement.books().fallback_sessions[FallbackReason.OVER_BATCH_LIMIT]["DE"] == {"fra": 23}
