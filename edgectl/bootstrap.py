@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -148,6 +149,9 @@ class FleetSettings:
     """Backends to act on; empty: the simulator if given, else Kubernetes (the behaviour before `--actuate`)."""
     aws: AwsSettings = field(default_factory=AwsSettings)
     """The AWS backend's targets."""
+    media_workload_kind: Literal["Deployment", "StatefulSet"] = "Deployment"
+    """Kind of the media workload the Kubernetes backend scales and drains: Deployment (drained pods
+    leave through pod-deletion-cost), StatefulSet only when chosen (docs/operations.md)."""
 
 
 def build_fleet_adapters(spec: EnvironmentSpec, settings: FleetSettings) -> tuple[Observer, Actuator]:
@@ -198,7 +202,13 @@ def build_actuator(spec: EnvironmentSpec, settings: FleetSettings, simulator: Ac
     except ImportError as error:
         raise BootstrapError(f"--kube-contexts: Kubernetes actuator not available: {error}") from error
     try:
-        kubernetes: Actuator = KubernetesActuator(spec, list(settings.kube_contexts))
+        from controller.adapters.kubernetes_api import KubernetesSettings
+
+        kubernetes: Actuator = KubernetesActuator(
+            spec,
+            list(settings.kube_contexts),
+            settings=KubernetesSettings(media_workload_kind=settings.media_workload_kind),
+        )
     except ValueError as error:
         raise BootstrapError(f"--kube-contexts: {error}") from error
     if ActuationBackend.AWS not in backends:

@@ -96,7 +96,7 @@ def test_named_objects_are_limited_by_resource_names():
             if rule["resources"] == ["configmaps"] and set(rule["verbs"]) & {"get", "patch"}:
                 wanted = STEERING_CONFIGMAP if role["metadata"]["namespace"] == STEERING_NAMESPACE else None
                 assert names == [wanted or SETTINGS.policy_configmap]
-            if rule["resources"] == ["statefulsets/scale"]:
+            if rule["resources"] in (["statefulsets/scale"], ["deployments/scale"]):
                 assert names == [SETTINGS.media_workload_name]
             if "create" in rule["verbs"] and rule["resources"] == ["configmaps"]:
                 assert names is None  # create cannot be limited by name

@@ -137,3 +137,18 @@ def test_a_backend_failing_after_another_applied_says_so_and_keeps_retryable():
     assert error.value.retryable is True
     with pytest.raises(ValueError, match="no backend takes set_desired_nodes"):
         CompositeActuator([Backend("route53", Recording("r"), frozenset({"set_traffic_weights"}))])
+
+
+def test_the_media_workload_is_a_deployment_unless_a_statefulset_is_chosen():
+    """Deployment by default (drained pods leave through pod-deletion-cost); StatefulSet only when asked."""
+    from edgectl.cli.actuation_options import fleet_settings
+
+    default = build_actuator(SPEC, FleetSettings(kube_contexts=CONTEXTS, actuate=(K,)))
+    assert isinstance(default, KubernetesActuator)
+    assert default._settings.media_workload_kind == "Deployment" and default._deployment_drains is not None
+    chosen = fleet_settings(None, None, list(CONTEXTS), [K], None, None, None, None, "StatefulSet")
+    statefulset = build_actuator(SPEC, chosen)
+    assert isinstance(statefulset, KubernetesActuator)
+    assert statefulset._settings.media_workload_kind == "StatefulSet" and statefulset._deployment_drains is None
+    with pytest.raises(BootstrapError, match="--media-workload-kind 'ReplicaSet': expected Deployment or StatefulSet"):
+        fleet_settings(None, None, list(CONTEXTS), [K], None, None, None, None, "ReplicaSet")
