@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from controller.adapters.composite_actuator import Backend, CompositeActuator
 from controller.adapters.kubernetes_actuator import KubernetesActuator
+from controller.adapters.kubernetes_drained_nodes import KubernetesDrainedNodes
 from controller.adapters.simulator_actuator import SimulatorActuator
 from controller.audit import AuditRecord
 from controller.ports import ActuationError
@@ -37,6 +38,8 @@ def test_kubernetes_and_aws_make_one_composite_routing_each_verb():
     }
     eks = next(b for b in actuator.backends if b.name == "eks")
     assert eks.regions == frozenset({"fra"})
+    # node groups shrink by exactly the drained instances, which the Kubernetes side reports
+    assert isinstance(eks.actuator._drained, KubernetesDrainedNodes)
 
 
 def test_single_backends_are_returned_as_they_are():
