@@ -79,7 +79,7 @@ from sim.http_requests import (
     clip,
     parse_request,
 )
-from sim.selector_placement import SelectorPlacement
+from sim.selector_placement import PlacementCollector, SelectorPlacement
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +170,8 @@ class SimulatorServer:
     def __init__(self, fleet: SimulatedFleet, *, port: int = 0, speed: float = 1.0, run_clock: bool = True) -> None:
         self.fleet = fleet
         self.registry = fleet_registry(fleet)
+        if isinstance(fleet.region_placement, SelectorPlacement):
+            self.registry.register(PlacementCollector(fleet.region_placement))
         self.clock = RealTimeClock(fleet, speed) if run_clock else None
         self._routes: list[Route] = [
             ("GET", re.compile(r"/metrics"), self._metrics),

@@ -18,6 +18,10 @@ When the selector gives no usable answer, the fleet falls back, and says so:
 - `no_steering_state`: the selector has not loaded a steering state, or serves revision 0 (the
   controller created its steering file but has not committed a plan yet);
 - `over_batch_limit`: more whole sessions in one step than `max_sessions_per_step`.
+The books are also on the fleet's /metrics (`PlacementCollector`): `edge_sim_placed_sessions_total`
+{market, region, via="selector"|<fallback reason>}, `edge_sim_selector_refused_sessions_total`
+{market, code}, `edge_sim_selector_up`, `edge_sim_selector_failed_requests_total`; simulator-only
+series, outside the fleet's metric contract (controller/metric_names.py).
 Besides cumulative books, a timeline keeps what each step placed and how (`PlacementStep`), at the
 fleet's clock: the demo measures its traffic shift from it (`GET /v1/placement/timeline`).
 The fallback places a market x scenario's sessions by the shares of the selector's last answers for
@@ -33,12 +37,14 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import numpy as np
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from controller.spec import EnvironmentSpec
@@ -333,6 +339,44 @@ def _sparse(markets: list[str], regions: list[str], counts: np.ndarray) -> dict[
 
 def _number(value: np.generic) -> Any:
     return int(value) if np.issubdtype(value.dtype, np.integer) else round(float(value), 3)
+
+
+class PlacementCollector(Collector):
+    """The placement books as Prometheus series, read at scrape time (module doc)."""
+
+    def __init__(self, placement: SelectorPlacement) -> None:
+        self.placement = placement
+
+    def collect(self) -> Iterator[Metric]:
+        books = self.placement.books()
+        placed = CounterMetricFamily(
+            "edge_sim_placed_sessions",
+            "New sessions placed: by the selector's answer (via=selector) or by the fleet's fallback (via=reason).",
+            labels=["market", "region", "via"],
+        )
+        for market, regions in books.selector_sessions.items():
+            for region, count in regions.items():
+                placed.add_metric([market, region, "selector"], count)
+        for reason, markets in books.fallback_sessions.items():
+            for market, regions in markets.items():
+                for region, count in regions.items():
+                    placed.add_metric([market, region, reason], count)
+        yield placed
+        refused = CounterMetricFamily(
+            "edge_sim_selector_refused_sessions", "New sessions the selector refused (lost).", labels=["market", "code"]
+        )
+        for market, codes in books.refused_sessions.items():
+            for code, count in codes.items():
+                refused.add_metric([market, code], count)
+        yield refused
+        up = GaugeMetricFamily("edge_sim_selector_up", "1 when the last batch request got a usable answer.")
+        up.add_metric([], 1.0 if books.selector_up else 0.0)
+        yield up
+        failed = CounterMetricFamily(
+            "edge_sim_selector_failed_requests", "Batch requests without a usable answer (the fleet fell back)."
+        )
+        failed.add_metric([], books.failed_requests)
+        yield failed
 
 
 class _Unusable(Exception):

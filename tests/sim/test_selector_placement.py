@@ -22,6 +22,7 @@ from selector.http_server import SelectorServer, SelectorService
 from selector.metrics import SelectorMetrics
 from selector.published_state import FileSource, PublishedStateFollower
 from sim.fleet import SimulatedFleet
+from sim.http_api import SimulatorServer
 from sim.selector_placement import FallbackReason, SelectorPlacement
 from tests.sim.conftest import START, tiny_spec, tiny_trace
 
@@ -79,6 +80,14 @@ def test_new_sessions_land_where_the_selector_answers_never_outside_jurisdiction
         assert "sin" not in books.selector_sessions["DE"]
         assert fleet.accounting().residency_violations == 0
         assert fleet.accounting().failed_sessions > 100  # refused sessions are lost (unrouted), as clients would be
+        with SimulatorServer(fleet, run_clock=False) as sim:  # the books on the fleet's /metrics too
+            text = httpx.get(f"{sim.url}/metrics").text
+        assert (
+            f'edge_sim_placed_sessions_total{{market="DE",region="dub",via="selector"}} {books.selector_sessions["DE"]["dub"]}.0'
+            in text
+        )
+        assert 'edge_sim_selector_refused_sessions_total{code="no_compliant_region",market="DE"}' in text
+        assert "edge_sim_selector_up 1.0" in text
     finally:
         placement.close()
         server.stop()
