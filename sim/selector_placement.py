@@ -202,7 +202,8 @@ class SelectorPlacement:
         lost = 0
         for start in range(0, len(groups), MAX_GROUPS_PER_REQUEST):
             chunk = groups[start : start + MAX_GROUPS_PER_REQUEST]
-            answer = self._ask(chunk)
+            # after a failed request the step's other chunks fall back too (no second timeout)
+            answer = self._ask(chunk) if self._clock() >= self._retry_at else None
             if answer is None:
                 for m, s, n in chunk:
                     pending = np.zeros_like(asked)
