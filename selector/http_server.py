@@ -7,6 +7,9 @@ Routes (GET only; HEAD is refused like any other method):
   (no_compliant_region, capacity_exhausted, no_steering_state), 404 (unknown_market) or 400
   (unknown_scenario, a missing or oversized parameter). Without `session`, the session gets a
   random key (no stickiness).
+- `/v1/select/batch?session_prefix=P&groups=DE:one_to_one:0:250,...`: many sessions in one request,
+  each decided and counted exactly as a single answer (selector/batch.py); 200 with the answers'
+  regions and the refusals' codes counted per group, 400 for a malformed batch.
 - `/metrics`: Prometheus text format (selector/metrics.py).
 - `/healthz`: 200 while the process serves. `/readyz`: 200 once a steering state was loaded, and
   stays 200 when the source goes stale afterwards: fail-static means every replica keeps
@@ -32,6 +35,7 @@ from urllib.parse import unquote_plus, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from selector.batch import BatchError, decide_batch, parse_batch
 from selector.decision import Answer, Endpoint, Refusal, RefusalCode, select
 from selector.metrics import SelectorMetrics
 from selector.published_state import PublishedStateFollower
@@ -85,6 +89,8 @@ class SelectorService:
         parts = urlsplit(target)
         if parts.path == "/v1/select":
             return self.select(parts.query)
+        if parts.path == "/v1/select/batch":
+            return self.select_batch(parts.query)
         if parts.path == "/metrics":
             return Response(HTTPStatus.OK, generate_latest(self.registry), CONTENT_TYPE_LATEST)
         if parts.path == "/healthz":
@@ -139,6 +145,27 @@ class SelectorService:
                 f'"state_age_seconds":{json.dumps(state_age)},"region":"{outcome.region}","endpoints":[{endpoints}]}}'
             ).encode(),
         )
+
+    def select_batch(self, query: str) -> Response:
+        params = _query(query)
+        if params is None:
+            return _json(HTTPStatus.BAD_REQUEST, {"error": "malformed query string"})
+        try:
+            prefix, groups = parse_batch(params)
+        except BatchError as error:
+            return _json(HTTPStatus.BAD_REQUEST, {"error": str(error)})
+        table = self.follower.table  # one table for the whole batch
+        outcomes = decide_batch(table, prefix, groups, self.metrics.count, self._timer)
+        age = self.follower.staleness_seconds()
+        body = {
+            "revision": table.revision if table is not None else None,
+            "state_age_seconds": round(age, 3) if age != float("inf") else None,
+            "groups": [
+                {"market": o.market, "scenario": o.scenario, "answers": o.answers, "refusals": o.refusals}
+                for o in outcomes
+            ],
+        }
+        return _json(HTTPStatus.OK, body)
 
     def _endpoint_json(self, endpoint: Endpoint) -> str:
         cached = self._endpoint_cache.get(endpoint)

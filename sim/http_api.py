@@ -8,6 +8,9 @@ cloud/Kubernetes API that takes scale, drain and weight commands). Called by a r
 Routes (JSON in and out):
   GET    /metrics                                    Prometheus exposition (controller.metric_names)
   GET    /healthz | /v1/state | /v1/snapshot | /v1/accounting | /v1/actuations
+  GET    /v1/placement                               how new sessions get their region: {"mode":
+                                                      "selector"|"weights", "books": PlacementBooks|null}
+  GET    /v1/placement/timeline                      [PlacementStep]: what each step placed, and how
   PUT    /v1/regions/{region}/desired-nodes          {"desired_nodes", "plan_id", "actor", "reason"}
   POST   /v1/regions/{region}/nodes/{node}/drain     {"deadline", "plan_id", "actor", "reason"}
   POST   /v1/regions/{region}/nodes/{node}/undrain   {"plan_id", "actor", "reason"}
@@ -78,6 +81,7 @@ from sim.http_requests import (
     clip,
     parse_request,
 )
+from sim.selector_placement import PlacementCollector, SelectorPlacement
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +172,8 @@ class SimulatorServer:
     def __init__(self, fleet: SimulatedFleet, *, port: int = 0, speed: float = 1.0, run_clock: bool = True) -> None:
         self.fleet = fleet
         self.registry = fleet_registry(fleet)
+        if isinstance(fleet.region_placement, SelectorPlacement):
+            self.registry.register(PlacementCollector(fleet.region_placement))
         self.clock = RealTimeClock(fleet, speed) if run_clock else None
         self._routes: list[Route] = [
             ("GET", re.compile(r"/metrics"), self._metrics),
@@ -175,6 +181,8 @@ class SimulatorServer:
             ("GET", re.compile(r"/v1/snapshot"), self._snapshot),
             ("GET", re.compile(r"/v1/accounting"), self._accounting),
             ("GET", re.compile(r"/v1/actuations"), self._actuations),
+            ("GET", re.compile(r"/v1/placement"), self._placement),
+            ("GET", re.compile(r"/v1/placement/timeline"), self._placement_timeline),
             ("GET", re.compile(r"/healthz"), lambda: Reply(HTTPStatus.OK, {"ok": True, "now": fleet.now.isoformat()})),
             ("PUT", re.compile(r"/v1/regions/(?P<region>[^/]+)/desired-nodes"), self._desired_nodes),
             ("POST", re.compile(r"/v1/regions/(?P<region>[^/]+)/nodes/(?P<node>[^/]+)/drain"), self._drain),
@@ -233,6 +241,17 @@ class SimulatorServer:
 
     def _actuations(self) -> Reply:
         return Reply(HTTPStatus.OK, [record.model_dump(mode="json") for record in list(self.fleet.actuations)])
+
+    def _placement(self) -> Reply:
+        placement = self.fleet.region_placement
+        if isinstance(placement, SelectorPlacement):
+            return Reply(HTTPStatus.OK, {"mode": "selector", "books": placement.books().model_dump(mode="json")})
+        return Reply(HTTPStatus.OK, {"mode": "weights", "books": None})
+
+    def _placement_timeline(self) -> Reply:
+        placement = self.fleet.region_placement
+        steps = placement.timeline() if isinstance(placement, SelectorPlacement) else []
+        return Reply(HTTPStatus.OK, [step.model_dump(mode="json") for step in steps])
 
     def _desired_nodes(self, body: bytes, region: str) -> Reply:
         request = parse_request(DesiredNodesBody, body, now=self.fleet.now)

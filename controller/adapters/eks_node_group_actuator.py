@@ -13,14 +13,25 @@ wrong, and the message names both); equal to the current desired size -> nothing
 an update name any subset, so min/max stay what `pulumi up` set), then DescribeNodegroup until it
 reports the new size (bounded; the retry verifies it).
 
-Smaller: NOT written. The port's contract is that nodes leave only through a drain (DESIGN
-invariant 3), and lowering desiredSize lets the Auto Scaling group pick which instances to
-terminate, busy ones included. The record says the scale-in is deferred (`changed=False`,
-`after.scale_in_deferred_to`); the nodes the plan drains leave through the Kubernetes drain.
-Terminating exactly the drained, empty instances (TerminateInstanceInAutoScalingGroup with
-ShouldDecrementDesiredCapacity) is not built yet: until then the node group shrinks only by hand.
+Smaller: desiredSize is never lowered. The port's contract is that nodes leave only through a drain
+(DESIGN invariant 3), and lowering desiredSize lets the Auto Scaling group pick which instances to
+terminate, busy ones included. Instead the node group shrinks by exactly the instances whose drain
+is over: the node group's Auto Scaling group (DescribeNodegroup's `resources.autoScalingGroups`) is
+described, and each instance that `DrainedInstances` reports (edgeplane drained its node and no
+media pod is left on it; `controller/adapters/kubernetes_drained_nodes.py`) and that is InService
+in that group is terminated with TerminateInstanceInAutoScalingGroup(ShouldDecrementDesiredCapacity
+=True), so the group's desired capacity drops by one per instance and nothing replaces it. Never
+below the floor: at most (group desired capacity - max(desired, spec min_nodes, node group minSize,
+group MinSize)) instances per call. Nodes still draining are not touched; the record says how many
+terminated (`after.terminated_instances`) and what is left (`after.scale_in_deferred_to`), and the
+controller's next tick, re-issuing the same desired size, terminates the ones drained since. A
+retry is harmless: a terminated instance is no longer InService and the group's capacity already
+counts it. Without a `DrainedInstances` the scale-in is only deferred (`changed=False`). EKS
+reflects the group's desired capacity in the node group's desiredSize (as it does for the cluster
+autoscaler's terminations), possibly a little later: a scale-out seen against a desiredSize not yet
+updated waits for the next tick.
 
-Who owns desired size: this actuator, and nothing else. With the Kubernetes cluster autoscaler on
+Who owns desired size: this actuator, and nothing else (docs/deploy-aws.md). With the Kubernetes cluster autoscaler on
 the same node group, AWS's own API reference says not to change desiredSize directly: the two would
 fight; run `--actuate kubernetes` alone there (the controller sets media pod replicas and the
 autoscaler sizes the node group to fit). Karpenter does not use managed node groups at all: leave
@@ -28,24 +39,40 @@ the media node group out of this actuator's settings. See docs/operations.md.
 
 Throttling is retried by botocore's standard mode; ResourceInUseException (another update in
 flight), 5xx and connection errors are retryable `ActuationError`s; InvalidParameterException,
-ResourceNotFoundException and the like are not.
+ResourceNotFoundException and the like are not. The Auto Scaling API's throttling (`Throttling`)
+is retried the same way; its ValidationError (an instance not in the group) is not retryable.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from controller.audit import AuditRecord
 from controller.ports import ActuationError
 from controller.spec import EnvironmentSpec
 
 RETRYABLE_CODES = frozenset(
-    {"ThrottlingException", "TooManyRequestsException", "ResourceInUseException", "ServerException"}
+    {
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "ResourceInUseException",
+        "ServerException",
+        "Throttling",  # the Auto Scaling API's
+        "ScalingActivityInProgress",
+    }
 )
+
+
+class DrainedInstances(Protocol):
+    def drained_instances(self, region: str) -> list[str]:
+        """EC2 instance ids of the region's media nodes that edgeplane drained and that carry no media
+        pod any more: safe to terminate. Raises ActuationError when it cannot tell."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -75,12 +102,13 @@ class EksSettings:
     settle_poll_seconds: float = 2.0
 
 
-def eks_client(settings: EksSettings, aws_region: str) -> Any:
+def eks_client(settings: EksSettings, aws_region: str, service: str = "eks") -> Any:
+    """A boto3 client of `service` (eks, autoscaling) in `aws_region`, retrying in standard mode."""
     import boto3
     from botocore.config import Config
 
     config = Config(retries={"mode": "standard", "total_max_attempts": settings.max_attempts})
-    return boto3.client("eks", region_name=aws_region, endpoint_url=settings.endpoint_url, config=config)
+    return boto3.client(service, region_name=aws_region, endpoint_url=settings.endpoint_url, config=config)
 
 
 def _utc_now() -> datetime:
@@ -96,6 +124,8 @@ class EksNodeGroupActuator:
         settings: EksSettings,
         *,
         client_for: Callable[[str], Any] | None = None,
+        autoscaling_client_for: Callable[[str], Any] | None = None,
+        drained: DrainedInstances | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
@@ -105,7 +135,12 @@ class EksNodeGroupActuator:
         self._spec = spec
         self._settings = settings
         self._client_for = client_for or (lambda aws_region: eks_client(settings, aws_region))
+        self._autoscaling_client_for = autoscaling_client_for or (
+            lambda aws_region: eks_client(settings, aws_region, "autoscaling")
+        )
         self._clients: dict[str, Any] = {}
+        self._autoscaling_clients: dict[str, Any] = {}
+        self._drained = drained
         self._sleep = sleep
         self._clock = clock
 
@@ -121,7 +156,8 @@ class EksNodeGroupActuator:
         spec_region = self._spec.region_by_name[region]
         client = self._client(spec_region.cloud_region)
         what = f"EKS node group {ref.cluster}/{ref.node_group} ({spec_region.cloud_region})"
-        scaling = self._describe(client, ref, what)["scalingConfig"]
+        node_group = self._describe(client, ref, what)
+        scaling = node_group["scalingConfig"]
         current = int(scaling["desiredSize"])
         low, high = (
             max(spec_region.min_nodes, int(scaling["minSize"])),
@@ -135,16 +171,20 @@ class EksNodeGroupActuator:
                 retryable=False,
             )
         if desired_nodes < current:
-            return AuditRecord(
-                plan_id=plan_id,
-                actor=actor,
-                action="set_desired_nodes",
-                target=region,
-                reason=reason,
-                before={"desired_nodes": current},
-                after={"desired_nodes": current, "scale_in_deferred_to": desired_nodes},
-                changed=False,
-                at=self._clock(),
+            if self._drained is None:
+                return AuditRecord(
+                    plan_id=plan_id,
+                    actor=actor,
+                    action="set_desired_nodes",
+                    target=region,
+                    reason=reason,
+                    before={"desired_nodes": current},
+                    after={"desired_nodes": current, "scale_in_deferred_to": desired_nodes},
+                    changed=False,
+                    at=self._clock(),
+                )
+            return self._terminate_drained(
+                region, node_group, desired_nodes, low, what, plan_id=plan_id, actor=actor, reason=reason
             )
         if current != desired_nodes:
             self._call(
@@ -168,6 +208,81 @@ class EksNodeGroupActuator:
             changed=current != desired_nodes,
             at=self._clock(),
         )
+
+    def _terminate_drained(
+        self,
+        region: str,
+        node_group: dict[str, Any],
+        desired_nodes: int,
+        floor: int,
+        what: str,
+        *,
+        plan_id: str,
+        actor: str,
+        reason: str,
+    ) -> AuditRecord:
+        """Scale-in by terminating exactly the drained instances, never below the floor (module doc)."""
+        assert self._drained is not None
+        groups = [g["name"] for g in (node_group.get("resources") or {}).get("autoScalingGroups") or []]
+        if len(groups) != 1:
+            raise ActuationError(
+                f"{what}: expected one Auto Scaling group in DescribeNodegroup's resources, found {groups or 'none'}",
+                retryable=not groups,  # none yet: a node group still being created
+            )
+        aws_region = self._spec.region_by_name[region].cloud_region
+        autoscaling = self._autoscaling_client(aws_region)
+        answer = self._call(
+            what,
+            "DescribeAutoScalingGroups",
+            lambda: autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=groups),
+        )
+        found = answer.get("AutoScalingGroups") or []
+        if not found:
+            raise ActuationError(f"{what}: Auto Scaling group {groups[0]} not found", retryable=False)
+        group = found[0]
+        capacity = int(group["DesiredCapacity"])
+        floor = max(floor, int(group.get("MinSize", 0)))
+        in_service = {i["InstanceId"] for i in group.get("Instances") or [] if i.get("LifecycleState") == "InService"}
+        drained = sorted(set(self._drained.drained_instances(region)) & in_service)
+        room = max(0, capacity - max(desired_nodes, floor))
+        chosen = drained[:room]
+        for instance in chosen:
+            self._call(
+                what,
+                f"TerminateInstanceInAutoScalingGroup {instance}",
+                functools.partial(
+                    autoscaling.terminate_instance_in_auto_scaling_group,
+                    InstanceId=instance,
+                    ShouldDecrementDesiredCapacity=True,
+                ),
+            )
+        left = capacity - len(chosen)
+        after: dict[str, Any] = {"auto_scaling_group": groups[0], "desired_capacity": left}
+        if chosen:
+            after["terminated_instances"] = chosen
+        if left > desired_nodes:
+            after["scale_in_deferred_to"] = desired_nodes
+            after["why"] = (
+                f"at the floor of {floor} nodes"
+                if left <= floor
+                else f"{left - max(desired_nodes, floor)} node(s) still draining or not yet drained"
+            )
+        return AuditRecord(
+            plan_id=plan_id,
+            actor=actor,
+            action="set_desired_nodes",
+            target=region,
+            reason=reason,
+            before={"auto_scaling_group": groups[0], "desired_capacity": capacity},
+            after=after,
+            changed=bool(chosen),
+            at=self._clock(),
+        )
+
+    def _autoscaling_client(self, aws_region: str) -> Any:
+        if aws_region not in self._autoscaling_clients:
+            self._autoscaling_clients[aws_region] = self._autoscaling_client_for(aws_region)
+        return self._autoscaling_clients[aws_region]
 
     def _client(self, aws_region: str) -> Any:
         if aws_region not in self._clients:

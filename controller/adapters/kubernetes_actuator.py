@@ -4,9 +4,10 @@ Implements `controller.ports.Actuator` with the official `kubernetes` client, on
 per region (region -> context, from `--kube-contexts fra=edge-fra,...`); `edgectl/bootstrap.py`
 builds it. What each action does in a region's cluster:
 
-- `set_desired_nodes`: sets `spec.replicas` of the media StatefulSet (or Deployment) through its
-  `scale` subresource. One media pod runs per node (pod anti-affinity), so replicas = nodes; the
-  cluster autoscaler adds nodes for pending pods and removes nodes that are cordoned and empty.
+- `set_desired_nodes`: sets `spec.replicas` of the media Deployment (the default; a StatefulSet when
+  `media_workload_kind` says so) through its `scale` subresource. One media pod runs per node (pod
+  anti-affinity), so replicas = nodes; the cluster autoscaler adds nodes for pending pods and removes
+  nodes that are cordoned and empty.
   A StatefulSet scales in from its highest ordinal, so scale-in stops above the highest pod that
   still has sessions (the record says which pod held it); later calls finish it.
 - `drain_node`: cordons the node (`spec.unschedulable`), labels it `edgeplane.io/draining=true` and

@@ -50,7 +50,7 @@ class ApiUse:
     scope: Scope
 
 
-def api_usage(workload_kind: Literal["StatefulSet", "Deployment"] = "StatefulSet") -> tuple[ApiUse, ...]:
+def api_usage(workload_kind: Literal["StatefulSet", "Deployment"] = "Deployment") -> tuple[ApiUse, ...]:
     """Every (api group, resource, verb) the actuator calls: the least privilege it needs."""
     workload = "statefulsets" if workload_kind == "StatefulSet" else "deployments"
     release = (
@@ -79,8 +79,12 @@ class KubernetesSettings:
     """Kubeconfig file with one context per region; None: $KUBECONFIG or ~/.kube/config."""
     media_namespace: str = "edge-media"
     """Namespace of the media workload and its pods."""
-    media_workload_kind: Literal["StatefulSet", "Deployment"] = "StatefulSet"
-    """Kind scaled through its scale subresource."""
+    media_workload_kind: Literal["StatefulSet", "Deployment"] = "Deployment"
+    """Kind scaled through its scale subresource. Deployment (the default): drains release pods with the
+    lowest `controller.kubernetes.io/pod-deletion-cost`, which the ReplicaSet controller deletes first on
+    scale-in, so a drained pod leaves and nothing recreates it. StatefulSet only when chosen: its
+    scale-in removes the highest ordinals wherever they run, and an evicted pod whose ordinal is below
+    `replicas` comes back on another node (docs/operations.md, "Drains on Kubernetes")."""
     media_workload_name: str = "edge-media"
     """Name of the media StatefulSet/Deployment (one pod per node)."""
     media_pod_selector: str = "app.kubernetes.io/name=edge-media"

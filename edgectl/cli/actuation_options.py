@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from edgectl.bootstrap import ActuationBackend, AwsSettings, FleetSettings
+from edgectl.bootstrap import ActuationBackend, AwsSettings, BootstrapError, FleetSettings
 
 ActuateOption = Annotated[
     list[ActuationBackend] | None,
@@ -33,6 +33,14 @@ NodeGroupOption = Annotated[
         "where a cluster autoscaler or Karpenter owns the nodes).",
     ),
 ]
+MediaWorkloadKindOption = Annotated[
+    str,
+    typer.Option(
+        "--media-workload-kind",
+        help="kubernetes: kind of the media workload: Deployment (default; drained pods leave through "
+        "pod-deletion-cost) or StatefulSet (only if yours is one: its scale-in picks the highest ordinals).",
+    ),
+]
 AwsEndpointOption = Annotated[
     str | None, typer.Option("--aws-endpoint-url", help="One endpoint for every AWS API (tests).", hidden=True)
 ]
@@ -47,8 +55,12 @@ def fleet_settings(
     media_domain: str | None,
     eks_node_groups: list[str] | None,
     aws_endpoint_url: str | None,
+    media_workload_kind: str = "Deployment",
 ) -> FleetSettings:
+    if media_workload_kind not in ("Deployment", "StatefulSet"):
+        raise BootstrapError(f"--media-workload-kind {media_workload_kind!r}: expected Deployment or StatefulSet")
     return FleetSettings(
+        media_workload_kind="StatefulSet" if media_workload_kind == "StatefulSet" else "Deployment",
         simulator_url=simulator_url,
         prometheus_url=prometheus_url,
         kube_contexts=tuple(kube_contexts or ()),

@@ -47,6 +47,7 @@ from edgectl.cli.actuation_options import (
     ActuateOption,
     AwsEndpointOption,
     MediaDomainOption,
+    MediaWorkloadKindOption,
     NodeGroupOption,
     Route53ZoneOption,
     fleet_settings,
@@ -142,13 +143,14 @@ def run_controller(
     media_domain: MediaDomainOption = None,
     eks_node_group: NodeGroupOption = None,
     aws_endpoint_url: AwsEndpointOption = None,
+    media_workload_kind: MediaWorkloadKindOption = "Deployment",
 ) -> None:
     """Run the environment's Temporal worker until SIGTERM."""
     spec = load_spec_or_exit(env)
     try:
         fleet = fleet_settings(
             simulator_url, prometheus_url, kube_contexts, actuate, route53_zone_id, media_domain, eks_node_group,
-            aws_endpoint_url,
+            aws_endpoint_url, media_workload_kind,
         )  # fmt: skip
         observer, actuator = build_fleet_adapters(spec, fleet)
         steering = (

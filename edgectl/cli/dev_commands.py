@@ -68,6 +68,7 @@ def dev_up(
     temporal_http_port: int = typer.Option(_DEFAULTS.temporal_http, "--temporal-http-port"),
     temporal_metrics_port: int = typer.Option(_DEFAULTS.temporal_metrics, "--temporal-metrics-port"),
     prometheus_port: int = typer.Option(_DEFAULTS.prometheus, "--prometheus-port"),
+    selector_port: int = typer.Option(_DEFAULTS.selector, "--selector-port"),
     simulator_port: int = typer.Option(_DEFAULTS.simulator, "--simulator-port"),
     controller_metrics_port: int = typer.Option(_DEFAULTS.controller_metrics, "--controller-metrics-port"),
     no_controller: bool = typer.Option(False, "--no-controller", help="Start everything but the controller."),
@@ -80,6 +81,7 @@ def dev_up(
         temporal_http=temporal_http_port,
         temporal_metrics=temporal_metrics_port,
         prometheus=prometheus_port,
+        selector=selector_port,
         simulator=simulator_port,
         controller_metrics=controller_metrics_port,
     )
@@ -136,8 +138,8 @@ def demo_command(
     raise_on_sigterm()
     # Imported here, not at module level: the report pulls in matplotlib (~1 s), which every other
     # `edgectl` command would otherwise pay at start-up.
-    from edgectl.demo_report import summary_table
     from edgectl.demo_scenario import DemoOptions, run_demo
+    from edgectl.demo_summary import summary_table
 
     options = DemoOptions(
         env_path=env, report_root=report_dir, speed=speed, duration_scale=duration_scale, drill_region=drill_region

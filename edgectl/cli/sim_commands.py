@@ -27,6 +27,7 @@ from sim.fleet import SimulatedFleet
 from sim.http_api import SimulatorServer
 from sim.policies import POLICY_NAMES, PolicyUnavailableError
 from sim.policies.reactive import ReactivePolicy
+from sim.selector_placement import SelectorPlacement
 from sim.traces import Trace, UnknownTraceError, available_traces, load_trace, quiet_trace
 
 sim_app = typer.Typer(
@@ -75,13 +76,26 @@ def serve(
     trace: str | None = typer.Option(None, "--trace", help=f"Scenario ({', '.join(available_traces())})."),
     seed: int = typer.Option(0, "--seed", help="Seed of the fleet."),
     start: str | None = typer.Option(None, "--start", help="Simulated start, ISO 8601 (default: the trace's, or now)."),
+    selector_url: str | None = typer.Option(
+        None,
+        "--selector-url",
+        help="Region selector (edgectl selector serve) that places every new session; without it the "
+        "fleet places them by the traffic weights the controller sets.",
+    ),
 ) -> None:
     """Serve the fleet in real time: /metrics for Prometheus and the /v1 actuation API. Ctrl-C stops it."""
     spec = _spec(env)
     begin = _start(start)
     chosen = _trace(trace, begin or datetime.now(UTC).replace(microsecond=0))
+    placement = None
+    if selector_url is not None:
+        if not selector_url.startswith(("http://", "https://")):
+            fail(f"--selector-url: {selector_url!r}: expected an http(s) URL")
+            raise typer.Exit(ExitCode.INVALID_INPUT)
+        placement = SelectorPlacement(spec, selector_url, session_prefix=f"sim{seed}-")
     try:
-        server = SimulatorServer(SimulatedFleet(spec, chosen, seed=seed, start=begin), port=port, speed=speed)
+        fleet = SimulatedFleet(spec, chosen, seed=seed, start=begin, region_placement=placement)
+        server = SimulatorServer(fleet, port=port, speed=speed)
     except OSError as error:
         fail(f"cannot listen on 127.0.0.1:{port}: {error}")
         raise typer.Exit(ExitCode.UNAVAILABLE) from None
@@ -96,12 +110,15 @@ def serve(
     say(server.url)
     say(
         f"simulated fleet {spec.name} ({chosen.name}@{chosen.version}, seed {seed}) at {server.fleet.now.isoformat()}, "
-        f"speed {speed:g}x; metrics at {server.url}/metrics"
+        f"speed {speed:g}x; metrics at {server.url}/metrics; new sessions placed by "
+        + (f"the region selector at {selector_url}" if selector_url else "the traffic weights")
     )
     sys.stdout.flush()
     while not stop.wait(0.5):
         pass
     server.stop()
+    if placement is not None:
+        placement.close()
     say("simulator stopped")
 
 

@@ -15,7 +15,8 @@ Model (fluid/cohort, not one object per session, so prod's ~250k sessions run da
 - Arrivals: the offered concurrency of each market x scenario follows the demand curve; the
   arrivals of a step are what keeps it there (`max(0, O(t+dt) - O(t) * decay)`). They are routed to
   regions by the traffic weights in force (default: each market to its lowest-RTT allowed region)
-  and placed on READY nodes with room, least-loaded first (water-filling).
+  or by the region selector's answers (a `RegionPlacement` port, `sim.fleet.region_placement`), and
+  placed on READY nodes with room, least-loaded first (water-filling).
 - Capacity: a node carries `sessions_per_node` sessions. Arrivals beyond the ready room are
   REJECTED (never admitted degraded: `degraded_sessions` stays 0 and is exported for the contract).
   Rejected sessions keep a shadow cohort that decays like real ones; its session-minutes are
@@ -53,6 +54,7 @@ from sim.fleet.actuation import (
 )
 from sim.fleet.books import FleetAccounting, FleetCounters
 from sim.fleet.errors import InvalidActuationError, UnknownTargetError
+from sim.fleet.region_placement import RegionPlacement, RoutedArrivals, WeightedPlacement
 from sim.fleet.session_moves import _SessionMovingFleet
 from sim.fleet.state import EMPTY_NODE_SESSIONS, IDLE_CPU, OUTAGE_LOSS, TREND_WINDOW_SECONDS
 from sim.traces import Trace
@@ -69,8 +71,11 @@ __all__ = [
     "FleetAccounting",
     "FleetCounters",
     "InvalidActuationError",
+    "RegionPlacement",
+    "RoutedArrivals",
     "SimulatedFleet",
     "UnknownTargetError",
+    "WeightedPlacement",
 ]
 
 
@@ -93,6 +98,7 @@ class SimulatedFleet(_SessionMovingFleet):
         instant_boot: bool = False,
         demand_variation: float = 0.03,
         initial_weights: Mapping[str, Mapping[str, float]] | None = None,
+        region_placement: RegionPlacement | None = None,
     ) -> None:
         super().__init__(
             spec,
@@ -105,6 +111,8 @@ class SimulatedFleet(_SessionMovingFleet):
         )
         if initial_weights is not None:
             self._weights = self._validated_weights(initial_weights)
+        if region_placement is not None:
+            self.region_placement = region_placement
         for impairment in trace.impairments:
             self.inject_impairment(impairment)
         self.actuations = []

@@ -2,7 +2,7 @@
 
 One `_step(dt)` moves every cohort forward: sessions decay, draining nodes leave (dropping what is
 left at their deadline), regions reconcile, arrivals follow the demand curve and are routed by the
-weights and placed, and the referee's integrals accumulate.
+weights (or the region selector: `sim.fleet.region_placement`) and placed, and the referee's integrals accumulate.
 """
 
 from __future__ import annotations
@@ -81,8 +81,9 @@ class _SteppedFleet(_ImpairedFleet):
         carried_over = self._offered_track * decay[None, :]
         arrivals = np.maximum(target - carried_over, 0.0)
         self._offered_track = carried_over + arrivals
-        self._unrouted += float((arrivals.sum(axis=1) * np.maximum(1.0 - self._weights.sum(axis=1), 0.0)).sum())
-        routed = arrivals[:, None, :] * self._weights[:, :, None]  # M x R x S
+        placement = self.region_placement.route(arrivals, self._weights, t1)
+        self._unrouted += placement.unrouted
+        routed = placement.routed  # M x R x S
         incoming = routed.sum(axis=0)  # R x S
         totals = incoming.sum(axis=1)
         self._failed[:, self._outage] += routed[:, self._outage, :].sum(axis=2)

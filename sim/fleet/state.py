@@ -21,6 +21,7 @@ from controller.snapshot import NodeState
 from controller.spec import EnvironmentSpec, RegionSpec
 from sim.demand import DemandModel
 from sim.fleet.errors import UnknownTargetError
+from sim.fleet.region_placement import RegionPlacement, WeightedPlacement
 from sim.impairments import Impairment
 from sim.traces import Trace
 
@@ -135,6 +136,8 @@ class _FleetState:
             nearest = allowed[np.argmin(self._base_rtt[m, allowed])]
             self._weights[m, nearest] = 1.0
 
+        self.region_placement: RegionPlacement = WeightedPlacement()
+        """Where each step's new sessions go (`sim.fleet.region_placement`)."""
         self._paths = np.zeros((n_m, n_r, n_s))
         self._offered_track = np.zeros((n_m, n_s))
         self._rejected_shadow = np.zeros((n_m, n_s))

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from controller.adapters.kubernetes_actuator import KubernetesSettings, api_usage
+from controller.adapters.kubernetes_drained_nodes import DRAINED_NODES_API_USAGE
 from controller.adapters.kubernetes_steering_store import API_USAGE as STEERING_API_USAGE
 from controller.spec_file import load_environment
 
@@ -86,6 +87,7 @@ def test_rbac_grants_exactly_the_actuators_api_usage():
                         granted.add((group, resource, verb, _scope(role)))
     needed = {(u.api_group, u.resource, u.verb, u.scope) for u in api_usage(SETTINGS.media_workload_kind)}
     needed |= {(group, resource, verb, "steering-namespace") for group, resource, verb in STEERING_API_USAGE}
+    needed |= {(u.api_group, u.resource, u.verb, u.scope) for u in DRAINED_NODES_API_USAGE}
     assert granted == needed
 
 
@@ -96,7 +98,7 @@ def test_named_objects_are_limited_by_resource_names():
             if rule["resources"] == ["configmaps"] and set(rule["verbs"]) & {"get", "patch"}:
                 wanted = STEERING_CONFIGMAP if role["metadata"]["namespace"] == STEERING_NAMESPACE else None
                 assert names == [wanted or SETTINGS.policy_configmap]
-            if rule["resources"] == ["statefulsets/scale"]:
+            if rule["resources"] in (["statefulsets/scale"], ["deployments/scale"]):
                 assert names == [SETTINGS.media_workload_name]
             if "create" in rule["verbs"] and rule["resources"] == ["configmaps"]:
                 assert names is None  # create cannot be limited by name

@@ -67,6 +67,9 @@ def make_actuator(kubeconfig):
     def make(**overrides):
         sleeps: list[float] = []
         clock = Clock()
+        # These tests are the StatefulSet mode's (chosen explicitly; the Deployment default has its own
+        # in test_kubernetes_drains.py).
+        overrides.setdefault("media_workload_kind", "StatefulSet")
         settings = KubernetesSettings(kubeconfig=kubeconfig.path, backoff_seconds=0.01, **overrides)
         actuator = KubernetesActuator(
             LOCAL, [f"{r}={c}" for r, c in kubeconfig.contexts.items()], settings=settings, clock=clock,
@@ -396,7 +399,7 @@ def test_rbac_needed_is_exactly_the_declared_api_usage(clusters, make_actuator):
     actuator.drain_node("fra", "fra-node-1", NOW, **WHO)
     actuator.undrain_node("fra", "fra-node-1", **WHO)
     seen = set().union(*(server.rbac_attributes() for server in clusters.values()))
-    declared = {(use.api_group, use.resource, use.verb) for use in api_usage()}
+    declared = {(use.api_group, use.resource, use.verb) for use in api_usage("StatefulSet")}
     assert seen == declared
 
 

@@ -73,7 +73,7 @@ def cluster():
 
 def _actuator(context: str) -> KubernetesActuator:
     spec = load_environment(ROOT / "environments" / "local.yaml")
-    return KubernetesActuator(spec, {"fra": context}, settings=KubernetesSettings(kubeconfig=KUBECONFIG))
+    return KubernetesActuator(spec, {"fra": context}, settings=KubernetesSettings(kubeconfig=KUBECONFIG, media_workload_kind="StatefulSet"))
 
 
 def test_scale_and_weights_are_applied_once(cluster):

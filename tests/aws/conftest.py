@@ -54,8 +54,11 @@ class FaultProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.removeprefix("http://")
         self.fault: Fault = lambda method, path: None
+        self.body_fault: Callable[[str, str, bytes], tuple[int, str, bytes] | None] | None = None
+        """Like `fault`, seeing the body too (query-protocol APIs name the action there)."""
         self.requests: list[tuple[str, str]] = []
         self.faulted: list[tuple[str, str]] = []
+        self.bodies: list[bytes] = []
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -68,7 +71,12 @@ class FaultProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 proxy.requests.append((self.command, self.path))
-                answer = proxy.fault(self.command, self.path)
+                proxy.bodies.append(body)
+                answer = (
+                    proxy.body_fault(self.command, self.path, body)
+                    if proxy.body_fault is not None
+                    else proxy.fault(self.command, self.path)
+                )
                 if answer is not None:
                     proxy.faulted.append((self.command, self.path))
                     status, content_type, payload = answer
@@ -110,6 +118,25 @@ class FaultProxy:
 
         self.fault = fault
 
+    def fail_first_action(self, count: int, action: str, answer: tuple[int, str, bytes]) -> None:
+        """Answer the first `count` query-protocol requests for `action` (Auto Scaling, EC2) with `answer`."""
+        left = [count]
+        lock = threading.Lock()
+        marker = f"Action={action}&".encode()
+
+        def fault(method: str, path: str, body: bytes) -> tuple[int, str, bytes] | None:
+            with lock:
+                if left[0] > 0 and method == "POST" and marker in body + b"&":
+                    left[0] -= 1
+                    return answer
+            return None
+
+        self.body_fault = fault
+
+    def actions(self, action: str) -> int:
+        """How many requests for query-protocol `action` went through (faulted ones included)."""
+        return sum(1 for body in self.bodies if f"Action={action}&".encode() in body + b"&")
+
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
@@ -137,3 +164,13 @@ def rest_json_error(code: str, message: str, status: int = 400) -> tuple[int, st
     import json
 
     return status, "application/json", json.dumps({"__type": code, "message": message}).encode()
+
+
+def query_error(code: str, message: str, status: int = 400) -> tuple[int, str, bytes]:
+    """A query-protocol service's error (Auto Scaling), as botocore parses it."""
+    body = (
+        '<ErrorResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/">'
+        f"<Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+        "<RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
+    ).encode()
+    return status, "text/xml", body

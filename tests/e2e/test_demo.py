@@ -1,10 +1,12 @@
 """`make demo`, shortened: the same `edgectl demo` command and scenario, phases at 40% length.
 
-Runs the real stack (Temporal dev server, Prometheus, the simulated fleet, the controller worker)
+Runs the real stack (Temporal dev server, Prometheus, the region selector, the simulated fleet
+placing every new session through it, the controller worker)
 on free loopback ports through `edgectl demo`, with a copy of environments/local.yaml whose clocks
 are shorter (controller tick 2 s instead of 5 s, drill hold 5 s, stage checks 2 s) and the fleet at
 x150 instead of x60, so the simulated evening is the same as the demo's. Then checks the recorded
-run: capacity ahead of the flash sale, the measured shift off the impaired region, zero residency
+run: capacity ahead of the flash sale, the measured shift off the impaired region (in the sessions
+the selector placed, and in the controller's weights), zero residency
 violations counted by the simulator, a drill scorecard, the report files, and no process left.
 Budget: under 3 minutes.
 """
@@ -80,7 +82,7 @@ def test_the_shortened_demo_scales_ahead_shifts_within_residency_drills_and_clea
     assert "report:" in result.stdout and "report.md" in result.stdout
 
     recording = DemoRecording.load(run / "recording.json")
-    assert set(recording.child_pids) == {"temporal", "prometheus", "simulator", "controller"}
+    assert set(recording.child_pids) == {"temporal", "prometheus", "selector", "simulator", "controller"}
     assert pids_alive(list(recording.child_pids.values())) == []
     assert recording.problems == [], output
     assert len(recording.samples) > 40
@@ -99,6 +101,16 @@ def test_the_shortened_demo_scales_ahead_shifts_within_residency_drills_and_clea
     assert m.shift.lowest_share is not None and m.shift.lowest_share < baseline_share
     assert m.residency.impaired_markets_outside_jurisdiction == []
 
+    # ... and measured where clients meet it: every new session was placed by asking the selector, and
+    # the selector sent the impaired markets' new sessions off fra, only to regions they may use
+    assert recording.placement_mode == "selector" and recording.placement_books is not None
+    assert recording.placement_books["failed_requests"] == 0, recording.placement_books
+    selector = m.selector_shift
+    assert selector is not None and selector.shifted, selector
+    assert selector.share_elsewhere_during is not None and selector.share_elsewhere_before is not None
+    assert selector.share_elsewhere_during > selector.share_elsewhere_before + 0.2, selector
+    assert set(selector.regions_during) <= {"fra", "dub"} and selector.fallback_sessions_during == 0, selector
+
     # residency: the simulator's own referee counted nothing, and no sampled weight left a jurisdiction
     assert m.residency.violations_counted_by_simulator == 0
     assert m.residency.weight_violations == 0
@@ -110,6 +122,7 @@ def test_the_shortened_demo_scales_ahead_shifts_within_residency_drills_and_clea
 
     assert result.returncode == 0, output
     report = (run / "report.md").read_text()
-    assert "impairment of fra -> first shift of new sessions" in report
+    assert "impairment of fra -> first shift of new sessions (selector's answers)" in report
+    assert "placed every new session by asking the region selector" in report
     assert "fra -> 90% of new sessions elsewhere" in report and "fleet s" in report
     assert result.stdout.count("FAIL") == 0, output

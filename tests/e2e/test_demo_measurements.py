@@ -7,6 +7,7 @@ a weight outside the jurisdiction).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,11 +20,13 @@ from edgectl.demo_recording import (
     DemoSettings,
     FleetCounters,
     FleetSample,
+    PlacementStepSample,
     RegionSample,
     ScenarioEvent,
     WeightChange,
 )
-from edgectl.demo_report import CHART_FILES, summary_rows, write_report
+from edgectl.demo_report import CHART_FILES, write_report
+from edgectl.demo_summary import summary_rows
 
 SPEC = load_environment(Path(__file__).resolve().parents[2] / "environments" / "local.yaml")
 START = datetime(2026, 1, 5, 17, 0, tzinfo=UTC)
@@ -44,6 +47,7 @@ def _recording(
     *, capacity_late: bool = False, shift: bool = True, leak: bool = False, drift: bool = False
 ) -> DemoRecording:
     """100 samples one wall second apart; sale 10..40, impairment 50..70, drill 80..95."""
+
     def id_demand_at(k: int) -> float:
         return 500.0 + ((min(k, 40) - 10) * 100 if 10 <= k <= 40 else 0)
 
@@ -63,34 +67,71 @@ def _recording(
         if leak and i == 60:
             weights["DE"] = {"fra": 0.0, "dub": 0.9, "sin": 0.1}
         regions = {
-            name: RegionSample(desired_nodes=8, ready_nodes=8, booting_nodes=0, draining_nodes=0,
-                               ready_capacity=800, active_sessions=300)
+            name: RegionSample(
+                desired_nodes=8,
+                ready_nodes=8,
+                booting_nodes=0,
+                draining_nodes=0,
+                ready_capacity=800,
+                active_sessions=300,
+            )
             for name in ("fra", "dub", "sin")
         }
-        regions["cgk"] = RegionSample(desired_nodes=cgk_nodes, ready_nodes=cgk_nodes, booting_nodes=0,
-                                      draining_nodes=0, ready_capacity=cgk_nodes * 100,
-                                      active_sessions=int(id_demand))
-        samples.append(FleetSample(
-            wall_seconds=float(i), sim_time=t, phase="p", regions=regions,
-            offered_sessions={"DE": 1000, "FR": 800, "ID": id_demand, "SG": 100, "TH": 200},
-            weights=weights, counters=FleetCounters(residency_violations=0, rejected_by_region={"cgk": 0}),
-        ))
+        regions["cgk"] = RegionSample(
+            desired_nodes=cgk_nodes,
+            ready_nodes=cgk_nodes,
+            booting_nodes=0,
+            draining_nodes=0,
+            ready_capacity=cgk_nodes * 100,
+            active_sessions=int(id_demand),
+        )
+        samples.append(
+            FleetSample(
+                wall_seconds=float(i),
+                sim_time=t,
+                phase="p",
+                regions=regions,
+                offered_sessions={"DE": 1000, "FR": 800, "ID": id_demand, "SG": 100, "TH": 200},
+                weights=weights,
+                counters=FleetCounters(residency_violations=0, rejected_by_region={"cgk": 0}),
+            )
+        )
 
     def event(i: int, kind: str, **detail: object) -> ScenarioEvent:
-        return ScenarioEvent(wall_seconds=float(i), sim_time=START + timedelta(seconds=i * SPEED), kind=kind,
-                             detail=dict(detail))
+        return ScenarioEvent(
+            wall_seconds=float(i), sim_time=START + timedelta(seconds=i * SPEED), kind=kind, detail=dict(detail)
+        )
 
-    events = [event(10, "flash_sale_start", market="ID"), event(40, "flash_sale_end"),
-              event(50, "impairment_start", region="fra"), event(70, "impairment_end", region="fra"),
-              event(80, "drill_start", region="sin"), event(95, "drill_end", region="sin")]
+    events = [
+        event(10, "flash_sale_start", market="ID"),
+        event(40, "flash_sale_end"),
+        event(50, "impairment_start", region="fra"),
+        event(70, "impairment_end", region="fra"),
+        event(80, "drill_start", region="sin"),
+        event(95, "drill_end", region="sin"),
+    ]
     return DemoRecording(
-        settings=DemoSettings(environment="local", env_path="environments/local.yaml", speed=SPEED, sim_start=START,
-                              duration_scale=1.0, sample_interval_seconds=1.0, flash_sale_market="ID",
-                              flash_sale_region="cgk", impaired_region="fra", impaired_markets=["DE", "FR"],
-                              impairment_loss_ratio=0.08, drill_region="sin"),
-        started_at=datetime.now(UTC), wall_seconds_total=100.0, samples=samples, events=events,
+        settings=DemoSettings(
+            environment="local",
+            env_path="environments/local.yaml",
+            speed=SPEED,
+            sim_start=START,
+            duration_scale=1.0,
+            sample_interval_seconds=1.0,
+            flash_sale_market="ID",
+            flash_sale_region="cgk",
+            impaired_region="fra",
+            impaired_markets=["DE", "FR"],
+            impairment_loss_ratio=0.08,
+            drill_region="sin",
+        ),
+        started_at=datetime.now(UTC),
+        wall_seconds_total=100.0,
+        samples=samples,
+        events=events,
         drill_result={"region": "sin", "phase_seconds": {"precheck": 1.0, "shift": 6.0, "hold": 5.0}},
-        drill_exit_code=0, final_accounting={"residency_violations": 0},
+        drill_exit_code=0,
+        final_accounting={"residency_violations": 0},
     )
 
 
@@ -168,3 +209,53 @@ def test_report_writes_markdown_and_every_chart(tmp_path: Path) -> None:
         assert f"({chart})" in text
     assert "| precheck |" not in text  # phases are charted; the scorecard table shows the raw fields
     assert "phase_seconds" in text
+
+
+def _placed_by_selector(recording: DemoRecording, fra_share_at: Callable[[float], float]) -> DemoRecording:
+    """A placement timeline of 12-fleet-second steps, 40 DE and 20 FR sessions each, split fra/dub as
+    `fra_share_at(fleet seconds since the impairment)` says; the fallback placed 3 DE sessions once."""
+    impaired = START + timedelta(seconds=50 * SPEED)
+    steps = []
+    for k in range(-150, 150):
+        at = impaired + timedelta(seconds=12 * k)
+        share = fra_share_at(12.0 * k)
+        steps.append(
+            PlacementStepSample(
+                at=at,
+                selector={
+                    "DE": {r: n for r, n in {"fra": round(40 * share), "dub": 40 - round(40 * share)}.items() if n},
+                    "FR": {r: n for r, n in {"fra": round(20 * share), "dub": 20 - round(20 * share)}.items() if n},
+                },
+                fallback={"DE": {"dub": 3.0}} if k == 30 else {},
+            )
+        )
+    return recording.model_copy(update={"placement_mode": "selector", "placement_timeline": steps})
+
+
+def test_the_shift_is_measured_from_the_sessions_the_selector_placed() -> None:
+    # 80% on fra before; 36 fleet s after onset half of it; from 72 fleet s none.
+    recording = _placed_by_selector(_recording(), lambda s: 0.8 if s <= 24 else (0.4 if s < 72 else 0.0))
+    m = measure(recording, SPEC).selector_shift
+    assert m is not None
+    assert m.first_shift_sim_seconds == 36 and m.steered_away_sim_seconds == 72  # fleet seconds, step resolution
+    assert m.share_elsewhere_before == pytest.approx(1 - (32 + 16) / 60)
+    assert m.sessions_during == 100 * 60  # 20 fleet minutes of 12 s steps
+    assert m.regions_during == ["dub", "fra"] and m.fallback_sessions_during == 3
+    rows = {what: (measured, verdict) for what, measured, verdict in summary_rows(measure(recording, SPEC), SPEED)}
+    assert rows["impairment of fra -> first shift of new sessions (selector's answers)"] == ("36.0 fleet s", "")
+    measured, verdict = rows["fra -> 90% of new sessions elsewhere (selector's answers)"]
+    assert measured == "72.0 fleet s" and verdict.startswith("misses the goal (15 fleet s)")
+    assert (
+        rows["DE/FR new sessions the selector sent off fra while impaired"][1]
+        == "3 placed without the selector (fallback)"
+    )
+    assert "controller's first weight change off fra (actuation log)" in rows
+
+
+def test_no_selector_shift_is_a_fail_and_a_fleet_placing_by_weights_has_no_selector_measurement() -> None:
+    assert measure(_recording(), SPEC).selector_shift is None
+    recording = _placed_by_selector(_recording(), lambda s: 0.8)
+    m = measure(recording, SPEC).selector_shift
+    assert m is not None and not m.shifted and m.steered_away_sim_seconds is None and m.regions_during == ["dub", "fra"]
+    rows = {what: verdict for what, _, verdict in summary_rows(measure(recording, SPEC), SPEED)}
+    assert rows["impairment of fra -> first shift of new sessions (selector's answers)"] == "FAIL"

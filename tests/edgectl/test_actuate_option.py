@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from controller.adapters.composite_actuator import Backend, CompositeActuator
 from controller.adapters.kubernetes_actuator import KubernetesActuator
+from controller.adapters.kubernetes_drained_nodes import KubernetesDrainedNodes
 from controller.adapters.simulator_actuator import SimulatorActuator
 from controller.audit import AuditRecord
 from controller.ports import ActuationError
@@ -37,6 +38,8 @@ def test_kubernetes_and_aws_make_one_composite_routing_each_verb():
     }
     eks = next(b for b in actuator.backends if b.name == "eks")
     assert eks.regions == frozenset({"fra"})
+    # node groups shrink by exactly the drained instances, which the Kubernetes side reports
+    assert isinstance(eks.actuator._drained, KubernetesDrainedNodes)
 
 
 def test_single_backends_are_returned_as_they_are():
@@ -137,3 +140,18 @@ def test_a_backend_failing_after_another_applied_says_so_and_keeps_retryable():
     assert error.value.retryable is True
     with pytest.raises(ValueError, match="no backend takes set_desired_nodes"):
         CompositeActuator([Backend("route53", Recording("r"), frozenset({"set_traffic_weights"}))])
+
+
+def test_the_media_workload_is_a_deployment_unless_a_statefulset_is_chosen():
+    """Deployment by default (drained pods leave through pod-deletion-cost); StatefulSet only when asked."""
+    from edgectl.cli.actuation_options import fleet_settings
+
+    default = build_actuator(SPEC, FleetSettings(kube_contexts=CONTEXTS, actuate=(K,)))
+    assert isinstance(default, KubernetesActuator)
+    assert default._settings.media_workload_kind == "Deployment" and default._deployment_drains is not None
+    chosen = fleet_settings(None, None, list(CONTEXTS), [K], None, None, None, None, "StatefulSet")
+    statefulset = build_actuator(SPEC, chosen)
+    assert isinstance(statefulset, KubernetesActuator)
+    assert statefulset._settings.media_workload_kind == "StatefulSet" and statefulset._deployment_drains is None
+    with pytest.raises(BootstrapError, match="--media-workload-kind 'ReplicaSet': expected Deployment or StatefulSet"):
+        fleet_settings(None, None, list(CONTEXTS), [K], None, None, None, None, "ReplicaSet")
