@@ -67,9 +67,14 @@ from workflows.worker import build_worker, ensure_control_loop
 
 ROOT = Path(__file__).resolve().parents[1]
 PROD = ROOT / "environments" / "prod.yaml"
-SCRAPE = "2s"
-HOLD_SECONDS = 25.0
-WATCH_AFTER_CLEAR_SECONDS = 75.0  # prod's recovered_after_seconds (60) plus a return move
+SCRAPE = "1s"  # the QoS series; prod.yaml says why (health evidence in seconds, blips of 10 s)
+HOLD_SECONDS = 60.0  # long enough for existing calls to move (prod: after 30 s of breach)
+WATCH_AFTER_CLEAR_SECONDS = 100.0  # prod's recovered_after_seconds (60) plus the paced return moves
+START_HOUR_UTC = 13
+"""The fleet's clock starts at this hour (of the run's day), whatever the wall clock says: the simulated
+fleet warm-starts for its start hour, so a run started at the wall clock measured a different fleet at
+every hour of the day. 13:00 UTC is busy everywhere: South-East Asia's evening peak, Europe's afternoon,
+India's evening, the Americas' morning; every region starts sized at prod's 85% target."""
 GOAL_P50, GOAL_P95 = 15.0, 30.0
 AFFECTED_WEIGHT = 0.05  # a market with at least this weight on the region at onset is affected
 ROUTE53_INTERVALS = (10.0, 30.0)
@@ -142,6 +147,10 @@ class CaseResult:
     moves_away: int = 0  # weight decreases on the region, whatever region's health caused them
     steered_by_health: bool = False  # health turned the region degraded/failed: a shift away from it
     route53: dict[str, float] = field(default_factory=dict)
+    calls_at_onset: float = 0.0  # the region's calls when the impairment began
+    calls_moved: float = 0.0  # existing calls asked to reconnect elsewhere (move_sessions), whole case
+    calls_moved_max_per_minute: float = 0.0  # the most in any sliding minute
+    calls_budget_per_minute: float = 0.0  # traffic.session_moves_per_minute x the region's calls at onset
 
 
 def route53_timeline(interval: float) -> dict[str, float]:
@@ -239,6 +248,7 @@ def _measure(
     rates: dict[str, float],
     wakes: list[tuple[datetime, str]],
     health_changes: list[tuple[datetime, str, str]],
+    calls_at_onset: float = 0.0,
 ) -> CaseResult:
     region = case.region
     markets = sorted(m for m, w in baseline.items() if w.get(region, 0.0) >= AFFECTED_WEIGHT)
@@ -255,8 +265,16 @@ def _measure(
         return round((t - onset).total_seconds(), 1)
 
     result.detected = next((after(t) for t, reason in wakes if t >= onset and f"breach in {region}:" in reason), None)
+    # A blip's own breach is confirmed, if ever, within the debounce after it ends; a region turning
+    # degraded minutes later (its load, after a neighbour's markets came) is another cause, counted
+    # in the "weight decreases (any cause)" column.
+    until = clear + timedelta(seconds=spec.health.degraded_after_seconds + 10.0) if case.blip else None
     result.decided = next(
-        (after(t) for t, r, state in health_changes if r == region and t >= onset and state in ("degraded", "failed")),
+        (
+            after(t)
+            for t, r, state in health_changes
+            if r == region and t >= onset and state in ("degraded", "failed") and (until is None or t <= until)
+        ),
         None,
     )
     result.steered_by_health = result.decided is not None
@@ -291,10 +309,31 @@ def _measure(
             result.steered_90 = after(at)
         if delta > 0 and at >= clear and result.returned_after_clear is None and share >= 0.5 * base:
             result.returned_after_clear = round((at - clear).total_seconds(), 1)
+    result.calls_at_onset = calls_at_onset
+    _count_session_moves(spec, fleet, region, onset, result)
     flips = sum(1 for a, b in pairwise(directions) if a != b)
     expected = 1 if directions and directions[0] < 0 and directions[-1] > 0 else 0
     result.reversals = max(0, flips - expected)
     return result
+
+
+def _count_session_moves(
+    spec: EnvironmentSpec, fleet: SimulatedFleet, region: str, onset: datetime, result: CaseResult
+) -> None:
+    """Existing calls the controller moved off `region` since onset, and the most in any minute."""
+    moves = [
+        (record.at, float(record.after.get("moved", 0.0)))
+        for record in list(fleet.actuations)
+        if record.action == "move_sessions"
+        and record.at >= onset
+        and record.target.startswith(f"{region}/")
+        and isinstance(record.after, dict)
+    ]
+    result.calls_moved = round(sum(n for _, n in moves), 1)
+    result.calls_moved_max_per_minute = round(
+        max((sum(n for t, n in moves if at <= t < at + timedelta(seconds=60)) for at, _ in moves), default=0.0), 1
+    )
+    result.calls_budget_per_minute = round(spec.traffic.session_moves_per_minute * result.calls_at_onset, 1)
 
 
 # ----- the run --------------------------------------------------------------------------------------
@@ -305,9 +344,9 @@ async def _run(waves: int) -> list[CaseResult]:
     from temporalio.testing import WorkflowEnvironment
 
     spec = load_environment(PROD)
-    start = datetime.now(UTC).replace(microsecond=0)
+    start = datetime.now(UTC).replace(hour=START_HOUR_UTC, minute=0, second=0, microsecond=0)
     plan = WAVES[:waves]
-    duration = 600 + len(plan) * (HOLD_SECONDS + WATCH_AFTER_CLEAR_SECONDS + 30)
+    duration = SETTLE_MAX_SECONDS + 600 + len(plan) * (HOLD_SECONDS + WATCH_AFTER_CLEAR_SECONDS + 30)
     fleet = SimulatedFleet(spec, quiet_trace(start, duration), start=start, demand_variation=0.0, max_step_seconds=1.0)
     results: list[CaseResult] = []
     with tempfile.TemporaryDirectory(prefix="edgeplane-fast-shift-") as tmp, SimulatorServer(fleet, speed=1.0) as sim:
@@ -338,10 +377,13 @@ async def _run(waves: int) -> list[CaseResult]:
                     await ensure_control_loop(client, spec, task_queue="fast-shift")
                     watch_task = asyncio.create_task(watcher.run())
                     follow_task = asyncio.create_task(_follow_health(handle, health_changes))
-                    await asyncio.sleep(40)  # Prometheus has data, the loop has planned a few times
+                    settled_after = await _settle(handle, fleet)
+                    print(f"fleet settled after {settled_after:.0f} s (every region healthy)", flush=True)
                     for wave in plan:
                         onset = fleet.now
-                        baseline = fleet.snapshot().current_weights
+                        at_onset = fleet.snapshot()
+                        baseline = at_onset.current_weights
+                        calls = {o.region: float(o.active_sessions) for o in at_onset.regions}
                         rates = _arrival_rates(spec, fleet)
                         for case in wave:
                             fleet.inject_impairment(
@@ -356,7 +398,12 @@ async def _run(waves: int) -> list[CaseResult]:
                         print(f"wave at {onset:%H:%M:%S}: {', '.join(c.label for c in wave)}", flush=True)
                         await asyncio.sleep(HOLD_SECONDS + WATCH_AFTER_CLEAR_SECONDS)
                         for case in wave:
-                            results.append(_measure(spec, fleet, case, onset, baseline, rates, wakes, health_changes))
+                            results.append(
+                                _measure(
+                                    spec, fleet, case, onset, baseline, rates, wakes, health_changes,
+                                    calls.get(case.region, 0.0),
+                                )
+                            )  # fmt: skip
                     for task in (watch_task, follow_task):
                         task.cancel()
                     status = await handle.query(ControlLoopWorkflow.status)
@@ -367,6 +414,34 @@ async def _run(waves: int) -> list[CaseResult]:
             prometheus.terminate()
             prometheus.wait(timeout=10)
     return results
+
+
+SETTLE_MIN_SECONDS = 40.0  # Prometheus has data, the loop has planned a few times
+SETTLE_QUIET_SECONDS = 30.0  # every region healthy this long before the first wave
+SETTLE_MAX_SECONDS = 420.0  # nodes ordered at the start have booted (180 s) and the loop has caught up
+
+
+async def _settle(handle: Any, fleet: SimulatedFleet) -> float:
+    """Wait until every region has been healthy for SETTLE_QUIET_SECONDS (fleet time), at least
+    SETTLE_MIN_SECONDS and at most SETTLE_MAX_SECONDS; return the seconds waited. The fleet
+    warm-starts sized at the planning target for the demand of its start hour, so a region whose
+    demand is ramping breaches on its own load until the nodes the loop orders have booted; an
+    impairment injected then would measure that transient, not the steering."""
+    start = fleet.now
+    healthy_since = None
+    while True:
+        waited = (fleet.now - start).total_seconds()
+        try:
+            status = await handle.query(ControlLoopWorkflow.status)
+            states = [h.state.value for h in status.region_health]
+        except Exception:  # the loop may not have answered yet
+            states = []
+        all_healthy = bool(states) and all(state == "healthy" for state in states)
+        healthy_since = (healthy_since or fleet.now) if all_healthy else None
+        quiet = healthy_since is not None and (fleet.now - healthy_since).total_seconds() >= SETTLE_QUIET_SECONDS
+        if (waited >= SETTLE_MIN_SECONDS and quiet) or waited >= SETTLE_MAX_SECONDS:
+            return waited
+        await asyncio.sleep(1.0)
 
 
 async def _follow_health(handle: Any, changes: list[tuple[datetime, str, str]]) -> None:
@@ -393,12 +468,17 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 
 def summary(results: list[CaseResult]) -> dict[str, Any]:
-    impairments = [r for r in results if not r.blip]
+    # An impairment of a region that carried no market's traffic at onset has nothing to steer.
+    impairments = [r for r in results if not r.blip and r.affected_markets]
     steered = [r.steered_90 for r in impairments if r.steered_90 is not None]
     missing = sum(1 for r in impairments if r.steered_90 is None)
     # A case never steered counts as slower than every measured one in the percentiles.
     padded = steered + [math.inf] * missing
     r53 = {f"{i:.0f}s": route53_timeline(i)["steered_90"] for i in ROUTE53_INTERVALS}
+    traffic = load_environment(PROD).traffic
+    # The core prorates the budget over the fleet time since the previous plan, so a sliding minute
+    # can hold one tick more than a minute's worth.
+    slack = (60.0 + traffic.tick_seconds) / 60.0
     p50, p95 = (statistics.median(padded) if padded else None), _percentile(padded, 0.95)
     return {
         "impairments": len(impairments),
@@ -407,7 +487,8 @@ def summary(results: list[CaseResult]) -> dict[str, Any]:
         "not_steered": missing,
         "reversals": sum(r.reversals for r in results),
         "blip_moves": sum(1 for r in results if r.blip and r.steered_by_health),
-        "blips": len(results) - len(impairments),
+        "blips": sum(1 for r in results if r.blip),
+        "no_traffic": [r.case for r in results if not r.blip and not r.affected_markets],
         "route53_steered_90": r53,
         "goal_met": p50 is not None
         and p95 is not None
@@ -415,6 +496,13 @@ def summary(results: list[CaseResult]) -> dict[str, Any]:
         and p95 <= GOAL_P95
         and not any(r.steered_by_health for r in results if r.blip),
         "speedup_vs_route53_10s": (r53["10s"] / p50) if p50 and math.isfinite(p50) else None,
+        "calls_moved": sum(r.calls_moved for r in results),
+        # One minute's budget, with the rounding of the per-tick prorating (a tick may straddle the window).
+        "moves_within_budget": all(
+            r.calls_moved_max_per_minute <= r.calls_budget_per_minute * slack + 1.0 for r in results
+        ),
+        "moves_per_minute": traffic.session_moves_per_minute,
+        "moves_after_seconds": traffic.session_moves_after_seconds,
     }
 
 
@@ -445,8 +533,8 @@ def markdown(results: list[CaseResult], totals: dict[str, Any], command: str) ->
         "",
         "| case | affected markets | detected | decided | weights applied | 90% new sessions elsewhere | "
         "Route 53 (10 s / 30 s checks) | shifted by its health | weight decreases (any cause) | reversals | "
-        "healthy again after clear | back after clear |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "healthy again after clear | back after clear | existing calls moved (most in a minute / budget per minute) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         route53 = "-" if r.blip else f"{r.route53['steered_90@10s']:.0f} / {r.route53['steered_90@30s']:.0f}"
@@ -454,7 +542,8 @@ def markdown(results: list[CaseResult], totals: dict[str, Any], command: str) ->
             f"| {r.case} | {', '.join(r.affected_markets) or 'none'} | {_fmt(r.detected)} | {_fmt(r.decided)} | "
             f"{_fmt(r.applied)} | {_fmt(r.steered_90)} | {route53} | "
             f"{'yes' if r.steered_by_health else 'no'} | {r.moves_away} | {r.reversals} | "
-            f"{_fmt(r.healthy_again_after_clear)} | {_fmt(r.returned_after_clear)} |"
+            f"{_fmt(r.healthy_again_after_clear)} | {_fmt(r.returned_after_clear)} | "
+            f"{r.calls_moved:,.0f} ({r.calls_moved_max_per_minute:,.0f} / {r.calls_budget_per_minute:,.0f}) |"
         )
     verdict = "met" if totals["goal_met"] else "NOT met"
     lines += [
@@ -464,14 +553,25 @@ def markdown(results: list[CaseResult], totals: dict[str, Any], command: str) ->
         f"/ <= {GOAL_P95:.0f} s; {totals['not_steered']} never steered during the impairment, counted as slowest); "
         f"Route 53 {r53_10:.0f} s (10 s checks) or {r53_30:.0f} s (30 s checks); speed-up over the 10-s checks at "
         f"the p50: {_fmt(totals['speedup_vs_route53_10s'])}. "
-        f"Blips: {totals['blip_moves']} of {totals['blips']} blips of 5 s and 10 s shifted traffic (a blip region's "
+        + (
+            f"Not counted (no market had {AFFECTED_WEIGHT:.0%} of its traffic on the region at onset): "
+            f"{', '.join(totals['no_traffic'])}. "
+            if totals["no_traffic"]
+            else ""
+        )
+        + f"Blips: {totals['blip_moves']} of {totals['blips']} blips of 5 s and 10 s shifted traffic (a blip region's "
         "weights also change when a neighbour's impairment sends it traffic or takes it back: that column is "
         f"any cause). Reversals: "
         f"{totals['reversals']}. Goal **{verdict}**.",
         "",
-        "Existing sessions: the controller moves none of them; weights steer new sessions only, and a breaching",
-        "region's sessions stay until they end (drains are the only way the controller ends a session, at a drain",
-        "deadline of 5 h on prod). A per-minute budget for moving existing sessions is not implemented yet.",
+        "Existing calls: weights steer new sessions only; the calls already on a breaching region are asked to",
+        "reconnect elsewhere (`move_sessions`, a brief counted disruption) once its breach has lasted "
+        f"{totals['moves_after_seconds']:.0f} s,",
+        f"at most {totals['moves_per_minute']:.0%} of the region's calls per minute "
+        "(`traffic.session_moves_per_minute`; a sliding minute may hold one tick more),",
+        "and only into room below the targets' evacuation ceiling. Over every case: "
+        f"{totals['calls_moved']:,.0f} calls moved, the most in any minute within the budget: "
+        f"**{'yes' if totals['moves_within_budget'] else 'NO'}**.",
         "",
     ]
     return "\n".join(lines)

@@ -184,7 +184,11 @@ def make_plan(
         health,
         weights,
         room_left=shed.room_left,
-        interval_seconds=decision_interval_seconds(spec, previous, now),
+        # The fleet time since the previous plan, not the forecast's horizon: a loop woken every second
+        # by a breach would otherwise spend a whole tick's budget each second.
+        interval_seconds=(now - previous.created_at).total_seconds()
+        if previous is not None
+        else spec.traffic.tick_seconds,
         now=now,
     )
     explanation.extend(move_notes)

@@ -82,9 +82,32 @@ def test_calls_never_leave_their_jurisdictions(local_spec):
 def test_a_ceiling_below_the_planning_target_is_refused_with_its_field(tmp_path):
     source = (ENVIRONMENTS / "local.yaml").read_text()
     bad = tmp_path / "local.yaml"
-    bad.write_text(source.replace("traffic: {", "traffic: {evacuation_ceiling_utilisation: 0.6, ", 1))
+    assert "evacuation_ceiling_utilisation: 0.9" in source
+    bad.write_text(source.replace("evacuation_ceiling_utilisation: 0.9", "evacuation_ceiling_utilisation: 0.6", 1))
     with pytest.raises(EnvironmentFileError) as error:
         load_environment(bad)
     [problem] = error.value.problems
     assert problem.field_path == "traffic.evacuation_ceiling_utilisation"
     assert "below scaling.target_utilisation 0.7" in problem.reason
+
+
+def test_a_loop_woken_every_second_spends_the_budget_by_the_second(local_spec):
+    """Plans 1 s apart (a breach wakes the loop at each new sample) move 1 s of budget each, not a tick's."""
+    spec = _paced(local_spec, 0.1)
+    plans = _breach_of_fra(spec, 60)
+    later = plans[-1].created_at + timedelta(seconds=1)
+    paths = [
+        p.model_copy(update={"loss_ratio": 0.08, "active_sessions": 600}) if (p.market, p.region) == ("DE", "fra")
+        else p.model_copy(update={"loss_ratio": 0.08}) if p.region == "fra"
+        else p
+        for p in healthy_paths(spec)
+    ]  # fmt: skip
+    regions = [
+        region_observation(spec, "fra", later, 20, sessions_per_node=[30] * 20),
+        region_observation(spec, "dub", later, 10, sessions_per_node=[35] * 10),
+        region_observation(spec, "sin", later, 20, sessions_per_node=[35] * 20),
+        region_observation(spec, "cgk", later, 20, sessions_per_node=[60] * 20),
+    ]
+    snapshot = snapshot_for(spec, later, DEMAND, weights=WEIGHTS, regions=regions, paths=paths)
+    plan = make_plan(spec, snapshot, plans[-1], later)
+    assert sum(m.sessions for m in plan.session_moves) == pytest.approx(0.1 * 600 * 1 / 60, rel=1e-6)
