@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import highspy
 import numpy as np
@@ -89,6 +89,10 @@ class FlowTables:
     slo_rtt_ms: FloatArray  # (S,)
     slo_loss: FloatArray  # (S,)
     relay_mbps: FloatArray  # (S,)
+    col_link: IntArray  # (C,) a x R + b: the backbone path of the column
+    link_columns: IntArray  # columns ordered by link ...
+    link_start: IntArray  # (R x R + 1,) ... link k's columns are link_columns[link_start[k]:link_start[k+1]]
+    unloaded: _Priced  # every column priced on the unloaded backbone, all regions available
 
 
 _CACHE: dict[int, tuple[EnvironmentSpec, FlowTables]] = {}
@@ -174,7 +178,11 @@ def _build_tables(spec: EnvironmentSpec) -> FlowTables:
     flow_host = np.asarray(host, dtype=np.int64)
     flow_guest = np.asarray(guest, dtype=np.int64)
     shapes = [sessions.shapes[s] for s in scenarios] if sessions is not None else []
-    return FlowTables(
+    n_regions = len(region_names)
+    col_link = col_a * n_regions + col_b
+    link_columns = np.argsort(col_link, kind="stable")
+    link_start = np.searchsorted(col_link[link_columns], np.arange(n_regions * n_regions + 1)).astype(np.int64)
+    tables = FlowTables(
         region_names=region_names,
         market_codes=market_codes,
         scenarios=scenarios,
@@ -194,7 +202,15 @@ def _build_tables(spec: EnvironmentSpec) -> FlowTables:
         slo_rtt_ms=np.array([shape.e2e_rtt_p95_ms for shape in shapes], dtype=np.float64),
         slo_loss=np.array([shape.e2e_max_loss_ratio for shape in shapes], dtype=np.float64),
         relay_mbps=np.array([shape.relay_mbps for shape in shapes], dtype=np.float64),
+        col_link=col_link,
+        link_columns=link_columns,
+        link_start=link_start,
+        unloaded=_Priced.empty(),
     )
+    base = unloaded_backbone_rtt(spec)
+    every = np.arange(col_flow.shape[0])
+    unloaded = _price_columns(spec, tables, every, base, np.zeros_like(base), np.zeros(base.shape, dtype=bool))
+    return replace(tables, unloaded=unloaded)
 
 
 @dataclass(frozen=True)
@@ -208,22 +224,66 @@ class _Priced:
     cascaded: npt.NDArray[np.bool_]
     meets_slo: npt.NDArray[np.bool_]
 
+    @staticmethod
+    def empty() -> _Priced:
+        none = np.zeros(0)
+        return _Priced(none, none, none, none.astype(bool), none.astype(bool), none.astype(bool))
 
-def _price(spec: EnvironmentSpec, t: FlowTables, backbone: BackboneHealth, region_ok: npt.NDArray[np.bool_]) -> _Priced:
-    a, b = t.col_a, t.col_b
-    scenario = t.flow_scenario[t.col_flow]
-    rtt = t.col_access_ms + backbone.rtt_ms[a, b]
-    loss = backbone.loss_ratio[a, b]
+
+def _price_columns(
+    spec: EnvironmentSpec,
+    t: FlowTables,
+    cols: IntArray,
+    rtt_matrix: FloatArray,
+    loss_matrix: FloatArray,
+    failed_matrix: npt.NDArray[np.bool_],
+) -> _Priced:
+    """`cols` priced on the given backbone (R x R matrices); all their regions available."""
+    a, b = t.col_a[cols], t.col_b[cols]
+    scenario = t.flow_scenario[t.col_flow[cols]]
+    rtt = t.col_access_ms[cols] + rtt_matrix[a, b]
+    loss = loss_matrix[a, b]
     meets = (rtt <= t.slo_rtt_ms[scenario]) & (loss <= t.slo_loss[scenario])
     cascaded = a != b
+    gain = spec.sessions.backbone.cascade_min_gain_ms if spec.sessions is not None else 0.0
     cost = (
         rtt
         + loss * 100.0 * spec.traffic.loss_penalty_ms_per_percent
         + np.where(meets, 0.0, SLO_BREACH_PENALTY_MS)
-        + np.where(cascaded, spec.sessions.backbone.cascade_min_gain_ms if spec.sessions is not None else 0.0, 0.0)
+        + np.where(cascaded, gain, 0.0)
     )
-    available = region_ok[a] & region_ok[b] & ~backbone.failed[a, b]
-    return _Priced(rtt, loss, cost, available, cascaded, meets)
+    return _Priced(rtt, loss, cost, ~failed_matrix[a, b], cascaded, meets)
+
+
+def _price(spec: EnvironmentSpec, t: FlowTables, backbone: BackboneHealth, region_ok: npt.NDArray[np.bool_]) -> _Priced:
+    """Every column priced on this backbone. The spec's unloaded pricing (cached in the tables) is
+    patched only on the backbone paths that differ from it and the columns of unavailable regions:
+    at 30 x 250 with hundreds of thousands of columns, a handful of sick paths touch a few thousand."""
+    base = t.unloaded
+    unloaded = unloaded_backbone_rtt(spec)
+    changed = (backbone.rtt_ms != unloaded) | (backbone.loss_ratio > 0.0) | backbone.failed
+    down = ~region_ok
+    changed[down, :] = True
+    changed[:, down] = True
+    links = np.flatnonzero(changed.ravel())
+    if links.shape[0] == 0:
+        return base
+    cols = np.concatenate([t.link_columns[t.link_start[k] : t.link_start[k + 1]] for k in links.tolist()])
+    patch = _price_columns(spec, t, cols, backbone.rtt_ms, backbone.loss_ratio, backbone.failed)
+    priced = _Priced(
+        base.rtt_ms.copy(),
+        base.loss.copy(),
+        base.cost_ms.copy(),
+        base.available.copy(),
+        base.cascaded,
+        base.meets_slo.copy(),
+    )
+    priced.rtt_ms[cols] = patch.rtt_ms
+    priced.loss[cols] = patch.loss
+    priced.cost_ms[cols] = patch.cost_ms
+    priced.meets_slo[cols] = patch.meets_slo
+    priced.available[cols] = patch.available & region_ok[t.col_a[cols]] & region_ok[t.col_b[cols]]
+    return priced
 
 
 class _RestrictedLp:
@@ -336,13 +396,26 @@ class _RestrictedLp:
             - np.where(casc, relay * (band[a] + band[b]), 0.0)
         )
 
-    def pricing_candidates(self, outside: IntArray, objective: FloatArray, flow_dual: FloatArray) -> IntArray:
+    def pricing_candidates(
+        self, open_columns: npt.NDArray[np.bool_], cheapest_cost: FloatArray, flow_dual: FloatArray
+    ) -> IntArray:
         """Columns outside the model that may have a negative reduced cost. The slot and bandwidth
         rows are <= rows of a minimisation, so their duals are <= 0 and only raise a reduced cost:
-        a column whose cost alone is not below its flow's dual cannot improve (a cheap filter over
-        the ~10^6 columns of a 30 x 250 fleet before the full pricing of the few left)."""
-        flow_row = self.flow_row[self.t.col_flow[outside]]
-        return outside[objective[outside] - flow_dual[flow_row] < 0.0]
+        a column whose cost alone is not below its flow's dual cannot improve. A flow's dual is at
+        most its cheapest column's cost unless a region it uses is full, so only the flows whose dual
+        exceeds it (those capacity or bandwidth constrain) have columns worth pricing: a few of the
+        ~10^6 columns of a 30 x 250 fleet."""
+        t = self.t
+        flows = self.active_flows
+        pressed = np.zeros(t.flow_host.shape[0], dtype=bool)
+        pressed[flows] = flow_dual > cheapest_cost[flows] * (1.0 + REDUCED_COST_TOLERANCE) + REDUCED_COST_TOLERANCE
+        if not pressed.any():
+            return np.zeros(0, dtype=np.int64)
+        sizes = np.diff(t.flow_start)
+        candidates = np.flatnonzero(np.repeat(pressed, sizes) & open_columns)
+        flow = t.col_flow[candidates]
+        objective = self.demand[flow] * self.priced.cost_ms[candidates]
+        return candidates[objective - flow_dual[self.flow_row[flow]] < 0.0]
 
 
 def plan_cross_border(
@@ -395,10 +468,13 @@ def plan_cross_border(
         in_model = col_active & t.col_near if column_generation else col_active.copy()
         in_model[cheapest[cheapest >= 0]] = True
         lp.add_columns(np.flatnonzero(in_model))
-        objective = flow_demand[t.col_flow] * priced.cost_ms
+        cheapest_cost = np.full(t.flow_host.shape[0], np.inf)
+        found = cheapest >= 0
+        cheapest_cost[found] = flow_demand[found] * priced.cost_ms[cheapest[found]]
+        cheapest_cost = np.minimum(cheapest_cost, flow_demand * UNSERVED_PENALTY_MS)
         for _ in range(MAX_PRICING_ROUNDS):
             x, u, flow_dual, row_dual = lp.solve()
-            candidates = lp.pricing_candidates(np.flatnonzero(col_active & ~in_model), objective, flow_dual)
+            candidates = lp.pricing_candidates(col_active & ~in_model, cheapest_cost, flow_dual)
             if candidates.shape[0] == 0:
                 break
             reduced = lp.reduced_costs(candidates, flow_dual, row_dual)
@@ -481,21 +557,34 @@ def _plan_from_solution(
     sessions = np.zeros(t.col_flow.shape[0])
     sessions[nonzero] = shares[nonzero] * flow_demand[t.col_flow[nonzero]]
     regions = t.region_names
-    relay = np.zeros(len(regions))
-    mbps = np.zeros(len(regions))
     used = nonzero[sessions[nonzero] > SESSION_EPSILON]
     facts = _flow_facts(t, priced, health)
-    for j in used.tolist():
-        a, b = int(t.col_a[j]), int(t.col_b[j])
-        relay[a] += sessions[j]
-        if a != b:
-            relay[b] += sessions[j]
-            load = sessions[j] * t.relay_mbps[t.flow_scenario[t.col_flow[j]]]
-            mbps[a] += load
-            mbps[b] += load
+    used_a, used_b, used_flow = t.col_a[used], t.col_b[used], t.col_flow[used]
+    used_sessions = sessions[used]
+    casc = used_a != used_b
+    relay_load = used_sessions[casc] * t.relay_mbps[t.flow_scenario[used_flow[casc]]]
+    relay = np.bincount(used_a, weights=used_sessions, minlength=len(regions)) + np.bincount(
+        used_b[casc], weights=used_sessions[casc], minlength=len(regions)
+    )
+    mbps = np.bincount(used_a[casc], weights=relay_load, minlength=len(regions)) + np.bincount(
+        used_b[casc], weights=relay_load, minlength=len(regions)
+    )
+    rows = zip(
+        used.tolist(),
+        used_flow.tolist(),
+        used_a.tolist(),
+        used_b.tolist(),
+        used_sessions.tolist(),
+        priced.rtt_ms[used].tolist(),
+        priced.loss[used].tolist(),
+        priced.meets_slo[used].tolist(),
+        strict=True,
+    )
     by_flow: dict[int, list[int]] = {}
-    for j in used.tolist():
-        by_flow.setdefault(int(t.col_flow[j]), []).append(j)
+    placement_of: dict[int, tuple[str, str, float, float, float, bool]] = {}
+    for j, f, a, b, count, rtt, loss, meets in rows:
+        by_flow.setdefault(f, []).append(j)
+        placement_of[j] = (regions[a], regions[b], count, rtt, loss, meets)
     pairs: dict[tuple[str, str], MarketPairPlan] = {}
     flows_of_pair: dict[tuple[str, str], list[int]] = {}
     for f in range(t.flow_host.shape[0]):
@@ -506,16 +595,17 @@ def _plan_from_solution(
         why: list[str] = []
         for f in flows:
             scenario = t.scenarios[int(t.flow_scenario[f])]
-            for j in sorted(by_flow.get(f, []), key=lambda j: -sessions[j]):
+            for j in sorted(by_flow.get(f, []), key=lambda j: -placement_of[j][2]):
+                host_region, guest_region, count, rtt, loss, meets = placement_of[j]
                 placements.append(
                     SidePlacement(
                         scenario=scenario,
-                        host_region=regions[int(t.col_a[j])],
-                        guest_region=regions[int(t.col_b[j])],
-                        sessions=round(float(sessions[j]), 6),
-                        e2e_rtt_ms=round(float(priced.rtt_ms[j]), 3),
-                        e2e_loss_ratio=float(priced.loss[j]),
-                        meets_slo=bool(priced.meets_slo[j]),
+                        host_region=host_region,
+                        guest_region=guest_region,
+                        sessions=round(count, 6),
+                        e2e_rtt_ms=round(rtt, 3),
+                        e2e_loss_ratio=loss,
+                        meets_slo=meets,
                     )
                 )
             why.append(
@@ -563,13 +653,28 @@ class _FlowFacts:
 
 def _flow_facts(t: FlowTables, priced: _Priced, health: BackboneHealth) -> _FlowFacts:
     flows = t.flow_host.shape[0]
-    single_cost = np.where(priced.available & ~priced.cascaded, priced.cost_ms, np.inf)
-    best_single = _cheapest_per_flow(t, single_cost)
+    starts, ends = t.flow_start[:-1], t.flow_start[1:]
+    nonempty = ends > starts
     any_available = np.zeros(flows, dtype=bool)
-    any_available[np.unique(t.col_flow[priced.available])] = True
+    if nonempty.any():
+        any_available[nonempty] = np.logical_or.reduceat(priced.available, starts[nonempty])
+    # One-region columns are the links a -> a: few, found through the link index.
+    regions = len(t.region_names)
+    singles = np.concatenate(
+        [t.link_columns[t.link_start[r * regions + r] : t.link_start[r * regions + r + 1]] for r in range(regions)]
+    )
+    singles = singles[priced.available[singles]]
+    best_single = np.full(flows, -1, dtype=np.int64)
+    if singles.shape[0]:
+        order = np.lexsort((singles, priced.cost_ms[singles], t.col_flow[singles]))
+        ranked = singles[order]
+        first = np.ones(ranked.shape[0], dtype=bool)
+        first[1:] = t.col_flow[ranked][1:] != t.col_flow[ranked][:-1]
+        best_single[t.col_flow[ranked[first]]] = ranked[first]
     failed_columns: dict[int, list[int]] = {}
     if health.failed.any():
-        for j in np.flatnonzero(health.failed[t.col_a, t.col_b]).tolist():
+        links = np.flatnonzero(health.failed.ravel())
+        for j in np.concatenate([t.link_columns[t.link_start[k] : t.link_start[k + 1]] for k in links]).tolist():
             failed_columns.setdefault(int(t.col_flow[j]), []).append(j)
     return _FlowFacts(best_single, any_available, failed_columns)
 
