@@ -232,3 +232,11 @@ def test_prod_id_de_and_sa_ae_keep_each_side_in_its_country(prod_spec: Environme
         Scenario.LIVE_SHOW,
         Scenario.MULTI_HOST,
     }
+
+
+def test_without_binding_room_the_cheapest_pairs_are_the_full_lps_optimum(prod_spec: EnvironmentSpec) -> None:
+    demand = {m.code: float(m.demand.peak_sessions) for m in prod_spec.markets}
+    sick = assess_backbone(prod_spec, [BackboneObservation(region="sin", peer_region="kul", loss_ratio=0.01)])
+    fast = plan_cross_border(prod_spec, demand, backbone=sick)
+    full = plan_cross_border(prod_spec, demand, backbone=sick, column_generation=False)
+    assert {(p.host, p.guest): p.placements for p in fast.pairs} == {(p.host, p.guest): p.placements for p in full.pairs}
