@@ -43,6 +43,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from controller.core.backbone_health import unloaded_backbone_rtt
+from controller.core.spec_tables import base_rtt
 from controller.spec import EnvironmentSpec, Scenario
 
 SHARE_EPSILON = 1e-9
@@ -243,7 +245,7 @@ def _route(
         scenario.value: frozenset(r for r in allowed if spec.base_rtt_ms(market, r) <= slo.rtt_p95_ms)
         for scenario, slo in spec.scenarios.items()
     }
-    access = {r: spec.base_rtt_ms(market, r) for r in sorted(allowed)}
+    access = {r: base_rtt(spec, market, r) for r in sorted(allowed)}
     return MarketRoute(market, allowed, candidates, admitted, refusal, capacity_reason, within, access)
 
 
@@ -260,6 +262,7 @@ def build_table(
         raise ValueError(f"no media endpoint for regions {', '.join(missing)}")
     caps = {r: float(c) if math.isfinite(c) else 0.0 for r, c in published.lease_caps.items()}
     seeds = {r.name: _seed(r.name) for r in spec.regions}
+    backbone = unloaded_backbone_rtt(spec)  # cached per spec, like the access RTTs (base_rtt)
     ignored: list[IgnoredWeight] = []
     routes = {
         market.code: _route(spec, market.code, published.weights.get(market.code, {}), caps, endpoints, seeds, ignored)
@@ -273,7 +276,9 @@ def build_table(
         ignored=tuple(ignored),
         max_endpoints=max_endpoints,
         backbone_rtt_ms={
-            (a.name, b.name): spec.backbone_rtt_ms(a.name, b.name) for a in spec.regions for b in spec.regions
+            (a.name, b.name): float(backbone[i, j])
+            for i, a in enumerate(spec.regions)
+            for j, b in enumerate(spec.regions)
         },
         cascade_min_gain_ms=spec.sessions.backbone.cascade_min_gain_ms if spec.sessions is not None else 0.0,
     )
