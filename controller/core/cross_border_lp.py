@@ -179,10 +179,12 @@ def most_negative_per_flow(flows: IntArray, cols: IntArray, reduced: FloatArray)
     columns wide (seconds of simplex); one per flow converges in a few cheap rounds."""
     if cols.shape[0] == 0:
         return cols
-    order = np.lexsort((reduced, flows))
-    first = np.ones(order.shape[0], dtype=bool)
-    first[1:] = flows[order][1:] != flows[order][:-1]
-    return np.sort(cols[order][first])
+    # Columns are stored flow by flow, so `flows` comes in runs: a segment minimum, no sort.
+    starts = np.flatnonzero(np.concatenate([[True], flows[1:] != flows[:-1]]))
+    run = np.repeat(np.arange(starts.shape[0]), np.diff(np.append(starts, flows.shape[0])))
+    at_min = np.flatnonzero(reduced == np.minimum.reduceat(reduced, starts)[run])
+    first = np.concatenate([[True], run[at_min][1:] != run[at_min][:-1]])
+    return cols[at_min[first]]
 
 
 def fits(
