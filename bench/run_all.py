@@ -28,6 +28,8 @@ from pathlib import Path
 
 from bench.capacity_benchmark import DEFAULT_ENV, CapacityBenchmark, capacity_benchmark
 from bench.capacity_benchmark import markdown as capacity_markdown
+from bench.cross_border_benchmark import markdown as cross_border_markdown
+from bench.cross_border_benchmark import run_cross_border
 from bench.fast_shift import run_fast_shift
 from bench.plan_latency import PlanLatencyResult, run_plan_latency
 from bench.plan_latency import markdown as latency_markdown
@@ -206,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     capacity = capacity_benchmark(hours=args.hours, jobs=args.jobs, command=command)
     fast_shift = run_fast_shift()
     text = document(latency, capacity, command.strip(), started, time.perf_counter() - began, fast_shift)
+    # Cross-border sessions (issue 18): a section of its own, after the others.
+    text = text.rstrip("\n") + "\n\n" + cross_border_markdown(run_cross_border(command=command.strip()))
     if args.write is not None:
         args.write.parent.mkdir(parents=True, exist_ok=True)
         args.write.write_text(text, encoding="utf-8")

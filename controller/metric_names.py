@@ -3,7 +3,8 @@
 Edge nodes (or the simulated fleet, `sim/`) export the `edge_*` series; `rules/` aggregates them
 into region/path recording rules; `controller/adapters/prometheus_observer.py` reads those. The
 controller's own metrics are `edgeplane_controller_*`. Change a name here and every side follows.
-Labels: `region`, `node`, `market` where they apply; `scenario` for per-scenario series.
+Labels: `region`, `node`, `market` where they apply; `scenario` for per-scenario series; `peer_region` for
+the backbone path between two regions.
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ TRAFFIC_WEIGHT = "edge_traffic_weight"  # gauge: share of the market's new sessi
 SESSIONS_REJECTED_TOTAL = "edge_sessions_rejected_total"  # counter: refused for lack of capacity
 SESSIONS_DEGRADED_TOTAL = "edge_sessions_degraded_total"  # counter: admitted beyond capacity
 RESIDENCY_VIOLATIONS_TOTAL = "edge_residency_violations_total"  # counter: placed outside allowed regions
+
+# --- per backbone path between two regions' SFUs (labels: region, peer_region) -------------------
+# The cascade of a cross-border session (controller/core/cross_border.py) crosses it; one series per
+# unordered pair is enough (the observer and the health model read the worse of both directions).
+BACKBONE_RTT_MS = "edge_backbone_rtt_ms"  # gauge: p95 RTT between the two regions' SFUs
+BACKBONE_LOSS_RATIO = "edge_backbone_loss_ratio"  # gauge 0..1
 
 # --- the fleet as a whole (no labels) ------------------------------------------------------------
 # The fleet's own clock in Unix seconds. A real fleet's exporters report the wall clock; the

@@ -150,6 +150,15 @@ class PathObservation(SnapshotModel):
     active_sessions: Sessions = Field(default=0, description="Sessions of this market in this region.")
 
 
+class BackboneObservation(SnapshotModel):
+    """QoS of the backbone path between two regions' SFUs (the cascade of a cross-border session)."""
+
+    region: str = Field(description="Region name (one end).")
+    peer_region: str = Field(description="Region name (the other end).")
+    rtt_ms: Milliseconds | None = Field(default=None, description="p95 round-trip time; None if unknown.")
+    loss_ratio: float | None = Field(default=None, ge=0, le=1, description="Packet loss share; None if unknown.")
+
+
 class MarketDemand(SnapshotModel):
     """Demand of one market: what its users ask for, served or not."""
 
@@ -173,6 +182,9 @@ class FleetSnapshot(SnapshotModel):
     regions: list[RegionObservation] = Field(description="One entry per region of the spec.")
     paths: list[PathObservation] = Field(default_factory=list, description="QoS per market->region path.")
     markets: list[MarketDemand] = Field(default_factory=list, description="Demand per market.")
+    backbone: list[BackboneObservation] = Field(
+        default_factory=list, description="QoS per inter-region backbone path (cross-border cascades)."
+    )
     current_weights: dict[str, dict[str, Annotated[float, Field(le=PhysicalBounds.MAX_WEIGHT)]]] = Field(
         default_factory=dict, description="Traffic weights in force: market -> region -> share."
     )

@@ -24,16 +24,27 @@ Refusals, each with a code and a sentence a client can log:
 - `unknown_market`, `unknown_scenario`: bad input; `no_steering_state`: nothing published yet.
 
 The same key gets the same admission verdict while the state stands.
+
+3. `select_participant(table, market, scenario, session_key, peer_regions)` answers one participant of a
+   cross-border session whose other participants already terminate in `peer_regions` (issue 18):
+   among the market's own answerable regions (the same residency, leases and admission as `select`),
+   the one with the best end-to-end RTT to the others (access RTT + backbone RTT to the farthest peer
+   region, 0 when it is the same region), where a region that is not a peer's pays the spec's
+   `cascade_min_gain_ms` (one region wins unless a cascade is better by more than that); backbone
+   paths in `failed_links` are never used. Never a region outside the participant's own rules,
+   whatever the peers' regions: a peer in a region the participant may not use means a cascade.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from controller.core.backbone_health import unloaded_backbone_rtt
+from controller.core.spec_tables import base_rtt
 from controller.spec import EnvironmentSpec, Scenario
 
 SHARE_EPSILON = 1e-9
@@ -119,6 +130,8 @@ class MarketRoute:
     capacity_reason: str
     within_rtt: Mapping[str, frozenset[str]]
     """Scenario -> regions whose unloaded RTT from the market meets the scenario's p95 SLO (fallback filter)."""
+    access_rtt_ms: Mapping[str, float] = field(default_factory=dict)
+    """Allowed region -> unloaded access RTT from the market (per-participant answers)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +142,10 @@ class SelectionTable:
     scenarios: frozenset[str]
     ignored: tuple[IgnoredWeight, ...]
     max_endpoints: int = DEFAULT_MAX_ENDPOINTS
+    backbone_rtt_ms: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    """(region, region) -> unloaded backbone RTT between the two SFUs, both orders (per-participant answers)."""
+    cascade_min_gain_ms: float = 0.0
+    """How much better end to end a cascade must be than joining a peer's region (spec.sessions.backbone)."""
 
 
 def _seed(label: str) -> int:
@@ -228,7 +245,8 @@ def _route(
         scenario.value: frozenset(r for r in allowed if spec.base_rtt_ms(market, r) <= slo.rtt_p95_ms)
         for scenario, slo in spec.scenarios.items()
     }
-    return MarketRoute(market, allowed, candidates, admitted, refusal, capacity_reason, within)
+    access = {r: base_rtt(spec, market, r) for r in sorted(allowed)}
+    return MarketRoute(market, allowed, candidates, admitted, refusal, capacity_reason, within, access)
 
 
 def build_table(
@@ -244,6 +262,7 @@ def build_table(
         raise ValueError(f"no media endpoint for regions {', '.join(missing)}")
     caps = {r: float(c) if math.isfinite(c) else 0.0 for r, c in published.lease_caps.items()}
     seeds = {r.name: _seed(r.name) for r in spec.regions}
+    backbone = unloaded_backbone_rtt(spec)  # cached per spec, like the access RTTs (base_rtt)
     ignored: list[IgnoredWeight] = []
     routes = {
         market.code: _route(spec, market.code, published.weights.get(market.code, {}), caps, endpoints, seeds, ignored)
@@ -256,6 +275,12 @@ def build_table(
         scenarios=frozenset(s.value for s in spec.scenarios),
         ignored=tuple(ignored),
         max_endpoints=max_endpoints,
+        backbone_rtt_ms={
+            (a.name, b.name): float(backbone[i, j])
+            for i, a in enumerate(spec.regions)
+            for j, b in enumerate(spec.regions)
+        },
+        cascade_min_gain_ms=spec.sessions.backbone.cascade_min_gain_ms if spec.sessions is not None else 0.0,
     )
 
 
@@ -291,6 +316,59 @@ def select(table: SelectionTable, market: str, scenario: str, session_key: bytes
     )
 
 
+def select_participant(
+    table: SelectionTable,
+    market: str,
+    scenario: str,
+    session_key: bytes,
+    peer_regions: Sequence[str],
+    failed_links: Collection[tuple[str, str]] = (),
+) -> Answer | Refusal:
+    """The endpoints for one participant of `market` in a session whose others terminate in `peer_regions`
+    (module doc, step 3); without peers, exactly `select`."""
+    answer = select(table, market, scenario, session_key)
+    peers = {p for p in peer_regions if p}
+    if isinstance(answer, Refusal) or not peers:
+        return answer
+    route = table.routes[market]
+    failed = {frozenset(link) for link in failed_links}
+    rendezvous = {endpoint.region: rank for rank, endpoint in enumerate(answer.endpoints)}
+
+    def e2e(region: str) -> float | None:
+        worst = 0.0
+        for peer in peers:
+            if peer == region:
+                continue
+            if frozenset((region, peer)) in failed:
+                return None
+            rtt = table.backbone_rtt_ms.get((region, peer))
+            if rtt is None:  # a peer region the spec does not know: no path to price
+                return None
+            worst = max(worst, rtt)
+        cascade = 0.0 if region in peers else table.cascade_min_gain_ms
+        return route.access_rtt_ms.get(region, math.inf) + worst + cascade
+
+    scored = []
+    for candidate in route.candidates:
+        if candidate.region not in route.allowed:  # residency, checked once more at the answer
+            continue
+        cost = e2e(candidate.region)
+        if cost is not None:
+            scored.append((cost, rendezvous.get(candidate.region, len(rendezvous)), candidate.region, candidate))
+    if not scored:
+        return Refusal(
+            market,
+            RefusalCode.NO_COMPLIANT_REGION,
+            f"no region market {market} may use reaches the session's other regions ({', '.join(sorted(peers))}) "
+            "over a healthy backbone path",
+        )
+    scored.sort(key=lambda item: (item[0], item[1], item[2]))
+    within = route.within_rtt.get(scenario, frozenset())
+    first, rest = scored[0][3], [item[3] for item in scored[1:]]
+    fallbacks = [c for c in rest if c.region in within][: table.max_endpoints - 1]
+    return Answer(market, scenario, (first.endpoint, *(c.endpoint for c in fallbacks)))
+
+
 def endpoint_urls(spec: EnvironmentSpec, template: str, overrides: Mapping[str, str]) -> dict[str, str]:
     """Region -> media endpoint URL: `overrides` first, else `template` with {region} and {cloud_region}."""
     unknown = sorted(set(overrides) - set(spec.region_by_name))
@@ -318,4 +396,5 @@ __all__ = [
     "build_table",
     "endpoint_urls",
     "select",
+    "select_participant",
 ]

@@ -36,7 +36,7 @@ from urllib.parse import unquote_plus, urlsplit
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from selector.batch import BatchError, decide_batch, parse_batch
-from selector.decision import Answer, Endpoint, Refusal, RefusalCode, select
+from selector.decision import Answer, Endpoint, Refusal, RefusalCode, select, select_participant
 from selector.metrics import SelectorMetrics
 from selector.published_state import PublishedStateFollower
 
@@ -119,7 +119,12 @@ class SelectorService:
             outcome = Refusal(market, RefusalCode.NO_STEERING_STATE, "no steering state loaded yet")
         else:
             key = session.encode() if session else os.urandom(16)
-            outcome = select(table, market, scenario, key)
+            peers = [p.strip() for p in params.get("peer_regions", "").split(",") if p.strip()]
+            # A participant of a cross-border session: near the session's other regions, within its own rules.
+            if peers:
+                outcome = select_participant(table, market, scenario, key, peers)
+            else:
+                outcome = select(table, market, scenario, key)
         self.metrics.count(outcome, self._timer() - started)
         age = self.follower.staleness_seconds()
         revision = table.revision if table is not None else None

@@ -65,6 +65,18 @@ class FleetCollector(Collector):
             path_active.add_metric(labels, path.active_sessions)
         yield from (rtt, loss, jitter, path_active)
 
+        backbone_labels = ["region", "peer_region"]
+        backbone_rtt = GaugeMetricFamily(
+            names.BACKBONE_RTT_MS, "p95 RTT between two regions' SFUs", labels=backbone_labels
+        )
+        backbone_loss = GaugeMetricFamily(
+            names.BACKBONE_LOSS_RATIO, "Loss between two regions' SFUs", labels=backbone_labels
+        )
+        for link in snapshot.backbone:
+            backbone_rtt.add_metric([link.region, link.peer_region], link.rtt_ms or 0.0)
+            backbone_loss.add_metric([link.region, link.peer_region], link.loss_ratio or 0.0)
+        yield from (backbone_rtt, backbone_loss)
+
         weight = GaugeMetricFamily(names.TRAFFIC_WEIGHT, "Share of new sessions sent to the region", labels=path_labels)
         for market, shares in snapshot.current_weights.items():
             for region_name in self.fleet.region_names:

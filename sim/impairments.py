@@ -11,6 +11,8 @@ Kinds and what `magnitude` means:
   new sessions sent to it fail, its paths report loss 1.0. Region-wide only (`market` must be None).
 - `node_loss`: at the start, this share (0..1) of the region's ready nodes dies with its sessions;
   like an autoscaling group, the region then boots replacements up to its desired count.
+With `peer_region` set, `extra_loss` and `extra_rtt` hit only the backbone path between `region` and
+`peer_region` (the cascade of cross-border sessions, `edge_backbone_*`), not any market's access path.
 Magnitudes are finite: an infinite one used to reach the QoS model, `/metrics` (+Inf) and the
 planner, which then crashed.
 """
@@ -41,6 +43,10 @@ class Impairment(BaseModel):
 
     region: str = Field(description="Region name the fault hits.")
     market: str | None = Field(default=None, description="Only this market's path to the region; None: all paths.")
+    peer_region: str | None = Field(
+        default=None,
+        description="Only the backbone path between region and this one (extra_loss or extra_rtt); None: access paths.",
+    )
     kind: ImpairmentKind = Field(description="What breaks.")
     magnitude: float = Field(default=1.0, ge=0, description="Size of the fault; unit depends on kind.")
     start: AwareDatetime | None = Field(default=None, description="When it begins; None: immediately.")
@@ -62,6 +68,11 @@ class Impairment(BaseModel):
     def _check(self) -> Impairment:
         if self.kind in (ImpairmentKind.OUTAGE, ImpairmentKind.NODE_LOSS) and self.market is not None:
             raise ValueError(f"{self.kind.value} hits a whole region: market must be null")
+        if self.peer_region is not None:
+            if self.kind not in (ImpairmentKind.EXTRA_LOSS, ImpairmentKind.EXTRA_RTT) or self.market is not None:
+                raise ValueError("a backbone impairment (peer_region) is extra_loss or extra_rtt, with market null")
+            if self.peer_region == self.region:
+                raise ValueError("peer_region must differ from region: a backbone path joins two regions")
         if self.start is not None and self.end is not None and self.end <= self.start:
             raise ValueError("end must be after start")
         return self

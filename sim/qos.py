@@ -10,6 +10,10 @@ below ~75% utilisation sees base QoS and one that runs them hot sees it degrade:
 - loss = 0.2% + 4% x ((u - 0.75) / 0.25)² above 75% utilisation: 4.2% at 100%.
 - jitter = 3 ms + 5% of base RTT + 25 ms x ((u - 0.7) / 0.3)² above 70%: +25 ms at 100%.
 Impairments add their extra loss/jitter/RTT on top; an outage reports loss 1.0.
+
+Backbone paths between two regions' SFUs (cross-border cascades) do not queue with a region's load
+(the cloud backbone is provisioned apart from the SFUs): p95 RTT = 1.05 x the unloaded backbone RTT
+(`EnvironmentSpec.backbone_rtt_ms`), loss 0.05%, plus a backbone impairment's extra RTT and loss.
 """
 
 from __future__ import annotations
@@ -38,3 +42,15 @@ def loss_ratio(utilisation: FloatArray) -> FloatArray:
 def jitter_ms(base_rtt: FloatArray, utilisation: FloatArray) -> FloatArray:
     over = np.maximum((utilisation - 0.7) / 0.3, 0.0)
     return np.asarray(BASE_JITTER_MS + 0.05 * base_rtt + 25.0 * over**2, dtype=np.float64)
+
+
+BACKBONE_RTT_P95_OVER_MEDIAN = 1.05
+BACKBONE_BASE_LOSS = 0.0005
+
+
+def backbone_rtt_p95_ms(base_rtt: FloatArray, extra_ms: FloatArray) -> FloatArray:
+    return np.asarray(BACKBONE_RTT_P95_OVER_MEDIAN * base_rtt + extra_ms, dtype=np.float64)
+
+
+def backbone_loss_ratio(extra_loss: FloatArray) -> FloatArray:
+    return np.asarray(np.minimum(BACKBONE_BASE_LOSS + extra_loss, 1.0), dtype=np.float64)

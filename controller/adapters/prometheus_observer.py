@@ -30,6 +30,7 @@ from prometheus_api_client import PrometheusApiClientException, PrometheusConnec
 from urllib3.util.retry import Retry
 
 from controller import metric_names as m
+from controller.adapters.backbone_series import BACKBONE_FAMILY, backbone_observations
 from controller.ports import ObserverUnavailable
 from controller.snapshot import (
     SANE_TIME_WINDOW,
@@ -68,7 +69,7 @@ def tick_queries(trend_window: str = "2m", up_job_regex: str = "edge.*") -> dict
     """The PromQL of one observation tick, by purpose. Its length is the query count per tick."""
     return {
         "nodes": f'{{__name__=~"{_name_regex(NODE_FAMILY)}"}}',
-        "paths": f'{{__name__=~"{_name_regex(PATH_FAMILY)}"}}',
+        "paths": f'{{__name__=~"{_name_regex(PATH_FAMILY + BACKBONE_FAMILY)}"}}',
         # Offered sessions and their slope in one answer, one series per market whatever the number
         # of exporters repeating it (max); the extra label keeps the slope apart for `or`.
         "markets": (
@@ -390,8 +391,10 @@ def build_snapshot(spec: EnvironmentSpec, now: datetime, answers: Mapping[str, l
         elif seen is not None and now_ts - seen > stale_after:
             reasons.append(f"market {code}: newest demand sample is {now_ts - seen:.0f}s old")
 
+    backbone = backbone_observations(answers.get("paths", []), known_regions, plausible)
     return FleetSnapshot(
         environment=spec.name,
+        backbone=backbone,
         taken_at=_sane_time(now_ts + clock_offset) or now,
         regions=regions,
         paths=paths,

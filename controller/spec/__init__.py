@@ -13,7 +13,8 @@ offending value, so `edgectl env validate` can print `FILE: field.path: reason`.
 The models are split by seam: `fleet` (regions, jurisdictions, markets), `policies` (SLOs and
 control policies), `infra` (deployment settings), `environment` (the whole spec), `cross_checks`
 (rules across models), `address_plan` (VPC ranges and subnet sizing), `residency_geography`
-(the AWS region table and jurisdictions' countries). Import
+(the AWS region table and jurisdictions' countries), `sessions` (cross-border sessions: participant
+shapes, market pairs, the inter-region backbone). Import
 them from here.
 """
 
@@ -49,6 +50,7 @@ from controller.spec.policies import (
     TrafficPolicy,
 )
 from controller.spec.safety import SafetyRules
+from controller.spec.sessions import BackboneLink, BackboneModel, CrossMarketFlow, ParticipantShape, SessionModel
 
 __all__ = [
     "CLOUDWATCH_RETENTION_DAYS",
@@ -56,7 +58,10 @@ __all__ = [
     "MARKET_CODE_PATTERN",
     "NAME_PATTERN",
     "ApprovalPolicy",
+    "BackboneLink",
+    "BackboneModel",
     "BasisKind",
+    "CrossMarketFlow",
     "DemandProfile",
     "DrillPolicy",
     "EnvironmentSpec",
@@ -71,12 +76,14 @@ __all__ = [
     "MarketSpec",
     "Name",
     "NetworkPolicy",
+    "ParticipantShape",
     "PathLatency",
     "RegionSpec",
     "SafetyRules",
     "ScalingPolicy",
     "Scenario",
     "ScenarioSlo",
+    "SessionModel",
     "StopCondition",
     "StopConditionMetric",
     "TrafficPolicy",

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from controller.spec.address_plan import address_plan_problems
 from controller.spec.infra import InfraSpec
 from controller.spec.residency_geography import Problem, geography_contradictions
+from controller.spec.sessions import session_problems
 
 if TYPE_CHECKING:
     from controller.spec.environment import EnvironmentSpec
@@ -195,6 +196,8 @@ def cross_field_problems(spec: EnvironmentSpec) -> Iterator[Problem]:
             "never use the room between them",
             spec.traffic.evacuation_ceiling_utilisation,
         )
+
+    yield from session_problems(spec)
 
     health = spec.health
     if health.failed_after_seconds < health.degraded_after_seconds:

@@ -28,6 +28,7 @@ from controller.spec.policies import (
 )
 from controller.spec.residency_geography import SIMULATED_CLOUD_REGIONS, unknown_cloud_regions
 from controller.spec.safety import SafetyRules
+from controller.spec.sessions import BackboneModel, SessionModel
 
 
 class EnvironmentSpec(FrozenModel):
@@ -49,6 +50,11 @@ class EnvironmentSpec(FrozenModel):
     network: NetworkPolicy = Field(default_factory=NetworkPolicy, description="Media ports.")
     safety: SafetyRules = Field(
         default_factory=SafetyRules, description="Limits every steering writer keeps (loop, failovers, drills)."
+    )
+    sessions: SessionModel | None = Field(
+        default=None,
+        description="Sessions across markets (participant shapes, market pairs, backbone) for cross-border "
+        "placement (controller/core/cross_border.py). Absent: every session belongs to one market.",
     )
     infra: InfraSpec | None = Field(
         default=None,
@@ -93,6 +99,18 @@ class EnvironmentSpec(FrozenModel):
         region = self.region_by_name[region_name]
         km = market.location.distance_km(region.location)
         return self.latency.base_rtt_ms + km * self.latency.rtt_ms_per_km
+
+    def backbone_rtt_ms(self, region_a: str, region_b: str) -> float:
+        """Unloaded backbone RTT between two regions' SFUs: measured if given, else base + distance * per-km;
+        0 within one region (no cascade). Uses the default backbone model when the spec has no sessions."""
+        if region_a == region_b:
+            return 0.0
+        backbone = self.sessions.backbone if self.sessions is not None else BackboneModel()
+        for measured in backbone.measured:
+            if set(measured.regions) == {region_a, region_b}:
+                return measured.rtt_ms
+        km = self.region_by_name[region_a].location.distance_km(self.region_by_name[region_b].location)
+        return backbone.base_rtt_ms + km * backbone.rtt_ms_per_km
 
     # ----- cross-field validation ------------------------------------------------------------
 

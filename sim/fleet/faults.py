@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from controller.core.backbone_health import unloaded_backbone_rtt
 from sim import qos
 from sim.fleet.errors import UnknownTargetError
 from sim.fleet.nodes import _NodeLifecycle
@@ -34,6 +35,8 @@ class _ImpairedFleet(_NodeLifecycle):
         self._outage[:] = False
         for impairment_id in sorted(active):
             imp = self._impairments[impairment_id]
+            if imp.peer_region is not None:
+                continue  # the backbone's (`backbone_qos`), not an access path's
             r = self._r[imp.region]
             rows = slice(None) if imp.market is None else self._m[imp.market]
             if imp.kind is ImpairmentKind.EXTRA_LOSS:
@@ -82,11 +85,28 @@ class _ImpairedFleet(_NodeLifecycle):
         jitter = qos.jitter_ms(self._base_rtt, u) + self._extra_jitter
         return rtt, loss, jitter
 
+    def backbone_qos(self) -> tuple[FloatArray, FloatArray]:
+        """(R x R p95 RTT, R x R loss) of every backbone path now, with the active backbone impairments."""
+        base = unloaded_backbone_rtt(self.spec)
+        extra_rtt = np.zeros_like(base)
+        extra_loss = np.zeros_like(base)
+        for impairment_id in sorted(self._active_impairments):
+            imp = self._impairments[impairment_id]
+            if imp.peer_region is None:
+                continue
+            i, j = self._r[imp.region], self._r[imp.peer_region]
+            target = extra_rtt if imp.kind is ImpairmentKind.EXTRA_RTT else extra_loss
+            target[i, j] += imp.magnitude
+            target[j, i] += imp.magnitude
+        return qos.backbone_rtt_p95_ms(base, extra_rtt), qos.backbone_loss_ratio(extra_loss)
+
     def inject_impairment(self, impairment: Impairment) -> str:
         """Add a fault; returns its id (for `clear_impairment`)."""
         with self._lock:
             if impairment.region not in self._r:
                 raise UnknownTargetError(f"unknown region {impairment.region!r}", field="region")
+            if impairment.peer_region is not None and impairment.peer_region not in self._r:
+                raise UnknownTargetError(f"unknown region {impairment.peer_region!r}", field="peer_region")
             if impairment.market is not None and impairment.market not in self._m:
                 raise UnknownTargetError(f"unknown market {impairment.market!r}", field="market")
             self._impairment_seq += 1

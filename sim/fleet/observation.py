@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from controller.snapshot import (
+    BackboneObservation,
     FleetSnapshot,
     MarketDemand,
     NodeObservation,
@@ -88,6 +89,18 @@ class _ObservedFleet(_SteppedFleet):
                 for m, market in enumerate(self.markets)
                 for r, region_name in enumerate(self.region_names)
             ]
+            backbone_rtt, backbone_loss = self.backbone_qos()
+            backbone = [
+                _trusted(
+                    BackboneObservation,
+                    region=self.region_names[i],
+                    peer_region=self.region_names[j],
+                    rtt_ms=round(float(backbone_rtt[i, j]), 3),
+                    loss_ratio=round(float(backbone_loss[i, j]), 6),
+                )
+                for i in range(len(self.region_names))
+                for j in range(i + 1, len(self.region_names))
+            ]
             earlier = self._t - TREND_WINDOW_SECONDS
             markets = [
                 _trusted(
@@ -108,6 +121,7 @@ class _ObservedFleet(_SteppedFleet):
                 regions=regions,
                 paths=paths,
                 markets=markets,
+                backbone=backbone,
                 current_weights=self._weights_dict(),
                 stale=False,
                 stale_reasons=[],

@@ -1,0 +1,141 @@
+"""Cross-border placement: for each host -> guest market pair, the region each side's media terminates in.
+
+Entry point `plan_cross_border(spec, demand, ...)`, pure; called by the benchmark
+(`bench/cross_border_benchmark.py`), the demo (`edgectl/demo_cross_border.py`) and, per tick, by
+whoever holds the cross-market demand (the single-market planner, `controller/core/planner.py`, does
+not split a market's sessions by counterpart yet). The flows come from `spec.sessions.cross_market`:
+a flow is (host market h, guest market g, scenario s) with D = share x mix[s] x demand[h] sessions.
+
+The LP (HiGHS through highspy, as the allocation; column generation over region pairs):
+
+    variables   x[f,a,b] in [0,1]  share of flow f with h's side in region a and g's in region b;
+                                   exists ONLY for a allowed by h's jurisdictions and b allowed by
+                                   g's, so no participant can even be written outside its own rules
+                u[f]     in [0,1]  share of f left unserved (no allowed pair available or room)
+    minimise    sum D_f cost[f,a,b] x[f,a,b] + sum D_f UNSERVED_PENALTY_MS u[f]
+    subject to  sum_ab x[f,a,b] + u[f] = 1                          every flow placed or reported
+                sum D_f x[f,a,b] ([a=r] + [b=r, a!=b]) <= slots[r]  a cascade takes a slot on BOTH ends
+                sum D_f relay_mbps[s] x[f,a,b] [a!=b] ([a=r] + [b=r]) <= mbps[r]   backbone bandwidth, both ends
+                x[f,a,b] = 0 where a or b is unavailable or the backbone path a-b is failed
+
+    cost[f,a,b] = e2e RTT  = access RTT h->a + backbone RTT a-b (observed, 0 when a = b) + access RTT b->g
+                + loss_penalty_ms_per_percent x backbone loss (%)
+                + SLO_BREACH_PENALTY_MS when e2e RTT or loss misses the scenario's participant SLO
+                + sessions.backbone.cascade_min_gain_ms when a != b (one region wins unless a cascade is
+                  better end to end by more than that)
+
+So a session spans regions when it must (no region allowed for both sides) or when that is better
+end to end by more than the tie cost; a sick backbone path (failed in `backbone_health`) moves the
+flow to another pair both rules allow, or leaves it unserved and says so. Each flow's columns are
+all the allowed pairs; the LP starts with the pairs near both sides and prices the rest with the
+duals (reduced cost = cost - flow dual - capacity and bandwidth duals on both ends) until none
+improves, so the restricted optimum is the full LP's optimum.
+
+Split by seam: `cross_border_tables` (per-spec columns and their pricing), `cross_border_lp` (the
+HiGHS model and pricing helpers), `cross_border_explain` (the plan, its sentences and certificate);
+this module is the entry point.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Mapping
+
+import numpy as np
+
+from controller.core.backbone_health import BackboneHealth, assess_backbone
+from controller.core.cross_border_explain import SESSION_EPSILON, certify_participants, plan_from_solution
+from controller.core.cross_border_lp import (
+    REDUCED_COST_TOLERANCE,
+    UNSERVED_PENALTY_MS,
+    CrossBorderError,
+    RestrictedLp,
+    cheapest_per_flow,
+    fits,
+    most_negative_per_flow,
+)
+from controller.core.cross_border_tables import FlowTables, flow_tables, price
+from controller.cross_border_plan import CrossBorderPlan
+from controller.spec import EnvironmentSpec
+
+MAX_PRICING_ROUNDS = 50
+
+__all__ = ["CrossBorderError", "FlowTables", "certify_participants", "flow_tables", "plan_cross_border"]
+
+
+def plan_cross_border(
+    spec: EnvironmentSpec,
+    demand: Mapping[str, float],
+    *,
+    slots: Mapping[str, float] | None = None,
+    backbone: BackboneHealth | None = None,
+    unavailable_regions: Collection[str] = (),
+    column_generation: bool = True,
+) -> CrossBorderPlan:
+    """Place every cross-market flow of `spec` for the host markets' `demand` (sessions per market).
+
+    `slots`: session slots per region left for cross-market sessions (default: the region at max
+    nodes and target utilisation; a region missing from the mapping has none). `backbone`: the
+    backbone health (default: the spec's unloaded backbone). `unavailable_regions`: failed or
+    evacuated regions, given no session. `column_generation=False` solves with every allowed pair a
+    column from the start (tests check both give the same optimum).
+    """
+    started = time.perf_counter()
+    t = flow_tables(spec)
+    health = backbone if backbone is not None else assess_backbone(spec)
+    region_ok = np.array([name not in unavailable_regions for name in t.region_names], dtype=bool)
+    priced = price(spec, t, health, region_ok)
+    market_demand = np.array([max(0.0, float(demand.get(code, 0.0))) for code in t.market_codes])
+    flow_demand = t.flow_share * market_demand[t.flow_host] if t.flow_host.shape[0] else np.zeros(0)
+    slot_vector = np.array(
+        [
+            float(slots.get(name, 0.0)) if slots is not None else spec.region_capacity_sessions(name)
+            for name in t.region_names
+        ]
+    )
+    gbps = spec.sessions.backbone.interregion_gbps if spec.sessions is not None else 0.0
+    mbps_vector = np.full(len(t.region_names), gbps * 1000.0)
+
+    active = np.flatnonzero(flow_demand > SESSION_EPSILON)
+    shares = np.zeros(t.col_flow.shape[0])
+    unserved = np.zeros(t.flow_host.shape[0])
+    col_active = (flow_demand[t.col_flow] > SESSION_EPSILON) & priced.available
+    cheapest = cheapest_per_flow(t, np.where(col_active, priced.cost_ms, np.inf))
+    slot_vector = np.maximum(slot_vector, 0.0)
+    if column_generation and fits(t, priced, flow_demand, cheapest, slot_vector, mbps_vector):
+        # No room or bandwidth row binds when every flow takes its cheapest pair: the coupling rows
+        # are slack, so this is the LP's optimum (each flow's own minimum) without solving it.
+        chosen = cheapest >= 0
+        shares[cheapest[chosen]] = 1.0
+        unserved[active] = np.where(chosen[active], 0.0, 1.0)
+    elif active.shape[0]:
+        lp = RestrictedLp(t, priced, flow_demand, slot_vector, mbps_vector, active)
+        in_model = col_active & t.col_near if column_generation else col_active.copy()
+        in_model[cheapest[cheapest >= 0]] = True
+        lp.add_columns(np.flatnonzero(in_model))
+        cheapest_cost = np.full(t.flow_host.shape[0], np.inf)
+        found = cheapest >= 0
+        cheapest_cost[found] = flow_demand[found] * priced.cost_ms[cheapest[found]]
+        cheapest_cost = np.minimum(cheapest_cost, flow_demand * UNSERVED_PENALTY_MS)
+        for _ in range(MAX_PRICING_ROUNDS):
+            x, u, flow_dual, row_dual = lp.solve()
+            candidates = lp.pricing_candidates(col_active & ~in_model, cheapest_cost, flow_dual)
+            if candidates.shape[0] == 0:
+                break
+            reduced = lp.reduced_costs(candidates, flow_dual, row_dual)
+            improving = reduced < -REDUCED_COST_TOLERANCE * np.maximum(1.0, flow_demand[t.col_flow[candidates]])
+            entering = most_negative_per_flow(
+                t.col_flow[candidates[improving]], candidates[improving], reduced[improving]
+            )
+            if entering.shape[0] == 0:
+                break
+            lp.add_columns(entering)
+            in_model[entering] = True
+        else:  # pragma: no cover - pricing converges in a few rounds; the last basis with every column
+            lp.add_columns(np.flatnonzero(col_active & ~in_model))
+            x, u, _, _ = lp.solve()
+        cols = lp.columns
+        shares[cols] = x
+        unserved[active] = u
+    solve_ms = (time.perf_counter() - started) * 1000.0
+    return plan_from_solution(spec, t, priced, health, flow_demand, shares, unserved, cheapest, solve_ms)

@@ -1,0 +1,204 @@
+"""The cross-border LP as one HiGHS model that columns join (column generation), and the helpers
+around it: each flow's cheapest pair, whether those fit every region, partial pricing.
+
+Used by `controller/core/cross_border.py` (the LP itself is written out in its docstring). Pure.
+"""
+
+from __future__ import annotations
+
+import highspy
+import numpy as np
+import numpy.typing as npt
+from highspy import _Highs  # type: ignore[attr-defined]
+from scipy import sparse
+
+from controller.core.cross_border_tables import FloatArray, FlowTables, IntArray, Priced
+
+UNSERVED_PENALTY_MS = 100_000.0
+"""Leaving a session unserved costs more than any served pair (breaching ones included)."""
+REDUCED_COST_TOLERANCE = 1e-7
+_INF = highspy.kHighsInf
+
+
+class CrossBorderError(RuntimeError):
+    """The solver failed on a problem feasible by construction (u = 1 is always feasible): a bug."""
+
+
+class RestrictedLp:
+    """The LP over a subset of the columns (plus every u) as one HiGHS model; columns join later and
+    HiGHS resumes from its last basis (the pattern of `controller/core/allocation.py`).
+
+    Rows: one equality per active flow, then a slot row per region, then a bandwidth row per region.
+    Columns: u per active flow, then x columns in the order they join. The objective is scaled by
+    1 / total demand so its coefficients stay near 1..1e5 whatever the fleet's size."""
+
+    def __init__(
+        self, t: FlowTables, priced: Priced, demand: FloatArray, slots: FloatArray, mbps: FloatArray, active: IntArray
+    ) -> None:
+        self.t, self.priced, self.demand = t, priced, demand
+        self.active_flows = active
+        self.flow_row = np.full(t.flow_host.shape[0], -1, dtype=np.int64)
+        self.flow_row[active] = np.arange(active.shape[0])
+        self.scale = 1.0 / max(float(demand[active].sum()), 1.0)
+        self.columns = np.zeros(0, dtype=np.int64)
+        n_flows = active.shape[0]
+        regions = len(t.region_names)
+        lp = highspy.HighsLp()
+        lp.num_col_ = n_flows
+        lp.num_row_ = n_flows + 2 * regions
+        lp.col_cost_ = demand[active] * UNSERVED_PENALTY_MS * self.scale
+        lp.col_lower_ = np.zeros(n_flows)
+        lp.col_upper_ = np.ones(n_flows)
+        lp.row_lower_ = np.concatenate([np.ones(n_flows), np.full(2 * regions, -_INF)])
+        lp.row_upper_ = np.concatenate([np.ones(n_flows), np.where(np.isfinite(slots), slots, _INF), mbps])
+        matrix = sparse.csc_matrix(
+            (np.ones(n_flows), (np.arange(n_flows), np.arange(n_flows))), shape=(n_flows + 2 * regions, n_flows)
+        )
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = matrix.indptr
+        lp.a_matrix_.index_ = matrix.indices
+        lp.a_matrix_.value_ = matrix.data
+        # The pybind base class: the high-level `highspy.Highs` prints a banner on stdout.
+        self.highs = _Highs()
+        self.highs.setOptionValue("output_flag", False)
+        self.highs.setOptionValue("threads", 1)
+        self.highs.setOptionValue("presolve", "off")
+        self.highs.passModel(lp)
+
+    def add_columns(self, cols: IntArray) -> None:
+        t, p = self.t, self.priced
+        n_flows = self.active_flows.shape[0]
+        regions = len(t.region_names)
+        flow = t.col_flow[cols]
+        d = self.demand[flow]
+        a, b = t.col_a[cols], t.col_b[cols]
+        casc = p.cascaded[cols]
+        relay = d * t.relay_mbps[t.flow_scenario[flow]]
+        idx = np.arange(cols.shape[0])
+        rows = np.concatenate(
+            [
+                self.flow_row[flow],
+                n_flows + a,
+                n_flows + b[casc],
+                n_flows + regions + a[casc],
+                n_flows + regions + b[casc],
+            ]
+        )
+        colidx = np.concatenate([idx, idx, idx[casc], idx[casc], idx[casc]])
+        vals = np.concatenate([np.ones(cols.shape[0]), d, d[casc], relay[casc], relay[casc]])
+        matrix = sparse.csc_matrix((vals, (rows, colidx)), shape=(n_flows + 2 * regions, cols.shape[0]))
+        self.highs.addCols(
+            cols.shape[0],
+            d * p.cost_ms[cols] * self.scale,
+            np.zeros(cols.shape[0]),
+            np.ones(cols.shape[0]),
+            matrix.nnz,
+            matrix.indptr[:-1].astype(np.int32),
+            matrix.indices.astype(np.int32),
+            matrix.data,
+        )
+        self.columns = np.concatenate([self.columns, cols])
+
+    def solve(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """Run HiGHS; (x over self.columns, u over active flows, flow duals, region row duals), duals in
+        the objective's unscaled units."""
+        self.highs.run()
+        status = self.highs.getModelStatus()
+        if status != highspy.HighsModelStatus.kOptimal:
+            raise CrossBorderError(f"HiGHS did not solve the cross-border LP: {self.highs.modelStatusToString(status)}")
+        solution = self.highs.getSolution()
+        values = np.asarray(solution.col_value)
+        dual = np.asarray(solution.row_dual) / self.scale
+        n_flows = self.active_flows.shape[0]
+        return (
+            np.clip(values[n_flows:], 0.0, 1.0),
+            np.clip(values[:n_flows], 0.0, 1.0),
+            dual[:n_flows],
+            dual[n_flows:],
+        )
+
+    def reduced_costs(self, cols: IntArray, flow_dual: FloatArray, row_dual: FloatArray) -> FloatArray:
+        """cost - A^T y for `cols`, straight from the duals (the same coefficients as `add_columns`)."""
+        t, p = self.t, self.priced
+        regions = len(t.region_names)
+        flow = t.col_flow[cols]
+        d = self.demand[flow]
+        a, b = t.col_a[cols], t.col_b[cols]
+        casc = p.cascaded[cols]
+        slot, band = row_dual[:regions], row_dual[regions:]
+        relay = d * t.relay_mbps[t.flow_scenario[flow]]
+        return np.asarray(
+            d * p.cost_ms[cols]
+            - flow_dual[self.flow_row[flow]]
+            - d * (slot[a] + np.where(casc, slot[b], 0.0))
+            - np.where(casc, relay * (band[a] + band[b]), 0.0)
+        )
+
+    def pricing_candidates(
+        self, open_columns: npt.NDArray[np.bool_], cheapest_cost: FloatArray, flow_dual: FloatArray
+    ) -> IntArray:
+        """Columns outside the model that may have a negative reduced cost. The slot and bandwidth
+        rows are <= rows of a minimisation, so their duals are <= 0 and only raise a reduced cost:
+        a column whose cost alone is not below its flow's dual cannot improve. A flow's dual is at
+        most its cheapest column's cost unless a region it uses is full, so only the flows whose dual
+        exceeds it (those capacity or bandwidth constrain) have columns worth pricing: a few of the
+        ~10^6 columns of a 30 x 250 fleet."""
+        t = self.t
+        flows = self.active_flows
+        pressed = np.zeros(t.flow_host.shape[0], dtype=bool)
+        pressed[flows] = flow_dual > cheapest_cost[flows] * (1.0 + REDUCED_COST_TOLERANCE) + REDUCED_COST_TOLERANCE
+        if not pressed.any():
+            return np.zeros(0, dtype=np.int64)
+        sizes = np.diff(t.flow_start)
+        candidates = np.flatnonzero(np.repeat(pressed, sizes) & open_columns)
+        flow = t.col_flow[candidates]
+        objective = self.demand[flow] * self.priced.cost_ms[candidates]
+        return candidates[objective - flow_dual[self.flow_row[flow]] < 0.0]
+
+
+def cheapest_per_flow(t: FlowTables, cost: FloatArray) -> IntArray:
+    """Per flow, its cheapest column (first in spec order on ties), or -1 when none is available or
+    every available one costs more than leaving the session unserved."""
+    flows = t.flow_host.shape[0]
+    cheapest = np.full(flows, -1, dtype=np.int64)
+    starts, ends = t.flow_start[:-1], t.flow_start[1:]
+    nonempty = ends > starts
+    if not nonempty.any():
+        return cheapest
+    minimum = np.full(flows, np.inf)
+    minimum[nonempty] = np.minimum.reduceat(cost, starts[nonempty])
+    at_min = np.flatnonzero((cost == minimum[t.col_flow]) & (cost < UNSERVED_PENALTY_MS))
+    owners, first = np.unique(t.col_flow[at_min], return_index=True)
+    cheapest[owners] = at_min[first]
+    return cheapest
+
+
+def most_negative_per_flow(flows: IntArray, cols: IntArray, reduced: FloatArray) -> IntArray:
+    """Partial pricing: of the improving columns (sorted by flow), the one with the most negative
+    reduced cost per flow. Letting every improving column in at once made one round's LP 50,000
+    columns wide (seconds of simplex); one per flow converges in a few cheap rounds."""
+    if cols.shape[0] == 0:
+        return cols
+    # Columns are stored flow by flow, so `flows` comes in runs: a segment minimum, no sort.
+    starts = np.flatnonzero(np.concatenate([[True], flows[1:] != flows[:-1]]))
+    run = np.repeat(np.arange(starts.shape[0]), np.diff(np.append(starts, flows.shape[0])))
+    at_min = np.flatnonzero(reduced == np.minimum.reduceat(reduced, starts)[run])
+    first = np.concatenate([[True], run[at_min][1:] != run[at_min][:-1]])
+    return cols[at_min[first]]
+
+
+def fits(
+    t: FlowTables, priced: Priced, demand: FloatArray, cheapest: IntArray, slots: FloatArray, mbps: FloatArray
+) -> bool:
+    """Whether every flow on its cheapest pair stays within every region's slots and bandwidth."""
+    regions = len(t.region_names)
+    cols = cheapest[cheapest >= 0]
+    d = demand[t.col_flow[cols]]
+    a, b = t.col_a[cols], t.col_b[cols]
+    casc = priced.cascaded[cols]
+    used = np.bincount(a, weights=d, minlength=regions) + np.bincount(b[casc], weights=d[casc], minlength=regions)
+    relay = d[casc] * t.relay_mbps[t.flow_scenario[t.col_flow[cols[casc]]]]
+    band = np.bincount(a[casc], weights=relay, minlength=regions) + np.bincount(
+        b[casc], weights=relay, minlength=regions
+    )
+    return bool(np.all(used <= slots + 1e-9) and np.all(band <= mbps + 1e-9))

@@ -1,0 +1,243 @@
+"""Per-spec tables of the cross-border placement and the pricing of their columns (one column per
+flow and allowed region pair), for `controller/core/cross_border.py`.
+
+`flow_tables(spec)` is built once per spec object (a 30 x 250 fleet with 500 market pairs has ~850,000
+columns) and holds the columns priced on the unloaded backbone; `price` patches that pricing, per
+call, only on the backbone paths that differ from it and the columns of unavailable regions. Pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import numpy.typing as npt
+
+from controller.core.backbone_health import BackboneHealth, unloaded_backbone_rtt
+from controller.spec import EnvironmentSpec, Scenario
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+SLO_BREACH_PENALTY_MS = 1_000.0
+"""Added to a pair whose e2e RTT or loss misses the scenario's SLO: served, but last among the served."""
+NEAR_REGIONS_PER_SIDE = 2
+"""Regions per side (nearest by access RTT) whose pairs start in the LP; the rest enter by pricing."""
+
+
+@dataclass(frozen=True)
+class FlowTables:
+    """Per-spec arrays over the cross-market flows and every allowed region pair of each (static)."""
+
+    region_names: list[str]
+    market_codes: list[str]
+    scenarios: list[Scenario]
+    flow_host: IntArray  # (F,) market index
+    flow_guest: IntArray  # (F,)
+    flow_scenario: IntArray  # (F,) index into scenarios
+    flow_share: FloatArray  # (F,) share of the host's demand (flow share x scenario mix)
+    col_flow: IntArray  # (C,) columns sorted by flow
+    flow_start: IntArray  # (F+1,) flow f's columns are flow_start[f]:flow_start[f+1]
+    col_a: IntArray  # (C,) host-side region
+    col_b: IntArray  # (C,) guest-side region
+    col_access_ms: FloatArray  # (C,) access RTT h->a + g->b
+    col_near: npt.NDArray[np.bool_]  # (C,) a among h's nearest and b among g's nearest
+    flow_has_single: npt.NDArray[np.bool_]  # (F,) some region is allowed for both sides
+    slo_rtt_ms: FloatArray  # (S,)
+    slo_loss: FloatArray  # (S,)
+    relay_mbps: FloatArray  # (S,)
+    col_link: IntArray  # (C,) a x R + b: the backbone path of the column
+    link_columns: IntArray  # columns ordered by link ...
+    link_start: IntArray  # (R x R + 1,) ... link k's columns are link_columns[link_start[k]:link_start[k+1]]
+    unloaded: Priced  # every column priced on the unloaded backbone, all regions available
+
+
+_CACHE: dict[int, tuple[EnvironmentSpec, FlowTables]] = {}
+
+
+def flow_tables(spec: EnvironmentSpec) -> FlowTables:
+    """The flow tables of `spec`, built on first use (cached per spec object, like `spec_tables`)."""
+    cached = _CACHE.get(id(spec))
+    if cached is not None and cached[0] is spec:
+        return cached[1]
+    tables = _build_tables(spec)
+    if len(_CACHE) >= 8:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[id(spec)] = (spec, tables)
+    return tables
+
+
+def _access_matrix(spec: EnvironmentSpec) -> FloatArray:
+    """M x R unloaded access RTT (`EnvironmentSpec.base_rtt_ms`, vectorised; measured paths win)."""
+    mlat = np.radians([m.location.lat for m in spec.markets])[:, None]
+    mlon = np.radians([m.location.lon for m in spec.markets])[:, None]
+    rlat = np.radians([r.location.lat for r in spec.regions])[None, :]
+    rlon = np.radians([r.location.lon for r in spec.regions])[None, :]
+    a = np.sin((rlat - mlat) / 2) ** 2 + np.cos(mlat) * np.cos(rlat) * np.sin((rlon - mlon) / 2) ** 2
+    km = 2 * 6371.0 * np.arcsin(np.minimum(1.0, np.sqrt(a)))
+    access = spec.latency.base_rtt_ms + km * spec.latency.rtt_ms_per_km
+    m_index = {m.code: i for i, m in enumerate(spec.markets)}
+    r_index = {r.name: i for i, r in enumerate(spec.regions)}
+    for measured in reversed(spec.latency.measured):  # the first match wins, as in base_rtt_ms
+        if measured.market in m_index and measured.region in r_index:
+            access[m_index[measured.market], r_index[measured.region]] = measured.rtt_ms
+    return np.asarray(access, dtype=np.float64)
+
+
+def _build_tables(spec: EnvironmentSpec) -> FlowTables:
+    region_names = [r.name for r in spec.regions]
+    region_index = {name: i for i, name in enumerate(region_names)}
+    market_codes = [m.code for m in spec.markets]
+    market_index = {code: i for i, code in enumerate(market_codes)}
+    sessions = spec.sessions
+    scenarios = list(sessions.shapes) if sessions is not None else []
+    scenario_index = {s: i for i, s in enumerate(scenarios)}
+    access = _access_matrix(spec)
+    allowed = {
+        code: np.array([region_index[r] for r in spec.allowed_regions(code)], dtype=np.int64) for code in market_codes
+    }
+    near: dict[str, set[int]] = {}
+    for code, regions in allowed.items():
+        order = regions[np.argsort(access[market_index[code], regions], kind="stable")]
+        near[code] = set(order[:NEAR_REGIONS_PER_SIDE].tolist())
+    host: list[int] = []
+    guest: list[int] = []
+    scenario: list[int] = []
+    share: list[float] = []
+    cols_flow: list[IntArray] = []
+    cols_a: list[IntArray] = []
+    cols_b: list[IntArray] = []
+    cols_near: list[npt.NDArray[np.bool_]] = []
+    has_single: list[bool] = []
+    for flow in sessions.cross_market if sessions is not None else []:
+        a_regions, b_regions = allowed[flow.host], allowed[flow.guest]
+        grid_a = np.repeat(a_regions, b_regions.shape[0])
+        grid_b = np.tile(b_regions, a_regions.shape[0])
+        near_mask = np.isin(grid_a, list(near[flow.host])) & np.isin(grid_b, list(near[flow.guest]))
+        single = bool(np.intersect1d(a_regions, b_regions).shape[0])
+        for s, mix in flow.scenario_mix.items():
+            if mix <= 0.0:
+                continue
+            f = len(host)
+            host.append(market_index[flow.host])
+            guest.append(market_index[flow.guest])
+            scenario.append(scenario_index[s])
+            share.append(flow.share * mix)
+            cols_flow.append(np.full(grid_a.shape[0], f, dtype=np.int64))
+            cols_a.append(grid_a)
+            cols_b.append(grid_b)
+            cols_near.append(near_mask)
+            has_single.append(single)
+    empty = np.zeros(0, dtype=np.int64)
+    col_flow = np.concatenate(cols_flow) if cols_flow else empty
+    col_a = np.concatenate(cols_a) if cols_a else empty
+    col_b = np.concatenate(cols_b) if cols_b else empty
+    flow_host = np.asarray(host, dtype=np.int64)
+    flow_guest = np.asarray(guest, dtype=np.int64)
+    shapes = [sessions.shapes[s] for s in scenarios] if sessions is not None else []
+    n_regions = len(region_names)
+    col_link = col_a * n_regions + col_b
+    link_columns = np.argsort(col_link, kind="stable")
+    link_start = np.searchsorted(col_link[link_columns], np.arange(n_regions * n_regions + 1)).astype(np.int64)
+    tables = FlowTables(
+        region_names=region_names,
+        market_codes=market_codes,
+        scenarios=scenarios,
+        flow_host=flow_host,
+        flow_guest=flow_guest,
+        flow_scenario=np.asarray(scenario, dtype=np.int64),
+        flow_share=np.asarray(share, dtype=np.float64),
+        col_flow=col_flow,
+        flow_start=np.concatenate([[0], np.cumsum([c.shape[0] for c in cols_flow], dtype=np.int64)]).astype(np.int64),
+        col_a=col_a,
+        col_b=col_b,
+        col_access_ms=access[flow_host[col_flow], col_a] + access[flow_guest[col_flow], col_b]
+        if col_flow.shape[0]
+        else np.zeros(0),
+        col_near=np.concatenate(cols_near) if cols_near else np.zeros(0, dtype=bool),
+        flow_has_single=np.asarray(has_single, dtype=bool),
+        slo_rtt_ms=np.array([shape.e2e_rtt_p95_ms for shape in shapes], dtype=np.float64),
+        slo_loss=np.array([shape.e2e_max_loss_ratio for shape in shapes], dtype=np.float64),
+        relay_mbps=np.array([shape.relay_mbps for shape in shapes], dtype=np.float64),
+        col_link=col_link,
+        link_columns=link_columns,
+        link_start=link_start,
+        unloaded=Priced.empty(),
+    )
+    base = unloaded_backbone_rtt(spec)
+    every = np.arange(col_flow.shape[0])
+    unloaded = price_columns(spec, tables, every, base, np.zeros_like(base), np.zeros(base.shape, dtype=bool))
+    return replace(tables, unloaded=unloaded)
+
+
+@dataclass(frozen=True)
+class Priced:
+    """The per-call numbers of every column: e2e RTT, loss, cost, availability."""
+
+    rtt_ms: FloatArray
+    loss: FloatArray
+    cost_ms: FloatArray
+    available: npt.NDArray[np.bool_]
+    cascaded: npt.NDArray[np.bool_]
+    meets_slo: npt.NDArray[np.bool_]
+
+    @staticmethod
+    def empty() -> Priced:
+        none = np.zeros(0)
+        return Priced(none, none, none, none.astype(bool), none.astype(bool), none.astype(bool))
+
+
+def price_columns(
+    spec: EnvironmentSpec,
+    t: FlowTables,
+    cols: IntArray,
+    rtt_matrix: FloatArray,
+    loss_matrix: FloatArray,
+    failed_matrix: npt.NDArray[np.bool_],
+) -> Priced:
+    """`cols` priced on the given backbone (R x R matrices); all their regions available."""
+    a, b = t.col_a[cols], t.col_b[cols]
+    scenario = t.flow_scenario[t.col_flow[cols]]
+    rtt = t.col_access_ms[cols] + rtt_matrix[a, b]
+    loss = loss_matrix[a, b]
+    meets = (rtt <= t.slo_rtt_ms[scenario]) & (loss <= t.slo_loss[scenario])
+    cascaded = a != b
+    gain = spec.sessions.backbone.cascade_min_gain_ms if spec.sessions is not None else 0.0
+    cost = (
+        rtt
+        + loss * 100.0 * spec.traffic.loss_penalty_ms_per_percent
+        + np.where(meets, 0.0, SLO_BREACH_PENALTY_MS)
+        + np.where(cascaded, gain, 0.0)
+    )
+    return Priced(rtt, loss, cost, ~failed_matrix[a, b], cascaded, meets)
+
+
+def price(spec: EnvironmentSpec, t: FlowTables, backbone: BackboneHealth, region_ok: npt.NDArray[np.bool_]) -> Priced:
+    """Every column priced on this backbone. The spec's unloaded pricing (cached in the tables) is
+    patched only on the backbone paths that differ from it and the columns of unavailable regions:
+    at 30 x 250 with hundreds of thousands of columns, a handful of sick paths touch a few thousand."""
+    base = t.unloaded
+    unloaded = unloaded_backbone_rtt(spec)
+    changed = (backbone.rtt_ms != unloaded) | (backbone.loss_ratio > 0.0) | backbone.failed
+    down = ~region_ok
+    changed[down, :] = True
+    changed[:, down] = True
+    links = np.flatnonzero(changed.ravel())
+    if links.shape[0] == 0:
+        return base
+    cols = np.concatenate([t.link_columns[t.link_start[k] : t.link_start[k + 1]] for k in links.tolist()])
+    patch = price_columns(spec, t, cols, backbone.rtt_ms, backbone.loss_ratio, backbone.failed)
+    priced = Priced(
+        base.rtt_ms.copy(),
+        base.loss.copy(),
+        base.cost_ms.copy(),
+        base.available.copy(),
+        base.cascaded,
+        base.meets_slo.copy(),
+    )
+    priced.rtt_ms[cols] = patch.rtt_ms
+    priced.loss[cols] = patch.loss
+    priced.cost_ms[cols] = patch.cost_ms
+    priced.meets_slo[cols] = patch.meets_slo
+    priced.available[cols] = patch.available & region_ok[t.col_a[cols]] & region_ok[t.col_b[cols]]
+    return priced

@@ -1,0 +1,52 @@
+"""The cross-border placement of one control-loop tick, from a FleetSnapshot: what the planner calls.
+
+`cross_border_for_snapshot(spec, snapshot, region_loads=...)` gathers the inputs of
+`controller.core.cross_border.plan_cross_border` from what the loop already has, so wiring it into
+`make_plan` (`controller/core/planner.py`) is a call; it is not wired yet (the single-market Plan has no
+cross-border section). Pure. The inputs, and the rule each keeps:
+- demand: each market's offered sessions in the snapshot; a market without a sample falls back to its
+  diurnal profile at the snapshot's time (as the forecast does), never to zero;
+- backbone: the snapshot's backbone observations, unless the snapshot is stale: then the spec's
+  unloaded backbone (fail static, DESIGN invariant 4: old evidence neither fails a path nor clears one);
+- unavailable regions: stale regions (nothing new is sent where the loop cannot see, as the
+  single-market allocation freezes them) and the caller's (failed, evacuated);
+- room: each region's capacity at max nodes and target utilisation, less `region_loads` (the
+  single-market plan's target load per region) when given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+
+from controller.core.backbone_health import assess_backbone
+from controller.core.cross_border import plan_cross_border
+from controller.core.forecast import profile_sessions_at
+from controller.cross_border_plan import CrossBorderPlan
+from controller.snapshot import FleetSnapshot
+from controller.spec import EnvironmentSpec
+
+
+def cross_border_for_snapshot(
+    spec: EnvironmentSpec,
+    snapshot: FleetSnapshot,
+    *,
+    region_loads: Mapping[str, float] | None = None,
+    unavailable_regions: Collection[str] = (),
+) -> CrossBorderPlan:
+    """The cross-border plan for `snapshot` (module doc)."""
+    offered = {d.market: d.offered_sessions for d in snapshot.markets}
+    demand = {
+        m.code: offered[m.code] if m.code in offered else profile_sessions_at(m, snapshot.taken_at)
+        for m in spec.markets
+    }
+    backbone = assess_backbone(spec, [] if snapshot.stale else snapshot.backbone)
+    stale = {r.region for r in snapshot.regions if r.stale}
+    slots = None
+    if region_loads is not None:
+        slots = {
+            r.name: max(0.0, spec.region_capacity_sessions(r.name) - float(region_loads.get(r.name, 0.0)))
+            for r in spec.regions
+        }
+    return plan_cross_border(
+        spec, demand, slots=slots, backbone=backbone, unavailable_regions=set(unavailable_regions) | stale
+    )

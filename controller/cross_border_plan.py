@@ -1,0 +1,78 @@
+"""CrossBorderPlan: where each side of the cross-market sessions goes, why, and the per-participant certificate.
+
+Produced by `controller.core.cross_border.plan_cross_border` (pure), read by the benchmark
+(`bench/cross_border_benchmark.py`), the demo (`edgectl/demo_cross_border.py`) and humans. A shared
+model of the pure ring: frozen pydantic, no I/O. Kept beside `controller.plan` rather than inside it
+so the single-market Plan's content (and its id) stay as they are.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from controller.spec import Scenario
+
+
+class CrossBorderModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class SidePlacement(CrossBorderModel):
+    """Some of one flow's sessions on one region pair: the host's side in one region, the guest's in another."""
+
+    scenario: Scenario = Field(description="Scenario of these sessions.")
+    host_region: str = Field(description="Region where the host market's participants' media terminates.")
+    guest_region: str = Field(description="Region where the guest market's participants' media terminates.")
+    sessions: float = Field(ge=0, description="Concurrent sessions placed on this pair.")
+    e2e_rtt_ms: float = Field(ge=0, description="Round trip host -> SFU -> backbone -> SFU -> guest, as planned.")
+    e2e_loss_ratio: float = Field(ge=0, le=1, description="Loss of the backbone path between the two SFUs (0 in one).")
+    meets_slo: bool = Field(description="The e2e RTT and loss meet the scenario's participant shape SLO.")
+
+    @property
+    def cascaded(self) -> bool:
+        return self.host_region != self.guest_region
+
+
+class MarketPairPlan(CrossBorderModel):
+    """One host -> guest market pair: where each side goes and why."""
+
+    host: str = Field(description="Host market.")
+    guest: str = Field(description="Guest market.")
+    demand_sessions: float = Field(ge=0, description="Concurrent sessions of the pair (all scenarios).")
+    placements: list[SidePlacement] = Field(default_factory=list, description="Region pairs with sessions.")
+    unserved_sessions: float = Field(default=0.0, ge=0, description="Sessions no allowed region pair can carry.")
+    why: list[str] = Field(default_factory=list, description="One sentence per scenario: why this placement.")
+
+
+class ParticipantProof(CrossBorderModel):
+    """One side of one pair's placement checked against that side's own market rules."""
+
+    market: str = Field(description="The participant's market.")
+    role: str = Field(description="host or guest.")
+    counterpart: str = Field(description="The other market of the session.")
+    regions: list[str] = Field(description="Regions where this market's participants of the pair terminate.")
+    allowed_regions: list[str] = Field(description="Regions the market's jurisdictions allow (from the spec).")
+    compliant: bool = Field(description="Derived: regions within allowed_regions.")
+
+
+class CrossBorderPlan(CrossBorderModel):
+    """The cross-border placement of one tick (or one benchmark step)."""
+
+    pairs: list[MarketPairPlan] = Field(default_factory=list, description="One entry per host -> guest flow.")
+    relay_sessions: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per region: session slots the cross-market sessions take (a cascade: both ends).",
+    )
+    interregion_mbps: dict[str, float] = Field(
+        default_factory=dict, description="Per region: backbone bandwidth the cascades through it use."
+    )
+    failed_links: list[tuple[str, str]] = Field(
+        default_factory=list, description="Backbone paths no session may cross this time (observed sick)."
+    )
+    certificate: list[ParticipantProof] = Field(default_factory=list, description="Every side of every pair.")
+    compliant: bool = Field(description="Derived: every proof compliant.")
+    solve_ms: float = Field(default=0.0, ge=0, description="Wall time of the LP (build + solve).")
+
+    @property
+    def unserved_sessions(self) -> float:
+        return sum(p.unserved_sessions for p in self.pairs)
