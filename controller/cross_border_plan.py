@@ -1,7 +1,7 @@
 """CrossBorderPlan: where each side of the cross-market sessions goes, why, and the per-participant certificate.
 
 Produced by `controller.core.cross_border.plan_cross_border` (pure), read by the benchmark
-(`bench/cross_border_benchmark.py`), the demo (`edgectl/demo_cross_border.py`) and humans. A shared
+(`bench/cross_border_benchmark.py`), the demo (`edgectl/demo/cross_border.py`) and humans. A shared
 model of the pure ring: frozen pydantic, no I/O. Kept beside `controller.plan` rather than inside it
 so the single-market Plan's content (and its id) stay as they are.
 """

@@ -1,7 +1,7 @@
 """Cross-border placement: for each host -> guest market pair, the region each side's media terminates in.
 
 Entry point `plan_cross_border(spec, demand, ...)`, pure; called by the benchmark
-(`bench/cross_border_benchmark.py`), the demo (`edgectl/demo_cross_border.py`) and, per tick, by
+(`bench/cross_border_benchmark.py`), the demo (`edgectl/demo/cross_border.py`) and, per tick, by
 whoever holds the cross-market demand (the single-market planner, `controller/core/planner.py`, does
 not split a market's sessions by counterpart yet). The flows come from `spec.sessions.cross_market`:
 a flow is (host market h, guest market g, scenario s) with D = share x mix[s] x demand[h] sessions.

@@ -6,7 +6,7 @@ where its state lives, and supervises them until Ctrl-C or SIGTERM, then stops e
 durable under `--state-dir` (Temporal's database, the steering file with its leases, Prometheus'
 data), so a second `dev up` resumes where the first stopped; a child that dies is started again
 with backoff (and the stack stopped, exit 5, only if it keeps crashing). `demo` runs
-`edgectl/demo_scenario.py` end to end and prints the summary of `edgectl/demo_report.py`.
+`edgectl/demo/scenario.py` end to end and prints the summary of `edgectl/demo/report.py`.
 A missing binary or a taken port exits with code 4 (UNAVAILABLE) and says how to fix it.
 
 Default ports (each has its own option): Temporal gRPC 7233, Temporal UI 8233, Temporal HTTP
@@ -138,8 +138,8 @@ def demo_command(
     raise_on_sigterm()
     # Imported here, not at module level: the report pulls in matplotlib (~1 s), which every other
     # `edgectl` command would otherwise pay at start-up.
-    from edgectl.demo_scenario import DemoOptions, run_demo
-    from edgectl.demo_summary import summary_table
+    from edgectl.demo.scenario import DemoOptions, run_demo
+    from edgectl.demo.summary import summary_table
 
     options = DemoOptions(
         env_path=env, report_root=report_dir, speed=speed, duration_scale=duration_scale, drill_region=drill_region

@@ -22,9 +22,9 @@ import pytest
 import yaml
 
 from controller.spec_file import load_environment
-from edgectl.demo_measurements import measure
-from edgectl.demo_recording import DemoRecording
-from edgectl.demo_report import CHART_FILES
+from edgectl.demo.measurements import measure
+from edgectl.demo.recording import DemoRecording
+from edgectl.demo.report import CHART_FILES
 from edgectl.dev_stack import prometheus_binary
 from edgectl.stack_process import pids_alive
 
@@ -120,8 +120,17 @@ def test_the_shortened_demo_scales_ahead_shifts_within_residency_drills_and_clea
     assert m.drill.has_scorecard
     assert "time_to_shift_seconds" in (m.drill.scorecard or {})
 
+    # the cross-border 1v1: healthy, through a backbone impairment, after it; each side in its own jurisdiction
+    lines = recording.cross_border
+    assert lines and lines[0].startswith("Cross-border 1v1 DE seller <-> ID buyer"), lines
+    phases = [line for line in lines if "(selector:" in line]
+    assert len(phases) == 3, lines
+    assert all("ID in cgk" in line and "each side in its own jurisdiction" in line for line in phases), lines
+    assert all(" OK;" in line for line in phases), lines  # the placement keeps the e2e SLO in every phase
+
     assert result.returncode == 0, output
     report = (run / "report.md").read_text()
+    assert "## Cross-border 1v1: ID buyer, DE seller" in report
     assert "impairment of fra -> first shift of new sessions (selector's answers)" in report
     assert "placed every new session by asking the region selector" in report
     assert "fra -> 90% of new sessions elsewhere" in report and "fleet s" in report

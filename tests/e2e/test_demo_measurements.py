@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from controller.spec_file import load_environment
-from edgectl.demo_measurements import measure
-from edgectl.demo_recording import (
+from edgectl.demo.measurements import measure
+from edgectl.demo.recording import (
     DemoRecording,
     DemoSettings,
     FleetCounters,
@@ -25,8 +25,8 @@ from edgectl.demo_recording import (
     ScenarioEvent,
     WeightChange,
 )
-from edgectl.demo_report import CHART_FILES, write_report
-from edgectl.demo_summary import summary_rows
+from edgectl.demo.report import CHART_FILES, write_report
+from edgectl.demo.summary import summary_rows
 
 SPEC = load_environment(Path(__file__).resolve().parents[2] / "environments" / "local.yaml")
 START = datetime(2026, 1, 5, 17, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""The demo's cross-border 1v1 (`edgectl/demo_cross_border.py`): DE and ID each in their own jurisdiction,
+"""The demo's cross-border 1v1 (`edgectl/demo/cross_border.py`): DE and ID each in their own jurisdiction,
 the DE side moved off a lossy fra-cgk backbone to dub while ID stays in cgk, e2e QoS measured on the
 fleet, in-process and over the simulator's HTTP API (what `edgectl demo` talks to)."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from controller.spec_file import load_environment
-from edgectl.demo_cross_border import CrossBorderDemoReport, SimulatorHttpFleet, cross_border_call
+from edgectl.demo.cross_border import CrossBorderDemoReport, SimulatorHttpFleet, cross_border_call
 from sim.fleet import SimulatedFleet
 from sim.http_api import SimulatorServer
 from sim.traces import quiet_trace

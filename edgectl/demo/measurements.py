@@ -1,6 +1,6 @@
 """What the demo measured, computed from a recorded run (never from configured values).
 
-Pure functions over a `DemoRecording` (`edgectl/demo_recording.py`) and the EnvironmentSpec:
+Pure functions over a `DemoRecording` (`edgectl/demo/recording.py`) and the EnvironmentSpec:
 - how long after the impairment started the controller first moved traffic off the impaired region
   (from the fleet's actuation log when it has one, else from the sampled weights), how far, and
   when traffic came back after recovery;
@@ -12,7 +12,7 @@ Pure functions over a `DemoRecording` (`edgectl/demo_recording.py`) and the Envi
 - residency: violations counted by the simulated fleet, plus an independent check of every sampled
   weight against the markets' allowed regions;
 - the drill scorecard as returned by `edgectl drill run --json`.
-Used by `edgectl/demo_report.py` (report and console summary) and the end-to-end test.
+Used by `edgectl/demo/report.py` (report and console summary) and the end-to-end test.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from controller.spec import EnvironmentSpec
-from edgectl.demo_recording import DemoRecording, FleetSample, PlacementStepSample
+from edgectl.demo.recording import DemoRecording, FleetSample, PlacementStepSample
 
 # A shift away from the impaired region: one impaired market's weight there drops this much below its
 # pre-impairment value. The controller also rebalances on its own as regions fill (a few points per

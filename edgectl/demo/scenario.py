@@ -4,15 +4,15 @@
 1. start the local stack (`edgectl/dev_stack.py`) on free loopback ports, the simulated fleet's
    clock at `sim_start` (default 16:30 UTC) running `speed` times faster than the wall clock;
 2. sample the fleet every `sample_interval_seconds` through its HTTP API into a `DemoRecording`
-   (`edgectl/demo_recording.py`) while the phases play:
+   (`edgectl/demo/recording.py`) while the phases play:
    - warm-up: normal diurnal load (EU evening rising, Asia past midnight);
    - flash sale: a midnight live-commerce sale in one market (ID, in-country: only cgk may serve
      it), injected as a demand event; the controller must have capacity ready before demand;
    - impairment: extra packet loss on one region (fra) for a while; the controller must shift the
      markets there (DE, FR: EU only) to the other allowed region (dub), never to sin/cgk, then back;
    - drill: on-call runs `edgectl drill run --region R --json` through the CLI; its scorecard is kept;
-3. stop the stack (no process left behind), measure (`edgectl/demo_measurements.py`) and write the
-   report (`edgectl/demo_report.py`) into `reports/demo-<timestamp>/`.
+3. stop the stack (no process left behind), measure (`edgectl/demo/measurements.py`) and write the
+   report (`edgectl/demo/report.py`) into `reports/demo-<timestamp>/`.
 The phase lengths are wall seconds multiplied by `duration_scale`, so the test can run a shorter
 copy of the same scenario through the same code.
 """
@@ -31,20 +31,18 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from controller.snapshot import FleetSnapshot
 from controller.spec import EnvironmentSpec
 from controller.spec_file import load_environment
-from edgectl.demo_measurements import DemoMeasurements, measure
-from edgectl.demo_recording import (
+from edgectl.demo.cross_border import SimulatorHttpFleet, cross_border_call
+from edgectl.demo.fleet_api import FleetApi, counters_from_accounting, weight_changes_from_actuations
+from edgectl.demo.measurements import DemoMeasurements, measure
+from edgectl.demo.recording import (
     DemoRecording,
     DemoSettings,
-    FleetCounters,
     FleetSample,
-    PlacementStepSample,
     ScenarioEvent,
-    WeightChange,
 )
-from edgectl.demo_report import write_report
+from edgectl.demo.report import write_report
 from edgectl.dev_stack import DevStack, StackOptions, StackPorts, StackUnavailable, edgectl_command
 from edgectl.stack_process import pids_alive
 
@@ -111,113 +109,6 @@ class DemoOutcome(BaseModel):
     measurements: DemoMeasurements
     leftover_pids: list[int]
     wall_seconds: float
-
-
-class FleetApi:
-    """The parts of the simulated fleet's HTTP API (`sim.http_api`) the scenario uses."""
-
-    def __init__(self, base_url: str) -> None:
-        self._http = httpx.Client(base_url=base_url, timeout=5.0)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def _get(self, path: str) -> Any:
-        response = self._http.get(path)
-        response.raise_for_status()
-        return response.json()
-
-    def snapshot(self) -> FleetSnapshot:
-        return FleetSnapshot.model_validate(self._get("/v1/snapshot"))
-
-    def state(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._get("/v1/state")
-        return result
-
-    def accounting(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._get("/v1/accounting")
-        return result
-
-    def actuations(self) -> list[dict[str, Any]]:
-        body = self._get("/v1/actuations")
-        records: list[dict[str, Any]] = body.get("actuations", []) if isinstance(body, dict) else body
-        return records
-
-    def placement(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._get("/v1/placement")
-        return result
-
-    def placement_timeline(self) -> list[PlacementStepSample]:
-        return [PlacementStepSample.model_validate(step) for step in self._get("/v1/placement/timeline")]
-
-    def add_demand_event(self, market: str, start: datetime, ramp_seconds: float, duration_seconds: float,
-                         peak_multiplier: float) -> Any:  # fmt: skip
-        response = self._http.post(
-            "/v1/events",
-            json={
-                "market": market,
-                "start": start.isoformat(),
-                "ramp_seconds": ramp_seconds,
-                "duration_seconds": duration_seconds,
-                "peak_multiplier": peak_multiplier,
-            },
-        )
-        response.raise_for_status()
-        return response.json()
-
-    def inject_impairment(self, region: str, loss_ratio: float) -> str:
-        response = self._http.post(
-            "/v1/impairments", json={"region": region, "kind": "extra_loss", "magnitude": loss_ratio}
-        )
-        response.raise_for_status()
-        body = response.json()
-        return str(body.get("id", "")) if isinstance(body, dict) else ""
-
-    def clear_impairment(self, impairment_id: str) -> None:
-        self._http.delete(f"/v1/impairments/{impairment_id}").raise_for_status()
-
-
-def counters_from_accounting(accounting: dict[str, Any]) -> FleetCounters:
-    """The fleet's cumulative counters, whatever subset its accounting reports."""
-
-    def number(*keys: str) -> float | None:
-        for key in keys:
-            value = accounting.get(key)
-            if isinstance(value, int | float):
-                return float(value)
-        return None
-
-    by_region = accounting.get("rejected_sessions_by_region") or accounting.get("rejected_by_region") or {}
-    return FleetCounters(
-        residency_violations=number("residency_violations", "residency_violation_sessions"),
-        rejected_sessions=number("rejected_sessions", "sessions_rejected"),
-        degraded_sessions=number("degraded_sessions", "sessions_degraded"),
-        dropped_sessions=number("dropped_sessions", "sessions_dropped"),
-        rejected_by_region={k: float(v) for k, v in by_region.items() if isinstance(v, int | float)},
-    )
-
-
-def weight_changes_from_actuations(records: list[dict[str, Any]]) -> list[WeightChange]:
-    """Traffic-weight actuations that changed something, from the fleet's audit log, oldest first.
-
-    The log holds `controller.audit.AuditRecord`s; a weights record's `after` is market -> region -> share
-    for the markets it named.
-    """
-    changes = []
-    for record in records:
-        if record.get("action") != "set_traffic_weights" or not record.get("changed"):
-            continue
-        weights, at = record.get("after"), record.get("at")
-        if isinstance(weights, dict) and at:
-            changes.append(
-                WeightChange(
-                    sim_time=at,
-                    weights=weights,
-                    plan_id=str(record.get("plan_id", "")),
-                    actor=str(record.get("actor", "")),
-                )
-            )
-    return sorted(changes, key=lambda c: c.sim_time)
 
 
 class FleetSampler(threading.Thread):
@@ -352,6 +243,7 @@ class ScenarioRunner:
         self.phase("recovery", p.recovery, f"{o.impaired_region} healthy again; traffic should return")
 
         self.run_drill(p.drill_timeout)
+        self.run_cross_border()
         self.phase("cool-down", p.cool_down, "last samples")
         self.sampler.stop()
 
@@ -381,6 +273,22 @@ class ScenarioRunner:
             self.recording.problems.append(f"the drill printed no JSON: {stdout.decode(errors='replace')[:300]}")
         self.event("drill_end", region=o.drill_region, exit_code=proc.returncode)
         self.say(f"[{self.wall():5.0f}s] drill finished (exit {proc.returncode})")
+
+    def run_cross_border(self) -> None:
+        """A cross-border 1v1 (ID buyer, DE seller): each side in its own jurisdiction, cascaded, and its
+        end-to-end QoS healthy, through a backbone impairment, and after it (on the running fleet)."""
+        self.event("cross_border_start", host="DE", guest="ID")
+        fleet = SimulatorHttpFleet(self.stack.simulator_url)
+        try:
+            report = cross_border_call(self.spec, fleet)
+            self.recording.cross_border = report.lines()
+            for line in self.recording.cross_border:
+                self.say(f"[{self.wall():5.0f}s] {line}")
+        except (httpx.HTTPError, ValueError) as error:
+            self.recording.problems.append(f"the cross-border call could not be shown: {error}")
+        finally:
+            fleet.close()
+        self.event("cross_border_end")
 
     def collect_final(self) -> None:
         try:

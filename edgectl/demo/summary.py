@@ -1,17 +1,17 @@
 """The demo's verdicts in words: the summary rows shared by the console table and report.md.
 
 One row per measured claim (what, measured, verdict), from `DemoMeasurements`
-(`edgectl/demo_measurements.py`); "FAIL" marks a claim the run did not meet. When the fleet placed
+(`edgectl/demo/measurements.py`); "FAIL" marks a claim the run did not meet. When the fleet placed
 its sessions through the region selector (the local stack does), the traffic shift is stated from
 the sessions the selector's answers placed, with the controller's first weight change beside it.
-Used by `edgectl/demo_report.py` (report.md) and `edgectl demo` (the console table).
+Used by `edgectl/demo/report.py` (report.md) and `edgectl demo` (the console table).
 """
 
 from __future__ import annotations
 
 from rich.table import Table
 
-from edgectl.demo_measurements import DemoMeasurements, SelectorShiftMeasurement, ShiftMeasurement
+from edgectl.demo.measurements import DemoMeasurements, SelectorShiftMeasurement, ShiftMeasurement
 
 
 def _fmt(value: float | None, unit: str = "s", digits: int = 0) -> str:

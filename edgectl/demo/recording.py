@@ -1,8 +1,8 @@
 """The demo's recorded run: fleet samples over time, scenario events, and what the CLI returned.
 
-`edgectl/demo_scenario.py` fills a `DemoRecording` while the scenario runs (sampling the simulated
-fleet's HTTP API) and saves it as `recording.json` in the report folder; `edgectl/demo_measurements.py`
-measures it and `edgectl/demo_report.py` draws it. The fleet's placement timeline (where the region
+`edgectl/demo/scenario.py` fills a `DemoRecording` while the scenario runs (sampling the simulated
+fleet's HTTP API) and saves it as `recording.json` in the report folder; `edgectl/demo/measurements.py`
+measures it and `edgectl/demo/report.py` draws it. The fleet's placement timeline (where the region
 selector sent every new session, step by step) is read once at the end. Keeping the raw series lets anyone rebuild or
 re-check a report from a past run. Times are kept twice: wall seconds since the scenario started and
 the simulated clock (the fleet runs `speed` times faster than the wall clock).
@@ -186,6 +186,10 @@ class DemoRecording(RecordingModel):
     )
     stack_urls: dict[str, str] = Field(default_factory=dict)
     child_pids: dict[str, int] = Field(default_factory=dict, description="Process of each stack component.")
+    cross_border: list[str] = Field(
+        default_factory=list,
+        description="The cross-border 1v1 ID <-> DE through a backbone impairment (edgectl/demo/cross_border.py).",
+    )
     problems: list[str] = Field(default_factory=list, description="What went wrong during the run, in words.")
 
     def events_of(self, kind: str) -> list[ScenarioEvent]:

@@ -1,7 +1,7 @@
 """The demo report: `report.md` and PNG charts drawn from a recorded run.
 
-Input: a `DemoRecording` (`edgectl/demo_recording.py`), its `DemoMeasurements`
-(`edgectl/demo_measurements.py`) and the EnvironmentSpec. Output, in the run's folder
+Input: a `DemoRecording` (`edgectl/demo/recording.py`), its `DemoMeasurements`
+(`edgectl/demo/measurements.py`) and the EnvironmentSpec. Output, in the run's folder
 (`reports/demo-<timestamp>/`): `weights.png` (traffic share per region for each market),
 `nodes_vs_demand.png` (ready capacity, desired nodes and routed demand per region),
 `qos.png` (worst path RTT and loss per region with the SLO lines), `drill.png` (the drilled
@@ -24,9 +24,9 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
 from controller.spec import EnvironmentSpec
-from edgectl.demo_measurements import DemoMeasurements
-from edgectl.demo_recording import DemoRecording, FleetSample
-from edgectl.demo_summary import summary_rows
+from edgectl.demo.measurements import DemoMeasurements
+from edgectl.demo.recording import DemoRecording, FleetSample
+from edgectl.demo.summary import summary_rows
 
 CHART_FILES = ("weights.png", "nodes_vs_demand.png", "qos.png", "drill.png")
 REGION_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
@@ -349,6 +349,13 @@ def write_report(
         *_scorecard_lines(recording.drill_result),
         "",
         "![drill timeline](drill.png)",
+        "",
+        "## Cross-border 1v1: ID buyer, DE seller",
+        "",
+        "Each participant's media terminates in a region its own market's jurisdictions allow (ID in cgk, DE in",
+        "the EU), the two SFUs cascaded over the backbone; end-to-end QoS is access + backbone + access.",
+        "",
+        *(f"    {line}" for line in recording.cross_border or ["(not run)"]),
         "",
         "## Measurements (raw)",
         "",
