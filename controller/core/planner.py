@@ -16,6 +16,7 @@ The steps, in order (each a module of this package):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 
@@ -29,7 +30,14 @@ from controller.core.allocation import (
     solve_allocation,
 )
 from controller.core.allocation_problem import build_allocation_problem, current_weights, pin_caps
-from controller.core.forecast import AnnouncedEventForecaster, ForecastInput, forecast_demand, profile_sessions_at
+from controller.core.forecast import (
+    AnnouncedEventForecaster,
+    ForecastInput,
+    LearnedProfile,
+    forecast_demand,
+    learn_profiles,
+    profile_sessions_at,
+)
 from controller.core.guardrails import DraftPlan, residency_certificate, run_guardrails
 from controller.core.health import HealthAssessment, assess_health
 from controller.core.path_table import PathTable, path_table
@@ -102,11 +110,15 @@ def forecast_markets(
     now: datetime,
     decision_interval: float = 0.0,
     announced_events: tuple[DemandEvent, ...] = (),
+    profiles: Mapping[str, LearnedProfile] | None = None,
+    sample_ages: Mapping[str, float] | None = None,
 ) -> tuple[dict[str, float], list[str]]:
     """Demand per market when capacity ordered now is serving and still has to hold: now + the
     slowest allowed region's boot time + the time until the next decision + the forecast margin.
 
     Without the decision interval, demand ramping between two ticks outruns what the first ordered.
+    `profiles` are the markets' profiles learned from observed history (`learn_profiles`) and
+    `sample_ages` how old each market's demand sample is (both from the snapshot).
     """
     tables = spec_tables(spec)
     forecasts: dict[str, float] = {}
@@ -122,6 +134,8 @@ def forecast_markets(
                 now=now,
                 lead_seconds=lead,
                 announced_events=tuple(e for e in announced_events if e.market == market.code),
+                sample_age_seconds=(sample_ages or {}).get(market.code, 0.0),
+                profile=(profiles or {}).get(market.code),
             )
         )
         forecasts[market.code] = result.forecast_sessions
@@ -469,6 +483,8 @@ def make_plan(
         now,
         decision_interval_seconds(spec, previous, now),
         tuple(overrides.scheduled_demand) if overrides is not None else (),
+        learn_profiles(spec.markets, snapshot.demand_history),
+        {sample.market: sample.sample_age_seconds for sample in snapshot.markets},
     )
     explanation.extend(forecast_notes)
 
