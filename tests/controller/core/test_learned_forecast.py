@@ -129,3 +129,27 @@ def test_declared_profile_is_the_fallback_and_says_so():
     data = ForecastInput(DE, 1000.0, 0.0, NOW + timedelta(hours=8), 3600.0)  # 19:00 Berlin, rising to 21:00
     result = forecast_demand(data)
     assert result.decided_by == "declared profile (no history yet)"
+
+
+def test_the_preshift_for_announced_events_also_uses_the_learned_profile(monkeypatch):
+    from controller.core import forecast, planner
+    from controller.demand_events import DemandEvent
+    from controller.plan import PlanningOverrides
+    from tests.fakes.fleet_snapshots import snapshot_for
+
+    profiles_seen: list[object] = []
+    original = forecast.AnnouncedEventForecaster.predict
+
+    def spy(self, data):
+        if data.market.code == "DE":  # the only market with history (and with the sale)
+            profiles_seen.append(data.profile)
+        return original(self, data)
+
+    monkeypatch.setattr(forecast.AnnouncedEventForecaster, "predict", spy)
+    history = DemandHistory(step_seconds=STEP, end=NOW, offered={"DE": tuple(history_of(afternoon_shape, 2))})
+    demand = {"DE": 700, "FR": 500, "ID": 1200, "SG": 300, "TH": 400}
+    snapshot = snapshot_for(SPEC, NOW, demand, nodes=20).model_copy(update={"demand_history": history})
+    sale = DemandEvent(market="DE", start=NOW + timedelta(minutes=20), peak_multiplier=3.0, duration_seconds=1800)
+    planner.make_plan(SPEC, snapshot, None, NOW, PlanningOverrides(scheduled_demand=[sale]))
+    # forecast_markets asks once; the preshift asks at ten leads over the longest session length.
+    assert len(profiles_seen) > 1 and all(profile is not None for profile in profiles_seen)
