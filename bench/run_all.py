@@ -5,8 +5,9 @@
 1. `bench/plan_latency.py`: `make_plan` on a 30-region x 250-market fleet (median wall time on
    one core, target < 50 ms) and its allocation against an independent LP optimum (1e-6 relative).
 2. `bench/capacity_benchmark.py`: the edgeplane, reactive, static and oracle policies on the prod
-   fleet over the `bench-3day` trace, judged by the simulated fleet's own books; then the capacity
-   targets are checked against the measured numbers and reported met or NOT met, as measured.
+   fleet over every shipped capacity trace and three seeds, judged by the simulated fleet's own books
+   and against the physical bound (`bench/physical_bound.py`); then issue 19's goals
+   (`bench/capacity_goals.py`) are reported met or NOT met, as measured.
 3. `bench/fast_shift.py`: region-wide QoS impairments and blips on the prod fleet at x1 on the real
    local stack (Prometheus, Temporal, the worker and its QoS watcher): onset -> detected -> decided
    -> weights applied -> 90% of new sessions elsewhere, next to Route 53 health-check failover.
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from bench.capacity_benchmark import DEFAULT_ENV, CapacityBenchmark, capacity_benchmark
 from bench.capacity_benchmark import markdown as capacity_markdown
+from bench.capacity_goals import goal_rows
 from bench.cross_border_benchmark import markdown as cross_border_markdown
 from bench.cross_border_benchmark import run_cross_border
 from bench.fast_shift import run_fast_shift
@@ -38,49 +40,13 @@ from controller.spec_file import load_environment
 from sim.benchmark import BenchmarkResult
 from sim.policies.oracle import ORACLE_UTILISATION
 
-NODE_HOURS_VS_ORACLE = 1.10
 
-
-def capacity_targets(report: CapacityBenchmark) -> list[tuple[str, str, bool]]:
-    """(target, measured, met) for the capacity targets of the product."""
-    results = {o.policy: o.result for o in report.outcomes if o.result is not None}
-    edge, oracle, reactive = results.get("edgeplane"), results.get("oracle"), results.get("reactive")
-    if edge is None:
-        return [("edgeplane policy ran", "unavailable", False)]
-    rows: list[tuple[str, str, bool]] = []
-    if oracle is not None:
-        ratio = edge.node_hours / oracle.node_hours if oracle.node_hours else float("inf")
-        rows.append(
-            (
-                f"node-hours <= {NODE_HOURS_VS_ORACLE:.2f} x oracle",
-                f"{edge.node_hours:,.0f} / {oracle.node_hours:,.0f} = {ratio:.3f} x",
-                ratio <= NODE_HOURS_VS_ORACLE,
-            )
-        )
-    rows.append(
-        (
-            "0 capacity-SLO session-minutes",
-            f"{edge.capacity_slo_session_minutes:,.1f}",
-            edge.capacity_slo_session_minutes < 0.5,
-        )
-    )
-    rows.append(("0 dropped sessions", f"{edge.dropped_sessions:,.1f}", edge.dropped_sessions < 0.5))
-    rows.append(("0 residency violations", f"{edge.residency_violations:,.1f}", edge.residency_violations < 0.5))
-    if reactive is not None:
-        edge_slo = edge.capacity_slo_session_minutes + edge.qos_slo_session_minutes
-        reactive_slo = reactive.capacity_slo_session_minutes + reactive.qos_slo_session_minutes
-        cheaper = edge.node_hours < reactive.node_hours
-        fewer = edge_slo < reactive_slo
-        not_worse = (edge.node_hours <= reactive.node_hours) and (edge_slo <= reactive_slo)
-        rows.append(
-            (
-                "strictly better than reactive on node-hours or SLO minutes, not worse on the other",
-                f"node-hours {edge.node_hours:,.0f} vs {reactive.node_hours:,.0f}; SLO session-min (capacity + QoS) "
-                f"{edge_slo:,.0f} vs {reactive_slo:,.0f}",
-                (cheaper or fewer) and not_worse,
-            )
-        )
-    return rows
+def reference_results(report: CapacityBenchmark) -> dict[str, BenchmarkResult]:
+    """The policies' results on the reference run: bench-3day whole, seed 0 (empty if not run)."""
+    for case in report.cases:
+        if case.case.trace == "bench-3day" and case.case.offset_hours == 0 and case.case.hours is None:
+            return {o.policy: o.result for o in case.outcomes if o.seed == 0 and o.result is not None}
+    return {}
 
 
 def machine() -> str:
@@ -121,17 +87,17 @@ def document(
         "",
         latency_markdown(latency),
         "",
-        "## Capacity (`bench/capacity_benchmark.py`)",
+        f"## Capacity (`bench/capacity_benchmark.py`, {capacity.wall_seconds:.0f} s)",
         "",
         capacity_markdown(capacity).rstrip(),
         "",
-        "### Capacity targets (edgeplane)",
+        "### Capacity goals (edgeplane, issue 19)",
         "",
-        "| target | measured | met |",
+        "| goal | measured | met |",
         "| --- | --- | --- |",
     ]
-    for target, measured, met in capacity_targets(capacity):
-        lines.append(f"| {target} | {measured} | {'yes' if met else 'NOT met'} |")
+    for target, measured, met in goal_rows(capacity):
+        lines.append(f"| {target} | {measured} | {'met' if met else 'NOT met'} |")
     lines += ["", *sizing_notes(capacity)]
     if fast_shift:
         lines += ["", fast_shift.rstrip()]
@@ -149,21 +115,25 @@ def sizing_notes(report: CapacityBenchmark | None = None) -> list[str]:
     return [
         "### Reading the targets",
         "",
-        f"- Node-hours: `{spec.name}` plans at most `target_utilisation` {scaling.target_utilisation:g} of ready "
-        f"capacity (DESIGN invariant 2) plus `headroom_ratio` {scaling.headroom_ratio:g}; the oracle sizes at "
-        f"{ORACLE_UTILISATION:g} (the highest load the simulator's QoS model keeps inside the SLOs) and boots "
-        f"instantly, so edgeplane's steady-state floor is {floor:.3f} x the oracle before boot lead and scale-in "
-        "cooldown.",
+        f"- Node-hours: the reference is the physical bound (`bench/physical_bound.py`): the fewest nodes that "
+        f"carry the window's offered demand at `target_utilisation` {scaling.target_utilisation:g} (and at 100%), "
+        "with residency and the min_nodes floors, paid for exactly while needed: no boot lead, no drain tail, "
+        "no session lengths. No policy reaches it; the ratio says how far each stays. The oracle (perfect "
+        f"foresight, instant boot, sized at {ORACLE_UTILISATION:g}, {floor:.3f} x edgeplane's steady-state sizing, "
+        "nearest-region spill) is kept as a reference, not a bound: it drains like everyone else, and its label "
+        "says whether it kept every SLO in this run.",
         f"- Drains: every policy drains with the spec's deadline ({scaling.drain_deadline_seconds} s); "
         f"{left:.2%} of a drained node's live-show sessions (mean {live:g} min) outlive it, under half a "
         "session for a full node, so nothing is cut. The price is paid by every policy alike, the oracle "
         "included: a drained node is billed until its last call ends (about four hours). Edgeplane and the "
         "oracle grow a region by first returning its draining nodes to service; reactive (an HPA) boots new "
-        "ones. The capacity table's 'of which draining' column shows that share of each policy's node-hours.",
+        "ones. The capacity table's 'draining share' column shows that share of each policy's node-hours.",
         "- Capacity SLO minutes: edgeplane alone receives the trace's announced events (flash sales) as its "
         "calendar (`PlanningOverrides.scheduled_demand`, `edgectl controller announce` in production): it orders "
         "their capacity before the ramp and, where a region will hit max_nodes, moves neighbours' new calls "
-        "out beforehand. Impairments are not announced.",
+        "out beforehand. Impairments and unannounced surges, growth and moved peaks are not announced: every "
+        "policy sees them only in the metrics (a minute late, +-2%), and edgeplane learns each market's daily "
+        "and weekly profile from the 8 days of observed history (`controller/core/forecast.py`).",
         "- Reactive spends node-hours only on what it sees: it refuses sessions while nodes boot and keeps "
         "each market in its nearest region even when that region is at max_nodes, hence its capacity SLO "
         "minutes; the reactive@<target> row shows the same HPA run at the spec's planning target: fewer "
@@ -177,7 +147,7 @@ def sizing_notes(report: CapacityBenchmark | None = None) -> list[str]:
 
 
 def _reactive_comparison(report: CapacityBenchmark | None) -> list[str]:
-    results = {o.policy: o.result for o in report.outcomes if o.result is not None} if report else {}
+    results = reference_results(report) if report else {}
     edge, reactive = results.get("edgeplane"), results.get("reactive")
     if edge is None or reactive is None:
         return []
@@ -198,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--write", type=Path, help="Write the Markdown report here (e.g. docs/benchmarks.md).")
     parser.add_argument("--runs", type=int, default=50, help="make_plan runs for the latency median.")
-    parser.add_argument("--hours", type=float, default=None, help="Only the first HOURS of the capacity trace.")
+    parser.add_argument("--hours", type=float, default=None, help="Cap every capacity window at HOURS.")
     parser.add_argument("--jobs", type=int, default=1, help="Capacity policies run in parallel processes.")
     args = parser.parse_args(argv)
     command = "python -m bench.run_all " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -172,6 +172,44 @@ class MarketDemand(SnapshotModel):
         le=PhysicalBounds.MAX_SESSIONS,
         description="Recent slope of offered sessions (from deriv over a few minutes).",
     )
+    sample_age_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        le=86_400,
+        description="How old the offered-sessions sample is at `taken_at` (scrape interval + pipeline lag): "
+        "the forecast predicts from the sample's time, not the snapshot's.",
+    )
+
+
+MAX_HISTORY_BINS = 4_032
+"""Bins of demand history a snapshot may carry per market: 14 days at 5 minutes. The observer keeps
+its range queries bounded by it; a longer history adds little to a daily and weekly profile."""
+
+HistoryBin = Annotated[float | None, Field(ge=0, le=PhysicalBounds.MAX_SESSIONS)]
+
+
+class DemandHistory(SnapshotModel):
+    """Observed offered sessions per market in regular bins ending at `end` (oldest first).
+
+    What the forecast learns each market's daily and weekly profile from: in production the
+    `avg_over_time` of `edge_market_offered_sessions` over a bounded range query
+    (`controller/adapters/demand_history.py`); in the simulator the same from its noisy scrapes.
+    A bin without a sample (exporter down, series missing) is None, never zero.
+    """
+
+    step_seconds: float = Field(gt=0, le=3600, description="Width of one bin.")
+    end: SaneTime = Field(description="End of the newest bin.")
+    offered: dict[str, tuple[HistoryBin, ...]] = Field(
+        default_factory=dict,
+        description="Per market, the mean offered sessions of each bin, oldest first.",
+    )
+
+    @model_validator(mode="after")
+    def _bounded(self) -> DemandHistory:
+        for market, values in self.offered.items():
+            if len(values) > MAX_HISTORY_BINS:
+                raise ValueError(f"{market}: {len(values)} bins, more than {MAX_HISTORY_BINS}")
+        return self
 
 
 class FleetSnapshot(SnapshotModel):
@@ -184,6 +222,9 @@ class FleetSnapshot(SnapshotModel):
     markets: list[MarketDemand] = Field(default_factory=list, description="Demand per market.")
     backbone: list[BackboneObservation] = Field(
         default_factory=list, description="QoS per inter-region backbone path (cross-border cascades)."
+    )
+    demand_history: DemandHistory | None = Field(
+        default=None, description="Observed demand over the last days, for the learned profile; None if unknown."
     )
     current_weights: dict[str, dict[str, Annotated[float, Field(le=PhysicalBounds.MAX_WEIGHT)]]] = Field(
         default_factory=dict, description="Traffic weights in force: market -> region -> share."
@@ -358,7 +399,9 @@ def check_plausible(spec: EnvironmentSpec, snapshot: FleetSnapshot) -> None:
 
 
 __all__ = [
+    "MAX_HISTORY_BINS",
     "SANE_TIME_WINDOW",
+    "DemandHistory",
     "FleetSnapshot",
     "MarketDemand",
     "NodeObservation",

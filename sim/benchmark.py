@@ -5,13 +5,16 @@ call. Each tick (`spec.traffic.tick_seconds`): snapshot the fleet, ask the polic
 it (`apply_plan`: scale, weights, drains, through the fleet's Actuator methods), advance one tick.
 No Prometheus, no HTTP, no wall clock: the fleet's own books are the result, so every policy is
 judged by the same referee. The oracle runs on a fleet whose nodes boot instantly (its definition).
+Every policy sees offered demand as a controller would (`DemandObservation()`: scrapes 60 s late,
++-2% error, eight days of history), unless the caller passes another view (`DemandObservation.exact()`
+is the former, exact one).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,6 +23,7 @@ from controller.ports import Actuator
 from controller.snapshot import FleetSnapshot
 from controller.spec import EnvironmentSpec
 from sim.fleet import FleetAccounting, SimulatedFleet
+from sim.fleet.demand_scrapes import DemandObservation
 from sim.policies import Policy, make_policy
 from sim.traces import Trace
 
@@ -33,6 +37,9 @@ class BenchmarkResult(BaseModel):
     environment: str = Field(description="EnvironmentSpec name.")
     trace: str = Field(description="Trace name@version.")
     seed: int = Field(description="Seed of the fleet.")
+    demand_observation: DemandObservation = Field(
+        default_factory=DemandObservation, description="How the policy saw offered demand."
+    )
     simulated_days: float = Field(description="Simulated time covered.")
     decisions: int = Field(description="Plans made (one per tick).")
     wall_seconds: float = Field(description="Wall time of the whole run (fleet + policy).")
@@ -106,13 +113,23 @@ def run_policy(
     start: datetime | None = None,
     end: datetime | None = None,
     progress: Callable[[float], None] | None = None,
+    observation: DemandObservation | None = None,
+    warm_up_seconds: float = 0.0,
 ) -> BenchmarkResult:
     """Run `policy` (a name from sim.policies or an instance) over `trace` in fast-forward.
-    `progress(share_done)` is called about every simulated hour."""
+    `progress(share_done)` is called about every simulated hour; `observation` is how the policy
+    sees offered demand (default: realistic scrapes, `DemandObservation()`). With `warm_up_seconds`
+    the fleet starts that long before `start` under the same policy and the books count from `start`
+    only: the fleet's warm start places demand by nearest region, which at a busy hour leaves
+    regions over capacity until a policy has steered them, a transient no policy should be judged on."""
     began = time.perf_counter()
     began_cpu = time.process_time()
     name = policy if isinstance(policy, str) else policy.name
-    fleet = SimulatedFleet(spec, trace, seed=seed, start=start, instant_boot=name == "oracle")
+    counted_from = start or trace.start
+    fleet_start = counted_from - timedelta(seconds=warm_up_seconds) if warm_up_seconds > 0 else start
+    fleet = SimulatedFleet(spec, trace, seed=seed, start=fleet_start, instant_boot=name == "oracle")
+    seen = observation if observation is not None else DemandObservation()
+    fleet.observe_demand_as(seen)
     chosen = make_policy(policy, spec, trace, fleet.demand) if isinstance(policy, str) else policy
     tick = float(spec.traffic.tick_seconds)
     stop = (end or trace.end).timestamp()
@@ -121,7 +138,10 @@ def run_policy(
     actor = f"bench/{name}"
     first = fleet.now.timestamp()
     next_report = first + 3600
+    baseline: FleetAccounting | None = None
     while fleet.now.timestamp() < stop - 1e-6:
+        if baseline is None and warm_up_seconds > 0 and fleet.now >= counted_from:
+            baseline = fleet.accounting()
         if progress is not None and fleet.now.timestamp() >= next_report:
             progress((fleet.now.timestamp() - first) / (stop - first))
             next_report += 3600
@@ -132,11 +152,14 @@ def run_policy(
         decisions += 1
         fleet.advance(min(tick, stop - fleet.now.timestamp()))
     books = fleet.accounting()
+    if baseline is not None:
+        books = books_since(baseline, books)
     return BenchmarkResult(
         policy=name,
         environment=spec.name,
         trace=books.trace,
         seed=seed,
+        demand_observation=seen,
         simulated_days=books.simulated_seconds / 86_400,
         decisions=decisions,
         wall_seconds=time.perf_counter() - began,
@@ -149,6 +172,24 @@ def run_policy(
         unserved_session_minutes=books.unserved_session_minutes,
         accounting=books,
     )
+
+
+_INSTANT_FIELDS = frozenset({"environment", "trace", "seed", "started_at", "now", "active_sessions"})
+
+
+def books_since(earlier: FleetAccounting, later: FleetAccounting) -> FleetAccounting:
+    """The books of the interval between two accountings of one fleet (cumulative fields subtracted;
+    `peak_active_sessions` stays the run's peak, an upper bound for the interval)."""
+    values = later.model_dump()
+    for name, value in earlier.model_dump().items():
+        if name in _INSTANT_FIELDS or name == "peak_active_sessions":
+            continue
+        if isinstance(value, dict):
+            values[name] = {key: values[name][key] - value.get(key, 0.0) for key in values[name]}
+        else:
+            values[name] = values[name] - value
+    values["started_at"] = earlier.now
+    return FleetAccounting(**values)
 
 
 class FastForwardSpeed(BaseModel):

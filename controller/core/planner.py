@@ -21,6 +21,7 @@ from datetime import datetime
 
 from controller.core.allocation import region_loads, solve_allocation
 from controller.core.allocation_problem import build_allocation_problem, current_weights, pin_caps
+from controller.core.forecast import learn_profiles
 from controller.core.guardrails import DraftPlan, residency_certificate, run_guardrails
 from controller.core.health import assess_health
 from controller.core.path_table import path_table
@@ -124,6 +125,8 @@ def make_plan(
         now,
         decision_interval_seconds(spec, previous, now),
         tuple(overrides.scheduled_demand) if overrides is not None else (),
+        learn_profiles(spec.markets, snapshot.demand_history),
+        {sample.market: sample.sample_age_seconds for sample in snapshot.markets},
     )
     explanation.extend(forecast_notes)
 

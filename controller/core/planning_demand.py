@@ -6,9 +6,10 @@ and the plan's sentences out.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
-from controller.core.forecast import ForecastInput, forecast_demand, profile_sessions_at
+from controller.core.forecast import ForecastInput, LearnedProfile, forecast_demand, profile_sessions_at
 from controller.core.spec_tables import spec_tables
 from controller.demand_events import DemandEvent
 from controller.plan import Plan
@@ -63,11 +64,15 @@ def forecast_markets(
     now: datetime,
     decision_interval: float = 0.0,
     announced_events: tuple[DemandEvent, ...] = (),
+    profiles: Mapping[str, LearnedProfile] | None = None,
+    sample_ages: Mapping[str, float] | None = None,
 ) -> tuple[dict[str, float], list[str]]:
     """Demand per market when capacity ordered now is serving and still has to hold: now + the
     slowest allowed region's boot time + the time until the next decision + the forecast margin.
 
     Without the decision interval, demand ramping between two ticks outruns what the first ordered.
+    `profiles` are the markets' profiles learned from observed history (`learn_profiles`) and
+    `sample_ages` how old each market's demand sample is (both from the snapshot).
     """
     tables = spec_tables(spec)
     forecasts: dict[str, float] = {}
@@ -83,6 +88,8 @@ def forecast_markets(
                 now=now,
                 lead_seconds=lead,
                 announced_events=tuple(e for e in announced_events if e.market == market.code),
+                sample_age_seconds=(sample_ages or {}).get(market.code, 0.0),
+                profile=(profiles or {}).get(market.code),
             )
         )
         forecasts[market.code] = result.forecast_sessions

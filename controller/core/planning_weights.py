@@ -15,7 +15,7 @@ import numpy as np
 
 from controller.core.allocation import WEIGHT_EPSILON, AllocationProblem, AllocationSolution, solve_allocation
 from controller.core.allocation_problem import build_allocation_problem
-from controller.core.forecast import AnnouncedEventForecaster, ForecastInput
+from controller.core.forecast import AnnouncedEventForecaster, ForecastInput, learn_profiles
 from controller.core.health import HealthAssessment
 from controller.core.path_table import PathTable
 from controller.core.spec_tables import spec_tables
@@ -207,14 +207,17 @@ def preshift_caps(
         return {}, []
     horizon = 60.0 * max(s.mean_session_minutes for s in spec.scenarios.values())
     coming: dict[str, float] = {}
+    profiles = learn_profiles(spec.markets, snapshot.demand_history)
+    ages = {sample.market: sample.sample_age_seconds for sample in snapshot.markets}
     for market in spec.markets:
         mine = tuple(e for e in events if e.market == market.code)
         if not mine:
             continue
-        peak = max(
-            AnnouncedEventForecaster().predict(ForecastInput(market, demand[market.code], 0.0, now, lead, mine))
-            for lead in np.linspace(0.0, horizon, 10)
+        seen = ForecastInput(
+            market, demand[market.code], 0.0, now, 0.0, mine, ages.get(market.code, 0.0), profiles.get(market.code)
         )
+        leads = np.linspace(0.0, horizon, 10)
+        peak = max(AnnouncedEventForecaster().predict(replace(seen, lead_seconds=float(lead))) for lead in leads)
         if peak > demand[market.code] * 1.01:
             coming[market.code] = peak
     if not coming:

@@ -3,7 +3,9 @@
 `serve` runs `sim.http_api.SimulatorServer` in real time (what `edgectl dev up` starts);
 `snapshot` prints the FleetSnapshot the decision core would see at a UTC time of day; `run` drives
 the fleet in fast-forward with one policy (`sim.benchmark.run_policy`) and prints the referee's
-numbers. Exit codes: 1 bad file/trace/argument, 4 the edgeplane policy's core is unavailable.
+numbers (`--trace NAME` for a shipped scenario, `--trace-file PATH` for anyone's own, in the same
+YAML format: `sim/traces/*.yaml`, or `python -m sim.traces.generator`). Exit codes: 1 bad
+file/trace/argument, 4 the edgeplane policy's core is unavailable.
 """
 
 from __future__ import annotations
@@ -28,7 +30,15 @@ from sim.http_api import SimulatorServer
 from sim.policies import POLICY_NAMES, PolicyUnavailableError
 from sim.policies.reactive import ReactivePolicy
 from sim.selector_placement import SelectorPlacement
-from sim.traces import Trace, UnknownTraceError, available_traces, load_trace, quiet_trace
+from sim.traces import (
+    Trace,
+    TraceFileError,
+    UnknownTraceError,
+    available_traces,
+    load_trace,
+    load_trace_file,
+    quiet_trace,
+)
 
 sim_app = typer.Typer(
     help="The simulated edge fleet: serve it, look at it, benchmark policies on it.", no_args_is_help=True
@@ -66,6 +76,18 @@ def _start(value: str | None) -> datetime | None:
         fail(f"--start: not an ISO 8601 time: {value!r}")
         raise typer.Exit(ExitCode.INVALID_INPUT) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _trace_file(path: Path) -> Trace:
+    """A trace file from anywhere; a bad one is `FILE: field: reason` and exit 1, never a traceback."""
+    if not path.is_file():
+        fail(f"{path}: no such file")
+        raise typer.Exit(ExitCode.INVALID_INPUT)
+    try:
+        return load_trace_file(path)
+    except (TraceFileError, OSError, UnicodeDecodeError) as error:
+        fail(str(error) if isinstance(error, TraceFileError) else f"{path}: cannot read: {error}")
+        raise typer.Exit(ExitCode.INVALID_INPUT) from None
 
 
 @sim_app.command("serve")
@@ -167,7 +189,10 @@ def snapshot(
 @sim_app.command("run")
 def run(
     env: Path = typer.Option(..., "--env", help="Environment file."),
-    trace: str = typer.Option(..., "--trace", help=f"Scenario ({', '.join(available_traces())})."),
+    trace: str | None = typer.Option(None, "--trace", help=f"Scenario ({', '.join(available_traces())})."),
+    trace_file: Path | None = typer.Option(
+        None, "--trace-file", help="A trace YAML file of your own (the format of sim/traces/*.yaml)."
+    ),
     policy: str = typer.Option(..., "--policy", help=f"One of {', '.join(POLICY_NAMES)}."),
     seed: int = typer.Option(0, "--seed", help="Seed of the fleet."),
     hours: float | None = typer.Option(
@@ -180,7 +205,11 @@ def run(
     if policy not in POLICY_NAMES:
         fail(f"--policy: unknown policy {policy!r} (known: {', '.join(POLICY_NAMES)})")
         raise typer.Exit(ExitCode.INVALID_INPUT)
-    chosen = _trace(trace, datetime(2026, 11, 9, tzinfo=UTC))
+    if (trace is None) == (trace_file is None):
+        fail("give exactly one of --trace NAME or --trace-file PATH")
+        raise typer.Exit(ExitCode.INVALID_INPUT)
+    chosen = _trace_file(trace_file) if trace_file is not None else _trace(trace, datetime(2026, 11, 9, tzinfo=UTC))
+    _check_trace_names(spec, chosen, trace_file)
     end = chosen.start + timedelta(hours=hours) if hours is not None else None
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=error_console) as bar:
         task = bar.add_task(f"{policy} on {spec.name} over {chosen.name}", total=1.0)
@@ -207,6 +236,22 @@ def run(
         ("wall_seconds", result.wall_seconds),
     ):
         say(f"  {label:<30} {value:>14,.1f}")
+
+
+def _check_trace_names(spec: EnvironmentSpec, trace: Trace, path: Path | None) -> None:
+    """Every market and region the trace names exists in the environment (else FILE: field: reason)."""
+    where = str(path) if path is not None else f"trace {trace.name}"
+    for i, event in enumerate(trace.events):
+        if event.market not in spec.market_by_code:
+            fail(f"{where}: events.{i}.market: {event.market!r} is not a market of environment {spec.name!r}")
+            raise typer.Exit(ExitCode.INVALID_INPUT)
+    for i, impairment in enumerate(trace.impairments):
+        if impairment.region not in spec.region_by_name:
+            fail(f"{where}: impairments.{i}.region: {impairment.region!r} is not a region of environment {spec.name!r}")
+            raise typer.Exit(ExitCode.INVALID_INPUT)
+        if impairment.market is not None and impairment.market not in spec.market_by_code:
+            fail(f"{where}: impairments.{i}.market: {impairment.market!r} is not a market of environment {spec.name!r}")
+            raise typer.Exit(ExitCode.INVALID_INPUT)
 
 
 @sim_app.command("traces")

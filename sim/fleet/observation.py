@@ -1,6 +1,9 @@
 """What the simulated fleet shows: FleetSnapshots for the controller, the referee's books, a state view.
 
 Snapshots are built from state without validation (`_trusted`); the books are `sim.fleet.books` models.
+Offered demand in a snapshot is what a controller could scrape (`sim.fleet.demand_scrapes`): by
+default the exact value (the live stack's exporter; Prometheus adds the real scrape lag), and in the
+benchmark (`sim.benchmark.run_policy`) late, noisy scrapes with their history, for every policy alike.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from controller.snapshot import (
     RegionObservation,
 )
 from sim.fleet.books import FleetAccounting, FleetCounters
+from sim.fleet.demand_scrapes import DemandObservation, ScrapedDemand
 from sim.fleet.dynamics import _SteppedFleet
 from sim.fleet.state import (
     _BOOTING,
@@ -25,7 +29,6 @@ from sim.fleet.state import (
     _READY,
     _STATE_NAMES,
     IDLE_CPU,
-    TREND_WINDOW_SECONDS,
     FloatArray,
     _RegionBook,
     _trusted,
@@ -34,6 +37,18 @@ from sim.fleet.state import (
 
 class _ObservedFleet(_SteppedFleet):
     """Snapshots, books and views."""
+
+    _scraped_demand: ScrapedDemand | None = None
+
+    def observe_demand_as(self, settings: DemandObservation) -> None:
+        """How snapshots show offered demand from now on (default: `DemandObservation.exact()`)."""
+        with self._lock:
+            self._scraped_demand = ScrapedDemand(self.demand, list(self.markets), self.seed, settings)
+
+    def _demand_view(self) -> ScrapedDemand:
+        if self._scraped_demand is None:
+            self._scraped_demand = ScrapedDemand(self.demand, list(self.markets), self.seed, DemandObservation.exact())
+        return self._scraped_demand
 
     def snapshot(self) -> FleetSnapshot:
         """The FleetSnapshot the decision core consumes, built from state (never stale)."""
@@ -101,18 +116,18 @@ class _ObservedFleet(_SteppedFleet):
                 for i in range(len(self.region_names))
                 for j in range(i + 1, len(self.region_names))
             ]
-            earlier = self._t - TREND_WINDOW_SECONDS
+            scraped = self._demand_view()
+            offered, slope, age = scraped.observe(self._t)
+            offered_list, slope_list = offered.tolist(), slope.tolist()
             markets = [
                 _trusted(
                     MarketDemand,
                     market=market,
-                    offered_sessions=self.demand.offered_at_epoch(market, self._t),
-                    trend_sessions_per_second=(
-                        self.demand.offered_at_epoch(market, self._t) - self.demand.offered_at_epoch(market, earlier)
-                    )
-                    / TREND_WINDOW_SECONDS,
+                    offered_sessions=max(0.0, offered_list[m]),
+                    trend_sessions_per_second=slope_list[m],
+                    sample_age_seconds=age,
                 )
-                for market in self.markets
+                for m, market in enumerate(self.markets)
             ]
             return _trusted(
                 FleetSnapshot,
@@ -122,6 +137,7 @@ class _ObservedFleet(_SteppedFleet):
                 paths=paths,
                 markets=markets,
                 backbone=backbone,
+                demand_history=scraped.history(self._t),
                 current_weights=self._weights_dict(),
                 stale=False,
                 stale_reasons=[],

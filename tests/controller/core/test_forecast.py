@@ -32,7 +32,7 @@ def test_forecast_follows_the_evening_rise_scaled_to_today(local_spec):
     later = profile_sessions_at(indonesia, now + timedelta(seconds=600))
     result = forecast_demand(ForecastInput(indonesia, expected_now * 1.2, 0.0, now, 600))
     assert result.forecast_sessions == pytest.approx(1.2 * later)
-    assert result.decided_by == "diurnal profile"
+    assert result.decided_by == "declared profile (no history yet)"
 
 
 def test_trend_wins_during_a_spike_and_forecast_never_drops_below_now(local_spec):
