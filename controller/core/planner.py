@@ -156,7 +156,12 @@ def make_plan(
     )
     weights = shed.weights
     explanation.extend(shed.notes)
-    weights, paced = limit_moves(weights, current, overrides.move_budget if overrides is not None else None)
+    weights, paced = limit_moves(
+        weights,
+        current,
+        overrides.move_budget if overrides is not None else None,
+        exempt=frozenset(r.region for r in health.regions if r.state is RegionState.FAILED) | health.steered_away(),
+    )
     explanation.extend(paced)
     regions = len(tables.region_names)
     loads_now = region_loads(now_problem, now_solution, regions)

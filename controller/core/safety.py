@@ -97,11 +97,15 @@ def limit_moves(
     weights: Mapping[str, Mapping[str, float]],
     current: Mapping[str, Mapping[str, float]],
     budget: Mapping[str, float] | None,
+    exempt: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, dict[str, float]], list[str]]:
     """Blend each market's new weights toward its current ones so it moves no more than its budget.
 
     A convex blend of two residency-compliant weightings stays compliant: every region it gives
-    weight to is in one of them.
+    weight to is in one of them. `exempt` regions (failed, or confirmed breaching) never get more
+    weight back than the new plan gives them: what the blend would have kept there goes to the new
+    weights' other regions, in proportion. Pacing a move out of a failed region put weight back on
+    it (the failed-regions guardrail refused the plan).
     """
     result = {market: dict(shares) for market, shares in weights.items()}
     notes: list[str] = []
@@ -118,6 +122,14 @@ def limit_moves(
         fraction = allowed / wanted
         regions = set(before) | set(shares)
         blended = {r: before.get(r, 0.0) + fraction * (shares.get(r, 0.0) - before.get(r, 0.0)) for r in regions}
+        kept = {r: blended[r] - shares.get(r, 0.0) for r in exempt if blended.get(r, 0.0) > shares.get(r, 0.0)}
+        open_regions = {r: v for r, v in shares.items() if r not in exempt and v > 0.0}
+        if kept and open_regions:
+            total = sum(open_regions.values())
+            for r in kept:
+                blended[r] = shares.get(r, 0.0)
+            for r, v in open_regions.items():
+                blended[r] = blended.get(r, 0.0) + sum(kept.values()) * v / total
         result[market] = {r: round(s, 9) for r, s in blended.items() if s > 1e-9}
         notes.append(
             f"{market}: moves {allowed:.0%} of its traffic now, not {wanted:.0%} "

@@ -62,3 +62,17 @@ def test_limit_drains_keeps_the_draining_share():
     kept, notes = safety.limit_drains(SafetyRules(max_draining_capacity_share=0.1), 40, 2, drains)
     assert [d.node for d in kept] == ["n0", "n1"] and "2 of 40 nodes draining" in notes[0]
     assert safety.limit_drains(SafetyRules(), 40, 39, drains) == (drains, [])
+
+
+def test_pacing_never_puts_weight_back_on_a_failed_or_breaching_region():
+    """BR moved all of its traffic within the minute; gru has failed meanwhile and the new plan takes
+    BR's last 30% off it. The budget left is 0.2, but the blend keeps nothing on gru: what it would
+    have kept there goes to the plan's other regions, and the shares still add up to 1."""
+    limited, _ = safety.limit_moves(
+        {"BR": {"iad": 0.8, "bom": 0.2}}, {"BR": {"gru": 0.3, "iad": 0.7}}, {"BR": 0.2}, exempt=frozenset({"gru"})
+    )
+    assert limited["BR"].get("gru", 0.0) == 0.0
+    assert sum(limited["BR"].values()) == pytest.approx(1.0)
+    assert set(limited["BR"]) <= {"iad", "bom"}
+    unexempt, _ = safety.limit_moves({"BR": {"iad": 0.8, "bom": 0.2}}, {"BR": {"gru": 0.3, "iad": 0.7}}, {"BR": 0.2})
+    assert unexempt["BR"]["gru"] > 0.0  # what the rule alone does, and why the planner exempts failed regions
