@@ -1,0 +1,263 @@
+"""What the allocation LP's answers mean for the plan: weights, unserved demand, overflow, pre-shift caps.
+
+Called by `controller/core/planner.py` (make_plan) around its two allocations (weights now and the
+target the fleet is sized for). Pure. Split out of planner.py unchanged, so that make_plan reads as
+the sequence of steps it is.
+- `weights_from_solution`: the LP's shares as weights per market, and what it could not place;
+- `capacity_exhausted`: demand no compliant region holds even at max_nodes (refused at admission);
+- `preshift_caps`: room made before an announced event in a region that will hit its ceiling;
+- `paced_overflow`: overflow the safety rule max_moved_share_per_minute leaves behind, reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+import numpy as np
+
+from controller.core.allocation import (
+    WEIGHT_EPSILON,
+    AllocationProblem,
+    AllocationSolution,
+    solve_allocation,
+)
+from controller.core.allocation_problem import build_allocation_problem
+from controller.core.forecast import AnnouncedEventForecaster, ForecastInput
+from controller.core.health import HealthAssessment
+from controller.core.path_table import PathTable
+from controller.core.spec_tables import spec_tables
+from controller.plan import Overflow, Plan, PlanningOverrides, RegionState, UnservedCause, UnservedDemand
+from controller.snapshot import FleetSnapshot
+from controller.spec import EnvironmentSpec
+
+SERVED_TOLERANCE = 1e-6
+"""A market whose placed share falls short of 1 by more than this is reported unserved."""
+
+
+def weights_from_solution(
+    spec: EnvironmentSpec,
+    problem: AllocationProblem,
+    solution: AllocationSolution,
+    health: HealthAssessment,
+    current: dict[str, dict[str, float]],
+    caps: dict[str, float],
+) -> tuple[dict[str, dict[str, float]], list[UnservedDemand]]:
+    tables = spec_tables(spec)
+    by_market: list[dict[str, float]] = [{} for _ in tables.market_codes]
+    shares = solution.shares
+    for k in np.flatnonzero(shares > WEIGHT_EPSILON):
+        by_market[int(problem.pair_market[k])][tables.region_names[int(problem.pair_region[k])]] = float(shares[k])
+
+    weights: dict[str, dict[str, float]] = {}
+    unserved: list[UnservedDemand] = []
+    for m, code in enumerate(tables.market_codes):
+        placed = by_market[m]
+        served = sum(placed.values())
+        demand = float(problem.demand[m])
+        if served >= 1.0 - SERVED_TOLERANCE:
+            weights[code] = {r: round(s / served, 9) for r, s in placed.items()}
+            continue
+        allowed = tables.allowed_regions[code]
+        market = spec.market_by_code[code]
+        why = []
+        for region in allowed:
+            state = health.state(region)
+            if state is RegionState.FAILED:
+                why.append(f"{region} failed")
+            elif caps.get(region, 1.0) < 1.0:
+                why.append(f"{region} pinned to {caps[region]:.0%}")
+            elif state is RegionState.UNKNOWN:
+                why.append(f"{region} unknown (weights frozen)")
+        jurisdictions = ", ".join(market.allowed_jurisdictions)
+        if served <= WEIGHT_EPSILON:
+            # Degrade in place: keep the weights in force on compliant regions that are not pinned
+            # out; never move the market out of its jurisdictions.
+            kept = {
+                r: min(s, caps.get(r, 1.0))
+                for r, s in current.get(code, {}).items()
+                if r in allowed and s > 0.0 and caps.get(r, 1.0) > 0.0
+            }
+            weights[code] = {r: round(s, 9) for r, s in kept.items() if s > WEIGHT_EPSILON}
+            action = (
+                f"degrading in place on {', '.join(sorted(weights[code]))}" if weights[code] else "weights withdrawn"
+            )
+            unserved.append(
+                UnservedDemand(
+                    market=code,
+                    sessions=demand,
+                    reason=f"no compliant region can serve ({'; '.join(why) or 'no capacity'}); {action}; "
+                    f"never moved out of jurisdictions {jurisdictions}",
+                )
+            )
+        else:
+            weights[code] = {r: round(s, 9) for r, s in placed.items()}
+            unserved.append(
+                UnservedDemand(
+                    market=code,
+                    sessions=demand * (1.0 - served),
+                    cause=UnservedCause.PARTLY_PLACED,
+                    reason=f"only {served:.1%} of the market can be placed within jurisdictions {jurisdictions} "
+                    f"({'; '.join(why) or 'allowed regions unavailable'})",
+                )
+            )
+    return weights, unserved
+
+
+def capacity_exhausted(
+    spec: EnvironmentSpec,
+    snapshot: FleetSnapshot,
+    previous: Plan | None,
+    health: HealthAssessment,
+    overrides: PlanningOverrides | None,
+    demand: dict[str, float],
+    paths: PathTable,
+    already_unserved: set[str],
+) -> list[UnservedDemand]:
+    """Demand no compliant region can hold even at max_nodes and 100% of node capacity, per market.
+
+    The LP at max capacity with overflow forbidden: what it cannot place is left in u[m], and since
+    shedding costs the same per session in every market, u holds the fewest sessions possible. The
+    region selector refuses those sessions at admission ("capacity exhausted"); the weights keep
+    every admitted one inside the market's jurisdictions (docs/architecture.md).
+    """
+    problem = build_allocation_problem(spec, snapshot, previous, health, overrides, demand, "target", paths)
+    full = np.array(
+        [
+            spec.region_capacity_sessions(name) / spec.scaling.target_utilisation
+            for name in spec_tables(spec).region_names
+        ]
+    )
+    # Pure capacity: weights frozen by stale metrics (lower bounds) would make the LP infeasible
+    # without overflow, and say nothing about what max_nodes can hold.
+    problem = replace(problem, capacity=full, allow_overflow=False, lower=np.zeros_like(problem.lower))
+    solution = solve_allocation(problem)
+    tables = spec_tables(spec)
+    unserved = []
+    for m, code in enumerate(tables.market_codes):
+        sessions = float(solution.unserved_share[m] * problem.demand[m])
+        if sessions < 0.5 or code in already_unserved:
+            continue
+        allowed = tables.allowed_regions[code]
+        room = sum(spec.region_capacity_sessions(r) / spec.scaling.target_utilisation for r in allowed)
+        jurisdictions = ", ".join(spec.market_by_code[code].allowed_jurisdictions)
+        unserved.append(
+            UnservedDemand(
+                market=code,
+                sessions=sessions,
+                cause=UnservedCause.CAPACITY_EXHAUSTED,
+                reason=f"capacity exhausted: {problem.demand[m]:,.0f} sessions wanted, its compliant regions "
+                f"({', '.join(allowed)}) carry {room:,.0f} at max_nodes, shared with other markets; the rest "
+                f"are refused at admission, never placed outside jurisdictions {jurisdictions}",
+            )
+        )
+    return unserved
+
+
+WEIGHT_STEP = 0.01
+"""Share changes smaller than this are not worth a pre-shift (or a sentence)."""
+
+
+def preshift_caps(
+    spec: EnvironmentSpec,
+    snapshot: FleetSnapshot,
+    previous: Plan | None,
+    health: HealthAssessment,
+    overrides: PlanningOverrides | None,
+    demand: dict[str, float],
+    now: datetime,
+    current: dict[str, dict[str, float]],
+    paths: PathTable,
+) -> tuple[dict[tuple[str, str], float], list[str]]:
+    """Make room before an announced event in a region that will hit its node ceiling.
+
+    Weights steer new sessions only; the ones already admitted stay where they are until they end
+    (the longest scenario's mean length, 45 min for live shows). If a region will be full at
+    max_nodes once an announced event peaks (TH's sale on bkk, which also carries VN), the markets
+    that must leave it have to start leaving that long before, or the sale's arrivals meet a
+    region still full of the neighbours' calls. So: the target allocation (at max capacity, sticky
+    to the weights in force) for the demand an announced event brings within that horizon; where it
+    gives a market less share in a region than it has now, that share is capped, moving at most
+    the disruption budget per tick. No announced event within the horizon: no caps.
+    """
+    events = tuple(overrides.scheduled_demand) if overrides is not None else ()
+    if not events or health.snapshot_stale:
+        return {}, []
+    horizon = 60.0 * max(s.mean_session_minutes for s in spec.scenarios.values())
+    coming: dict[str, float] = {}
+    for market in spec.markets:
+        mine = tuple(e for e in events if e.market == market.code)
+        if not mine:
+            continue
+        peak = max(
+            AnnouncedEventForecaster().predict(ForecastInput(market, demand[market.code], 0.0, now, lead, mine))
+            for lead in np.linspace(0.0, horizon, 10)
+        )
+        if peak > demand[market.code] * 1.01:
+            coming[market.code] = peak
+    if not coming:
+        return {}, []
+    future = {**demand, **coming}
+    problem = build_allocation_problem(spec, snapshot, previous, health, overrides, future, "target", paths, current)
+    solution = solve_allocation(problem)
+    tables = spec_tables(spec)
+    budget_left = dict.fromkeys(tables.market_codes, spec.traffic.disruption_budget)
+    caps: dict[tuple[str, str], float] = {}
+    notes: list[str] = []
+    for k in range(problem.pair_market.shape[0]):
+        market = tables.market_codes[problem.pair_market[k]]
+        region = tables.region_names[problem.pair_region[k]]
+        have = current.get(market, {}).get(region, 0.0)
+        want = float(solution.shares[k])
+        if want < have - WEIGHT_STEP and budget_left[market] > WEIGHT_STEP:
+            caps[(market, region)] = max(want, have - budget_left[market])
+            budget_left[market] -= have - caps[(market, region)]
+            notes.append(
+                f"{market}: {have:.0%} -> at most {caps[(market, region)]:.0%} of its traffic on {region}, "
+                f"making room before announced demand ({', '.join(f'{m} {v:,.0f}' for m, v in coming.items())} "
+                f"sessions within {horizon / 60:.0f} min)"
+            )
+    return caps, notes
+
+
+PACED_OVERFLOW_TOLERANCE = 1e-6
+
+
+def paced_overflow(
+    weights: dict[str, dict[str, float]],
+    demand: dict[str, float],
+    region_names: list[str],
+    problem: AllocationProblem,
+    unserved: set[str],
+    overflow: list[Overflow],
+) -> list[Overflow]:
+    """Overflow the safety rule max_moved_share_per_minute leaves behind, reported, never silent.
+
+    `limit_moves` blends a market's weights back toward the ones in force after the LP placed it
+    within capacity; when the weights in force overload a region (new sessions of a sick region's
+    markets sent to a neighbour a moment ago, which the LP now moves on), the blend keeps that load
+    there. It is reported overflow, like any the LP reports: raising a capacity guardrail violation
+    instead failed every tick until the minute was over, and the loop acted on nothing meanwhile.
+    """
+    reported = {o.region for o in overflow}
+    loads: dict[str, float] = {}
+    for market, shares in weights.items():
+        if market in unserved:
+            continue
+        for region, share in shares.items():
+            loads[region] = loads.get(region, 0.0) + share * demand.get(market, 0.0)
+    result = []
+    for r, name in enumerate(region_names):
+        capacity = float(problem.capacity[r])
+        load = loads.get(name, 0.0)
+        if name in reported or not np.isfinite(capacity) or load <= capacity * (1 + PACED_OVERFLOW_TOLERANCE):
+            continue
+        result.append(
+            Overflow(
+                region=name,
+                sessions=load - capacity,
+                reason=f"planned {load:,.0f} sessions on {capacity:,.0f} ready capacity: the safety rule "
+                "max_moved_share_per_minute holds weights that moved within the last minute",
+            )
+        )
+    return result
