@@ -87,6 +87,33 @@ class UndrainCommand(PlanModel):
     reason: str = Field(default="", description="Why (scale-out reclaims draining nodes before booting new ones).")
 
 
+class DrainOrder(PlanModel):
+    """One region's nodes in the order the controller will drain them: the media LB's placement hint.
+
+    Published every tick (`controller/core/drain_order.py`). The media load balancer packs new sessions
+    onto the nodes at the END of `nodes` (the ones that stay) up to the target utilisation, and gives
+    the ones at the front only what the others cannot take: when demand falls after a peak, the nodes
+    scale-in drains next then carry few calls and empty quickly, instead of holding a full node's
+    calls for hours (a draining node is billed until its last call ends). On Kubernetes it is the
+    node label `edgeplane.io/drain-rank` (0 = first to drain) and `edgeplane.io/drain-next=true` on
+    the first `leaving_soon` nodes (docs/operations.md).
+    """
+
+    region: str = Field(description="Region name.")
+    nodes: list[str] = Field(
+        default_factory=list,
+        max_length=PhysicalBounds.MAX_NODES,
+        description="Serving nodes (ready and booting), first to drain first; the last ones stay longest.",
+    )
+    leaving_soon: int = Field(
+        default=0,
+        ge=0,
+        le=PhysicalBounds.MAX_NODES,
+        description="How many nodes at the front of `nodes` the forecast no longer needs: scale-in drains them "
+        "once its cooldown allows; the LB gives them new sessions only when every other node is full.",
+    )
+
+
 class UnservedCause(StrEnum):
     """Why demand is unserved; the `cause` label of `edgeplane_controller_unserved_sessions`."""
 
@@ -215,6 +242,11 @@ class Plan(PlanModel):
     undrains: list[UndrainCommand] = Field(
         default_factory=list,
         description="Draining nodes returned to service; applied before `scale`, whose desired_nodes counts them.",
+    )
+    drain_order: list[DrainOrder] = Field(
+        default_factory=list,
+        description="Per region, the order in which its serving nodes will be drained (empty when the spec's "
+        "scaling.drain_order is off): the placement hint the media load balancer packs sessions by.",
     )
     unserved: list[UnservedDemand] = Field(default_factory=list, description="Demand left unserved, with why.")
     residency_violations: list[ObservedResidencyViolation] = Field(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from controller.audit import AuditRecord
 from controller.snapshot import FleetSnapshot
@@ -89,6 +89,21 @@ class Actuator(Protocol):
         ...
 
 
+@runtime_checkable
+class DrainOrderPublisher(Protocol):
+    """An actuator that can tell the media load balancer which nodes go next (`Plan.drain_order`).
+
+    Optional beside `Actuator`: a fleet whose load balancer ignores the hint still drains correctly,
+    only less cheaply. The simulated fleet packs sessions by it; on Kubernetes it becomes node labels.
+    """
+
+    def set_drain_order(
+        self, region: str, nodes: list[str], leaving_soon: int, *, plan_id: str, actor: str, reason: str
+    ) -> AuditRecord | None:
+        """Publish `nodes` (first to drain first) for `region`; None when nothing changed."""
+        ...
+
+
 class SteeringTransaction(Protocol):
     """The steering state and its change journal, under the store's exclusive lock."""
 
@@ -119,8 +134,7 @@ class SteeringStore(Protocol):
         """The last committed state (no lock: commits are atomic)."""
         ...
 
-    def transaction(self) -> AbstractContextManager[SteeringTransaction]:
-        ...
+    def transaction(self) -> AbstractContextManager[SteeringTransaction]: ...
 
     def journal(self, plan_id_prefix: str) -> list[JournalEntry]:
         """Journal entries whose plan id starts with the prefix, oldest first (latest per key)."""

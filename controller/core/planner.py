@@ -24,6 +24,7 @@ import numpy as np
 from controller.core.allocation import region_loads, solve_allocation
 from controller.core.allocation_outcome import capacity_exhausted, paced_overflow, preshift_caps, weights_from_solution
 from controller.core.allocation_problem import build_allocation_problem, current_weights, pin_caps
+from controller.core.drain_order import publish_drain_order
 from controller.core.forecast import ForecastInput, forecast_demand, profile_sessions_at
 from controller.core.guardrails import DraftPlan, residency_certificate, run_guardrails
 from controller.core.health import assess_health
@@ -309,6 +310,7 @@ def make_plan(
         drains=scaling.drains,
     )
     explanation.extend(drain_notes)
+    drain_order = publish_drain_order(spec, snapshot, previous, drains, scaling.needed_nodes)
     for command in scaling.scale:
         if command.desired_nodes != command.current_nodes:
             explanation.append(
@@ -372,6 +374,7 @@ def make_plan(
         scale=scaling.scale,
         drains=drains,
         undrains=scaling.undrains,
+        drain_order=drain_order,
         unserved=unserved,
         residency_violations=violations,
         overflow=overflow,

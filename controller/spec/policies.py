@@ -83,6 +83,23 @@ class ScalingPolicy(FrozenModel):
         le=WEEK_SECONDS,
         description="Longest wait for sessions on a draining node to end.",
     )
+    draining_remaining_horizon_seconds: int = Field(
+        strict=True,
+        default=0,
+        ge=0,
+        le=DAY_SECONDS,
+        description="Size serving nodes for the forecast minus the calls draining nodes will still carry this "
+        "far ahead (their expected remaining calls): those calls never move to a serving node, so counting them "
+        "there too sizes the region twice for them. 0: count them in full (the serving nodes carry them).",
+    )
+    drain_order: bool = Field(
+        strict=True,
+        default=False,
+        description="Publish per region the order in which nodes will be drained (Plan.drain_order; on "
+        "Kubernetes the node labels edgeplane.io/drain-rank and drain-next) and drain in that order. The media "
+        "load balancer packs new sessions onto the nodes that stay, so the nodes drained next carry few calls "
+        "and empty soon. Off: no order, scale-in drains the nodes with the fewest sessions.",
+    )
 
 
 class TrafficPolicy(FrozenModel):

@@ -70,6 +70,8 @@ class _RegionBook:
         self.desired = 0
         self.serial = 0
         self.removed: set[str] = set()
+        self.drain_order: tuple[str, ...] | None = None
+        """The controller's drain order (first to drain first); None: never published, spread placement."""
 
 
 class _FleetState:
@@ -126,6 +128,13 @@ class _FleetState:
         self._ready_at = np.zeros(0)
         self._deadline = np.zeros(0)
         self._sessions = np.zeros((0, n_s))
+        # Place of each node in its region's published drain order (higher stays longer, -1 unranked):
+        # the load balancer packs new sessions onto the highest first (`sim.fleet.nodes._pack`).
+        self._stay_rank = np.zeros(0)
+        self.migrate_draining_below = 0.0
+        """Experiment (off at 0): a draining node with fewer sessions than this hands them to staying
+        nodes (a brief reconnect each, counted in `migrated_sessions`) and goes at once."""
+        self._migrated = 0.0
 
         self._weights = np.zeros((n_m, n_r))
         for m in range(n_m):

@@ -1,0 +1,107 @@
+"""A/B of the capacity levers of issue 19 on one trace and seed: the same fleet, the edgeplane policy, one
+lever switched per variant. Not part of `make bench` (which the capacity benchmark owns); a tool to
+measure what each lever saves before it is kept.
+
+Variants (comma-separated, `--variants`):
+  off        scaling.drain_order off: spread placement, scale-in drains the emptiest nodes (before issue 19)
+  on         scaling.drain_order on: the controller publishes the drain order, the LB packs by it
+  on+moveN   as `on`, and a draining node with fewer than N calls hands them to staying nodes
+             (one reconnect each, counted as `moved calls`) and goes at once
+Each variant also takes `+remaining` (size serving nodes for the expected remaining calls of
+draining nodes: scaling.draining_remaining_horizon_seconds = the scale-in cooldown).
+
+    .venv/bin/python -m bench.drain_placement_ab --env environments/prod.yaml --trace bench-3day \\
+        --hours 24 --seed 0 --variants off,on,on+move5
+Prints one row per variant (fleet-clock figures from the fleet's own books) and, with --json, JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import timedelta
+
+from controller.plan import Plan
+from controller.spec import EnvironmentSpec
+from controller.spec_file import load_environment
+from sim.benchmark import apply_plan
+from sim.fleet import SimulatedFleet
+from sim.policies.edgeplane import EdgeplanePolicy
+from sim.traces import Trace, load_trace
+
+
+def variant_spec(spec: EnvironmentSpec, variant: str) -> tuple[EnvironmentSpec, float]:
+    """The spec of a variant and its move threshold (0: no moves)."""
+    parts = variant.split("+")
+    scaling: dict[str, object] = {"drain_order": parts[0] == "on"}
+    move_below = 0.0
+    for part in parts[1:]:
+        if part.startswith("move"):
+            move_below = float(part[4:])
+        elif part == "remaining":
+            scaling["draining_remaining_horizon_seconds"] = spec.scaling.scale_in_cooldown_seconds
+        else:
+            raise ValueError(f"unknown variant part {part!r} in {variant!r}")
+    if parts[0] not in ("on", "off"):
+        raise ValueError(f"a variant starts with on or off, got {variant!r}")
+    return spec.model_copy(update={"scaling": spec.scaling.model_copy(update=scaling)}), move_below
+
+
+def run_variant(spec: EnvironmentSpec, trace: Trace, variant: str, hours: float, seed: int) -> dict[str, object]:
+    chosen, move_below = variant_spec(spec, variant)
+    fleet = SimulatedFleet(chosen, trace, seed=seed)
+    fleet.migrate_draining_below = move_below
+    policy = EdgeplanePolicy(announced=trace.events)
+    stop = (trace.start + timedelta(hours=hours)).timestamp()
+    previous: Plan | None = None
+    began = time.process_time()
+    while fleet.now.timestamp() < stop - 1e-6:
+        snapshot = fleet.snapshot()
+        plan = policy.decide(chosen, snapshot, previous, fleet.now)
+        apply_plan(fleet, plan, snapshot, actor=f"ab/{variant}")
+        previous = plan
+        fleet.advance(min(float(chosen.traffic.tick_seconds), stop - fleet.now.timestamp()))
+    books = fleet.accounting()
+    return {
+        "variant": variant,
+        "node_hours": round(books.node_hours, 1),
+        "draining_node_hours": round(books.draining_node_hours, 1),
+        "capacity_slo_session_minutes": round(books.capacity_slo_session_minutes, 1),
+        "qos_slo_session_minutes": round(books.qos_slo_session_minutes, 1),
+        "dropped_sessions": round(books.dropped_sessions, 1),
+        "residency_violations": round(books.residency_violations, 1),
+        "moved_calls": round(fleet.migrated_sessions, 1),
+        "admitted_sessions": round(books.admitted_sessions, 1),
+        "cpu_seconds": round(time.process_time() - began, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="environments/prod.yaml")
+    parser.add_argument("--trace", default="bench-3day")
+    parser.add_argument("--hours", type=float, default=24.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variants", default="off,on")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    spec = load_environment(args.env)
+    trace = load_trace(args.trace)
+    rows = [run_variant(spec, trace, v, args.hours, args.seed) for v in args.variants.split(",")]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"{args.env} {args.trace} first {args.hours:g} h, seed {args.seed}")
+    header = ("variant", "node-h", "draining", "cap-SLO min", "QoS-SLO min", "dropped", "moved calls", "cpu s")
+    print("{:<18} {:>9} {:>9} {:>12} {:>12} {:>8} {:>11} {:>7}".format(*header))
+    for row in rows:
+        print(
+            f"{row['variant']:<18} {row['node_hours']:>9,.0f} {row['draining_node_hours']:>9,.0f} "
+            f"{row['capacity_slo_session_minutes']:>12,.0f} {row['qos_slo_session_minutes']:>12,.0f} "
+            f"{row['dropped_sessions']:>8,.0f} {row['moved_calls']:>11,.0f} {row['cpu_seconds']:>7}"
+        )
+
+
+if __name__ == "__main__":
+    main()
