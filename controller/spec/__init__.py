@@ -32,6 +32,7 @@ from controller.spec.fleet import (
     Name,
     RegionSpec,
     Scenario,
+    WarmPool,
 )
 from controller.spec.infra import CLOUDWATCH_RETENTION_DAYS, InfraSpec
 from controller.spec.policies import (
@@ -80,4 +81,5 @@ __all__ = [
     "StopCondition",
     "StopConditionMetric",
     "TrafficPolicy",
+    "WarmPool",
 ]

@@ -115,6 +115,8 @@ class _SteppedFleet(_ImpairedFleet):
         self._served_minutes += active * minutes
         self._peak_active = max(self._peak_active, active)
         self._node_seconds += np.bincount(self._node_region, minlength=n_r) * dt
+        # A warm pool's stopped instances are billed too (volumes), at their share of a running node's price.
+        self._node_seconds += self._warm_pool_cost * dt
         self._draining_seconds += float((self._node_state == _DRAINING).sum()) * dt
 
     def _migrate_nearly_empty(self) -> None:

@@ -156,8 +156,14 @@ class _NodeLifecycle(_FleetState):
         serving = in_region & (self._node_state != _DRAINING)
         count = int(serving.sum())
         if book.desired > count:
-            boot = 0.0 if self.instant_boot else float(book.spec.node_boot_seconds)
-            self._add_nodes(book, book.desired - count, _READY if self.instant_boot else _BOOTING, self._t + boot)
+            wanted = book.desired - count
+            if self.instant_boot:
+                self._add_nodes(book, wanted, _READY, self._t)
+                return
+            warm = self._draw_warm_pool(book, wanted)
+            if warm:
+                self._add_nodes(book, warm, _BOOTING, self._t + float(book.spec.warm_pool.warm_start_seconds))  # type: ignore[union-attr]
+            self._add_nodes(book, wanted - warm, _BOOTING, self._t + float(book.spec.node_boot_seconds))
             return
         surplus = count - book.desired
         if surplus <= 0:
@@ -172,6 +178,19 @@ class _NodeLifecycle(_FleetState):
             for i in np.nonzero(empty)[0][::-1][:surplus]:
                 mask[i] = True
         self._take_from_paths(self._remove_nodes(mask))
+
+    def _draw_warm_pool(self, book: _RegionBook, wanted: int) -> int:
+        """Take up to `wanted` initialised instances from the region's warm pool; each is replaced by a
+        launch that is ready for the pool a full boot later. Returns how many were drawn."""
+        drawn = 0
+        slots = book.warm_ready_at
+        for i, ready_at in enumerate(slots):
+            if drawn == wanted:
+                break
+            if ready_at <= self._t:
+                slots[i] = self._t + float(book.spec.node_boot_seconds)
+                drawn += 1
+        return drawn
 
     def _utilisation(self) -> FloatArray:
         """Per region: sessions / capacity of the nodes that carry sessions (ready + draining)."""

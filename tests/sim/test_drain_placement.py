@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 
 from controller.ports import DrainOrderPublisher
+from controller.spec import WarmPool
 from sim.fleet import SimulatedFleet
 from tests.sim.conftest import tiny_spec, tiny_trace
 
@@ -78,3 +79,31 @@ def test_nearly_empty_draining_node_hands_its_last_calls_to_a_staying_node() -> 
     # Moved, not lost: the region serves the same calls, nobody dropped.
     assert moved.accounting().active_sessions == pytest.approx(kept.accounting().active_sessions)
     assert moved.accounting().dropped_sessions == 0
+
+
+def _warm_spec():
+    spec = tiny_spec()
+    fra = spec.regions[0].model_copy(
+        update={"warm_pool": WarmPool(size=3, warm_start_seconds=30, stopped_cost_ratio=0.1)}
+    )
+    return spec.model_copy(update={"regions": [fra, *spec.regions[1:]]})
+
+
+def test_warm_pool_nodes_serve_after_the_warm_start_and_the_pool_is_billed() -> None:
+    cold = SimulatedFleet(tiny_spec(), tiny_trace(), demand_variation=0.0)
+    warm = SimulatedFleet(_warm_spec(), tiny_trace(), demand_variation=0.0)
+    for f in (cold, warm):
+        f.set_desired_nodes("fra", 25, **ATTRIBUTION)  # 5 more: 3 from the pool, 2 cold
+        f.advance(30)
+    cold_fra, warm_fra = cold.snapshot().region("fra"), warm.snapshot().region("fra")
+    assert cold_fra is not None and warm_fra is not None
+    assert cold_fra.ready_nodes == 20 and warm_fra.ready_nodes == 23
+    # The pool refills a full boot (120 s) after each draw: a second scale-out within it boots cold.
+    warm.set_desired_nodes("fra", 27, **ATTRIBUTION)
+    warm.advance(30)
+    again = warm.snapshot().region("fra")
+    assert again is not None and again.ready_nodes == 23 and again.booting_nodes == 4
+    # Billing: the pool's 3 stopped instances at 0.1 of a node, beside every node that exists.
+    hour = SimulatedFleet(_warm_spec(), tiny_trace(), demand_variation=0.0)
+    hour.advance(3600)
+    assert hour.accounting().node_hours == pytest.approx(30 + 3 * 0.1)

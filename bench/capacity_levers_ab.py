@@ -7,11 +7,13 @@ Variants (comma-separated, `--variants`):
   on         scaling.drain_order on: the controller publishes the drain order, the LB packs by it
   on+moveN   as `on`, and a draining node with fewer than N calls hands them to staying nodes
              (one reconnect each, counted as `moved calls`) and goes at once
-Each variant also takes `+remaining` (size serving nodes for the expected remaining calls of
+  reactive   the reactive baseline (HPA defaults, sim.policies.reactive) on the same trace and seed
+Each on/off variant also takes `+remaining` (size serving nodes for the expected remaining calls of
 draining nodes: scaling.draining_remaining_horizon_seconds = the scale-in cooldown).
 
-    .venv/bin/python -m bench.drain_placement_ab --env environments/prod.yaml --trace bench-3day \\
+    .venv/bin/python -m bench.capacity_levers_ab --env environments/prod.yaml --trace bench-3day \\
         --hours 24 --seed 0 --variants off,on,on+move5
+    .venv/bin/python -m bench.capacity_levers_ab --trace-file tests/traces/surge-id-4x.yaml --variants reactive,on
 Prints one row per variant (fleet-clock figures from the fleet's own books) and, with --json, JSON.
 """
 
@@ -21,14 +23,17 @@ import argparse
 import json
 import time
 from datetime import timedelta
+from pathlib import Path
 
 from controller.plan import Plan
 from controller.spec import EnvironmentSpec
 from controller.spec_file import load_environment
 from sim.benchmark import apply_plan
 from sim.fleet import SimulatedFleet
+from sim.policies import Policy
 from sim.policies.edgeplane import EdgeplanePolicy
-from sim.traces import Trace, load_trace
+from sim.policies.reactive import ReactivePolicy
+from sim.traces import Trace, load_trace, load_trace_file
 
 
 def variant_spec(spec: EnvironmentSpec, variant: str) -> tuple[EnvironmentSpec, float]:
@@ -49,10 +54,15 @@ def variant_spec(spec: EnvironmentSpec, variant: str) -> tuple[EnvironmentSpec, 
 
 
 def run_variant(spec: EnvironmentSpec, trace: Trace, variant: str, hours: float, seed: int) -> dict[str, object]:
-    chosen, move_below = variant_spec(spec, variant)
+    policy: Policy
+    if variant == "reactive":
+        chosen, move_below = spec, 0.0
+        policy = ReactivePolicy(spec)
+    else:
+        chosen, move_below = variant_spec(spec, variant)
+        policy = EdgeplanePolicy(announced=trace.events)
     fleet = SimulatedFleet(chosen, trace, seed=seed)
     fleet.migrate_draining_below = move_below
-    policy = EdgeplanePolicy(announced=trace.events)
     stop = (trace.start + timedelta(hours=hours)).timestamp()
     previous: Plan | None = None
     began = time.process_time()
@@ -80,19 +90,20 @@ def run_variant(spec: EnvironmentSpec, trace: Trace, variant: str, hours: float,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="environments/prod.yaml")
-    parser.add_argument("--trace", default="bench-3day")
+    parser.add_argument("--trace", default="bench-3day", help="a trace of sim/traces")
+    parser.add_argument("--trace-file", help="a trace file anywhere (wins over --trace)")
     parser.add_argument("--hours", type=float, default=24.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", default="off,on")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     spec = load_environment(args.env)
-    trace = load_trace(args.trace)
+    trace = load_trace_file(Path(args.trace_file)) if args.trace_file else load_trace(args.trace)
     rows = [run_variant(spec, trace, v, args.hours, args.seed) for v in args.variants.split(",")]
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print(f"{args.env} {args.trace} first {args.hours:g} h, seed {args.seed}")
+    print(f"{args.env} {trace.name} first {args.hours:g} h, seed {args.seed}")
     header = ("variant", "node-h", "draining", "cap-SLO min", "QoS-SLO min", "dropped", "moved calls", "cpu s")
     print("{:<18} {:>9} {:>9} {:>12} {:>12} {:>8} {:>11} {:>7}".format(*header))
     for row in rows:
