@@ -114,6 +114,27 @@ class DrainOrder(PlanModel):
     )
 
 
+class ForecastErrors(PlanModel):
+    """One market's recent forecast errors, carried from plan to plan (`controller/core/forecast_uncertainty.py`).
+
+    Every `SAMPLE_SECONDS` the forecast made for `now + lead` is remembered; when its time comes, the
+    demand observed then over that forecast is one error ratio (>1: the forecast was short).
+    """
+
+    due_at: list[SaneTime] = Field(
+        default_factory=list, max_length=1000, description="When each pending forecast falls due."
+    )
+    forecast: list[float] = Field(
+        default_factory=list, max_length=1000, description="The pending forecasts (sessions), same order as due_at."
+    )
+    sampled_at: list[SaneTime] = Field(
+        default_factory=list, max_length=1000, description="When each error ratio was measured, oldest first."
+    )
+    ratios: list[float] = Field(
+        default_factory=list, max_length=1000, description="Observed over forecast demand, oldest first."
+    )
+
+
 class UnservedCause(StrEnum):
     """Why demand is unserved; the `cause` label of `edgeplane_controller_unserved_sessions`."""
 
@@ -271,6 +292,11 @@ class Plan(PlanModel):
     )
     forecast_sessions: dict[str, float] = Field(
         default_factory=dict, description="Per market, the demand forecast the region sizes were planned for."
+    )
+    forecast_errors: dict[str, ForecastErrors] = Field(
+        default_factory=dict,
+        description="Per market, recent forecast errors (state carried to the next plan; empty when "
+        "scaling.uncertainty_quantile is 0): the boot-time headroom is their upper quantile.",
     )
     weights_drift: dict[str, float] = Field(
         default_factory=dict,

@@ -26,6 +26,7 @@ from controller.core.allocation_outcome import capacity_exhausted, paced_overflo
 from controller.core.allocation_problem import build_allocation_problem, current_weights, pin_caps
 from controller.core.drain_order import publish_drain_order
 from controller.core.forecast import ForecastInput, forecast_demand, profile_sessions_at
+from controller.core.forecast_uncertainty import uncertainty_factors, update_errors
 from controller.core.guardrails import DraftPlan, residency_certificate, run_guardrails
 from controller.core.health import assess_health
 from controller.core.path_table import path_table
@@ -234,6 +235,15 @@ def make_plan(
         tuple(overrides.scheduled_demand) if overrides is not None else (),
     )
     explanation.extend(forecast_notes)
+    # Boot-time headroom where the forecast has been missing: errors of the raw forecast, then the factor.
+    forecast_errors = update_errors(spec, previous, demand, forecast, now)
+    for code, factor in uncertainty_factors(spec, forecast_errors).items():
+        if factor > 1.0 + 1e-6:
+            explanation.append(
+                f"{code}: forecast x{factor:.2f} for its recent forecast errors "
+                f"(q{spec.scaling.uncertainty_quantile:.2f}): {forecast[code]:,.0f} -> {forecast[code] * factor:,.0f}"
+            )
+            forecast[code] *= factor
 
     # 3. Allocation: weights now, and the target the fleet is sized for.
     caps = pin_caps(spec, overrides)
@@ -383,6 +393,7 @@ def make_plan(
         last_scale_change_at=scaling.last_scale_change_at,
         region_sessions={name: round(float(loads_now[r]), 3) for r, name in enumerate(tables.region_names)},
         forecast_sessions={code: round(forecast[code], 3) for code in tables.market_codes},
+        forecast_errors=forecast_errors,
         weights_drift=drift,
     )
     # The id from the content, then the seal binding the certificate to the spec, the id and the weights.

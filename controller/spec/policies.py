@@ -92,6 +92,29 @@ class ScalingPolicy(FrozenModel):
         "far ahead (their expected remaining calls): those calls never move to a serving node, so counting them "
         "there too sizes the region twice for them. 0: count them in full (the serving nodes carry them).",
     )
+    uncertainty_quantile: float = Field(
+        strict=True,
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Size each market for its forecast times this quantile of its recent forecast errors "
+        "(observed over forecast, measured at the forecast's lead: boot time + tick + margin), when above 1. "
+        "Headroom where the forecast has been missing, none where it has held. 0: off.",
+    )
+    uncertainty_window_seconds: int = Field(
+        strict=True,
+        default=1800,
+        gt=0,
+        le=DAY_SECONDS,
+        description="How far back the forecast errors of uncertainty_quantile reach.",
+    )
+    max_uncertainty_factor: float = Field(
+        strict=True,
+        default=2.0,
+        ge=1.0,
+        le=10.0,
+        description="Most the forecast errors may multiply a market's forecast by.",
+    )
     drain_order: bool = Field(
         strict=True,
         default=False,
