@@ -8,8 +8,12 @@ Variants (comma-separated, `--variants`):
   on+moveN   as `on`, and a draining node with fewer than N calls hands them to staying nodes
              (one reconnect each, counted as `moved calls`) and goes at once
   reactive   the reactive baseline (HPA defaults, sim.policies.reactive) on the same trace and seed
-Each on/off variant also takes `+remaining` (size serving nodes for the expected remaining calls of
-draining nodes: scaling.draining_remaining_horizon_seconds = the scale-in cooldown).
+Each on/off variant also takes, joined with `+`:
+  remaining  size serving nodes for the expected remaining calls of draining nodes
+             (scaling.draining_remaining_horizon_seconds = the scale-in cooldown)
+  qNN        boot-time headroom at the NN% quantile of recent forecast errors (scaling.uncertainty_quantile)
+  warmN      a warm pool of N stopped instances in every region (warm start WARM_START_SECONDS, billed
+             at WARM_COST_RATIO of a running node: assumptions, not measurements)
 
     .venv/bin/python -m bench.capacity_levers_ab --env environments/prod.yaml --trace bench-3day \\
         --hours 24 --seed 0 --variants off,on,on+move5
@@ -26,7 +30,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from controller.plan import Plan
-from controller.spec import EnvironmentSpec
+from controller.spec import EnvironmentSpec, WarmPool
 from controller.spec_file import load_environment
 from sim.benchmark import apply_plan
 from sim.fleet import SimulatedFleet
@@ -35,34 +39,45 @@ from sim.policies.edgeplane import EdgeplanePolicy
 from sim.policies.reactive import ReactivePolicy
 from sim.traces import Trace, load_trace, load_trace_file
 
+WARM_START_SECONDS = 90
+"""Assumed: an instance started from Stopped, joined and serving media; measure it before relying on it."""
+WARM_COST_RATIO = 0.02
+"""Assumed: a stopped instance's volumes and address against a running c6gn.2xlarge's price."""
 
-def variant_spec(spec: EnvironmentSpec, variant: str) -> tuple[EnvironmentSpec, float]:
-    """The spec of a variant and its move threshold (0: no moves)."""
+
+def variant_spec(spec: EnvironmentSpec, variant: str) -> EnvironmentSpec:
+    """The spec of a variant."""
     parts = variant.split("+")
     scaling: dict[str, object] = {"drain_order": parts[0] == "on"}
-    move_below = 0.0
+    regions = list(spec.regions)
     for part in parts[1:]:
         if part.startswith("move"):
-            move_below = float(part[4:])
+            scaling["drain_move_calls_below"] = int(part[4:])
+        elif part.startswith("q") and part[1:].isdigit():
+            scaling["uncertainty_quantile"] = int(part[1:]) / 100
+        elif part.startswith("warm") and part[4:].isdigit():
+            pool = WarmPool(
+                size=int(part[4:]), warm_start_seconds=WARM_START_SECONDS, stopped_cost_ratio=WARM_COST_RATIO
+            )
+            regions = [r.model_copy(update={"warm_pool": pool}) for r in regions]
         elif part == "remaining":
             scaling["draining_remaining_horizon_seconds"] = spec.scaling.scale_in_cooldown_seconds
         else:
             raise ValueError(f"unknown variant part {part!r} in {variant!r}")
     if parts[0] not in ("on", "off"):
         raise ValueError(f"a variant starts with on or off, got {variant!r}")
-    return spec.model_copy(update={"scaling": spec.scaling.model_copy(update=scaling)}), move_below
+    return spec.model_copy(update={"scaling": spec.scaling.model_copy(update=scaling), "regions": regions})
 
 
 def run_variant(spec: EnvironmentSpec, trace: Trace, variant: str, hours: float, seed: int) -> dict[str, object]:
     policy: Policy
     if variant == "reactive":
-        chosen, move_below = spec, 0.0
+        chosen = spec
         policy = ReactivePolicy(spec)
     else:
-        chosen, move_below = variant_spec(spec, variant)
+        chosen = variant_spec(spec, variant)
         policy = EdgeplanePolicy(announced=trace.events)
     fleet = SimulatedFleet(chosen, trace, seed=seed)
-    fleet.migrate_draining_below = move_below
     stop = (trace.start + timedelta(hours=hours)).timestamp()
     previous: Plan | None = None
     began = time.process_time()
@@ -82,6 +97,7 @@ def run_variant(spec: EnvironmentSpec, trace: Trace, variant: str, hours: float,
         "dropped_sessions": round(books.dropped_sessions, 1),
         "residency_violations": round(books.residency_violations, 1),
         "moved_calls": round(fleet.migrated_sessions, 1),
+        "moved_share_of_admitted": round(fleet.migrated_sessions / max(books.admitted_sessions, 1.0), 6),
         "admitted_sessions": round(books.admitted_sessions, 1),
         "cpu_seconds": round(time.process_time() - began, 1),
     }
@@ -104,13 +120,24 @@ def main() -> None:
         print(json.dumps(rows, indent=2))
         return
     print(f"{args.env} {trace.name} first {args.hours:g} h, seed {args.seed}")
-    header = ("variant", "node-h", "draining", "cap-SLO min", "QoS-SLO min", "dropped", "moved calls", "cpu s")
-    print("{:<18} {:>9} {:>9} {:>12} {:>12} {:>8} {:>11} {:>7}".format(*header))
+    header = (
+        "variant",
+        "node-h",
+        "draining",
+        "cap-SLO min",
+        "QoS-SLO min",
+        "dropped",
+        "moved calls",
+        "admitted",
+        "cpu s",
+    )
+    print("{:<22} {:>9} {:>9} {:>12} {:>12} {:>8} {:>11} {:>11} {:>7}".format(*header))
     for row in rows:
         print(
-            f"{row['variant']:<18} {row['node_hours']:>9,.0f} {row['draining_node_hours']:>9,.0f} "
+            f"{row['variant']:<22} {row['node_hours']:>9,.0f} {row['draining_node_hours']:>9,.0f} "
             f"{row['capacity_slo_session_minutes']:>12,.0f} {row['qos_slo_session_minutes']:>12,.0f} "
-            f"{row['dropped_sessions']:>8,.0f} {row['moved_calls']:>11,.0f} {row['cpu_seconds']:>7}"
+            f"{row['dropped_sessions']:>8,.0f} {row['moved_calls']:>11,.0f} "
+            f"{row['admitted_sessions']:>11,.0f} {row['cpu_seconds']:>7}"
         )
 
 

@@ -115,6 +115,16 @@ class ScalingPolicy(FrozenModel):
         le=10.0,
         description="Most the forecast errors may multiply a market's forecast by.",
     )
+    drain_move_calls_below: int = Field(
+        strict=True,
+        default=0,
+        ge=0,
+        le=1000,
+        description="A draining node left with fewer calls than this moves them to a staying node of its region "
+        "(each call reconnects once, briefly) and goes at once, instead of being billed for hours until its "
+        "longest call ends. A setting of the media server's drain, deployed with it; the simulator models it. "
+        "0: calls are never moved.",
+    )
     drain_order: bool = Field(
         strict=True,
         default=False,

@@ -138,9 +138,10 @@ class _FleetState:
         # Place of each node in its region's published drain order (higher stays longer, -1 unranked):
         # the load balancer packs new sessions onto the highest first (`sim.fleet.nodes._pack`).
         self._stay_rank = np.zeros(0)
-        self.migrate_draining_below = 0.0
-        """Experiment (off at 0): a draining node with fewer sessions than this hands them to staying
-        nodes (a brief reconnect each, counted in `migrated_sessions`) and goes at once."""
+        self.migrate_draining_below = float(spec.scaling.drain_move_calls_below)
+        """A draining node with fewer sessions than this hands them to staying nodes (a brief reconnect
+        each, counted in `migrated_sessions`) and goes at once: the media server's drain setting
+        `scaling.drain_move_calls_below` (0: never)."""
         self._migrated = 0.0
 
         self._weights = np.zeros((n_m, n_r))

@@ -66,8 +66,10 @@ def test_an_unchanged_order_is_a_no_op_without_a_record() -> None:
 
 
 def test_nearly_empty_draining_node_hands_its_last_calls_to_a_staying_node() -> None:
-    kept, moved = (SimulatedFleet(tiny_spec(), tiny_trace(), demand_variation=0.0) for _ in range(2))
-    moved.migrate_draining_below = 6.0
+    spec = tiny_spec()
+    moving = spec.model_copy(update={"scaling": spec.scaling.model_copy(update={"drain_move_calls_below": 6})})
+    kept = SimulatedFleet(spec, tiny_trace(), demand_variation=0.0)
+    moved = SimulatedFleet(moving, tiny_trace(), demand_variation=0.0)
     for f in (kept, moved):
         f.drain_node("fra", "fra-0001", f.now + timedelta(hours=2), **ATTRIBUTION)
         f.advance(15)
