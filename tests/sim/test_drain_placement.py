@@ -109,3 +109,19 @@ def test_warm_pool_nodes_serve_after_the_warm_start_and_the_pool_is_billed() -> 
     hour = SimulatedFleet(_warm_spec(), tiny_trace(), demand_variation=0.0)
     hour.advance(3600)
     assert hour.accounting().node_hours == pytest.approx(30 + 3 * 0.1)
+
+
+def test_the_benchmark_loop_hands_the_plans_drain_order_to_the_fleet() -> None:
+    from controller.core.planner import make_plan
+    from sim.benchmark import apply_plan
+
+    spec = tiny_spec()
+    spec = spec.model_copy(update={"scaling": spec.scaling.model_copy(update={"drain_order": True})})
+    f = SimulatedFleet(spec, tiny_trace(), demand_variation=0.0)
+    snapshot = f.snapshot()
+    plan = make_plan(spec, snapshot, None, f.now)
+    assert {o.region for o in plan.drain_order} == {"fra", "dub", "sin"}
+    apply_plan(f, plan, snapshot)
+    published = {r.target: r for r in f.actuations if r.action == "set_drain_order"}
+    fra = next(o for o in plan.drain_order if o.region == "fra")
+    assert published["fra"].after["nodes"] == len(fra.nodes) > 0
