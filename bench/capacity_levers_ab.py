@@ -115,8 +115,8 @@ def main() -> None:
     args = parser.parse_args()
     spec = load_environment(args.env)
     trace = load_trace_file(Path(args.trace_file)) if args.trace_file else load_trace(args.trace)
-    rows = [run_variant(spec, trace, v, args.hours, args.seed) for v in args.variants.split(",")]
     if args.json:
+        rows = [run_variant(spec, trace, v, args.hours, args.seed) for v in args.variants.split(",")]
         print(json.dumps(rows, indent=2))
         return
     print(f"{args.env} {trace.name} first {args.hours:g} h, seed {args.seed}")
@@ -131,13 +131,15 @@ def main() -> None:
         "admitted",
         "cpu s",
     )
-    print("{:<22} {:>9} {:>9} {:>12} {:>12} {:>8} {:>11} {:>11} {:>7}".format(*header))
-    for row in rows:
+    print("{:<22} {:>9} {:>9} {:>12} {:>12} {:>8} {:>11} {:>11} {:>7}".format(*header), flush=True)
+    for variant in args.variants.split(","):
+        row = run_variant(spec, trace, variant, args.hours, args.seed)
         print(
             f"{row['variant']:<22} {row['node_hours']:>9,.0f} {row['draining_node_hours']:>9,.0f} "
             f"{row['capacity_slo_session_minutes']:>12,.0f} {row['qos_slo_session_minutes']:>12,.0f} "
             f"{row['dropped_sessions']:>8,.0f} {row['moved_calls']:>11,.0f} "
-            f"{row['admitted_sessions']:>11,.0f} {row['cpu_seconds']:>7}"
+            f"{row['admitted_sessions']:>11,.0f} {row['cpu_seconds']:>7}",
+            flush=True,
         )
 
 
