@@ -12,8 +12,9 @@ Each on/off variant also takes, joined with `+`:
   remaining  size serving nodes for the expected remaining calls of draining nodes
              (scaling.draining_remaining_horizon_seconds = the scale-in cooldown)
   qNN        boot-time headroom at the NN% quantile of recent forecast errors (scaling.uncertainty_quantile)
-  warmN      a warm pool of N stopped instances in every region (warm start WARM_START_SECONDS, billed
-             at WARM_COST_RATIO of a running node: assumptions, not measurements)
+  warmN      a warm pool of N stopped instances in each residency-bound region (the only region some
+             market may use: its surge cannot spill, so its headroom must be there); warm start
+             WARM_START_SECONDS, billed at WARM_COST_RATIO of a running node (assumptions, not measurements)
 
     .venv/bin/python -m bench.capacity_levers_ab --env environments/prod.yaml --trace bench-3day \\
         --hours 24 --seed 0 --variants off,on,on+move5
@@ -45,6 +46,16 @@ WARM_COST_RATIO = 0.02
 """Assumed: a stopped instance's volumes and address against a running c6gn.2xlarge's price."""
 
 
+def residency_bound_regions(spec: EnvironmentSpec) -> set[str]:
+    """Regions that are the only allowed region of some market."""
+    bound = set()
+    for market in spec.markets:
+        allowed = spec.allowed_regions(market.code)
+        if len(allowed) == 1:
+            bound |= set(allowed)
+    return bound
+
+
 def variant_spec(spec: EnvironmentSpec, variant: str) -> EnvironmentSpec:
     """The spec of a variant."""
     parts = variant.split("+")
@@ -59,7 +70,8 @@ def variant_spec(spec: EnvironmentSpec, variant: str) -> EnvironmentSpec:
             pool = WarmPool(
                 size=int(part[4:]), warm_start_seconds=WARM_START_SECONDS, stopped_cost_ratio=WARM_COST_RATIO
             )
-            regions = [r.model_copy(update={"warm_pool": pool}) for r in regions]
+            bound = residency_bound_regions(spec)
+            regions = [r.model_copy(update={"warm_pool": pool}) if r.name in bound else r for r in regions]
         elif part == "remaining":
             scaling["draining_remaining_horizon_seconds"] = spec.scaling.scale_in_cooldown_seconds
         else:
