@@ -59,8 +59,14 @@ def residency_bound_regions(spec: EnvironmentSpec) -> set[str]:
 def variant_spec(spec: EnvironmentSpec, variant: str) -> EnvironmentSpec:
     """The spec of a variant."""
     parts = variant.split("+")
-    scaling: dict[str, object] = {"drain_order": parts[0] == "on"}
-    regions = list(spec.regions)
+    # Every lever set explicitly, whatever the environment file enables: a variant means the same on any spec.
+    scaling: dict[str, object] = {
+        "drain_order": parts[0] == "on",
+        "drain_move_calls_below": 0,
+        "draining_remaining_horizon_seconds": 0,
+        "uncertainty_quantile": 0.0,
+    }
+    regions = [r.model_copy(update={"warm_pool": None}) for r in spec.regions]
     for part in parts[1:]:
         if part.startswith("move"):
             scaling["drain_move_calls_below"] = int(part[4:])
