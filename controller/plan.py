@@ -99,6 +99,54 @@ class SessionMove(PlanModel):
     reason: str = Field(default="", description="Why, with the budget it is paced by.")
 
 
+class DrainOrder(PlanModel):
+    """One region's nodes in the order the controller will drain them: the media LB's placement hint.
+
+    Published every tick (`controller/core/drain_order.py`). The media load balancer packs new sessions
+    onto the nodes at the END of `nodes` (the ones that stay) up to the target utilisation, and gives
+    the ones at the front only what the others cannot take: when demand falls after a peak, the nodes
+    scale-in drains next then carry few calls and empty quickly, instead of holding a full node's
+    calls for hours (a draining node is billed until its last call ends). On Kubernetes it is the
+    node label `edgeplane.io/drain-rank` (0 = first to drain) and `edgeplane.io/drain-next=true` on
+    the first `leaving_soon` nodes (docs/operations.md).
+    """
+
+    region: str = Field(description="Region name.")
+    nodes: list[str] = Field(
+        default_factory=list,
+        max_length=PhysicalBounds.MAX_NODES,
+        description="Serving nodes (ready and booting), first to drain first; the last ones stay longest.",
+    )
+    leaving_soon: int = Field(
+        default=0,
+        ge=0,
+        le=PhysicalBounds.MAX_NODES,
+        description="How many nodes at the front of `nodes` the forecast no longer needs: scale-in drains them "
+        "once its cooldown allows; the LB gives them new sessions only when every other node is full.",
+    )
+
+
+class ForecastErrors(PlanModel):
+    """One market's recent forecast errors, carried from plan to plan (`controller/core/forecast_uncertainty.py`).
+
+    Every `SAMPLE_SECONDS` the forecast made for `now + lead` is remembered; when its time comes, the
+    demand observed then over that forecast is one error ratio (>1: the forecast was short).
+    """
+
+    due_at: list[SaneTime] = Field(
+        default_factory=list, max_length=1000, description="When each pending forecast falls due."
+    )
+    forecast: list[float] = Field(
+        default_factory=list, max_length=1000, description="The pending forecasts (sessions), same order as due_at."
+    )
+    sampled_at: list[SaneTime] = Field(
+        default_factory=list, max_length=1000, description="When each error ratio was measured, oldest first."
+    )
+    ratios: list[float] = Field(
+        default_factory=list, max_length=1000, description="Observed over forecast demand, oldest first."
+    )
+
+
 class UnservedCause(StrEnum):
     """Why demand is unserved; the `cause` label of `edgeplane_controller_unserved_sessions`."""
 
@@ -232,6 +280,11 @@ class Plan(PlanModel):
         default_factory=list,
         description="Existing calls of breaching regions asked to reconnect elsewhere, within the per-minute budget.",
     )
+    drain_order: list[DrainOrder] = Field(
+        default_factory=list,
+        description="Per region, the order in which its serving nodes will be drained (empty when the spec's "
+        "scaling.drain_order is off): the placement hint the media load balancer packs sessions by.",
+    )
     unserved: list[UnservedDemand] = Field(default_factory=list, description="Demand left unserved, with why.")
     residency_violations: list[ObservedResidencyViolation] = Field(
         default_factory=list,
@@ -255,6 +308,11 @@ class Plan(PlanModel):
     )
     forecast_sessions: dict[str, float] = Field(
         default_factory=dict, description="Per market, the demand forecast the region sizes were planned for."
+    )
+    forecast_errors: dict[str, ForecastErrors] = Field(
+        default_factory=dict,
+        description="Per market, recent forecast errors (state carried to the next plan; empty when "
+        "scaling.uncertainty_quantile is 0): the boot-time headroom is their upper quantile.",
     )
     weights_drift: dict[str, float] = Field(
         default_factory=dict,

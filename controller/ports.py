@@ -100,6 +100,20 @@ class SessionMover(Protocol):
         """Reconnect up to `sessions` of `market`'s calls on `region` to `to_region` (a region the market's
         jurisdictions allow; ActuationError, not retryable, otherwise); as many as the target has room
         for. The record's `after` says how many moved."""
+
+
+@runtime_checkable
+class DrainOrderPublisher(Protocol):
+    """An actuator that can tell the media load balancer which nodes go next (`Plan.drain_order`).
+
+    Optional beside `Actuator`: a fleet whose load balancer ignores the hint still drains correctly,
+    only less cheaply. The simulated fleet packs sessions by it; on Kubernetes it becomes node labels.
+    """
+
+    def set_drain_order(
+        self, region: str, nodes: list[str], leaving_soon: int, *, plan_id: str, actor: str, reason: str
+    ) -> AuditRecord | None:
+        """Publish `nodes` (first to drain first) for `region`; None when nothing changed."""
         ...
 
 
@@ -133,8 +147,7 @@ class SteeringStore(Protocol):
         """The last committed state (no lock: commits are atomic)."""
         ...
 
-    def transaction(self) -> AbstractContextManager[SteeringTransaction]:
-        ...
+    def transaction(self) -> AbstractContextManager[SteeringTransaction]: ...
 
     def journal(self, plan_id_prefix: str) -> list[JournalEntry]:
         """Journal entries whose plan id starts with the prefix, oldest first (latest per key)."""

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, ConfigDict, Field
 
 from controller.plan import Plan
-from controller.ports import Actuator
+from controller.ports import Actuator, DrainOrderPublisher
 from controller.snapshot import FleetSnapshot
 from controller.spec import EnvironmentSpec
 from sim.fleet import FleetAccounting, SimulatedFleet
@@ -91,7 +91,18 @@ def apply_plan(
             drain.region, drain.node, drain.deadline, plan_id=plan.plan_id, actor=actor, reason=drain.reason or reason
         )
         calls += 1
-    return calls
+    return calls + _publish_drain_order(actuator, plan, actor)
+
+
+def _publish_drain_order(actuator: Actuator, plan: Plan, actor: str) -> int:
+    """The drain order (after the drains, which leave it) to a fleet whose load balancer reads it."""
+    if not plan.drain_order or not isinstance(actuator, DrainOrderPublisher):
+        return 0
+    for order in plan.drain_order:
+        actuator.set_drain_order(
+            order.region, order.nodes, order.leaving_soon, plan_id=plan.plan_id, actor=actor, reason="drain order"
+        )
+    return len(plan.drain_order)
 
 
 def _same_weights(wanted: dict[str, dict[str, float]], current: dict[str, dict[str, float]]) -> bool:

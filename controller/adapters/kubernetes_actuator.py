@@ -71,13 +71,14 @@ from controller.adapters.kubernetes_api import (
     parse_weights,
 )
 from controller.adapters.kubernetes_deployment_drain import DeploymentDrains
+from controller.adapters.kubernetes_drain_order import DrainOrderLabels
 from controller.audit import AuditRecord
 from controller.ports import ActuationError
 from controller.spec import EnvironmentSpec
 
 
-class KubernetesActuator:
-    """Actuator over one Kubernetes cluster per region."""
+class KubernetesActuator(DrainOrderLabels):
+    """Actuator over one Kubernetes cluster per region (and the drain order's node labels)."""
 
     def __init__(
         self,

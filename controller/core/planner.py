@@ -21,7 +21,9 @@ from datetime import datetime
 
 from controller.core.allocation import region_loads, solve_allocation
 from controller.core.allocation_problem import build_allocation_problem, current_weights, pin_caps
+from controller.core.drain_order import publish_drain_order
 from controller.core.forecast import learn_profiles
+from controller.core.forecast_uncertainty import uncertainty_factors, update_errors
 from controller.core.guardrails import DraftPlan, residency_certificate, run_guardrails
 from controller.core.health import assess_health
 from controller.core.path_table import path_table
@@ -129,6 +131,15 @@ def make_plan(
         {sample.market: sample.sample_age_seconds for sample in snapshot.markets},
     )
     explanation.extend(forecast_notes)
+    # Boot-time headroom where the forecast has been missing: errors of the raw forecast, then the factor.
+    forecast_errors = update_errors(spec, previous, demand, forecast, now)
+    for code, factor in uncertainty_factors(spec, forecast_errors).items():
+        if factor > 1.0 + 1e-6:
+            explanation.append(
+                f"{code}: forecast x{factor:.2f} for its recent forecast errors "
+                f"(q{spec.scaling.uncertainty_quantile:.2f}): {forecast[code]:,.0f} -> {forecast[code] * factor:,.0f}"
+            )
+            forecast[code] *= factor
 
     # 3. Allocation: weights now, and the target the fleet is sized for.
     caps = pin_caps(spec, overrides)
@@ -240,6 +251,7 @@ def make_plan(
         drains=scaling.drains,
     )
     explanation.extend(drain_notes)
+    drain_order = publish_drain_order(spec, snapshot, previous, drains, scaling.needed_nodes)
     for command in scaling.scale:
         if command.desired_nodes != command.current_nodes:
             explanation.append(
@@ -303,6 +315,7 @@ def make_plan(
         scale=scaling.scale,
         drains=drains,
         undrains=scaling.undrains,
+        drain_order=drain_order,
         session_moves=session_moves,
         unserved=unserved,
         residency_violations=violations,
@@ -312,6 +325,7 @@ def make_plan(
         last_scale_change_at=scaling.last_scale_change_at,
         region_sessions={name: round(float(loads_now[r]), 3) for r, name in enumerate(tables.region_names)},
         forecast_sessions={code: round(forecast[code], 3) for code in tables.market_codes},
+        forecast_errors=forecast_errors,
         weights_drift=drift,
     )
     # The id from the content, then the seal binding the certificate to the spec, the id and the weights.

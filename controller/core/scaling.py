@@ -6,10 +6,13 @@ target allocation); output: one absolute ScaleCommand per region and DrainComman
 
 Rules, in the order they are applied (each leaves its reason in the command):
 1. needed nodes = forecast sessions x (1 + headroom_ratio) / (sessions_per_node x target_utilisation),
-   rounded up, within [min_nodes, max_nodes]. Sessions still on draining nodes are counted too,
-   on purpose: subtracting them closes a loop (drain k nodes -> their sessions leave the serving
-   need -> drain more -> they end -> boot again), which in the benchmark drained 2.2x the nodes
-   and cost more node-hours than the capacity it saved;
+   rounded up, within [min_nodes, max_nodes]. With `draining_remaining_horizon_seconds` 0, sessions
+   still on draining nodes are counted in full: subtracting all of them closes a loop (drain k
+   nodes -> their sessions leave the serving need -> drain more -> they end -> boot again), which
+   in the benchmark drained 2.2x the nodes and cost more node-hours than the capacity it saved.
+   With a horizon H, only the calls the draining nodes will still carry at now + H are subtracted
+   (`expected_draining_sessions`): they stay where they are, so serving nodes need no room for them;
+   the ones ending before H come back as arrivals the serving nodes must take;
 2. failed regions never shrink (no traffic goes there now; the capacity is needed when they
    recover) but may still grow; unknown regions (stale metrics) and pinned regions never shrink
    (fail static; a failover or drill expects its region warm for the fail-back) - except that
@@ -17,7 +20,10 @@ Rules, in the order they are applied (each leaves its reason in the command):
 3. scale-out at once (after `scale_out_cooldown_seconds`), at most `max_step_nodes` per tick;
 4. scale-in only when the last size change is `scale_in_cooldown_seconds` old, at most
    `max_step_nodes` per tick, by draining the serving nodes with the fewest sessions (booting
-   nodes first: they carry none), each with deadline now + drain_deadline_seconds.
+   nodes first: they carry none), each with deadline now + drain_deadline_seconds. With
+   `scaling.drain_order` on, the nodes at the front of the published drain order go instead
+   (`drain_order.py`): the media load balancer has kept new sessions off them, so they are the
+   emptiest, and draining in the announced order keeps that promise.
 
 `desired_nodes` counts serving nodes (ready + booting); draining nodes are on their way out.
 """
@@ -28,9 +34,10 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from controller.core.drain_order import previous_orders, rank_for_drain
 from controller.plan import DrainCommand, Plan, RegionState, ScaleCommand, UndrainCommand
 from controller.snapshot import FleetSnapshot, NodeObservation, NodeState
-from controller.spec import EnvironmentSpec, RegionSpec
+from controller.spec import EnvironmentSpec, RegionSpec, Scenario
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,8 @@ class ScalingDecision:
     undrains: list[UndrainCommand]
     last_scale_change_at: dict[str, datetime]
     explanation: list[str] = field(default_factory=list)
+    needed_nodes: dict[str, int] = field(default_factory=dict)
+    """Per region, the serving nodes the forecast needs (within bounds): the drain order's `leaving_soon`."""
 
 
 def needed_nodes(spec: EnvironmentSpec, region: RegionSpec, sessions: float) -> int:
@@ -49,6 +58,37 @@ def needed_nodes(spec: EnvironmentSpec, region: RegionSpec, sessions: float) -> 
     per_node = region.sessions_per_node * spec.scaling.target_utilisation
     wanted = sessions * (1.0 + spec.scaling.headroom_ratio) / per_node
     return max(0, math.ceil(wanted - 1e-9))
+
+
+def remaining_share(spec: EnvironmentSpec, horizon_seconds: float) -> float:
+    """Share of a draining node's calls still active `horizon_seconds` later.
+
+    A node's calls, in steady state, are of each scenario in proportion to its share of arrivals times
+    its mean length (long calls accumulate); each decays exponentially with its mean length. Demand
+    shares are the markets' scenario mixes weighted by their peaks. A node drained a while ago holds
+    more long calls than this and keeps them longer, so the estimate errs on the side of serving room.
+    """
+    weights: dict[Scenario, float] = {}
+    for market in spec.markets:
+        for scenario, share in market.demand.scenario_mix.items():
+            length = spec.scenarios[scenario].mean_session_minutes * 60.0
+            weights[scenario] = weights.get(scenario, 0.0) + market.demand.peak_sessions * share * length
+    total = sum(weights.values())
+    if total <= 0.0:
+        return 0.0
+    return math.fsum(
+        w / total * math.exp(-horizon_seconds / (spec.scenarios[s].mean_session_minutes * 60.0))
+        for s, w in weights.items()
+    )
+
+
+def expected_draining_sessions(spec: EnvironmentSpec, nodes: list[NodeObservation]) -> float:
+    """Calls the region's draining nodes will still carry `draining_remaining_horizon_seconds` ahead."""
+    horizon = spec.scaling.draining_remaining_horizon_seconds
+    if horizon <= 0:
+        return 0.0
+    draining = sum(n.active_sessions for n in nodes if n.state is NodeState.DRAINING)
+    return draining * remaining_share(spec, horizon) if draining else 0.0
 
 
 def plan_scaling(
@@ -70,6 +110,8 @@ def plan_scaling(
     drains: list[DrainCommand] = []
     undrains: list[UndrainCommand] = []
     explanation: list[str] = []
+    needed: dict[str, int] = {}
+    orders = previous_orders(previous)
 
     for region in spec.regions:
         observation = observations.get(region.name)
@@ -83,12 +125,17 @@ def plan_scaling(
         else:
             current = previous_sizes.get(region.name, region.min_nodes)
         sessions = forecast_sessions.get(region.name, 0.0)
+        on_draining = expected_draining_sessions(spec, observation.nodes) if observation is not None else 0.0
+        sessions = max(0.0, sessions - on_draining)
         raw_need = needed_nodes(spec, region, sessions)
         need = min(max(raw_need, region.min_nodes), region.max_nodes)
+        needed[region.name] = need
         basis = (
             f"forecast {sessions:,.0f} sessions +{policy.headroom_ratio:.0%} headroom at "
             f"{policy.target_utilisation:.0%} of {region.sessions_per_node}/node -> {raw_need} nodes"
         )
+        if on_draining > 0.0:
+            basis = f"{basis} ({on_draining:,.0f} still on draining nodes not counted)"
         if raw_need != need:
             basis += f", bounded to {need} ({region.min_nodes}..{region.max_nodes})"
         state = region_states.get(region.name, RegionState.UNKNOWN)
@@ -149,10 +196,14 @@ def plan_scaling(
         if desired < current and observation is not None:
             serving = [n for n in observation.nodes if n.state is not NodeState.DRAINING]
             surplus = len(serving) - desired
-            # Fewest sessions first (booting nodes carry none); the name breaks ties deterministically.
-            victims = sorted(serving, key=lambda n: (n.active_sessions, n.state is not NodeState.BOOTING, n.name))[
-                : max(0, surplus)
-            ]
+            if policy.drain_order:
+                ranked = rank_for_drain(observation.nodes, orders.get(region.name, []))
+                why = "next in the published drain order"
+            else:
+                # Fewest sessions first (booting nodes carry none); the name breaks ties deterministically.
+                ranked = sorted(serving, key=lambda n: (n.active_sessions, n.state is not NodeState.BOOTING, n.name))
+                why = "node with fewest sessions"
+            victims = ranked[: max(0, surplus)]
             deadline = now + timedelta(seconds=policy.drain_deadline_seconds)
             for node in victims:
                 drains.append(
@@ -160,17 +211,22 @@ def plan_scaling(
                         region=region.name,
                         node=node.name,
                         deadline=deadline,
-                        reason=f"scale-in {current}->{desired}: node with fewest sessions ({node.active_sessions})",
+                        reason=f"scale-in {current}->{desired}: {why} ({node.active_sessions} sessions)",
                     )
                 )
             if victims:
                 explanation.append(
-                    f"{region.name}: drain {len(victims)} node(s) with the fewest sessions "
+                    f"{region.name}: drain {len(victims)} node(s), {why} "
                     f"({', '.join(v.name for v in victims)}), deadline {deadline.isoformat()}"
                 )
 
     return ScalingDecision(
-        scale=scale, drains=drains, undrains=undrains, last_scale_change_at=last_change, explanation=explanation
+        scale=scale,
+        drains=drains,
+        undrains=undrains,
+        last_scale_change_at=last_change,
+        explanation=explanation,
+        needed_nodes=needed,
     )
 
 

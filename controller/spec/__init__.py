@@ -33,6 +33,7 @@ from controller.spec.fleet import (
     Name,
     RegionSpec,
     Scenario,
+    WarmPool,
 )
 from controller.spec.infra import CLOUDWATCH_RETENTION_DAYS, InfraSpec
 from controller.spec.policies import (
@@ -87,4 +88,5 @@ __all__ = [
     "StopCondition",
     "StopConditionMetric",
     "TrafficPolicy",
+    "WarmPool",
 ]

@@ -61,6 +61,29 @@ class GeoPoint(FrozenModel):
         return 2 * earth_radius_km * math.asin(min(1.0, math.sqrt(a)))
 
 
+class WarmPool(FrozenModel):
+    """Pre-initialised, stopped instances beside a region's node group (an EC2 Auto Scaling warm pool,
+    `WarmPoolConfig` of an EKS managed node group): scale-out draws on them first and they serve after
+    a warm start instead of a full boot; the pool launches replacements to keep its size. A stopped
+    instance is billed for its volumes (and any Elastic IP), not its compute."""
+
+    size: int = Field(strict=True, ge=1, le=10_000, description="Instances kept stopped in the pool (minSize).")
+    warm_start_seconds: int = Field(
+        strict=True,
+        gt=0,
+        le=3600,
+        description="Seconds from drawing a pooled instance until it serves sessions (start, join, media ready); "
+        "measure it, it replaces node_boot_seconds for nodes that come from the pool.",
+    )
+    stopped_cost_ratio: float = Field(
+        strict=True,
+        ge=0.0,
+        le=1.0,
+        description="What a stopped pooled instance costs per hour as a share of a running node (volumes, "
+        "Elastic IP); the simulator bills the pool at this rate in node_hours.",
+    )
+
+
 class RegionSpec(FrozenModel):
     """One cloud region that runs an edge media cluster."""
 
@@ -81,6 +104,11 @@ class RegionSpec(FrozenModel):
     az_count: int = Field(strict=True, ge=1, le=6, description="Availability zones the cluster spans.")
     node_boot_seconds: int = Field(
         strict=True, gt=0, le=3600, description="Seconds from requesting a node until it serves sessions."
+    )
+    warm_pool: WarmPool | None = Field(
+        default=None,
+        description="Stopped, pre-initialised instances that serve after `warm_start_seconds` instead of a full "
+        "boot (EC2 Auto Scaling warm pool). None: every new node takes node_boot_seconds.",
     )
     vpc_cidr: str | None = Field(
         default=None,

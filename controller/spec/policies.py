@@ -83,6 +83,56 @@ class ScalingPolicy(FrozenModel):
         le=WEEK_SECONDS,
         description="Longest wait for sessions on a draining node to end.",
     )
+    draining_remaining_horizon_seconds: int = Field(
+        strict=True,
+        default=0,
+        ge=0,
+        le=DAY_SECONDS,
+        description="Size serving nodes for the forecast minus the calls draining nodes will still carry this "
+        "far ahead (their expected remaining calls): those calls never move to a serving node, so counting them "
+        "there too sizes the region twice for them. 0: count them in full (the serving nodes carry them).",
+    )
+    uncertainty_quantile: float = Field(
+        strict=True,
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Size each market for its forecast times this quantile of its recent forecast errors "
+        "(observed over forecast, measured at the forecast's lead: boot time + tick + margin), when above 1. "
+        "Headroom where the forecast has been missing, none where it has held. 0: off.",
+    )
+    uncertainty_window_seconds: int = Field(
+        strict=True,
+        default=1800,
+        gt=0,
+        le=DAY_SECONDS,
+        description="How far back the forecast errors of uncertainty_quantile reach.",
+    )
+    max_uncertainty_factor: float = Field(
+        strict=True,
+        default=2.0,
+        ge=1.0,
+        le=10.0,
+        description="Most the forecast errors may multiply a market's forecast by.",
+    )
+    drain_move_calls_below: int = Field(
+        strict=True,
+        default=0,
+        ge=0,
+        le=1000,
+        description="A draining node left with fewer calls than this moves them to a staying node of its region "
+        "(each call reconnects once, briefly) and goes at once, instead of being billed for hours until its "
+        "longest call ends. A setting of the media server's drain, deployed with it; the simulator models it. "
+        "0: calls are never moved.",
+    )
+    drain_order: bool = Field(
+        strict=True,
+        default=False,
+        description="Publish per region the order in which nodes will be drained (Plan.drain_order; on "
+        "Kubernetes the node labels edgeplane.io/drain-rank and drain-next) and drain in that order. The media "
+        "load balancer packs new sessions onto the nodes that stay, so the nodes drained next carry few calls "
+        "and empty soon. Off: no order, scale-in drains the nodes with the fewest sessions.",
+    )
 
 
 class TrafficPolicy(FrozenModel):

@@ -1,6 +1,7 @@
 """Actuation of the simulated fleet (`controller.ports.Actuator`) and its audit log.
 
-Scale, drain, undrain and traffic weights: idempotent, and recorded as AuditRecords in
+Scale, drain, undrain, traffic weights and the drain order (`controller.ports.DrainOrderPublisher`,
+the media load balancer's placement hint): idempotent, and recorded as AuditRecords in
 `actuations` (`changed=False` for no-ops). Each call validates everything it was given (targets,
 bounds, the drain deadline's window) before it changes anything: a refused call leaves no trace in
 the fleet or the audit log. The audit log keeps at most `MAX_AUDIT_TEXT_CHARS` of a reason.
@@ -157,6 +158,37 @@ class _ActuatedFleet(_ObservedFleet):
                 reason=reason,
                 before=before,
                 after=self._node_view(index),
+            )
+
+    def set_drain_order(
+        self, region: str, nodes: list[str], leaving_soon: int, *, plan_id: str, actor: str, reason: str
+    ) -> AuditRecord | None:
+        """Tell the region's load balancer the drain order (first to drain first): from now on it packs new
+        sessions onto the nodes at the end. Names it does not have (drained since) are skipped; nodes not
+        named rank before every named one. An unchanged order is a no-op without a record (None): the
+        controller publishes it every tick."""
+        with self._lock:
+            target = self._region(region)
+            wanted = tuple(nodes)
+            if wanted == target.drain_order:
+                return None
+            index = {name: i for i, name in enumerate(self._node_names) if self._node_region[i] == target.index}
+            in_region = self._node_region == target.index
+            self._stay_rank[in_region] = -1.0
+            for rank, name in enumerate(wanted):
+                i = index.get(name)
+                if i is not None:
+                    self._stay_rank[i] = float(rank)
+            before = {"nodes": len(target.drain_order) if target.drain_order is not None else None}
+            target.drain_order = wanted
+            return self._record(
+                plan_id=plan_id,
+                actor=actor,
+                action="set_drain_order",
+                target=region,
+                reason=reason,
+                before=before,
+                after={"nodes": len(wanted), "leaving_soon": leaving_soon, "first": list(wanted[:leaving_soon])[:20]},
             )
 
     def _removed_node_record(

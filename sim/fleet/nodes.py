@@ -1,7 +1,12 @@
 """Node lifecycle and session placement of the simulated fleet.
 
 Booting, removing and reconciling nodes to the desired count (never removing a node that carries
-sessions), water-filling new sessions onto READY nodes, and the utilisation that drives QoS.
+sessions), placing new sessions onto READY nodes, and the utilisation that drives QoS.
+
+Placement is the media load balancer's policy. In a region whose controller published a drain order
+(`Plan.drain_order`), it packs new sessions onto the nodes that stay longest, each up to the
+target utilisation, and water-fills only what they cannot take; elsewhere it water-fills (least
+loaded first), which spreads every call over every node, including the ones drained next.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ class _NodeLifecycle(_FleetState):
         self._node_state = np.concatenate([self._node_state, np.full(count, state, dtype=np.int8)])
         self._ready_at = np.concatenate([self._ready_at, np.full(count, ready_at)])
         self._deadline = np.concatenate([self._deadline, np.full(count, math.inf)])
+        self._stay_rank = np.concatenate([self._stay_rank, np.full(count, -1.0)])
         self._sessions = np.concatenate([self._sessions, np.zeros((count, self._sessions.shape[1]))])
 
     def _remove_nodes(self, mask: NDArray[np.bool_]) -> FloatArray:
@@ -54,10 +60,48 @@ class _NodeLifecycle(_FleetState):
         self._node_state = self._node_state[keep]
         self._ready_at = self._ready_at[keep]
         self._deadline = self._deadline[keep]
+        self._stay_rank = self._stay_rank[keep]
         self._sessions = self._sessions[keep]
         return carried
 
     def _place(self, amounts: FloatArray, incoming: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Place `amounts[r]` new sessions (scenario mix from `incoming[r]`) in each region: packed by the
+        drain order where one was published, then water-filled. Returns placed per region (and the mix)."""
+        packed = np.array([book.drain_order is not None for book in self._books])
+        if not packed.any() or not (amounts > 0).any():
+            return self._water_fill(amounts, incoming)
+        first, composition = self._pack(np.where(packed, amounts, 0.0), incoming)
+        rest, _ = self._water_fill(np.maximum(amounts - first, 0.0), incoming)
+        # Rounding in the two prefix sums may place a hair more than asked, which would read as negative refusals.
+        return np.minimum(first + rest, amounts), composition
+
+    def _pack(self, amounts: FloatArray, incoming: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Fill each region's READY nodes in drain order, the last to drain first, each up to the target
+        utilisation, with `amounts[r]` new sessions. Vectorised like `_water_fill`: sort by (region,
+        stay rank), then a per-segment prefix sum of room says how much reaches each node."""
+        n_r = len(self._books)
+        totals = incoming.sum(axis=1)
+        composition = _ratio(incoming, totals[:, None])
+        ready = np.nonzero(self._node_state == _READY)[0]
+        if len(ready) == 0:
+            return np.zeros(n_r), composition
+        region = self._node_region[ready]
+        loads = self._sessions[ready].sum(axis=1)
+        room = np.maximum(self._spn[region] * self.spec.scaling.target_utilisation - loads, 0.0)
+        order = np.lexsort((-self._stay_rank[ready], region))
+        sorted_region = region[order]
+        sorted_room = room[order]
+        cumulative = np.cumsum(sorted_room)
+        starts = np.searchsorted(sorted_region, np.arange(n_r))
+        segment_start = np.concatenate([[0.0], cumulative])[starts]
+        room_before = cumulative - sorted_room - segment_start[sorted_region]
+        fill = np.clip(amounts[sorted_region] - room_before, 0.0, sorted_room)
+        delta = np.zeros(len(ready))
+        delta[order] = fill
+        self._sessions[ready] += delta[:, None] * composition[region]
+        return np.bincount(region, weights=delta, minlength=n_r).astype(np.float64), composition
+
+    def _water_fill(self, amounts: FloatArray, incoming: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Water-fill `amounts[r]` new sessions (scenario mix from `incoming[r]`) onto each region's
         READY nodes, least-loaded first, up to `sessions_per_node`. Returns placed per region (and
         the composition used). Vectorised over all regions at once: sort by (region, load), then a
@@ -112,8 +156,14 @@ class _NodeLifecycle(_FleetState):
         serving = in_region & (self._node_state != _DRAINING)
         count = int(serving.sum())
         if book.desired > count:
-            boot = 0.0 if self.instant_boot else float(book.spec.node_boot_seconds)
-            self._add_nodes(book, book.desired - count, _READY if self.instant_boot else _BOOTING, self._t + boot)
+            wanted = book.desired - count
+            if self.instant_boot:
+                self._add_nodes(book, wanted, _READY, self._t)
+                return
+            warm = self._draw_warm_pool(book, wanted)
+            if warm:
+                self._add_nodes(book, warm, _BOOTING, self._t + float(book.spec.warm_pool.warm_start_seconds))  # type: ignore[union-attr]
+            self._add_nodes(book, wanted - warm, _BOOTING, self._t + float(book.spec.node_boot_seconds))
             return
         surplus = count - book.desired
         if surplus <= 0:
@@ -128,6 +178,19 @@ class _NodeLifecycle(_FleetState):
             for i in np.nonzero(empty)[0][::-1][:surplus]:
                 mask[i] = True
         self._take_from_paths(self._remove_nodes(mask))
+
+    def _draw_warm_pool(self, book: _RegionBook, wanted: int) -> int:
+        """Take up to `wanted` initialised instances from the region's warm pool; each is replaced by a
+        launch that is ready for the pool a full boot later. Returns how many were drawn."""
+        drawn = 0
+        slots = book.warm_ready_at
+        for i, ready_at in enumerate(slots):
+            if drawn == wanted:
+                break
+            if ready_at <= self._t:
+                slots[i] = self._t + float(book.spec.node_boot_seconds)
+                drawn += 1
+        return drawn
 
     def _utilisation(self) -> FloatArray:
         """Per region: sessions / capacity of the nodes that carry sessions (ready + draining)."""

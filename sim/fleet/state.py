@@ -8,6 +8,7 @@ trace's impairments, warm start).
 
 from __future__ import annotations
 
+import math
 import threading
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -71,6 +72,11 @@ class _RegionBook:
         self.desired = 0
         self.serial = 0
         self.removed: set[str] = set()
+        self.drain_order: tuple[str, ...] | None = None
+        # Warm pool (RegionSpec.warm_pool): when each pooled instance is initialised and stopped, ready to
+        # be drawn (a drawn one is replaced by a launch that takes the region's full boot time).
+        self.warm_ready_at: list[float] = [-math.inf] * (spec.warm_pool.size if spec.warm_pool else 0)
+        """The controller's drain order (first to drain first); None: never published, spread placement."""
 
 
 class _FleetState:
@@ -122,6 +128,9 @@ class _FleetState:
         )
         self._books = [_RegionBook(r, i) for i, r in enumerate(spec.regions)]
         self._spn = np.array([r.sessions_per_node for r in spec.regions], dtype=np.float64)
+        self._warm_pool_cost = np.array(
+            [r.warm_pool.size * r.warm_pool.stopped_cost_ratio if r.warm_pool else 0.0 for r in spec.regions]
+        )
         # Every node of the fleet, as parallel arrays (fast numpy steps over ~2k prod nodes).
         self._node_names: list[str] = []
         self._node_region = np.zeros(0, dtype=np.int64)
@@ -129,6 +138,14 @@ class _FleetState:
         self._ready_at = np.zeros(0)
         self._deadline = np.zeros(0)
         self._sessions = np.zeros((0, n_s))
+        # Place of each node in its region's published drain order (higher stays longer, -1 unranked):
+        # the load balancer packs new sessions onto the highest first (`sim.fleet.nodes._pack`).
+        self._stay_rank = np.zeros(0)
+        self.migrate_draining_below = float(spec.scaling.drain_move_calls_below)
+        """A draining node with fewer sessions than this hands them to staying nodes (a brief reconnect
+        each, counted in `migrated_sessions`) and goes at once: the media server's drain setting
+        `scaling.drain_move_calls_below` (0: never)."""
+        self._migrated = 0.0
 
         self._weights = np.zeros((n_m, n_r))
         for m in range(n_m):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from controller.core.planner import make_plan
-from controller.core.scaling import needed_nodes, plan_scaling
+from controller.core.scaling import needed_nodes, plan_scaling, remaining_share
 from controller.plan import RegionState
 from controller.snapshot import NodeObservation, NodeState
 from tests.controller.core.conftest import NOON
@@ -143,3 +143,29 @@ def test_reclaim_counts_booting_nodes_as_serving(local_spec):
     others = [region_observation(local_spec, r.name, NOON, 2) for r in local_spec.regions if r.name != "fra"]
     decision = _scaling(local_spec, snapshot_for(local_spec, NOON, {}, regions=[fra, *others]), {"fra": 420.0})
     assert [u.node for u in decision.undrains] == ["fra-d003", "fra-d002"]
+
+
+def test_serving_nodes_are_sized_without_the_calls_draining_nodes_keep(local_spec):
+    # 420 sessions forecast, 3 draining nodes with 100 calls between them. Counted in full (horizon 0),
+    # the serving nodes are sized for all 420: 7 nodes. With a horizon, only what will have ended by then
+    # needs serving room: the calls that stay on the draining nodes are not sized for twice.
+    fra = _with_draining(local_spec, "fra", ready=4, draining_sessions=[30, 40, 30])
+    others = [region_observation(local_spec, r.name, NOON, 2) for r in local_spec.regions if r.name != "fra"]
+    snapshot = snapshot_for(local_spec, NOON, {}, regions=[fra, *others])
+    assert {c.region: c.desired_nodes for c in _scaling(local_spec, snapshot, {"fra": 420.0}).scale}["fra"] == 7
+    horizon = 900
+    spec = local_spec.model_copy(
+        update={"scaling": local_spec.scaling.model_copy(update={"draining_remaining_horizon_seconds": horizon})}
+    )
+    share = remaining_share(spec, horizon)
+    assert 0.0 < share < 1.0
+    decision = plan_scaling(spec, snapshot, None, dict(HEALTHY), {"fra": 420.0}, set(), False, NOON)
+    expected = needed_nodes(spec, spec.region_by_name["fra"], 420.0 - 100 * share)
+    assert {c.region: c.desired_nodes for c in decision.scale}["fra"] == expected < 7
+    assert "still on draining nodes not counted" in {c.region: c for c in decision.scale}["fra"].reason
+
+
+def test_remaining_share_follows_the_scenarios_lengths(local_spec):
+    # Nothing has ended yet at 0 s; long calls keep it high, and it only falls with the horizon.
+    assert remaining_share(local_spec, 0) == 1.0
+    assert remaining_share(local_spec, 600) > remaining_share(local_spec, 3600) > remaining_share(local_spec, 36_000)
