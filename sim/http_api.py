@@ -16,6 +16,7 @@ Routes (JSON in and out):
   POST   /v1/regions/{region}/nodes/{node}/undrain   {"plan_id", "actor", "reason"}
   PUT    /v1/traffic-weights                         {"weights": {market: {region: share}}, ...}
   POST   /v1/regions/{region}/session-moves          {"market", "to_region", "sessions", "plan_id", ...}
+  PUT    /v1/regions/{region}/drain-order            {"nodes", "leaving_soon", "plan_id", ...} (204: unchanged)
   POST   /v1/impairments                             Impairment JSON -> 201 {"id"}
   DELETE /v1/impairments/{id}
   POST   /v1/events                                  {"market", "peak_multiplier", "ramp_seconds",
@@ -74,6 +75,7 @@ from sim.http_requests import (
     DemandEventBody,
     DesiredNodesBody,
     DrainBody,
+    DrainOrderBody,
     ImpairmentBody,
     SessionMoveBody,
     TrafficWeightsBody,
@@ -189,6 +191,7 @@ class SimulatorServer:
             ("POST", re.compile(r"/v1/regions/(?P<region>[^/]+)/nodes/(?P<node>[^/]+)/undrain"), self._undrain),
             ("PUT", re.compile(r"/v1/traffic-weights"), self._weights),
             ("POST", re.compile(r"/v1/regions/(?P<region>[^/]+)/session-moves"), self._move_sessions),
+            ("PUT", re.compile(r"/v1/regions/(?P<region>[^/]+)/drain-order"), self._drain_order),
             ("POST", re.compile(r"/v1/impairments"), self._add_impairment),
             ("DELETE", re.compile(r"/v1/impairments/(?P<impairment_id>[^/]+)"), self._clear_impairment),
             ("POST", re.compile(r"/v1/events"), self._add_event),
@@ -280,6 +283,16 @@ class SimulatorServer:
             region, request.market, request.to_region, request.sessions,
             plan_id=request.plan_id, actor=request.actor, reason=request.reason,
         )  # fmt: skip
+        return Reply(HTTPStatus.OK, record.model_dump(mode="json"))
+
+    def _drain_order(self, body: bytes, region: str) -> Reply:
+        request = parse_request(DrainOrderBody, body, now=self.fleet.now)
+        record = self.fleet.set_drain_order(
+            region, request.nodes, request.leaving_soon,
+            plan_id=request.plan_id, actor=request.actor, reason=request.reason,
+        )  # fmt: skip
+        if record is None:
+            return Reply(HTTPStatus.OK, {"changed": False})
         return Reply(HTTPStatus.OK, record.model_dump(mode="json"))
 
     def _weights(self, body: bytes) -> Reply:

@@ -129,6 +129,11 @@ class SessionMoveBody(_Attribution):
     sessions: float = Field(ge=0, le=1e9, allow_inf_nan=False, description="How many calls, at most.")
 
 
+class DrainOrderBody(_Attribution):
+    nodes: list[str] = Field(max_length=100_000, description="The region's nodes, first to drain first.")
+    leaving_soon: int = Field(ge=0, le=100_000, description="How many at the front the forecast no longer needs.")
+
+
 class TrafficWeightsBody(_Attribution):
     weights: dict[str, dict[str, float]] = Field(description="market -> region -> share (finite, >= 0).")
 

@@ -34,6 +34,7 @@ from controller.plan import Plan, PlanningOverrides, RegionPin
 from controller.ports import (
     ActuationError,
     Actuator,
+    DrainOrderPublisher,
     LeaseRefusedError,
     Observer,
     ObserverUnavailable,
@@ -376,6 +377,16 @@ class FleetActivities:
                     ),
                 )
             )
+
+        # Last, after the steering: which nodes go next, for the media load balancer's packing.
+        if plan.drain_order and isinstance(actuator, DrainOrderPublisher):
+            for order in plan.drain_order:
+                record = actuator.set_drain_order(
+                    order.region, order.nodes, order.leaving_soon, plan_id=plan.plan_id, actor=actor,
+                    reason="drain order",
+                )  # fmt: skip
+                if record is not None:
+                    records.append(record)
 
     @activity.defn(name="shift_region_traffic")
     def shift_region_traffic(self, request: ShiftRequest) -> ShiftResult:

@@ -130,6 +130,25 @@ class SimulatorActuator(SimulatorObserver):
             {"plan_id": plan_id, "actor": actor, "reason": reason},
         )
 
+    def set_drain_order(
+        self, region: str, nodes: list[str], leaving_soon: int, *, plan_id: str, actor: str, reason: str
+    ) -> AuditRecord | None:
+        path = f"/v1/regions/{region}/drain-order"
+        body = {"nodes": nodes, "leaving_soon": leaving_soon, "plan_id": plan_id, "actor": actor, "reason": reason}
+        try:
+            answer = self._request("PUT", path, body)
+        except _Rejected as error:
+            raise ActuationError(f"simulator refused PUT {path}: {error}", retryable=False) from error
+        except _TransientFailure as error:
+            raise ActuationError(f"simulator at {self.base_url} failed PUT {path}: {error}", retryable=True) from error
+        if isinstance(answer, dict) and answer.get("changed") is False:
+            return None  # the order was already in force
+        try:
+            return AuditRecord.model_validate(answer)
+        except ValidationError as error:
+            problem = f"simulator answered PUT {path} without an AuditRecord: {error}"
+            raise ActuationError(problem, retryable=False) from error
+
     def move_sessions(
         self, region: str, market: str, to_region: str, sessions: float, *, plan_id: str, actor: str, reason: str
     ) -> AuditRecord:

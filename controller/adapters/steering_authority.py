@@ -27,6 +27,7 @@ from controller.core import fencing, safety
 from controller.ports import (
     ActuationError,
     Actuator,
+    DrainOrderPublisher,
     LeaseRefusedError,
     SafetyRuleError,
     SessionMover,
@@ -248,6 +249,19 @@ class FencedActuator:
             commanded_after=lambda s: s,
             act=lambda: self._raw.undrain_node(region, node, plan_id=plan_id, actor=actor, reason=reason),
         )
+
+    def set_drain_order(
+        self, region: str, nodes: list[str], leaving_soon: int, *, plan_id: str, actor: str, reason: str
+    ) -> AuditRecord | None:
+        """The drain order to a fleet whose load balancer reads it; None when it cannot or nothing changed.
+
+        Not fenced or journalled: it is a placement hint, not steering (a stale one only packs new
+        sessions less well until the next plan), and it follows the weights write, which moves the
+        loop's fence on."""
+        raw = self._raw
+        if not isinstance(raw, DrainOrderPublisher):
+            return None
+        return raw.set_drain_order(region, nodes, leaving_soon, plan_id=plan_id, actor=actor, reason=reason)
 
     @property
     def moves_sessions(self) -> bool:

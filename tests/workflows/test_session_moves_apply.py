@@ -88,3 +88,27 @@ def test_a_fleet_that_cannot_reconnect_calls_keeps_them_and_still_gets_its_weigh
         result = activities.apply_plan(request)
         assert [r.action for r in result.records] == ["set_traffic_weights"]
         assert fleet.sessions_moved.sum() == 0.0
+
+
+def test_the_live_loop_hands_the_drain_order_to_the_fleet_after_the_weights(local_spec):
+    """The drain order reaches the simulated load balancer over HTTP, after the weights write (a hint,
+    not steering: no fence, no journal); published again unchanged, it is a no-op."""
+    from controller.plan import DrainOrder
+
+    fleet = SimulatedFleet(local_spec, quiet_trace(START, 3600), start=START, demand_variation=0.0)
+    with SimulatorServer(fleet, run_clock=False) as server:
+        actuator = SimulatorActuator(server.url)
+        authority = gate(local_spec, actuator)
+        activities = FleetActivities(
+            local_spec, actuator, authority, metrics=ControllerMetrics("local", CollectorRegistry())
+        )
+        fra = [n.name for n in fleet.snapshot().region("fra").nodes]  # type: ignore[union-attr]
+        plan = _plan(fleet).model_copy(
+            update={"session_moves": [], "drain_order": [DrainOrder(region="fra", nodes=fra, leaving_soon=1)]}
+        )
+        request = ApplyPlanRequest(plan=plan, actor="controller/test", fence=Fence.for_loop(authority.state().revision))
+        result = activities.apply_plan(request)
+        assert [r.action for r in result.records] == ["set_traffic_weights", "set_drain_order"]
+        assert [r.action for r in fleet.actuations][-1] == "set_drain_order"
+        again = ApplyPlanRequest(plan=plan, actor="controller/test", fence=Fence.for_loop(authority.state().revision))
+        assert [r.action for r in activities.apply_plan(again).records] == ["set_traffic_weights"]
