@@ -344,6 +344,7 @@ async def _run(waves: int) -> list[CaseResult]:
     from temporalio.testing import WorkflowEnvironment
 
     spec = load_environment(PROD)
+    SETTLED["traffic"] = spec.traffic
     start = datetime.now(UTC).replace(hour=START_HOUR_UTC, minute=0, second=0, microsecond=0)
     plan = WAVES[:waves]
     duration = SETTLE_MAX_SECONDS + 600 + len(plan) * (HOLD_SECONDS + WATCH_AFTER_CLEAR_SECONDS + 30)
@@ -377,8 +378,13 @@ async def _run(waves: int) -> list[CaseResult]:
                     await ensure_control_loop(client, spec, task_queue="fast-shift")
                     watch_task = asyncio.create_task(watcher.run())
                     follow_task = asyncio.create_task(_follow_health(handle, health_changes))
-                    settled_after = await _settle(handle, fleet)
-                    print(f"fleet settled after {settled_after:.0f} s (every region healthy)", flush=True)
+                    settled_after, quiet = await _settle(handle, fleet)
+                    SETTLED.update(seconds=settled_after, quiet=quiet)
+                    print(
+                        f"waves start after {settled_after:.0f} s: "
+                        + ("every region healthy for 30 s" if quiet else "NOT every region healthy yet (time limit)"),
+                        flush=True,
+                    )
                     for wave in plan:
                         onset = fleet.now
                         at_onset = fleet.snapshot()
@@ -421,7 +427,11 @@ SETTLE_QUIET_SECONDS = 30.0  # every region healthy this long before the first w
 SETTLE_MAX_SECONDS = 420.0  # nodes ordered at the start have booted (180 s) and the loop has caught up
 
 
-async def _settle(handle: Any, fleet: SimulatedFleet) -> float:
+SETTLED: dict[str, Any] = {}
+"""How the last run's warm-up ended (seconds waited, whether every region was healthy), for the report."""
+
+
+async def _settle(handle: Any, fleet: SimulatedFleet) -> tuple[float, bool]:
     """Wait until every region has been healthy for SETTLE_QUIET_SECONDS (fleet time), at least
     SETTLE_MIN_SECONDS and at most SETTLE_MAX_SECONDS; return the seconds waited. The fleet
     warm-starts sized at the planning target for the demand of its start hour, so a region whose
@@ -440,7 +450,7 @@ async def _settle(handle: Any, fleet: SimulatedFleet) -> float:
         healthy_since = (healthy_since or fleet.now) if all_healthy else None
         quiet = healthy_since is not None and (fleet.now - healthy_since).total_seconds() >= SETTLE_QUIET_SECONDS
         if (waited >= SETTLE_MIN_SECONDS and quiet) or waited >= SETTLE_MAX_SECONDS:
-            return waited
+            return waited, quiet
         await asyncio.sleep(1.0)
 
 
@@ -475,7 +485,7 @@ def summary(results: list[CaseResult]) -> dict[str, Any]:
     # A case never steered counts as slower than every measured one in the percentiles.
     padded = steered + [math.inf] * missing
     r53 = {f"{i:.0f}s": route53_timeline(i)["steered_90"] for i in ROUTE53_INTERVALS}
-    traffic = load_environment(PROD).traffic
+    traffic = SETTLED.get("traffic") or load_environment(PROD).traffic  # the run's own spec, when there was one
     # The core prorates the budget over the fleet time since the previous plan, so a sliding minute
     # can hold one tick more than a minute's worth.
     slack = (60.0 + traffic.tick_seconds) / 60.0
@@ -530,6 +540,14 @@ def markdown(results: list[CaseResult], totals: dict[str, Any], command: str) ->
         "value at onset). Route 53: health checks every 10 s (or 30 s), failure threshold 3, record TTL 60 s,",
         "mean over check phase and resolver cache age: a best case that assumes the health check fails exactly",
         "when media QoS breaches.",
+        "",
+        f"The fleet starts at {START_HOUR_UTC:02d}:00 UTC (fleet clock) sized at the planning target; the waves began "
+        f"after {SETTLED.get('seconds', 0):.0f} s of warm-up, "
+        + (
+            "every region healthy for 30 s."
+            if SETTLED.get("quiet")
+            else f"with some region still unhealthy at the {SETTLE_MAX_SECONDS:.0f} s limit."
+        ),
         "",
         "| case | affected markets | detected | decided | weights applied | 90% new sessions elsewhere | "
         "Route 53 (10 s / 30 s checks) | shifted by its health | weight decreases (any cause) | reversals | "
