@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from controller.core.planner import make_plan
 from controller.plan import Plan, RegionState
+from controller.snapshot import FleetSnapshot
 from controller.spec import EnvironmentSpec
 from controller.spec_file import EnvironmentFileError, load_environment
 from tests.controller.core.conftest import ENVIRONMENTS, NOON
@@ -24,27 +25,30 @@ def _paced(spec: EnvironmentSpec, per_minute: float) -> EnvironmentSpec:
     return spec.model_copy(update={"traffic": traffic})
 
 
+def _fra_breaching(spec: EnvironmentSpec, now: datetime) -> FleetSnapshot:
+    """fra loses 8%; DE's 600 calls sit on fra; dub runs FR at 35% of its 10 nodes, with room."""
+    paths = [
+        p.model_copy(update={"loss_ratio": 0.08, "active_sessions": 600}) if (p.market, p.region) == ("DE", "fra")
+        else p.model_copy(update={"loss_ratio": 0.08}) if p.region == "fra"
+        else p
+        for p in healthy_paths(spec)
+    ]  # fmt: skip
+    regions = [
+        region_observation(spec, "fra", now, 20, sessions_per_node=[30] * 20),
+        region_observation(spec, "dub", now, 10, sessions_per_node=[35] * 10),
+        region_observation(spec, "sin", now, 20, sessions_per_node=[35] * 20),
+        region_observation(spec, "cgk", now, 20, sessions_per_node=[60] * 20),
+    ]
+    return snapshot_for(spec, now, DEMAND, weights=WEIGHTS, regions=regions, paths=paths)
+
+
 def _breach_of_fra(spec: EnvironmentSpec, seconds: int) -> list[Plan]:
-    """fra loses 8% for `seconds` (samples every 5 s); DE's 600 calls sit on fra; dub runs FR at 70%
-    with room for more nodes."""
+    """Plans every 5 s over `seconds` of fra's breach."""
     plans: list[Plan] = []
     plan = None
     for sample in range(seconds // TICK + 1):
         now = NOON + timedelta(seconds=TICK * sample)
-        paths = [
-            p.model_copy(update={"loss_ratio": 0.08, "active_sessions": 600}) if (p.market, p.region) == ("DE", "fra")
-            else p.model_copy(update={"loss_ratio": 0.08}) if p.region == "fra"
-            else p
-            for p in healthy_paths(spec)
-        ]  # fmt: skip
-        regions = [
-            region_observation(spec, "fra", now, 20, sessions_per_node=[30] * 20),
-            region_observation(spec, "dub", now, 10, sessions_per_node=[35] * 10),
-            region_observation(spec, "sin", now, 20, sessions_per_node=[35] * 20),
-            region_observation(spec, "cgk", now, 20, sessions_per_node=[60] * 20),
-        ]
-        snapshot = snapshot_for(spec, now, DEMAND, weights=WEIGHTS, regions=regions, paths=paths)
-        plan = make_plan(spec, snapshot, plan, now)
+        plan = make_plan(spec, _fra_breaching(spec, now), plan, now)
         plans.append(plan)
     return plans
 
@@ -96,18 +100,5 @@ def test_a_loop_woken_every_second_spends_the_budget_by_the_second(local_spec):
     spec = _paced(local_spec, 0.1)
     plans = _breach_of_fra(spec, 60)
     later = plans[-1].created_at + timedelta(seconds=1)
-    paths = [
-        p.model_copy(update={"loss_ratio": 0.08, "active_sessions": 600}) if (p.market, p.region) == ("DE", "fra")
-        else p.model_copy(update={"loss_ratio": 0.08}) if p.region == "fra"
-        else p
-        for p in healthy_paths(spec)
-    ]  # fmt: skip
-    regions = [
-        region_observation(spec, "fra", later, 20, sessions_per_node=[30] * 20),
-        region_observation(spec, "dub", later, 10, sessions_per_node=[35] * 10),
-        region_observation(spec, "sin", later, 20, sessions_per_node=[35] * 20),
-        region_observation(spec, "cgk", later, 20, sessions_per_node=[60] * 20),
-    ]
-    snapshot = snapshot_for(spec, later, DEMAND, weights=WEIGHTS, regions=regions, paths=paths)
-    plan = make_plan(spec, snapshot, plans[-1], later)
+    plan = make_plan(spec, _fra_breaching(spec, later), plans[-1], later)
     assert sum(m.sessions for m in plan.session_moves) == pytest.approx(0.1 * 600 * 1 / 60, rel=1e-6)
