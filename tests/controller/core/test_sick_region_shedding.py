@@ -176,3 +176,28 @@ def test_a_costlier_region_within_every_slo_beats_a_cheaper_one_that_breaches(lo
         last_scale_change_at={}, now=NOON,
     )  # fmt: skip
     assert result.weights["TH"] == {"cgk": pytest.approx(1.0)}
+
+
+def test_shedding_stays_within_what_the_pace_rule_lets_through(local_spec):
+    """With half of DE's per-minute move budget left, the plan moves half of DE off the breaching fra,
+    not all: the steering authority checks the same rule and refused every weights write of the
+    minute when the planner moved more (the x1 benchmark)."""
+    from controller.core.safety import moved_share
+    from controller.plan import PlanningOverrides
+
+    plan = None
+    paths = [p.model_copy(update={"loss_ratio": 0.08}) if p.region == "fra" else p for p in healthy_paths(local_spec)]
+    demand = {**DEMAND, "FR": 350}
+    for sample in range(4):
+        now = NOON + timedelta(seconds=5 * sample)
+        regions = [
+            region_observation(local_spec, "fra", now, 40, sessions_per_node=[17] * 40),
+            region_observation(local_spec, "dub", now, 5, sessions_per_node=[70] * 5),
+            region_observation(local_spec, "sin", now, 20, sessions_per_node=[35] * 20),
+            region_observation(local_spec, "cgk", now, 20, sessions_per_node=[60] * 20),
+        ]
+        snapshot = snapshot_for(local_spec, now, demand, weights=WEIGHTS, regions=regions, paths=paths)
+        overrides = PlanningOverrides(move_budget={"DE": 0.5})
+        plan = make_plan(local_spec, snapshot, plan, now, overrides)
+    assert plan is not None and plan.region_state("fra") is RegionState.DEGRADED
+    assert moved_share(WEIGHTS["DE"], plan.weights["DE"]) == pytest.approx(0.5, abs=1e-6)
