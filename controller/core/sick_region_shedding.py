@@ -59,13 +59,10 @@ def arrivals_per_second(spec: EnvironmentSpec, market: str, sessions: float) -> 
 
 
 def seconds_until_capacity(
-    spec: EnvironmentSpec, snapshot: FleetSnapshot, region: str, last_change: datetime | None, now: datetime
+    spec: EnvironmentSpec, observation: RegionObservation, last_change: datetime | None, now: datetime
 ) -> float | None:
     """How long a region must hold extra arrivals before more capacity serves; None: none is coming."""
-    settings = spec.region_by_name[region]
-    observation = next((o for o in snapshot.regions if o.region == region), None)
-    if observation is None:
-        return None
+    settings = spec.region_by_name[observation.region]
     tick = float(spec.traffic.tick_seconds)
     if observation.booting_nodes > 0 and last_change is not None and last_change <= now:
         left = settings.node_boot_seconds - (now - last_change).total_seconds()
@@ -112,7 +109,7 @@ def shed_sick_regions(
         if region_states.get(name) is not RegionState.HEALTHY:
             continue
         room[name] = max(0.0, ceiling * observation.ready_capacity - observation.active_sessions)
-        horizon[name] = seconds_until_capacity(spec, snapshot, name, last_scale_change_at.get(name), now)
+        horizon[name] = seconds_until_capacity(spec, observation, last_scale_change_at.get(name), now)
 
     result = {market: dict(shares) for market, shares in weights.items()}
     given: dict[str, float] = {}

@@ -144,7 +144,7 @@ def test_shedding_keeps_every_market_whole_and_inside_its_jurisdictions(local_sp
         if name in leaving:
             continue
         gained = {m: result.weights[m].get(name, 0.0) - s.get(name, 0.0) for m, s in weights.items()}
-        wait = seconds_until_capacity(local_spec, snapshot, name, None, NOON)
+        wait = seconds_until_capacity(local_spec, observation, None, NOON)
         brought = sum(
             g * (demand[m] if wait is None else min(demand[m], arrivals_per_second(local_spec, m, demand[m]) * wait))
             for m, g in gained.items()
