@@ -18,7 +18,7 @@ Used by `edgectl/demo/report.py` (report and console summary) and the end-to-end
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,7 +49,28 @@ class MeasureModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ShiftMeasurement(MeasureModel):
+class SteeringVerdict:
+    """The verdicts shared by the two views of one shift (the weights, and the selector's answers): both
+    carry first_shift_sim_seconds, steered_away_sim_seconds and goal_fleet_seconds (fleet seconds)."""
+
+    if TYPE_CHECKING:  # declared by the models themselves, as pydantic fields
+        first_shift_sim_seconds: float | None
+        steered_away_sim_seconds: float | None
+        goal_fleet_seconds: float
+
+    @property
+    def shifted(self) -> bool:
+        return self.first_shift_sim_seconds is not None
+
+    @property
+    def within_goal(self) -> bool | None:
+        """Judged on fleet seconds only; None when the new sessions were never steered away."""
+        if self.steered_away_sim_seconds is None:
+            return None
+        return self.steered_away_sim_seconds <= self.goal_fleet_seconds
+
+
+class ShiftMeasurement(SteeringVerdict, MeasureModel):
     """Impairment of one region -> the controller's traffic shift away from it, and back."""
 
     region: str
@@ -72,19 +93,8 @@ class ShiftMeasurement(MeasureModel):
         default=STEER_GOAL_FLEET_SECONDS, description="Issue 17's goal for steered_away_sim_seconds (fleet seconds)."
     )
 
-    @property
-    def shifted(self) -> bool:
-        return self.first_shift_sim_seconds is not None
 
-    @property
-    def within_goal(self) -> bool | None:
-        """Judged on fleet seconds only; None when the new sessions were never steered away."""
-        if self.steered_away_sim_seconds is None:
-            return None
-        return self.steered_away_sim_seconds <= self.goal_fleet_seconds
-
-
-class SelectorShiftMeasurement(MeasureModel):
+class SelectorShiftMeasurement(SteeringVerdict, MeasureModel):
     """The impairment's shift as it reached clients: the impaired markets' new sessions the region
     selector's answers sent elsewhere, from the fleet's placement timeline (fleet seconds, one fleet
     step of resolution: the fleet asks the selector once per step)."""
@@ -109,16 +119,6 @@ class SelectorShiftMeasurement(MeasureModel):
         default=0.0, description="Their sessions the fleet placed without a selector answer while impaired."
     )
     goal_fleet_seconds: float = STEER_GOAL_FLEET_SECONDS
-
-    @property
-    def shifted(self) -> bool:
-        return self.first_shift_sim_seconds is not None
-
-    @property
-    def within_goal(self) -> bool | None:
-        if self.steered_away_sim_seconds is None:
-            return None
-        return self.steered_away_sim_seconds <= self.goal_fleet_seconds
 
 
 class ScaleOutMeasurement(MeasureModel):
