@@ -35,18 +35,20 @@ import asyncio
 import json
 import math
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
 import tempfile
 import time
 import urllib.request
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -422,6 +424,8 @@ async def _run(waves: int) -> list[CaseResult]:
     return results
 
 
+T = TypeVar("T")
+
 SETTLE_MIN_SECONDS = 40.0  # Prometheus has data, the loop has planned a few times
 SETTLE_QUIET_SECONDS = 30.0  # every region healthy this long before the first wave
 SETTLE_MAX_SECONDS = 420.0  # nodes ordered at the start have booted (180 s) and the loop has caught up
@@ -595,9 +599,24 @@ def markdown(results: list[CaseResult], totals: dict[str, Any], command: str) ->
     return "\n".join(lines)
 
 
+def run_stopping_on_sigterm(main: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run(main), but a SIGTERM unwinds it like Ctrl-C: Python's default SIGTERM ends the
+    process without running `finally` blocks, which left the benchmark's Prometheus and Temporal
+    children running after a timeout or an impatient `kill`. The previous handler is restored."""
+
+    def _unwind(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, _unwind)
+    try:
+        return asyncio.run(main)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_fast_shift(waves: int = len(WAVES)) -> str:
     """The whole benchmark, as the Markdown section `bench/run_all.py` writes into docs/benchmarks.md."""
-    results = asyncio.run(_run(waves))
+    results = run_stopping_on_sigterm(_run(waves))
     return markdown(results, summary(results), "python -m bench.fast_shift")
 
 
@@ -606,7 +625,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--waves", type=int, default=len(WAVES), choices=range(1, len(WAVES) + 1))
     parser.add_argument("--json", type=Path, default=None, help="Also write the raw results here.")
     args = parser.parse_args(argv)
-    results = asyncio.run(_run(args.waves))
+    results = run_stopping_on_sigterm(_run(args.waves))
     totals = summary(results)
     print(markdown(results, totals, "python -m bench.fast_shift"))
     if args.json is not None:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 from bench.fast_shift import CaseResult, route53_timeline, summary
 
@@ -28,3 +32,29 @@ def test_goal_needs_p50_p95_and_quiet_blips():
 def test_a_case_never_steered_counts_as_slowest():
     totals = summary([_case(10.0)] * 9 + [_case(None)])
     assert totals["not_steered"] == 1 and math.isinf(totals["steered_p95"]) and not totals["goal_met"]
+
+
+def test_sigterm_unwinds_the_run_so_its_finally_blocks_stop_the_children(tmp_path: Path) -> None:
+    """A SIGTERM (a timeout, `kill`) must run the benchmark's `finally` (which stops Prometheus and the
+    Temporal dev server): Python's default SIGTERM exits without it, and the children outlived the run."""
+    marker = tmp_path / "cleaned-up"
+    program = (
+        "import asyncio, sys\n"
+        "from bench.fast_shift import run_stopping_on_sigterm\n"
+        "async def main():\n"
+        "    try:\n"
+        "        print('started', flush=True)\n"
+        "        await asyncio.Event().wait()\n"
+        "    finally:\n"
+        f"        open({str(marker)!r}, 'w').write('yes')\n"
+        "run_stopping_on_sigterm(main())\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "started"
+        child.send_signal(signal.SIGTERM)
+        child.wait(timeout=60)
+    finally:
+        child.kill()
+    assert marker.read_text() == "yes"
