@@ -146,6 +146,11 @@ class FleetSettings:
     """The simulated fleet's HTTP API (observer, and actuator by default)."""
     prometheus_url: str | None = None
     """Prometheus to observe from (wins over the simulator as observer)."""
+    demand_history_days: float = 8.0
+    """Days of observed offered demand the Prometheus observer hands the core to learn each market's
+    daily and weekly profile from (`controller/adapters/demand_history.py`); 0: none (the core then
+    forecasts from the spec's configured profiles). Only where Prometheus' time is the fleet's clock:
+    not on an accelerated simulator."""
     kube_contexts: tuple[str, ...] = ()
     """`REGION=CONTEXT` per regional cluster (the Kubernetes backend)."""
     actuate: tuple[ActuationBackend, ...] = ()
@@ -168,9 +173,15 @@ def build_fleet_adapters(spec: EnvironmentSpec, settings: FleetSettings) -> tupl
             raise BootstrapError(f"--simulator-url: simulator adapter not available: {error}") from error
         simulator = SimulatorActuator(settings.simulator_url)
     if settings.prometheus_url:
+        from controller.adapters.demand_history import PrometheusDemandHistory
         from controller.adapters.prometheus_observer import PrometheusObserver
 
-        observer = PrometheusObserver(settings.prometheus_url, spec)
+        history = (
+            PrometheusDemandHistory(settings.prometheus_url, days=settings.demand_history_days)
+            if settings.demand_history_days > 0
+            else None
+        )
+        observer = PrometheusObserver(settings.prometheus_url, spec, history=history)
     elif simulator is not None:
         observer = simulator
     else:

@@ -344,6 +344,9 @@ class DevStack:
                 "--temporal-address", f"{LOOPBACK}:{ports.temporal}",
                 "--simulator-url", f"http://{LOOPBACK}:{ports.simulator}",
                 "--prometheus-url", f"http://{LOOPBACK}:{ports.prometheus}",
+                # Prometheus stamps samples on the wall clock; the learned profile needs the fleet's,
+                # which only x1 shares (an accelerated day would be learned as 24 wall minutes).
+                "--demand-history-days", "8" if opts.speed == 1 else "0",
                 "--metrics-port", str(ports.controller_metrics),
                 "--steering-file", str(self.steering_file), "--create-steering-file",
             ]  # fmt: skip

@@ -13,13 +13,15 @@ partial). A bin with no sample (exporter down, a gap in scrapes) is None, never 
 skips it. The offered demand is a gauge in the metric contract, so counter resets do not apply to it.
 
 Bins end on multiples of `step_seconds` of Prometheus' own time axis, which is the fleet's clock on a
-real fleet. (The accelerated local simulator's fleet clock runs ahead of it, so the local stack does
-not wire this adapter.)
+real fleet. `edgectl controller run --prometheus-url` wires it into the observer (`--demand-history-days`, 8 by
+default); the local stack passes 0 unless it runs at x1, since an accelerated simulator's fleet clock
+runs ahead of Prometheus' time.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -59,8 +61,10 @@ class PrometheusDemandHistory:
         self.session = session or requests.Session()
         self._values: dict[str, dict[int, float]] = {}
         self._fetched_until: int | None = None
-        self.queries: list[tuple[str, int, int]] = []
-        """(query, start, end) of every range query made: for tests and bounded-cost checks."""
+        self.queries: deque[tuple[str, int, int]] = deque(maxlen=64)
+        """(query, start, end) of the last range queries made: for tests and bounded-cost checks (bounded:
+        a controller asks once a tick for months)."""
+        self._last: DemandHistory | None = None
 
     def history(self, now: datetime | None = None) -> DemandHistory:
         """The bins that ended by `now` (default: the clock), oldest first, at most `self.bins` of them."""
@@ -75,11 +79,17 @@ class PrometheusDemandHistory:
         for series in self._values.values():
             for old in [end for end in series if end < first_end]:
                 del series[old]
-        return DemandHistory(
+        history = DemandHistory(
             step_seconds=float(self.step_seconds),
             end=datetime.fromtimestamp(last_end, UTC),
             offered={market: tuple(series.get(end) for end in ends) for market, series in sorted(self._values.items())},
         )
+        # The same object while nothing changed (most ticks: a bin is 5 minutes): the core's learned
+        # profiles are cached per history object, so a new equal one would relearn them every tick.
+        if history == self._last:
+            return self._last
+        self._last = history
+        return history
 
     def _fetch(self, start: int, end: int) -> None:
         query = history_query(self.step_seconds)

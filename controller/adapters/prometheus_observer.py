@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
@@ -34,6 +34,7 @@ from controller.adapters.backbone_series import BACKBONE_FAMILY, backbone_observ
 from controller.ports import ObserverUnavailable
 from controller.snapshot import (
     SANE_TIME_WINDOW,
+    DemandHistory,
     FleetSnapshot,
     MarketDemand,
     NodeObservation,
@@ -108,6 +109,12 @@ class ObserverSettings:
     """Scrape jobs whose `up` gates freshness (the fleet's exporters, not the controller's own)."""
 
 
+class DemandHistorySource(Protocol):
+    """Where the observed demand history comes from (`controller.adapters.demand_history`)."""
+
+    def history(self, now: datetime | None = None) -> DemandHistory: ...
+
+
 @dataclass
 class QueryLog:
     """What the last tick asked Prometheus: for tests and the tick-latency benchmark."""
@@ -127,8 +134,13 @@ class PrometheusObserver:
         settings: ObserverSettings | None = None,
         clock: Callable[[], datetime] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        history: DemandHistorySource | None = None,
     ) -> None:
         self._spec = spec
+        self._history = history
+        self._last_history: DemandHistory | None = None
+        self.history_problem = ""
+        """Why the last history fetch failed ('' when it did not): the tick went on with the last good one."""
         self._settings = settings or ObserverSettings()
         self._clock = clock or (lambda: datetime.now(UTC))
         self._sleep = sleep
@@ -146,8 +158,23 @@ class PrometheusObserver:
         self.last_tick = QueryLog()
         queries = tick_queries(self._settings.trend_window, self._settings.up_job_regex)
         answers = {purpose: self._query(promql, now) for purpose, promql in queries.items()}
+        snapshot = build_snapshot(self._spec, now, answers)
+        history = self._demand_history(now)
         self.last_tick.seconds = time.perf_counter() - started
-        return build_snapshot(self._spec, now, answers)
+        return snapshot if history is None else snapshot.model_copy(update={"demand_history": history})
+
+    def _demand_history(self, now: datetime) -> DemandHistory | None:
+        """The observed demand history for the learned forecast; on failure the last good one: the
+        profile changes over days, so an unreachable range query must not stop the tick (the current
+        demand, which must be fresh, comes from the tick's own queries)."""
+        if self._history is None:
+            return None
+        try:
+            self._last_history = self._history.history(now)
+            self.history_problem = ""
+        except ObserverUnavailable as error:
+            self.history_problem = str(error)
+        return self._last_history
 
     def _query(self, promql: str, at: datetime) -> list[dict[str, Any]]:
         self.last_tick.queries.append(promql)

@@ -41,6 +41,16 @@ MediaWorkloadKindOption = Annotated[
         "pod-deletion-cost) or StatefulSet (only if yours is one: its scale-in picks the highest ordinals).",
     ),
 ]
+DemandHistoryDaysOption = Annotated[
+    float,
+    typer.Option(
+        min=0,
+        max=14,
+        help="Days of observed demand (Prometheus range queries) to learn each market's daily and weekly "
+        "profile from; 0: forecast from the spec's profiles. Set 0 on an accelerated simulator, whose clock "
+        "runs ahead of Prometheus'.",
+    ),
+]
 AwsEndpointOption = Annotated[
     str | None, typer.Option("--aws-endpoint-url", help="One endpoint for every AWS API (tests).", hidden=True)
 ]
@@ -56,6 +66,7 @@ def fleet_settings(
     eks_node_groups: list[str] | None,
     aws_endpoint_url: str | None,
     media_workload_kind: str = "Deployment",
+    demand_history_days: float = 8.0,
 ) -> FleetSettings:
     if media_workload_kind not in ("Deployment", "StatefulSet"):
         raise BootstrapError(f"--media-workload-kind {media_workload_kind!r}: expected Deployment or StatefulSet")
@@ -63,6 +74,7 @@ def fleet_settings(
         media_workload_kind="StatefulSet" if media_workload_kind == "StatefulSet" else "Deployment",
         simulator_url=simulator_url,
         prometheus_url=prometheus_url,
+        demand_history_days=demand_history_days,
         kube_contexts=tuple(kube_contexts or ()),
         actuate=tuple(dict.fromkeys(actuate or ())),
         aws=AwsSettings(

@@ -46,6 +46,7 @@ from edgectl.bootstrap import (
 from edgectl.cli.actuation_options import (
     ActuateOption,
     AwsEndpointOption,
+    DemandHistoryDaysOption,
     MediaDomainOption,
     MediaWorkloadKindOption,
     NodeGroupOption,
@@ -144,13 +145,14 @@ def run_controller(
     eks_node_group: NodeGroupOption = None,
     aws_endpoint_url: AwsEndpointOption = None,
     media_workload_kind: MediaWorkloadKindOption = "Deployment",
+    demand_history_days: DemandHistoryDaysOption = 8.0,
 ) -> None:
     """Run the environment's Temporal worker until SIGTERM."""
     spec = load_spec_or_exit(env)
     try:
         fleet = fleet_settings(
             simulator_url, prometheus_url, kube_contexts, actuate, route53_zone_id, media_domain, eks_node_group,
-            aws_endpoint_url, media_workload_kind,
+            aws_endpoint_url, media_workload_kind, demand_history_days,
         )  # fmt: skip
         observer, actuator = build_fleet_adapters(spec, fleet)
         steering = (

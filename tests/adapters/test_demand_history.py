@@ -101,3 +101,36 @@ def test_prometheus_unreachable_is_observer_unavailable():
     adapter = PrometheusDemandHistory(f"http://127.0.0.1:{free_port()}", timeout_seconds=1)
     with pytest.raises(ObserverUnavailable, match="demand history"):
         adapter.history(datetime(2026, 11, 9, tzinfo=UTC))
+
+
+@pytest.mark.integration
+def test_the_observer_hands_the_core_the_history_and_keeps_the_last_good_one(backfilled):
+    """`controller run` wires the history into the Prometheus observer: each snapshot carries it (the
+    same object while no bin completed, so the learned profiles are not relearned every tick), and a
+    failing range query leaves the tick with the last good history instead of stopping it."""
+    from controller.adapters.prometheus_observer import PrometheusObserver
+
+    server, now, _ = backfilled
+    source = PrometheusDemandHistory(server.url, days=1, step_seconds=STEP)
+    clock_at = [datetime.fromtimestamp(now, UTC)]
+    observer = PrometheusObserver(server.url, LOCAL, history=source, clock=lambda: clock_at[0])
+    first = observer.observe().demand_history
+    assert first is not None and first.end == clock_at[0] and len(first.offered["DE"]) == 288
+    assert observer.observe().demand_history is first  # no new bin: the same object
+
+    source.url = f"http://127.0.0.1:{free_port()}"  # Prometheus' range API gone
+    source.timeout_seconds = 1
+    clock_at[0] = datetime.fromtimestamp(now + STEP, UTC)  # a new bin is due, and cannot be fetched
+    assert observer.observe().demand_history is first
+    assert "demand history" in observer.history_problem
+
+
+def test_controller_run_wires_the_history_unless_told_not_to():
+    from controller.adapters.demand_history import PrometheusDemandHistory as History
+    from edgectl.bootstrap import FleetSettings, build_fleet_adapters
+
+    url = f"http://127.0.0.1:{free_port()}"
+    wired, _ = build_fleet_adapters(LOCAL, FleetSettings(prometheus_url=url, simulator_url=url))
+    assert isinstance(wired._history, History) and wired._history.bins == 8 * 288  # type: ignore[attr-defined]
+    off, _ = build_fleet_adapters(LOCAL, FleetSettings(prometheus_url=url, simulator_url=url, demand_history_days=0))
+    assert off._history is None  # type: ignore[attr-defined]

@@ -58,6 +58,18 @@ def test_the_generated_scrape_config_targets_the_fleet_and_the_controller_on_loo
     assert "0.0.0.0" not in config
 
 
+@pytest.mark.parametrize(("speed", "days"), [(60.0, "0"), (1.0, "8")])
+def test_the_controller_learns_from_prometheus_history_only_when_its_clock_is_the_fleets(
+    tmp_path: Path, speed: float, days: str
+) -> None:
+    """Prometheus stamps samples on the wall clock: at x60 a fleet day sits in 24 wall minutes, and a
+    profile learned from it would be wrong; at x1 the controller learns as on a real fleet."""
+    stack = DevStack(StackOptions(env_path=LOCAL_ENV, ports=StackPorts.free(), work_dir=tmp_path, speed=speed))
+    (controller,) = [p for p in stack.planned_processes() if p.name == "controller"]
+    at = controller.argv.index("--demand-history-days")
+    assert controller.argv[at + 1] == days
+
+
 @pytest.mark.integration
 def test_temporal_and_prometheus_start_answer_and_stop_leaving_no_process(tmp_path: Path) -> None:
     stack = DevStack(
