@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from controller.audit import AuditRecord
-from controller.snapshot import FleetSnapshot
+from controller.snapshot import DemandHistory, FleetSnapshot
 from controller.steering import Fence, JournalEntry, RegionLease, SteeringState
 
 
@@ -56,6 +56,15 @@ class Observer(Protocol):
         Raises ObserverUnavailable when the source cannot be reached after bounded retries.
         """
         ...
+
+
+@runtime_checkable
+class HistoryObserver(Protocol):
+    """An observer that can also hand the core the observed demand of the last days (bounded), for the
+    learned forecast. Asked by the planning step itself, next to the plan: days of bins are too big to
+    travel through the workflow's history with every snapshot."""
+
+    def demand_history(self, now: datetime) -> DemandHistory | None: ...
 
 
 class Actuator(Protocol):

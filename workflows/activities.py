@@ -35,6 +35,7 @@ from controller.ports import (
     ActuationError,
     Actuator,
     DrainOrderPublisher,
+    HistoryObserver,
     LeaseRefusedError,
     Observer,
     ObserverUnavailable,
@@ -250,13 +251,22 @@ class FleetActivities:
                 "move_budget": budget,
             }
         )
+        snapshot = self._with_demand_history(request.snapshot)
         try:
-            plan = self._planner()(self._spec, request.snapshot, request.previous, request.now, overrides)
+            plan = self._planner()(self._spec, snapshot, request.previous, request.now, overrides)
         except (ValueError, KeyError) as error:
             self._metrics.record_failure("plan")
             raise ApplicationError(f"planner rejected its input: {error}", type=PLANNER_ERROR) from error
         self._metrics.record_plan(plan)
         return PlanDecision(plan=plan, fence=Fence.for_loop(state.revision), leases=list(state.leases.values()))
+
+    def _with_demand_history(self, snapshot: FleetSnapshot) -> FleetSnapshot:
+        """The snapshot with the observer's demand history (learned forecast), fetched here rather than
+        carried in the snapshot: days of bins would go through the workflow's history every tick."""
+        if snapshot.demand_history is not None or not isinstance(self._observer, HistoryObserver):
+            return snapshot
+        history = self._observer.demand_history(snapshot.taken_at)
+        return snapshot if history is None else snapshot.model_copy(update={"demand_history": history})
 
     @activity.defn(name="load_policy")
     def load_policy(self, request: PolicyRequest) -> PolicySnapshot:

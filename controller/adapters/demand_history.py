@@ -14,7 +14,7 @@ skips it. The offered demand is a gauge in the metric contract, so counter reset
 
 Bins end on multiples of `step_seconds` of Prometheus' own time axis, which is the fleet's clock on a
 real fleet. `edgectl controller run --prometheus-url` wires it into the observer (`--demand-history-days`, 8 by
-default); the local stack passes 0 unless it runs at x1, since an accelerated simulator's fleet clock
+default; the plan activity asks for it next to the plan, it never rides in the snapshot through Temporal's history); the local stack passes 0 unless it runs at x1, since an accelerated simulator's fleet clock
 runs ahead of Prometheus' time.
 """
 

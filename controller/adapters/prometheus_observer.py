@@ -158,15 +158,15 @@ class PrometheusObserver:
         self.last_tick = QueryLog()
         queries = tick_queries(self._settings.trend_window, self._settings.up_job_regex)
         answers = {purpose: self._query(promql, now) for purpose, promql in queries.items()}
-        snapshot = build_snapshot(self._spec, now, answers)
-        history = self._demand_history(now)
         self.last_tick.seconds = time.perf_counter() - started
-        return snapshot if history is None else snapshot.model_copy(update={"demand_history": history})
+        return build_snapshot(self._spec, now, answers)
 
-    def _demand_history(self, now: datetime) -> DemandHistory | None:
-        """The observed demand history for the learned forecast; on failure the last good one: the
-        profile changes over days, so an unreachable range query must not stop the tick (the current
-        demand, which must be fresh, comes from the tick's own queries)."""
+    def demand_history(self, now: datetime) -> DemandHistory | None:
+        """The observed demand history for the learned forecast (`controller.ports.HistoryObserver`);
+        on failure the last good one: the profile changes over days, so an unreachable range query must
+        not stop the tick (the current demand, which must be fresh, comes from the tick's own queries).
+        Not part of `observe()`: the snapshot travels through the workflow's history every tick, days
+        of bins must not."""
         if self._history is None:
             return None
         try:

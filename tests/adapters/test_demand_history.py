@@ -104,25 +104,51 @@ def test_prometheus_unreachable_is_observer_unavailable():
 
 
 @pytest.mark.integration
-def test_the_observer_hands_the_core_the_history_and_keeps_the_last_good_one(backfilled):
-    """`controller run` wires the history into the Prometheus observer: each snapshot carries it (the
-    same object while no bin completed, so the learned profiles are not relearned every tick), and a
+def test_the_planning_step_gets_the_history_and_the_last_good_one_on_failure(backfilled):
+    """`controller run` wires the history into the Prometheus observer; the plan activity asks for it
+    next to the plan (never inside the snapshot, which travels through Temporal's history each tick):
+    the same object while no bin completed (the learned profiles are not relearned every tick), and a
     failing range query leaves the tick with the last good history instead of stopping it."""
     from controller.adapters.prometheus_observer import PrometheusObserver
+    from controller.plan import PlanningOverrides
+    from workflows.activities import FleetActivities
+    from workflows.activity_models import PlanRequest
 
     server, now, _ = backfilled
     source = PrometheusDemandHistory(server.url, days=1, step_seconds=STEP)
-    clock_at = [datetime.fromtimestamp(now, UTC)]
-    observer = PrometheusObserver(server.url, LOCAL, history=source, clock=lambda: clock_at[0])
-    first = observer.observe().demand_history
-    assert first is not None and first.end == clock_at[0] and len(first.offered["DE"]) == 288
-    assert observer.observe().demand_history is first  # no new bin: the same object
+    at = datetime.fromtimestamp(now, UTC)
+    observer = PrometheusObserver(server.url, LOCAL, history=source, clock=lambda: at)
+    snapshot = observer.observe()
+    assert snapshot.demand_history is None  # not in what the workflow records
+    first = observer.demand_history(at)
+    assert first is not None and first.end == at and len(first.offered["DE"]) == 288
+    assert observer.demand_history(at) is first  # no new bin: the same object
+
+    seen = []
+
+    def planner(spec, snap, previous, now_, overrides):
+        seen.append(snap.demand_history)
+        raise ValueError("stop here")  # the history reached the planner: nothing more to check
+
+    activities = FleetActivities(LOCAL, observer, _NoSteering(), planner=lambda: planner)
+    with pytest.raises(Exception, match="stop here"):
+        activities.plan_tick(PlanRequest(snapshot=snapshot, previous=None, now=at, overrides=PlanningOverrides()))
+    assert seen == [first]
 
     source.url = f"http://127.0.0.1:{free_port()}"  # Prometheus' range API gone
     source.timeout_seconds = 1
-    clock_at[0] = datetime.fromtimestamp(now + STEP, UTC)  # a new bin is due, and cannot be fetched
-    assert observer.observe().demand_history is first
+    later = datetime.fromtimestamp(now + STEP, UTC)  # a new bin is due, and cannot be fetched
+    assert observer.demand_history(later) is first
     assert "demand history" in observer.history_problem
+
+
+class _NoSteering:
+    """The steering state of a loop with nothing commanded."""
+
+    def state(self):
+        from controller.steering import SteeringState
+
+        return SteeringState(environment=LOCAL.name)
 
 
 def test_controller_run_wires_the_history_unless_told_not_to():
