@@ -54,12 +54,25 @@ def plan_content_id(plan: Plan) -> str:
 
 
 def cross_border_compliant(spec: EnvironmentSpec, cross_border: CrossBorderPlan | None) -> bool:
-    """Derived: the stated per-participant proofs are the ones the spec gives for the placements, and each
-    is compliant (every side of every pair within its own market's jurisdictions). True without flows."""
+    """Derived: the stated per-participant proofs are the ones the spec gives for the placements (one per
+    side of every pair, in order), and each is compliant. True without flows. The same derivation as
+    `certify_participants` on plain tuples: the seal is made every tick, over up to thousands of proofs."""
     if cross_border is None:
         return True
-    derived = certify_participants(spec, cross_border.pairs)
-    return derived == cross_border.certificate and all(p.compliant for p in derived)
+    allowed = allowed_regions_from_rules(spec)
+    expected = []
+    for pair in cross_border.pairs:
+        used = [p for p in pair.placements if p.sessions > 0.0]
+        for market, role, counterpart, regions in (
+            (pair.host, "host", pair.guest, sorted({p.host_region for p in used})),
+            (pair.guest, "guest", pair.host, sorted({p.guest_region for p in used})),
+        ):
+            rules = allowed.get(market, frozenset())
+            expected.append((market, role, counterpart, regions, sorted(rules), set(regions) <= rules))
+    stated = [
+        (p.market, p.role, p.counterpart, p.regions, p.allowed_regions, p.compliant) for p in cross_border.certificate
+    ]
+    return stated == expected and all(proof[-1] for proof in expected)
 
 
 def certificate_compliant(
@@ -101,7 +114,8 @@ def _digest(
     }
     if cross_border is not None:
         # Only then: the seals of plans without cross-market flows (and of older plans) stay as they were.
-        body["cross_border_proofs"] = [p.model_dump(mode="json") for p in cross_border.certificate]
+        certificate = cross_border.model_dump_json(include={"certificate"})
+        body["cross_border_proofs"] = hashlib.sha256(certificate.encode()).hexdigest()
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
