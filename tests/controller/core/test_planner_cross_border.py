@@ -227,3 +227,15 @@ def test_verify_catches_a_forged_cross_border_certificate(local_spec: Environmen
     assert any(p.startswith("plan_id: ") for p in problems)  # the content changed under the id
     assert any(p.startswith("cross_border.certificate[") and "'regions': ['fra']" in p for p in problems)
     assert any(p.startswith("residency_seal.compliant: states True, the checks give False") for p in problems)
+
+
+def test_a_stale_snapshot_plans_on_the_unloaded_backbone_and_excludes_no_region_for_it(
+    de_id_spec: EnvironmentSpec,
+) -> None:
+    """Fail static (DESIGN invariant 4): old evidence neither fails a path nor marks every region unknown,
+    so the calls stay on fra|cgk as planned on the spec's backbone, and cgk keeps their guest slots."""
+    snapshot = sick(snapshot_for(de_id_spec, MIDNIGHT, DEMAND, nodes=20, weights=WEIGHTS, stale=True), ("fra", "cgk"))
+    plan = make_plan(de_id_spec, snapshot, None, MIDNIGHT)
+    assert plan.fail_static and plan.cross_border is not None
+    assert plan.cross_border.failed_links == [] and de_id_sides(plan) == {("fra", "cgk")}
+    assert plan.cross_border.unserved_sessions == 0.0
