@@ -1,9 +1,10 @@
 """CrossBorderPlan: where each side of the cross-market sessions goes, why, and the per-participant certificate.
 
-Produced by `controller.core.cross_border.plan_cross_border` (pure), read by the benchmark
-(`bench/cross_border_benchmark.py`), the demo (`edgectl/demo/cross_border.py`) and humans. A shared
-model of the pure ring: frozen pydantic, no I/O. Kept beside `controller.plan` rather than inside it
-so the single-market Plan's content (and its id) stay as they are.
+Produced by `controller.core.cross_border.plan_cross_border` (pure), carried by the control loop's
+Plan (`Plan.cross_border`, made by `controller/core/planning_cross_border.py`), read by the benchmark
+(`bench/cross_border_benchmark.py`), the demo (`edgectl/demo/cross_border.py`), `edgectl plan` and
+humans. A shared model of the pure ring: frozen pydantic, no I/O. Its own module, imported by
+`controller.plan`; a Plan without cross-market flows has no section and keeps its id.
 """
 
 from __future__ import annotations

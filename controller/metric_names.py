@@ -63,6 +63,11 @@ CONTROLLER_RESIDENCY_VIOLATION_SESSIONS = "edgeplane_controller_residency_violat
 # gauge: per market, the largest share by which the weights the fleet reports differ from the commanded
 # ones (series present only while they differ by more than the planner's drift tolerance)
 CONTROLLER_WEIGHTS_DRIFT = "edgeplane_controller_weights_drift"
+# gauge, one series per cross-market pair while some of its sessions are unserved (no region pair both sides'
+# rules allow has room or a usable backbone path; removed once served); labels: host, guest (markets)
+CONTROLLER_CROSS_BORDER_UNSERVED_SESSIONS = "edgeplane_controller_cross_border_unserved_sessions"
+# gauge: share of the planned cross-market sessions cascaded across two regions (0 when none is planned)
+CONTROLLER_CROSS_BORDER_CASCADED_RATIO = "edgeplane_controller_cross_border_cascaded_ratio"
 # counter: ticks on which such a violation was observed; labels: market, region
 CONTROLLER_RESIDENCY_VIOLATIONS_TOTAL = "edgeplane_controller_residency_violations_total"
 CONTROLLER_DRILL_ABORTED_TOTAL = "edgeplane_controller_drill_aborted_total"  # labels: region, outcome

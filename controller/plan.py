@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from controller.cross_border_plan import CrossBorderPlan
 from controller.demand_events import DemandEvent
 from controller.snapshot import PhysicalBounds, SaneTime
 
@@ -298,6 +299,13 @@ class Plan(PlanModel):
     residency_seal: ResidencySeal | None = Field(
         default=None,
         description="Spec hash, plan id and digest binding the certificate (None only in plans made before seals).",
+    )
+    cross_border: CrossBorderPlan | None = Field(
+        default=None,
+        description="Cross-market sessions (spec.sessions.cross_market): per market pair where each side's media "
+        "terminates and why, and the per-participant certificate, which is part of this plan's residency "
+        "certificate (sealed with it). None when the spec has no cross-market flow. Its solve_ms is 0: a plan "
+        "is deterministic, the solver's wall time is not part of the decision.",
     )
     explanation: list[str] = Field(default_factory=list, description="Why, in sentences, for humans.")
     last_scale_change_at: dict[str, SaneTime] = Field(

@@ -75,6 +75,20 @@ class ControllerMetrics:
             registry=registry,
         )
         self._drift_labels: set[str] = set()
+        self._cross_border_unserved = Gauge(
+            names.CONTROLLER_CROSS_BORDER_UNSERVED_SESSIONS,
+            "Cross-market sessions of a host -> guest pair the plan cannot place within both sides' jurisdictions "
+            "(series present while unserved).",
+            ["environment", "host", "guest"],
+            registry=registry,
+        )
+        self._cross_border_unserved_labels: set[tuple[str, str]] = set()
+        self._cascaded_ratio = Gauge(
+            names.CONTROLLER_CROSS_BORDER_CASCADED_RATIO,
+            "Share of the planned cross-market sessions cascaded across two regions.",
+            ["environment"],
+            registry=registry,
+        )
         self._violations = Counter(
             names.CONTROLLER_RESIDENCY_VIOLATIONS_TOTAL,
             "Ticks that observed a market's sessions or weight outside its jurisdictions.",
@@ -180,6 +194,20 @@ class ControllerMetrics:
         for market, gap in plan.weights_drift.items():
             self._drift.labels(self._environment, market).set(gap)
         self._drift_labels = set(plan.weights_drift)
+        self._record_cross_border(plan)
+
+    def _record_cross_border(self, plan: Plan) -> None:
+        cross = plan.cross_border
+        pairs = cross.pairs if cross is not None else []
+        unserved = {(p.host, p.guest): p.unserved_sessions for p in pairs if p.unserved_sessions > 0.0}
+        for host, guest in self._cross_border_unserved_labels - set(unserved):
+            self._cross_border_unserved.remove(self._environment, host, guest)
+        for (host, guest), sessions in unserved.items():
+            self._cross_border_unserved.labels(self._environment, host, guest).set(sessions)
+        self._cross_border_unserved_labels = set(unserved)
+        placed = sum(p.sessions for pair in pairs for p in pair.placements)
+        cascaded = sum(p.sessions for pair in pairs for p in pair.placements if p.cascaded)
+        self._cascaded_ratio.labels(self._environment).set(cascaded / placed if placed > 0.0 else 0.0)
 
     def record_action(self, record: AuditRecord) -> None:
         self._actions.labels(self._environment, record.action, str(record.changed).lower()).inc()

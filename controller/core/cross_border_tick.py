@@ -1,11 +1,11 @@
 """The cross-border placement of one control-loop tick, from a FleetSnapshot: what the planner calls.
 
 `cross_border_for_snapshot(spec, snapshot, region_loads=...)` gathers the inputs of
-`controller.core.cross_border.plan_cross_border` from what the loop already has, so wiring it into
-`make_plan` (`controller/core/planner.py`) is a call; it is not wired yet (the single-market Plan has no
-cross-border section). Pure. The inputs, and the rule each keeps:
-- demand: each market's offered sessions in the snapshot; a market without a sample falls back to its
-  diurnal profile at the snapshot's time (as the forecast does), never to zero;
+`controller.core.cross_border.plan_cross_border` from what the loop already has; `make_plan` calls it
+each tick through `controller/core/planning_cross_border.py`. Pure. The inputs, and the rule each keeps:
+- demand: the caller's per-market sessions when given (the planner passes the forecast the fleet is
+  sized for); otherwise each market's offered sessions in the snapshot, and a market without a sample
+  falls back to its diurnal profile at the snapshot's time (as the forecast does), never to zero;
 - backbone: the snapshot's backbone observations, unless the snapshot is stale: then the spec's
   unloaded backbone (fail static, DESIGN invariant 4: old evidence neither fails a path nor clears one);
 - unavailable regions: stale regions (nothing new is sent where the loop cannot see, as the
@@ -32,13 +32,15 @@ def cross_border_for_snapshot(
     *,
     region_loads: Mapping[str, float] | None = None,
     unavailable_regions: Collection[str] = (),
+    demand: Mapping[str, float] | None = None,
 ) -> CrossBorderPlan:
     """The cross-border plan for `snapshot` (module doc)."""
-    offered = {d.market: d.offered_sessions for d in snapshot.markets}
-    demand = {
-        m.code: offered[m.code] if m.code in offered else profile_sessions_at(m, snapshot.taken_at)
-        for m in spec.markets
-    }
+    if demand is None:
+        offered = {d.market: d.offered_sessions for d in snapshot.markets}
+        demand = {
+            m.code: offered[m.code] if m.code in offered else profile_sessions_at(m, snapshot.taken_at)
+            for m in spec.markets
+        }
     backbone = assess_backbone(spec, [] if snapshot.stale else snapshot.backbone)
     stale = {r.region for r in snapshot.regions if r.stale}
     slots = None

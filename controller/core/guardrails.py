@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from controller.cross_border_plan import CrossBorderPlan
 from controller.plan import (
     DrainCommand,
     ObservedResidencyViolation,
@@ -75,6 +76,8 @@ class DraftPlan:
     observed_violations: list[ObservedResidencyViolation] = field(default_factory=list)
     # Regions whose new sessions leave unpaced: health confirmed their breach (HealthAssessment.steered_away).
     steered_away: frozenset[str] = frozenset()
+    # The tick's cross-border placement (None: the spec has no cross-market flow).
+    cross_border: CrossBorderPlan | None = None
 
 
 class Guardrail(Protocol):
@@ -168,6 +171,45 @@ class ResidencyGuardrail:
                 hard=False,
             )
         return Verdict(self.name, True, planned)
+
+
+class CrossBorderResidencyGuardrail:
+    """Both sides of every cross-market session terminate in regions their own market allows, and the
+    cross-border certificate proves it for every participant (each side of each pair). Hard, as the
+    single-market residency check: a violation is a bug in the core and the plan never ships."""
+
+    name = "cross-border-residency"
+
+    def check(self, draft: DraftPlan) -> Verdict:
+        plan = draft.cross_border
+        if plan is None:
+            return Verdict(self.name, True, "no cross-market flows")
+        # Recheck each placement against the spec's rules: the certificate must not be taken on trust.
+        allowed = allowed_regions_from_rules(draft.spec)
+        outside = [
+            f"{market} ({role} of {pair.host}->{pair.guest}) in {region}"
+            for pair in plan.pairs
+            for p in pair.placements
+            for market, role, region in ((pair.host, "host", p.host_region), (pair.guest, "guest", p.guest_region))
+            if region not in allowed.get(market, frozenset())
+        ]
+        if outside:
+            return Verdict(self.name, False, f"participant outside its jurisdictions: {'; '.join(outside[:5])}")
+        proven = {(p.market, p.role, p.counterpart) for p in plan.certificate if p.compliant}
+        missing = [
+            f"{market} as {role} with {other}"
+            for pair in plan.pairs
+            for market, role, other in ((pair.host, "host", pair.guest), (pair.guest, "guest", pair.host))
+            if (market, role, other) not in proven
+        ]
+        if missing or not plan.compliant:
+            return Verdict(
+                self.name,
+                False,
+                "the cross-border certificate does not prove every participant: "
+                + ("; ".join(missing[:5]) or "it says it is not compliant"),
+            )
+        return Verdict(self.name, True, f"{len(plan.pairs)} market pairs, both sides within their own jurisdictions")
 
 
 class PinGuardrail:
@@ -369,6 +411,7 @@ class UndrainGuardrail:
 # Reported in this order; residency first because it is the one rule the product exists to keep.
 GUARDRAILS: Sequence[Guardrail] = (
     ResidencyGuardrail(),
+    CrossBorderResidencyGuardrail(),
     PinGuardrail(),
     FailedRegionGuardrail(),
     WeightSumGuardrail(),

@@ -10,9 +10,13 @@ The steps, in order (each a module of this package):
 3. `allocation.py`  the weights in force now (ready capacity, disruption budget; read off the
                     solution in `planning_weights.py`) and the steady-state target allocation at
                     max capacity for the forecast;
+3b. `planning_cross_border.py` the cross-market sessions (when the spec has flows): each side in a
+                    region its own market allows, in the room the single-market plan leaves; a cascade's
+                    guest-side slot is added to its region's forecast load (the rule is in that module);
 4. `scaling.py`     absolute node targets per region and drains for scale-in;
 5. `guardrails.py`  independent checks; the residency certificate is built from the final
-                    weights and a violation raises (a bug), never ships.
+                    weights and a violation raises (a bug), never ships; so does a cross-border
+                    participant outside its own market's jurisdictions.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from controller.core.forecast_uncertainty import uncertainty_factors, update_err
 from controller.core.guardrails import DraftPlan, residency_certificate, run_guardrails
 from controller.core.health import assess_health
 from controller.core.path_table import path_table
+from controller.core.planning_cross_border import plan_cross_border_step, unavailable_regions
 from controller.core.planning_demand import decision_interval_seconds, forecast_markets, observed_demand
 from controller.core.planning_weights import (
     capacity_exhausted,
@@ -235,6 +240,19 @@ def make_plan(
                 "at target utilisation"
             )
 
+    # 3b. Cross-border sessions, in the room the single-market plan leaves; cascades add guest-side slots.
+    cross_border = plan_cross_border_step(
+        spec,
+        snapshot,
+        forecast=forecast,
+        region_loads=region_forecast,
+        unavailable=unavailable_regions(health, caps, fail_static),
+    )
+    if cross_border is not None:
+        for region, slots in cross_border.guest_slots.items():
+            region_forecast[region] += slots
+        explanation.extend(cross_border.explanation)
+
     # 4. Scaling.
     states = {h.region: h.state for h in health.regions}
     scaling = plan_scaling(
@@ -303,6 +321,7 @@ def make_plan(
         },
         observed_violations=violations,
         steered_away=health.steered_away(),
+        cross_border=cross_border.plan if cross_border is not None else None,
     )
     verdicts = run_guardrails(draft)
     explanation.extend(v.sentence() for v in verdicts)
@@ -324,6 +343,7 @@ def make_plan(
         residency_violations=violations,
         overflow=overflow,
         residency_certificate=certificate,
+        cross_border=cross_border.plan if cross_border is not None else None,
         explanation=explanation,
         last_scale_change_at=scaling.last_scale_change_at,
         region_sessions={name: round(float(loads_now[r]), 3) for r, name in enumerate(tables.region_names)},

@@ -3,7 +3,8 @@
 Reads an environment file, a FleetSnapshot JSON (e.g. saved by the observer or the simulator) and
 optionally the previous Plan JSON (for debounce counters, cooldowns and weights in force), calls
 the pure core (`controller.core.planner.make_plan`) and prints the plan: region states, weight
-changes, scale, undrain and drain commands, unserved demand, and why. `--json` prints the Plan itself.
+changes, scale, undrain and drain commands, unserved demand, the cross-border sessions per market pair
+(each side's regions, why, the per-participant certificate), and why. `--json` prints the Plan itself.
 """
 
 from __future__ import annotations
@@ -172,6 +173,35 @@ def print_plan_summary(plan: Plan, snapshot: FleetSnapshot) -> None:
             f"[bold yellow]OVERFLOW[/bold yellow] {overflow.region}: {overflow.sessions:,.0f} sessions: ", end=""
         )
         console.print(overflow.reason, markup=False, highlight=False)
+    if plan.cross_border is not None:
+        print_cross_border(plan)
     console.print("[bold]why[/bold]")
     for sentence in plan.explanation:
         console.print(f"  - {sentence}", markup=False, highlight=False)
+
+
+def print_cross_border(plan: Plan) -> None:
+    """Per market pair: where the host's and the guest's media terminate, what is unserved, and why."""
+    cross = plan.cross_border
+    if cross is None:
+        return
+    table = Table(title="cross-border sessions (host -> guest market)", title_justify="left")
+    for column in ("pair", "host side", "guest side", "sessions", "cascaded", "unserved", "why"):
+        table.add_column(column)
+    for pair in cross.pairs:
+        cascaded = sum(p.sessions for p in pair.placements if p.cascaded)
+        table.add_row(
+            f"{pair.host}->{pair.guest}",
+            ", ".join(sorted({p.host_region for p in pair.placements})) or "-",
+            ", ".join(sorted({p.guest_region for p in pair.placements})) or "-",
+            f"{pair.demand_sessions:,.0f}",
+            f"{cascaded:,.0f}",
+            f"[bold red]{pair.unserved_sessions:,.0f}[/bold red]" if pair.unserved_sessions > 0 else "0",
+            " | ".join(pair.why),
+        )
+    console.print(table)
+    proven = "every participant within its own jurisdictions" if cross.compliant else "[bold red]NOT compliant[/]"
+    failed = ", ".join(f"{a}-{b}" for a, b in cross.failed_links)
+    console.print(f"cross-border certificate: {len(cross.certificate)} participant proofs, {proven}", highlight=False)
+    if failed:
+        console.print(f"[bold yellow]backbone failed[/bold yellow]: {failed}", highlight=False)

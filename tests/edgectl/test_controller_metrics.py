@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry
 
 from controller import metric_names as m
 from controller.core.planner import make_plan
-from controller.snapshot import PathObservation
+from controller.snapshot import BackboneObservation, PathObservation
 from controller.spec_file import load_environment
 from tests.controller.core.conftest import ENVIRONMENTS, NOON
 from tests.fakes.fleet_snapshots import healthy_paths, snapshot_for
@@ -96,3 +96,26 @@ def test_drift_between_the_fleets_weights_and_the_commanded_ones_is_exported_the
     caught_up = snapshot_for(SPEC, NOON, DEMAND, nodes=20, weights=COMPLIANT)
     metrics.record_plan(make_plan(SPEC, caught_up, None, NOON, commanded))
     assert value(m.CONTROLLER_WEIGHTS_DRIFT, {"environment": "local", "market": "DE"}) is None
+
+
+def test_cross_border_unserved_pairs_and_the_cascaded_share_are_exported_then_cleared():
+    metrics = ControllerMetrics("local", CollectorRegistry())
+    value = metrics.registry.get_sample_value
+    # local.yaml's flows at these demands: DE->ID 5% of 700 = 35 (cascaded fra|cgk, DE and ID share no
+    # region), SG->ID 20% of 300 = 60 and TH->SG 5% of 400 = 20 (each in one region): 35 / 115 cascaded.
+    fine = snapshot_for(SPEC, NOON, DEMAND, nodes=20, weights=COMPLIANT)
+    metrics.record_plan(make_plan(SPEC, fine, None, NOON))
+    pair = {"environment": "local", "host": "DE", "guest": "ID"}
+    assert value(m.CONTROLLER_CROSS_BORDER_UNSERVED_SESSIONS, pair) is None
+    share = value(m.CONTROLLER_CROSS_BORDER_CASCADED_RATIO, {"environment": "local"})
+    assert share is not None and abs(share - 0.3044) < 0.01  # the forecast at noon is ~1% above demand
+
+    # Both EU paths to cgk sick: DE's calls to ID have no allowed pair left.
+    sick = [BackboneObservation(region=r, peer_region="cgk", rtt_ms=300.0, loss_ratio=0.1) for r in ("fra", "dub")]
+    metrics.record_plan(make_plan(SPEC, fine.model_copy(update={"backbone": sick}), None, NOON))
+    unserved = value(m.CONTROLLER_CROSS_BORDER_UNSERVED_SESSIONS, pair)
+    assert unserved is not None and 35 <= unserved <= 36
+    assert value(m.CONTROLLER_CROSS_BORDER_CASCADED_RATIO, {"environment": "local"}) == 0.0
+
+    metrics.record_plan(make_plan(SPEC, fine, None, NOON))
+    assert value(m.CONTROLLER_CROSS_BORDER_UNSERVED_SESSIONS, pair) is None

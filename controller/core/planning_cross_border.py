@@ -1,0 +1,132 @@
+"""Cross-border sessions in one tick of make_plan: where each side goes, and the slots it adds to node targets.
+
+Step 3b of `controller/core/planner.py`, between the target allocation and scaling. Pure. Runs only
+when the spec has cross-market flows (`spec.sessions.cross_market`); otherwise it returns None at once
+and the Plan has no cross-border section. It calls `cross_border_for_snapshot`
+(`controller/core/cross_border_tick.py`, which calls the LP in `controller/core/cross_border.py`) with:
+
+- demand: the forecast per market the fleet is sized for (the same numbers the node targets use);
+- room: each region's sessions at max nodes and target utilisation less the single-market plan's
+  forecast load there (`region_loads`). The LP charges a flow's host side to its host region's room
+  too, although the single-market load already holds it: the room is conservative by the host sides;
+- unavailable: the regions the single-market plan keeps new traffic out of (failed; degraded or
+  failed and steered away unless fail static; unknown unless fail static; pinned to share 0 by a
+  failover or drill, i.e. evacuated or leased away) and, in `cross_border_for_snapshot`, stale ones.
+  A partial pin leaves the region available; the LP has no per-region share cap.
+
+Which slots the single-market demand already counts, and the node-target rule
+-------------------------------------------------------------------------------
+`CrossMarketFlow.share` is a share of the HOST market's sessions (`controller/spec/sessions.py`): a
+session hosted in market h with guests in market g is one of h's offered sessions (its samples, its
+demand profile, its forecast) and never one of g's; g's demand counts only the sessions g hosts
+(including g's own flows to other markets, which are h-side sessions of those). So:
+
+1. every cross-market session already has ONE slot in the single-market plan: its host side, in a
+   region of h's weights (all within h's jurisdictions);
+2. a session whose two sides share a region (host_region == guest_region) takes that one slot: the
+   guests join the same SFU session. Nothing is added;
+3. a cascaded session (host_region != guest_region) also takes a slot in the guest-side region, which
+   no market's demand counts. That region's forecast sessions rise by exactly the sessions cascaded
+   into it (`guest_slots`), and its node target follows scaling's rule on the sum (headroom, target
+   utilisation, bounds): `needed_nodes(load + guest_slots)`;
+4. the host side is never added again, so no session is counted twice. Where the LP puts a host side
+   in another region of h's than h's weights send h's sessions to, the slot is sized where the weights
+   send it (the selector is not yet per participant: issue 18 item 4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from controller.core.cross_border_tick import cross_border_for_snapshot
+from controller.core.health import HealthAssessment
+from controller.cross_border_plan import CrossBorderPlan
+from controller.plan import RegionState
+from controller.snapshot import FleetSnapshot
+from controller.spec import EnvironmentSpec
+
+MAX_PAIR_SENTENCES = 20
+"""Above this many market pairs the explanation says only the summary, the failed links and the unserved
+pairs; every pair's placement and reasons stay in `Plan.cross_border` (`edgectl plan` prints them)."""
+
+
+@dataclass(frozen=True)
+class CrossBorderStep:
+    """The tick's cross-border placement, the guest-side slots it adds per region, and its sentences."""
+
+    plan: CrossBorderPlan
+    guest_slots: dict[str, float]
+    explanation: list[str] = field(default_factory=list)
+
+
+def unavailable_regions(health: HealthAssessment, pin_caps: Mapping[str, float], fail_static: bool) -> set[str]:
+    """Regions given no cross-border session this tick: the ones the single-market plan keeps new traffic from."""
+    unavailable = {h.region for h in health.regions if h.state is RegionState.FAILED}
+    unavailable |= {region for region, cap in pin_caps.items() if cap <= 0.0}
+    if not fail_static:
+        # Fail static keeps the last decision: stale evidence neither steers away nor marks unknown.
+        unavailable |= set(health.steered_away())
+        unavailable |= {h.region for h in health.regions if h.state is RegionState.UNKNOWN}
+    return unavailable
+
+
+def guest_slots(plan: CrossBorderPlan) -> dict[str, float]:
+    """Per region, the guest-side slots of the sessions cascaded into it (rule 3 of the module doc)."""
+    slots: dict[str, float] = {}
+    for pair in plan.pairs:
+        for placement in pair.placements:
+            if placement.cascaded:
+                slots[placement.guest_region] = slots.get(placement.guest_region, 0.0) + placement.sessions
+    return slots
+
+
+def plan_cross_border_step(
+    spec: EnvironmentSpec,
+    snapshot: FleetSnapshot,
+    *,
+    forecast: Mapping[str, float],
+    region_loads: Mapping[str, float],
+    unavailable: set[str],
+) -> CrossBorderStep | None:
+    """The tick's cross-border placement (module doc); None when the spec has no cross-market flow."""
+    if spec.sessions is None or not spec.sessions.cross_market:
+        return None
+    solved = cross_border_for_snapshot(
+        spec, snapshot, region_loads=region_loads, unavailable_regions=unavailable, demand=forecast
+    )
+    # A Plan is deterministic (same inputs, same Plan and id): the solver's wall time is a measurement of
+    # this run, not a decision, so it stays out (bench/plan_latency.py times the whole make_plan).
+    plan = solved.model_copy(update={"solve_ms": 0.0})
+    slots = guest_slots(plan)
+    return CrossBorderStep(plan=plan, guest_slots=slots, explanation=_sentences(plan, slots))
+
+
+def cascaded_sessions(plan: CrossBorderPlan) -> float:
+    return sum(p.sessions for pair in plan.pairs for p in pair.placements if p.cascaded)
+
+
+def _sentences(plan: CrossBorderPlan, slots: dict[str, float]) -> list[str]:
+    demand = sum(p.demand_sessions for p in plan.pairs)
+    cascaded = cascaded_sessions(plan)
+    added = ", ".join(f"{region} +{count:,.0f}" for region, count in sorted(slots.items()) if count >= 0.5)
+    sentences = [
+        f"CROSS-BORDER: {len(plan.pairs)} market pairs, {demand:,.0f} sessions at the forecast: "
+        f"{cascaded:,.0f} cascaded across two regions ({cascaded / demand if demand > 0 else 0.0:.0%}), "
+        f"{plan.unserved_sessions:,.0f} unserved; guest-side slots added to node targets: {added or 'none'}; "
+        f"every participant within its own market's jurisdictions: {'yes' if plan.compliant else 'NO'}"
+    ]
+    sentences.extend(f"CROSS-BORDER backbone {a}-{b} failed: no session cascades over it" for a, b in plan.failed_links)
+    detailed = len(plan.pairs) <= MAX_PAIR_SENTENCES
+    for pair in plan.pairs:
+        if not detailed and pair.unserved_sessions <= 0.0:
+            continue
+        sides = "; ".join(
+            f"{pair.host} in {p.host_region}, {pair.guest} in {p.guest_region} ({p.scenario.value}, {p.sessions:,.0f})"
+            for p in pair.placements
+        )
+        unserved = f"; UNSERVED {pair.unserved_sessions:,.0f}" if pair.unserved_sessions > 0.0 else ""
+        sentences.append(
+            f"CROSS-BORDER {pair.host}->{pair.guest}: {sides or 'nothing placed'}{unserved}: " + " | ".join(pair.why)
+        )
+    return sentences
