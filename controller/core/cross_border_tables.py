@@ -21,8 +21,6 @@ IntArray = npt.NDArray[np.int64]
 
 SLO_BREACH_PENALTY_MS = 1_000.0
 """Added to a pair whose e2e RTT or loss misses the scenario's SLO: served, but last among the served."""
-NEAR_REGIONS_PER_SIDE = 2
-"""Regions per side (nearest by access RTT) whose pairs start in the LP; the rest enter by pricing."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +39,6 @@ class FlowTables:
     col_a: IntArray  # (C,) host-side region
     col_b: IntArray  # (C,) guest-side region
     col_access_ms: FloatArray  # (C,) access RTT h->a + g->b
-    col_near: npt.NDArray[np.bool_]  # (C,) a among h's nearest and b among g's nearest
     flow_has_single: npt.NDArray[np.bool_]  # (F,) some region is allowed for both sides
     slo_rtt_ms: FloatArray  # (S,)
     slo_loss: FloatArray  # (S,)
@@ -96,10 +93,6 @@ def _build_tables(spec: EnvironmentSpec) -> FlowTables:
     allowed = {
         code: np.array([region_index[r] for r in spec.allowed_regions(code)], dtype=np.int64) for code in market_codes
     }
-    near: dict[str, set[int]] = {}
-    for code, regions in allowed.items():
-        order = regions[np.argsort(access[market_index[code], regions], kind="stable")]
-        near[code] = set(order[:NEAR_REGIONS_PER_SIDE].tolist())
     host: list[int] = []
     guest: list[int] = []
     scenario: list[int] = []
@@ -107,13 +100,11 @@ def _build_tables(spec: EnvironmentSpec) -> FlowTables:
     cols_flow: list[IntArray] = []
     cols_a: list[IntArray] = []
     cols_b: list[IntArray] = []
-    cols_near: list[npt.NDArray[np.bool_]] = []
     has_single: list[bool] = []
     for flow in sessions.cross_market if sessions is not None else []:
         a_regions, b_regions = allowed[flow.host], allowed[flow.guest]
         grid_a = np.repeat(a_regions, b_regions.shape[0])
         grid_b = np.tile(b_regions, a_regions.shape[0])
-        near_mask = np.isin(grid_a, list(near[flow.host])) & np.isin(grid_b, list(near[flow.guest]))
         single = bool(np.intersect1d(a_regions, b_regions).shape[0])
         for s, mix in flow.scenario_mix.items():
             if mix <= 0.0:
@@ -126,7 +117,6 @@ def _build_tables(spec: EnvironmentSpec) -> FlowTables:
             cols_flow.append(np.full(grid_a.shape[0], f, dtype=np.int64))
             cols_a.append(grid_a)
             cols_b.append(grid_b)
-            cols_near.append(near_mask)
             has_single.append(single)
     empty = np.zeros(0, dtype=np.int64)
     col_flow = np.concatenate(cols_flow) if cols_flow else empty
@@ -154,7 +144,6 @@ def _build_tables(spec: EnvironmentSpec) -> FlowTables:
         col_access_ms=access[flow_host[col_flow], col_a] + access[flow_guest[col_flow], col_b]
         if col_flow.shape[0]
         else np.zeros(0),
-        col_near=np.concatenate(cols_near) if cols_near else np.zeros(0, dtype=bool),
         flow_has_single=np.asarray(has_single, dtype=bool),
         slo_rtt_ms=np.array([shape.e2e_rtt_p95_ms for shape in shapes], dtype=np.float64),
         slo_loss=np.array([shape.e2e_max_loss_ratio for shape in shapes], dtype=np.float64),
