@@ -47,6 +47,12 @@ class FlowTables:
     link_columns: IntArray  # columns ordered by link ...
     link_start: IntArray  # (R x R + 1,) ... link k's columns are link_columns[link_start[k]:link_start[k+1]]
     unloaded: Priced  # every column priced on the unloaded backbone, all regions available
+    # What the plan's sentences and grouping need, per spec (cross_border_explain):
+    pair_flows: list[tuple[str, str, list[int]]]  # (host, guest, its flows) in spec order
+    flow_head: list[str]  # (F,) "HOST->GUEST scenario:"
+    allowed_text: dict[str, str]  # market -> its allowed regions, comma-separated in spec order
+    single_columns: IntArray  # one-region columns (a = b), ascending, so grouped by flow ...
+    single_start: IntArray  # (F+1,) ... flow f's are single_columns[single_start[f]:single_start[f+1]]
 
 
 _CACHE: dict[int, tuple[EnvironmentSpec, FlowTables]] = {}
@@ -129,6 +135,10 @@ def _build_tables(spec: EnvironmentSpec) -> FlowTables:
     col_link = col_a * n_regions + col_b
     link_columns = np.argsort(col_link, kind="stable")
     link_start = np.searchsorted(col_link[link_columns], np.arange(n_regions * n_regions + 1)).astype(np.int64)
+    single_columns = np.flatnonzero(col_a == col_b).astype(np.int64)
+    pair_flows: dict[tuple[str, str], list[int]] = {}
+    for f in range(flow_host.shape[0]):
+        pair_flows.setdefault((market_codes[int(flow_host[f])], market_codes[int(flow_guest[f])]), []).append(f)
     tables = FlowTables(
         region_names=region_names,
         market_codes=market_codes,
@@ -152,6 +162,14 @@ def _build_tables(spec: EnvironmentSpec) -> FlowTables:
         link_columns=link_columns,
         link_start=link_start,
         unloaded=Priced.empty(),
+        pair_flows=[(host, guest, flows) for (host, guest), flows in pair_flows.items()],
+        flow_head=[
+            f"{market_codes[h]}->{market_codes[g]} {scenarios[s].value}:"
+            for h, g, s in zip(host, guest, scenario, strict=True)
+        ],
+        allowed_text={code: ", ".join(spec.allowed_regions(code)) for code in market_codes},
+        single_columns=single_columns,
+        single_start=np.searchsorted(col_flow[single_columns], np.arange(flow_host.shape[0] + 1)).astype(np.int64),
     )
     base = unloaded_backbone_rtt(spec)
     every = np.arange(col_flow.shape[0])
