@@ -162,8 +162,13 @@ def solve_cross_border(
     active = np.flatnonzero(flow_demand > SESSION_EPSILON)
     shares = np.zeros(t.col_flow.shape[0])
     unserved = np.zeros(t.flow_host.shape[0])
-    col_active = (flow_demand[t.col_flow] > SESSION_EPSILON) & priced.available
-    cheapest = cheapest_per_flow(t, np.where(col_active, priced.cost_ms, np.inf))
+    # Each column's cost per session, inf where it cannot be used (unavailable, or its flow has no
+    # sessions): a copy patched on the few such columns rather than a pass over every column.
+    active_cost = priced.cost_ms.copy()
+    active_cost[~priced.available] = np.inf
+    for f in np.flatnonzero(flow_demand <= SESSION_EPSILON).tolist():
+        active_cost[t.flow_start[f] : t.flow_start[f + 1]] = np.inf
+    cheapest = cheapest_per_flow(t, active_cost)
     slot_vector = np.maximum(slot_vector, 0.0)
     if column_generation and fits(t, priced, flow_demand, cheapest, slot_vector, mbps_vector):
         # No room or bandwidth row binds when every flow takes its cheapest pair: the coupling rows
@@ -176,12 +181,12 @@ def solve_cross_border(
         # The LP starts from each flow's cheapest pair (with u, always feasible); the rest enter by
         # pricing. Starting wider (the pairs of each side's two nearest regions, ~6,000 columns at
         # 30 x 250) made the first simplex solve the slowest phase, for one round saved.
-        in_model = np.zeros_like(col_active) if column_generation else col_active.copy()
-        in_model[cheapest[cheapest >= 0]] = True
+        start = cheapest[cheapest >= 0] if column_generation else np.flatnonzero(np.isfinite(active_cost))
         # Each column's cost per session while it is outside the model (inf once it joins or when it
-        # is unavailable), what pricing reads.
-        open_cost = np.where(col_active & ~in_model, priced.cost_ms, np.inf)
-        lp.add_columns(np.flatnonzero(in_model))
+        # cannot be used), what pricing reads.
+        open_cost = active_cost
+        open_cost[start] = np.inf
+        lp.add_columns(start)
         for _ in range(MAX_PRICING_ROUNDS):
             x, u, flow_dual, row_dual = lp.solve()
             entering = lp.entering_columns(open_cost, flow_dual, row_dual)

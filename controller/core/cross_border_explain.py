@@ -237,6 +237,7 @@ def certify_participants(spec: EnvironmentSpec, pairs: list[MarketPairPlan]) -> 
     Read straight from the spec's jurisdictions (`allowed_regions_from_rules`), not from the LP's
     tables, so the check shares no code with what it checks."""
     allowed = allowed_regions_from_rules(spec)
+    listed: dict[str, list[str]] = {}
     proofs: list[ParticipantProof] = []
     for pair in pairs:
         used = [p for p in pair.placements if p.sessions > 0.0]
@@ -245,13 +246,15 @@ def certify_participants(spec: EnvironmentSpec, pairs: list[MarketPairPlan]) -> 
             ("guest", pair.guest, pair.host, sorted({p.guest_region for p in used})),
         ):
             rules = allowed.get(market, frozenset())
+            if market not in listed:
+                listed[market] = sorted(rules)
             proofs.append(
                 ParticipantProof(
                     market=market,
                     role=role,
                     counterpart=counterpart,
                     regions=regions,
-                    allowed_regions=sorted(rules),
+                    allowed_regions=listed[market],
                     compliant=set(regions) <= rules,
                 )
             )
