@@ -91,7 +91,6 @@ def plan_from_solution(
                         meets_slo=meets,
                     )
                 )
-            used_columns = {row[0] for row in flow_used}
             why.append(
                 _why(
                     spec,
@@ -101,7 +100,6 @@ def plan_from_solution(
                     best_single,
                     f,
                     flow_used,
-                    used_columns,
                     cheapest_of[f],
                     unserved_of[f],
                 )
@@ -144,8 +142,10 @@ def _failed_columns(spec: EnvironmentSpec, t: FlowTables, health: BackboneHealth
         a, b = t.col_a[columns], t.col_b[columns]
         rtt = t.col_access_ms[columns] + unloaded_backbone_rtt(spec)[a, b]
         names = t.region_names
-        for f, ai, bi, r in zip(t.col_flow[columns].tolist(), a.tolist(), b.tolist(), rtt.tolist(), strict=True):
-            failed.setdefault(f, []).append(_FailedColumn(f"{names[ai]}-{names[bi]}", r))
+        link_names = {int(k): f"{names[k // len(names)]}-{names[k % len(names)]}" for k in links}
+        links_of = [link_names[k] for k in t.col_link[columns].tolist()]
+        for f, link, r in zip(t.col_flow[columns].tolist(), links_of, rtt.tolist(), strict=True):
+            failed.setdefault(f, []).append(_FailedColumn(link, r))
     return failed
 
 
@@ -176,7 +176,6 @@ def _why(
     best_single: list[int],
     f: int,
     used: list[tuple[int, int, int, float, float, float, bool]],
-    used_columns: set[int],
     best: int,
     unserved_sessions: float,
 ) -> str:
@@ -218,7 +217,7 @@ def _why(
     notes: list[str] = []
     if not meets:
         notes.append("misses the scenario's e2e SLO: the best pair the rules allow")
-    if best >= 0 and best != used[0][0] and best not in used_columns:
+    if best >= 0 and all(row[0] != best for row in used):
         notes.append(f"{regions[int(t.col_a[best])]}/{regions[int(t.col_b[best])]} would be better "
                      f"({float(priced.rtt_ms[best]):.0f} ms) but has no room")  # fmt: skip
     avoided = sorted({c.link for c in failed if c.unloaded_rtt_ms < rtt})
