@@ -8,6 +8,7 @@ call, only on the backbone paths that differ from it and the columns of unavaila
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -53,6 +54,10 @@ class FlowTables:
     allowed_text: dict[str, str]  # market -> its allowed regions, comma-separated in spec order
     single_columns: IntArray  # one-region columns (a = b), ascending, so grouped by flow ...
     single_start: IntArray  # (F+1,) ... flow f's are single_columns[single_start[f]:single_start[f+1]]
+    # Where a placement's column is (`columns_of`): flow f's columns are the grid of the host's allowed
+    # regions (rows) by the guest's (columns), each in spec order.
+    flows_by_key: dict[tuple[str, str, Scenario], list[int]]  # (host, guest, scenario) -> flows
+    allowed_position: dict[str, dict[str, int]]  # market -> region -> position among its allowed regions
 
 
 _CACHE: dict[int, tuple[EnvironmentSpec, FlowTables]] = {}
@@ -168,6 +173,10 @@ def _build_tables(spec: EnvironmentSpec) -> FlowTables:
             for h, g, s in zip(host, guest, scenario, strict=True)
         ],
         allowed_text={code: ", ".join(spec.allowed_regions(code)) for code in market_codes},
+        flows_by_key=_flows_by_key(market_codes, scenarios, host, guest, scenario),
+        allowed_position={
+            code: {region_names[r]: i for i, r in enumerate(allowed[code].tolist())} for code in market_codes
+        },
         single_columns=single_columns,
         single_start=np.searchsorted(col_flow[single_columns], np.arange(flow_host.shape[0] + 1)).astype(np.int64),
     )
@@ -175,6 +184,29 @@ def _build_tables(spec: EnvironmentSpec) -> FlowTables:
     every = np.arange(col_flow.shape[0])
     unloaded = price_columns(spec, tables, every, base, np.zeros_like(base), np.zeros(base.shape, dtype=bool))
     return replace(tables, unloaded=unloaded)
+
+
+def _flows_by_key(
+    market_codes: list[str], scenarios: list[Scenario], host: list[int], guest: list[int], scenario: list[int]
+) -> dict[tuple[str, str, Scenario], list[int]]:
+    by_key: dict[tuple[str, str, Scenario], list[int]] = {}
+    for f, (h, g, s) in enumerate(zip(host, guest, scenario, strict=True)):
+        by_key.setdefault((market_codes[h], market_codes[g], scenarios[s]), []).append(f)
+    return by_key
+
+
+def columns_of(t: FlowTables, placements: Iterable[tuple[str, str, Scenario, str, str]]) -> IntArray:
+    """The columns of (host, guest, scenario, host region, guest region) placements, e.g. a previous
+    plan's; a placement the tables have no column for (not allowed, or the spec changed) has none."""
+    found: list[int] = []
+    for host, guest, scenario, host_region, guest_region in placements:
+        i = t.allowed_position.get(host, {}).get(host_region)
+        j = t.allowed_position.get(guest, {}).get(guest_region)
+        if i is None or j is None:
+            continue
+        width = len(t.allowed_position[guest])
+        found.extend(int(t.flow_start[f]) + i * width + j for f in t.flows_by_key.get((host, guest, scenario), []))
+    return np.asarray(found, dtype=np.int64)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from scipy import sparse
 from scipy.optimize import linprog
 
 from controller.core.backbone_health import assess_backbone
-from controller.core.cross_border import CrossBorderSolution, solve_cross_border
+from controller.core.cross_border import CrossBorderSolution, plan_cross_border, solve_cross_border
 from controller.core.cross_border_explain import SESSION_EPSILON
 from controller.core.cross_border_lp import UNSERVED_PENALTY_MS
 from controller.spec import EnvironmentSpec
@@ -87,10 +87,18 @@ def test_column_generation_reaches_the_full_lps_optimum(case: Any) -> None:
         "tight (5% of each region)": {r.name: 0.05 * spec.region_capacity_sessions(r.name) for r in spec.regions},
         "random": random_slots,
     }
+    # A previous tick's plan on another fleet state (the spec's unloaded backbone, every region up,
+    # the whole fleet's room, less demand): its pairs seed the LP, never change the optimum.
+    previous = plan_cross_border(spec, {code: 0.5 * sessions for code, sessions in demand.items()})
     for slots in rooms.values():
         solution = solve_cross_border(spec, demand, slots=slots, backbone=health, unavailable_regions=down)
-        assert_same_optimum(solution.objective, full_lp_objective(spec, solution, slots))
+        full = full_lp_objective(spec, solution, slots)
+        assert_same_optimum(solution.objective, full)
         every_column = solve_cross_border(
             spec, demand, slots=slots, backbone=health, unavailable_regions=down, column_generation=False
         )
-        assert_same_optimum(solution.objective, every_column.objective)
+        assert_same_optimum(every_column.objective, full)
+        warm = solve_cross_border(
+            spec, demand, slots=slots, backbone=health, unavailable_regions=down, previous=previous
+        )
+        assert_same_optimum(warm.objective, full)
