@@ -40,6 +40,7 @@ class RestrictedLp:
         self.flow_row[active] = np.arange(active.shape[0])
         self.scale = 1.0 / max(float(demand[active].sum()), 1.0)
         self.columns = np.zeros(0, dtype=np.int64)
+        self._reduced = np.zeros(0)
         n_flows = active.shape[0]
         regions = len(t.region_names)
         lp = highspy.HighsLp()
@@ -131,7 +132,11 @@ class RestrictedLp:
         slot, band = row_dual[:regions], row_dual[regions:]
         apart = ~np.eye(regions, dtype=bool)
         link_dual = (slot[:, None] + np.where(apart, slot[None, :], 0.0)).ravel()
-        reduced = open_cost - link_dual[t.col_link]
+        # One buffer over the columns, reused every round: a fresh 7 MB array per pass is page faults.
+        if self._reduced.shape[0] != open_cost.shape[0]:
+            self._reduced = np.empty_like(open_cost)
+        reduced = np.take(link_dual, t.col_link, out=self._reduced)
+        np.subtract(open_cost, reduced, out=reduced)
         if np.any(band != 0.0):
             link_band = np.where(apart, band[:, None] + band[None, :], 0.0).ravel()
             reduced -= t.relay_mbps[t.flow_scenario[t.col_flow]] * link_band[t.col_link]
