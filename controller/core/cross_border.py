@@ -211,6 +211,8 @@ def solve_cross_border(
         open_cost = active_cost
         open_cost[start] = np.inf
         lp.add_columns(start)
+        if column_generation:
+            lp.start_from_cheapest(cheapest)
         for _ in range(MAX_PRICING_ROUNDS):
             x, u, flow_dual, row_dual = lp.solve()
             entering = lp.entering_columns(open_cost, flow_dual, row_dual)

@@ -99,6 +99,26 @@ class RestrictedLp:
         )
         self.columns = np.concatenate([self.columns, cols])
 
+    def start_from_cheapest(self, cheapest: IntArray) -> None:
+        """Give HiGHS the basis "each flow on its cheapest column (u where it has none), every slot and
+        bandwidth row slack": dual feasible (no column of a flow is cheaper than its cheapest, nor is
+        leaving it unserved), so the dual simplex only repairs the rooms it overfills, instead of
+        starting from "everything unserved". `cheapest`: per flow, a column already in the model or -1."""
+        n_flows = self.active_flows.shape[0]
+        regions = len(self.t.region_names)
+        position = {int(j): n_flows + i for i, j in enumerate(self.columns.tolist())}
+        col_status = [highspy.HighsBasisStatus.kLower] * (n_flows + self.columns.shape[0])
+        for row, f in enumerate(self.active_flows.tolist()):
+            j = int(cheapest[f])
+            col_status[position[j] if j >= 0 else row] = highspy.HighsBasisStatus.kBasic
+        basis = highspy.HighsBasis()
+        basis.col_status = col_status
+        basis.row_status = [highspy.HighsBasisStatus.kLower] * n_flows + [highspy.HighsBasisStatus.kBasic] * (
+            2 * regions
+        )
+        basis.valid = True
+        self.highs.setBasis(basis)
+
     def solve(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
         """Run HiGHS; (x over self.columns, u over active flows, flow duals, region row duals), duals in
         the objective's unscaled units."""
