@@ -27,7 +27,7 @@ The LP (HiGHS through highspy, as the allocation; column generation over region 
 So a session spans regions when it must (no region allowed for both sides) or when that is better
 end to end by more than the tie cost; a sick backbone path (failed in `backbone_health`) moves the
 flow to another pair both rules allow, or leaves it unserved and says so. Each flow's columns are
-all the allowed pairs; the LP starts with the pairs near both sides and prices the rest with the
+all the allowed pairs; the LP starts with each flow's cheapest pair and prices the rest with the
 duals (reduced cost = cost - flow dual - capacity and bandwidth duals on both ends) until none
 improves, so the restricted optimum is the full LP's optimum.
 
@@ -40,27 +40,66 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
 from controller.core.backbone_health import BackboneHealth, assess_backbone
 from controller.core.cross_border_explain import SESSION_EPSILON, certify_participants, plan_from_solution
 from controller.core.cross_border_lp import (
-    REDUCED_COST_TOLERANCE,
     UNSERVED_PENALTY_MS,
     CrossBorderError,
     RestrictedLp,
     cheapest_per_flow,
     fits,
-    most_negative_per_flow,
 )
-from controller.core.cross_border_tables import FlowTables, flow_tables, price
+from controller.core.cross_border_tables import (
+    FloatArray,
+    FlowTables,
+    IntArray,
+    Priced,
+    columns_of,
+    flow_tables,
+    price,
+)
 from controller.cross_border_plan import CrossBorderPlan
 from controller.spec import EnvironmentSpec
 
 MAX_PRICING_ROUNDS = 50
 
-__all__ = ["CrossBorderError", "FlowTables", "certify_participants", "flow_tables", "plan_cross_border"]
+__all__ = [
+    "CrossBorderError",
+    "CrossBorderSolution",
+    "FlowTables",
+    "certify_participants",
+    "flow_tables",
+    "plan_cross_border",
+    "solve_cross_border",
+]
+
+
+@dataclass(frozen=True)
+class CrossBorderSolution:
+    """The LP's optimum over the tables' columns, before it is written up as a plan."""
+
+    tables: FlowTables
+    priced: Priced
+    health: BackboneHealth
+    flow_demand: FloatArray  # (F,) sessions
+    shares: FloatArray  # (C,) x: share of each column's flow on it
+    unserved: FloatArray  # (F,) u
+    cheapest: IntArray  # (F,) each flow's cheapest available column, -1 if none
+
+    @property
+    def objective(self) -> float:
+        """The LP's objective at this solution, sum D cost x + sum D UNSERVED_PENALTY_MS u, over the
+        flows with sessions (those below SESSION_EPSILON are not in the LP)."""
+        t, d = self.tables, self.flow_demand
+        used = np.flatnonzero(self.shares)
+        used = used[d[t.col_flow[used]] > SESSION_EPSILON]
+        served = float(np.sum(self.shares[used] * d[t.col_flow[used]] * self.priced.cost_ms[used]))
+        active = d > SESSION_EPSILON
+        return served + float(np.sum(self.unserved[active] * d[active])) * UNSERVED_PENALTY_MS
 
 
 def plan_cross_border(
@@ -71,6 +110,7 @@ def plan_cross_border(
     backbone: BackboneHealth | None = None,
     unavailable_regions: Collection[str] = (),
     column_generation: bool = True,
+    previous: CrossBorderPlan | None = None,
 ) -> CrossBorderPlan:
     """Place every cross-market flow of `spec` for the host markets' `demand` (sessions per market).
 
@@ -78,9 +118,45 @@ def plan_cross_border(
     nodes and target utilisation; a region missing from the mapping has none). `backbone`: the
     backbone health (default: the spec's unloaded backbone). `unavailable_regions`: failed or
     evacuated regions, given no session. `column_generation=False` solves with every allowed pair a
-    column from the start (tests check both give the same optimum).
+    column from the start (tests check both give the same optimum). `previous`: the plan of the
+    previous tick (optional): its region pairs join the LP's first columns with each flow's cheapest,
+    so a tick like the last needs few pricing rounds; the optimum is the same with or without it.
     """
     started = time.perf_counter()
+    solution = solve_cross_border(
+        spec,
+        demand,
+        slots=slots,
+        backbone=backbone,
+        unavailable_regions=unavailable_regions,
+        column_generation=column_generation,
+        previous=previous,
+    )
+    solve_ms = (time.perf_counter() - started) * 1000.0
+    return plan_from_solution(
+        spec,
+        solution.tables,
+        solution.priced,
+        solution.health,
+        solution.flow_demand,
+        solution.shares,
+        solution.unserved,
+        solution.cheapest,
+        solve_ms,
+    )
+
+
+def solve_cross_border(
+    spec: EnvironmentSpec,
+    demand: Mapping[str, float],
+    *,
+    slots: Mapping[str, float] | None = None,
+    backbone: BackboneHealth | None = None,
+    unavailable_regions: Collection[str] = (),
+    column_generation: bool = True,
+    previous: CrossBorderPlan | None = None,
+) -> CrossBorderSolution:
+    """`plan_cross_border`'s LP optimum (same arguments), without the plan written up."""
     t = flow_tables(spec)
     health = backbone if backbone is not None else assess_backbone(spec)
     region_ok = np.array([name not in unavailable_regions for name in t.region_names], dtype=bool)
@@ -99,8 +175,13 @@ def plan_cross_border(
     active = np.flatnonzero(flow_demand > SESSION_EPSILON)
     shares = np.zeros(t.col_flow.shape[0])
     unserved = np.zeros(t.flow_host.shape[0])
-    col_active = (flow_demand[t.col_flow] > SESSION_EPSILON) & priced.available
-    cheapest = cheapest_per_flow(t, np.where(col_active, priced.cost_ms, np.inf))
+    # Each column's cost per session, inf where it cannot be used (unavailable, or its flow has no
+    # sessions): a copy patched on the few such columns rather than a pass over every column.
+    active_cost = priced.cost_ms.copy()
+    active_cost[~priced.available] = np.inf
+    for f in np.flatnonzero(flow_demand <= SESSION_EPSILON).tolist():
+        active_cost[t.flow_start[f] : t.flow_start[f + 1]] = np.inf
+    cheapest = cheapest_per_flow(t, active_cost)
     slot_vector = np.maximum(slot_vector, 0.0)
     if column_generation and fits(t, priced, flow_demand, cheapest, slot_vector, mbps_vector):
         # No room or bandwidth row binds when every flow takes its cheapest pair: the coupling rows
@@ -110,32 +191,39 @@ def plan_cross_border(
         unserved[active] = np.where(chosen[active], 0.0, 1.0)
     elif active.shape[0]:
         lp = RestrictedLp(t, priced, flow_demand, slot_vector, mbps_vector, active)
-        in_model = col_active & t.col_near if column_generation else col_active.copy()
-        in_model[cheapest[cheapest >= 0]] = True
-        lp.add_columns(np.flatnonzero(in_model))
-        cheapest_cost = np.full(t.flow_host.shape[0], np.inf)
-        found = cheapest >= 0
-        cheapest_cost[found] = flow_demand[found] * priced.cost_ms[cheapest[found]]
-        cheapest_cost = np.minimum(cheapest_cost, flow_demand * UNSERVED_PENALTY_MS)
+        # The LP starts from each flow's cheapest pair (with u, always feasible); the rest enter by
+        # pricing. Starting wider (the pairs of each side's two nearest regions, ~6,000 columns at
+        # 30 x 250) made the first simplex solve the slowest phase, for one round saved.
+        start = cheapest[cheapest >= 0] if column_generation else np.flatnonzero(np.isfinite(active_cost))
+        if column_generation and previous is not None:
+            before = columns_of(
+                t,
+                (
+                    (pair.host, pair.guest, p.scenario, p.host_region, p.guest_region)
+                    for pair in previous.pairs
+                    for p in pair.placements
+                ),
+            )
+            # Only those still usable now (a region down or a path failed since: not a column).
+            start = np.union1d(start, before[np.isfinite(active_cost[before])])
+        # Each column's cost per session while it is outside the model (inf once it joins or when it
+        # cannot be used), what pricing reads.
+        open_cost = active_cost
+        open_cost[start] = np.inf
+        lp.add_columns(start)
+        if column_generation:
+            lp.start_from_cheapest(cheapest)
         for _ in range(MAX_PRICING_ROUNDS):
             x, u, flow_dual, row_dual = lp.solve()
-            candidates = lp.pricing_candidates(col_active & ~in_model, cheapest_cost, flow_dual)
-            if candidates.shape[0] == 0:
-                break
-            reduced = lp.reduced_costs(candidates, flow_dual, row_dual)
-            improving = reduced < -REDUCED_COST_TOLERANCE * np.maximum(1.0, flow_demand[t.col_flow[candidates]])
-            entering = most_negative_per_flow(
-                t.col_flow[candidates[improving]], candidates[improving], reduced[improving]
-            )
+            entering = lp.entering_columns(open_cost, flow_dual, row_dual)
             if entering.shape[0] == 0:
                 break
             lp.add_columns(entering)
-            in_model[entering] = True
+            open_cost[entering] = np.inf
         else:  # pragma: no cover - pricing converges in a few rounds; the last basis with every column
-            lp.add_columns(np.flatnonzero(col_active & ~in_model))
+            lp.add_columns(np.flatnonzero(np.isfinite(open_cost)))
             x, u, _, _ = lp.solve()
         cols = lp.columns
         shares[cols] = x
         unserved[active] = u
-    solve_ms = (time.perf_counter() - started) * 1000.0
-    return plan_from_solution(spec, t, priced, health, flow_demand, shares, unserved, cheapest, solve_ms)
+    return CrossBorderSolution(t, priced, health, flow_demand, shares, unserved, cheapest)

@@ -7,10 +7,9 @@ jurisdictions directly, never the placement's tables. Pure.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
-import numpy.typing as npt
 
 from controller.core.backbone_health import BackboneHealth, unloaded_backbone_rtt
 from controller.core.cross_border_tables import FloatArray, FlowTables, IntArray, Priced
@@ -33,14 +32,15 @@ def plan_from_solution(
     cheapest: IntArray,
     solve_ms: float,
 ) -> CrossBorderPlan:
-    nonzero = np.flatnonzero(shares)
-    sessions = np.zeros(t.col_flow.shape[0])
-    sessions[nonzero] = shares[nonzero] * flow_demand[t.col_flow[nonzero]]
+    """The plan of the LP's solution. Everything per column is done with numpy on the used columns (a
+    few thousand of ~10^6); the per-flow loop only reads Python lists, and the per-spec strings come
+    from the tables: at 30 x 250 this write-up was most of the plan time."""
     regions = t.region_names
-    used = nonzero[sessions[nonzero] > SESSION_EPSILON]
-    facts = _flow_facts(t, priced, health)
+    nonzero = np.flatnonzero(shares)
+    counts = shares[nonzero] * flow_demand[t.col_flow[nonzero]]
+    used = nonzero[counts > SESSION_EPSILON]
+    used_sessions = counts[counts > SESSION_EPSILON]
     used_a, used_b, used_flow = t.col_a[used], t.col_b[used], t.col_flow[used]
-    used_sessions = sessions[used]
     casc = used_a != used_b
     relay_load = used_sessions[casc] * t.relay_mbps[t.flow_scenario[used_flow[casc]]]
     relay = np.bincount(used_a, weights=used_sessions, minlength=len(regions)) + np.bincount(
@@ -49,39 +49,42 @@ def plan_from_solution(
     mbps = np.bincount(used_a[casc], weights=relay_load, minlength=len(regions)) + np.bincount(
         used_b[casc], weights=relay_load, minlength=len(regions)
     )
-    rows = zip(
-        used.tolist(),
-        used_flow.tolist(),
-        used_a.tolist(),
-        used_b.tolist(),
-        used_sessions.tolist(),
-        priced.rtt_ms[used].tolist(),
-        priced.loss[used].tolist(),
-        priced.meets_slo[used].tolist(),
-        strict=True,
+    # Each flow's used columns, most sessions first (lowest column first on ties): the first is the
+    # flow's main placement.
+    order = np.lexsort((used, -used_sessions, used_flow))
+    ranked = used[order]
+    rows = list(
+        zip(
+            ranked.tolist(),
+            t.col_a[ranked].tolist(),
+            t.col_b[ranked].tolist(),
+            used_sessions[order].tolist(),
+            priced.rtt_ms[ranked].tolist(),
+            priced.loss[ranked].tolist(),
+            priced.meets_slo[ranked].tolist(),
+            strict=True,
+        )
     )
-    by_flow: dict[int, list[int]] = {}
-    placement_of: dict[int, tuple[str, str, float, float, float, bool]] = {}
-    for j, f, a, b, count, rtt, loss, meets in rows:
-        by_flow.setdefault(f, []).append(j)
-        placement_of[j] = (regions[a], regions[b], count, rtt, loss, meets)
-    pairs: dict[tuple[str, str], MarketPairPlan] = {}
-    flows_of_pair: dict[tuple[str, str], list[int]] = {}
-    for f in range(t.flow_host.shape[0]):
-        key = (t.market_codes[int(t.flow_host[f])], t.market_codes[int(t.flow_guest[f])])
-        flows_of_pair.setdefault(key, []).append(f)
-    for (host, guest), flows in flows_of_pair.items():
+    flow_rows = np.searchsorted(used_flow[order], np.arange(t.flow_host.shape[0] + 1)).tolist()
+    scenario_of = [t.scenarios[s] for s in t.flow_scenario.tolist()]
+    demand_of = flow_demand.tolist()
+    unserved_of = (unserved * flow_demand).tolist()
+    cheapest_of = cheapest.tolist()
+    failed_columns = _failed_columns(spec, t, health)
+    best_single = _best_singles(t, priced)
+    pairs: list[MarketPairPlan] = []
+    for host, guest, flows in t.pair_flows:
         placements: list[SidePlacement] = []
         why: list[str] = []
         for f in flows:
-            scenario = t.scenarios[int(t.flow_scenario[f])]
-            for j in sorted(by_flow.get(f, []), key=lambda j: -placement_of[j][2]):
-                host_region, guest_region, count, rtt, loss, meets = placement_of[j]
+            flow_used = rows[flow_rows[f] : flow_rows[f + 1]]
+            scenario = scenario_of[f]
+            for _, a, b, count, rtt, loss, meets in flow_used:
                 placements.append(
                     SidePlacement(
                         scenario=scenario,
-                        host_region=host_region,
-                        guest_region=guest_region,
+                        host_region=regions[a],
+                        guest_region=regions[b],
                         sessions=round(count, 6),
                         e2e_rtt_ms=round(rtt, 3),
                         e2e_loss_ratio=loss,
@@ -93,26 +96,27 @@ def plan_from_solution(
                     spec,
                     t,
                     priced,
-                    facts,
+                    failed_columns.get(f, []),
+                    best_single,
                     f,
-                    by_flow.get(f, []),
-                    sessions,
-                    int(cheapest[f]),
-                    float(unserved[f] * flow_demand[f]),
+                    flow_used,
+                    cheapest_of[f],
+                    unserved_of[f],
                 )
             )
-        pairs[(host, guest)] = MarketPairPlan(
-            host=host,
-            guest=guest,
-            demand_sessions=round(float(flow_demand[flows].sum()), 6),
-            placements=placements,
-            unserved_sessions=round(float((unserved[flows] * flow_demand[flows]).sum()), 6),
-            why=why,
+        pairs.append(
+            MarketPairPlan(
+                host=host,
+                guest=guest,
+                demand_sessions=round(sum(demand_of[f] for f in flows), 6),
+                placements=placements,
+                unserved_sessions=round(sum(unserved_of[f] for f in flows), 6),
+                why=why,
+            )
         )
-    plan_pairs = list(pairs.values())
-    certificate = certify_participants(spec, plan_pairs)
+    certificate = certify_participants(spec, pairs)
     return CrossBorderPlan(
-        pairs=plan_pairs,
+        pairs=pairs,
         relay_sessions={regions[r]: round(float(relay[r]), 6) for r in range(len(regions)) if relay[r] > 0},
         interregion_mbps={regions[r]: round(float(mbps[r]), 6) for r in range(len(regions)) if mbps[r] > 0},
         failed_links=health.failed_links(),
@@ -122,86 +126,87 @@ def plan_from_solution(
     )
 
 
-@dataclass(frozen=True)
-class _FlowFacts:
-    """What the explanations need per flow, computed for all flows at once."""
+class _FailedColumn(NamedTuple):
+    """A column over a failed backbone path: its link ("a-b") and its e2e RTT on the unloaded backbone."""
 
-    best_single: IntArray  # (F,) cheapest available one-region column, -1 if none
-    any_available: npt.NDArray[np.bool_]  # (F,)
-    failed_columns: dict[int, list[int]]  # flow -> its columns over a failed backbone path
+    link: str
+    unloaded_rtt_ms: float
 
 
-def _flow_facts(t: FlowTables, priced: Priced, health: BackboneHealth) -> _FlowFacts:
-    flows = t.flow_host.shape[0]
-    starts, ends = t.flow_start[:-1], t.flow_start[1:]
-    nonempty = ends > starts
-    any_available = np.zeros(flows, dtype=bool)
-    if nonempty.any():
-        any_available[nonempty] = np.logical_or.reduceat(priced.available, starts[nonempty])
-    # One-region columns are the links a -> a: few, found through the link index.
-    regions = len(t.region_names)
-    singles = np.concatenate(
-        [t.link_columns[t.link_start[r * regions + r] : t.link_start[r * regions + r + 1]] for r in range(regions)]
-    )
-    singles = singles[priced.available[singles]]
-    best_single = np.full(flows, -1, dtype=np.int64)
-    if singles.shape[0]:
-        order = np.lexsort((singles, priced.cost_ms[singles], t.col_flow[singles]))
-        ranked = singles[order]
-        first = np.ones(ranked.shape[0], dtype=bool)
-        first[1:] = t.col_flow[ranked][1:] != t.col_flow[ranked][:-1]
-        best_single[t.col_flow[ranked[first]]] = ranked[first]
-    failed_columns: dict[int, list[int]] = {}
+def _failed_columns(spec: EnvironmentSpec, t: FlowTables, health: BackboneHealth) -> dict[int, list[_FailedColumn]]:
+    """Flow -> its columns over a failed backbone path (a handful of paths fail at a time)."""
+    failed: dict[int, list[_FailedColumn]] = {}
     if health.failed.any():
         links = np.flatnonzero(health.failed.ravel())
-        for j in np.concatenate([t.link_columns[t.link_start[k] : t.link_start[k + 1]] for k in links]).tolist():
-            failed_columns.setdefault(int(t.col_flow[j]), []).append(j)
-    return _FlowFacts(best_single, any_available, failed_columns)
+        columns = np.concatenate([t.link_columns[t.link_start[k] : t.link_start[k + 1]] for k in links])
+        a, b = t.col_a[columns], t.col_b[columns]
+        rtt = t.col_access_ms[columns] + unloaded_backbone_rtt(spec)[a, b]
+        names = t.region_names
+        link_names = {int(k): f"{names[k // len(names)]}-{names[k % len(names)]}" for k in links}
+        links_of = [link_names[k] for k in t.col_link[columns].tolist()]
+        for f, link, r in zip(t.col_flow[columns].tolist(), links_of, rtt.tolist(), strict=True):
+            failed.setdefault(f, []).append(_FailedColumn(link, r))
+    return failed
+
+
+def _best_singles(t: FlowTables, priced: Priced) -> list[int]:
+    """Per flow, its cheapest available one-region column (lowest column on ties), -1 if none."""
+    flows = t.flow_host.shape[0]
+    best = np.full(flows, -1, dtype=np.int64)
+    singles = t.single_columns
+    if singles.shape[0] == 0:
+        return best.tolist()
+    cost = np.where(priced.available[singles], priced.cost_ms[singles], np.inf)
+    starts, ends = t.single_start[:-1], t.single_start[1:]
+    nonempty = ends > starts
+    minimum = np.full(flows, np.inf)
+    minimum[nonempty] = np.minimum.reduceat(cost, starts[nonempty])
+    owner = t.col_flow[singles]
+    at_min = np.flatnonzero((cost == minimum[owner]) & np.isfinite(cost))
+    flows_at, first = np.unique(owner[at_min], return_index=True)
+    best[flows_at] = singles[at_min[first]]
+    return best.tolist()
 
 
 def _why(
     spec: EnvironmentSpec,
     t: FlowTables,
     priced: Priced,
-    facts: _FlowFacts,
+    failed: list[_FailedColumn],
+    best_single: list[int],
     f: int,
-    used: list[int],
-    sessions: FloatArray,
+    used: list[tuple[int, int, int, float, float, float, bool]],
     best: int,
     unserved_sessions: float,
 ) -> str:
-    """One sentence: where the flow's main share goes and what made it go there."""
+    """One sentence: where the flow's main share goes and what made it go there. `used`: the flow's
+    used columns (column, a, b, sessions, rtt, loss, meets SLO), most sessions first."""
     host, guest = t.market_codes[int(t.flow_host[f])], t.market_codes[int(t.flow_guest[f])]
-    scenario = t.scenarios[int(t.flow_scenario[f])].value
     regions = t.region_names
 
-    def link(j: int) -> str:
-        return f"{regions[int(t.col_a[j])]}-{regions[int(t.col_b[j])]}"
-
-    head = f"{host}->{guest} {scenario}:"
-    failed = facts.failed_columns.get(f, [])
+    head = t.flow_head[f]
     if not used:
         if unserved_sessions <= SESSION_EPSILON:
             return f"{head} no sessions now"
-        if not facts.any_available[f]:
-            cause = f"backbone paths failed ({', '.join(link(j) for j in failed)})" if failed else "regions unavailable"
+        start, end = int(t.flow_start[f]), int(t.flow_start[f + 1])
+        if not priced.available[start:end].any():
+            cause = f"backbone paths failed ({', '.join(c.link for c in failed)})" if failed else "regions unavailable"
             return (
                 f"{head} {unserved_sessions:.0f} sessions unserved: no region pair both sides' rules allow is usable "
-                f"({host}: {', '.join(spec.allowed_regions(host))}; {guest}: {', '.join(spec.allowed_regions(guest))}; "
+                f"({host}: {t.allowed_text[host]}; {guest}: {t.allowed_text[guest]}; "
                 f"{cause}); never placed outside either side's jurisdictions"
             )
         return f"{head} {unserved_sessions:.0f} sessions unserved: no room left in the regions their rules allow"
-    main = max(used, key=lambda j: sessions[j])
-    a, b = regions[int(t.col_a[main])], regions[int(t.col_b[main])]
-    rtt = float(priced.rtt_ms[main])
+    _, main_a, main_b, _, rtt, _, meets = used[0]
+    a, b = regions[main_a], regions[main_b]
     if a != b and not t.flow_has_single[f]:
         reason = (
-            f"must span: no region is allowed for both ({host}: {', '.join(spec.allowed_regions(host))}; "
-            f"{guest}: {', '.join(spec.allowed_regions(guest))}); {host} in {a}, {guest} in {b}, cascaded, "
+            f"must span: no region is allowed for both ({host}: {t.allowed_text[host]}; "
+            f"{guest}: {t.allowed_text[guest]}); {host} in {a}, {guest} in {b}, cascaded, "
             f"e2e {rtt:.0f} ms"
         )
     elif a != b:
-        single = int(facts.best_single[f])
+        single = best_single[f]
         if single >= 0:
             alternative = f"{float(priced.rtt_ms[single]):.0f} ms in one region ({regions[int(t.col_a[single])]})"
         else:
@@ -210,16 +215,12 @@ def _why(
     else:
         reason = f"both in {a}, allowed for both: e2e {rtt:.0f} ms, no cascade needed"
     notes: list[str] = []
-    if not priced.meets_slo[main]:
+    if not meets:
         notes.append("misses the scenario's e2e SLO: the best pair the rules allow")
-    if best >= 0 and main != best and sessions[best] <= SESSION_EPSILON:
+    if best >= 0 and all(row[0] != best for row in used):
         notes.append(f"{regions[int(t.col_a[best])]}/{regions[int(t.col_b[best])]} would be better "
                      f"({float(priced.rtt_ms[best]):.0f} ms) but has no room")  # fmt: skip
-    base = t.col_access_ms
-    unloaded = unloaded_backbone_rtt(spec) if failed else None
-    avoided = sorted(
-        {link(j) for j in failed if unloaded is not None and base[j] + unloaded[t.col_a[j], t.col_b[j]] < rtt}
-    )
+    avoided = sorted({c.link for c in failed if c.unloaded_rtt_ms < rtt})
     if avoided:
         notes.append(f"avoids failed backbone {', '.join(avoided)}")
     if len(used) > 1:
@@ -235,6 +236,7 @@ def certify_participants(spec: EnvironmentSpec, pairs: list[MarketPairPlan]) -> 
     Read straight from the spec's jurisdictions (`allowed_regions_from_rules`), not from the LP's
     tables, so the check shares no code with what it checks."""
     allowed = allowed_regions_from_rules(spec)
+    listed: dict[str, list[str]] = {}
     proofs: list[ParticipantProof] = []
     for pair in pairs:
         used = [p for p in pair.placements if p.sessions > 0.0]
@@ -243,13 +245,15 @@ def certify_participants(spec: EnvironmentSpec, pairs: list[MarketPairPlan]) -> 
             ("guest", pair.guest, pair.host, sorted({p.guest_region for p in used})),
         ):
             rules = allowed.get(market, frozenset())
+            if market not in listed:
+                listed[market] = sorted(rules)
             proofs.append(
                 ParticipantProof(
                     market=market,
                     role=role,
                     counterpart=counterpart,
                     regions=regions,
-                    allowed_regions=sorted(rules),
+                    allowed_regions=listed[market],
                     compliant=set(regions) <= rules,
                 )
             )

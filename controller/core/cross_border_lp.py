@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import highspy
 import numpy as np
-import numpy.typing as npt
 from highspy import _Highs  # type: ignore[attr-defined]
 from scipy import sparse
 
@@ -41,6 +40,7 @@ class RestrictedLp:
         self.flow_row[active] = np.arange(active.shape[0])
         self.scale = 1.0 / max(float(demand[active].sum()), 1.0)
         self.columns = np.zeros(0, dtype=np.int64)
+        self._reduced = np.zeros(0)
         n_flows = active.shape[0]
         regions = len(t.region_names)
         lp = highspy.HighsLp()
@@ -99,6 +99,26 @@ class RestrictedLp:
         )
         self.columns = np.concatenate([self.columns, cols])
 
+    def start_from_cheapest(self, cheapest: IntArray) -> None:
+        """Give HiGHS the basis "each flow on its cheapest column (u where it has none), every slot and
+        bandwidth row slack": dual feasible (no column of a flow is cheaper than its cheapest, nor is
+        leaving it unserved), so the dual simplex only repairs the rooms it overfills, instead of
+        starting from "everything unserved". `cheapest`: per flow, a column already in the model or -1."""
+        n_flows = self.active_flows.shape[0]
+        regions = len(self.t.region_names)
+        position = {int(j): n_flows + i for i, j in enumerate(self.columns.tolist())}
+        col_status = [highspy.HighsBasisStatus.kLower] * (n_flows + self.columns.shape[0])
+        for row, f in enumerate(self.active_flows.tolist()):
+            j = int(cheapest[f])
+            col_status[position[j] if j >= 0 else row] = highspy.HighsBasisStatus.kBasic
+        basis = highspy.HighsBasis()
+        basis.col_status = col_status
+        basis.row_status = [highspy.HighsBasisStatus.kLower] * n_flows + [highspy.HighsBasisStatus.kBasic] * (
+            2 * regions
+        )
+        basis.valid = True
+        self.highs.setBasis(basis)
+
     def solve(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
         """Run HiGHS; (x over self.columns, u over active flows, flow duals, region row duals), duals in
         the objective's unscaled units."""
@@ -117,43 +137,45 @@ class RestrictedLp:
             dual[n_flows:],
         )
 
-    def reduced_costs(self, cols: IntArray, flow_dual: FloatArray, row_dual: FloatArray) -> FloatArray:
-        """cost - A^T y for `cols`, straight from the duals (the same coefficients as `add_columns`)."""
-        t, p = self.t, self.priced
-        regions = len(t.region_names)
-        flow = t.col_flow[cols]
-        d = self.demand[flow]
-        a, b = t.col_a[cols], t.col_b[cols]
-        casc = p.cascaded[cols]
-        slot, band = row_dual[:regions], row_dual[regions:]
-        relay = d * t.relay_mbps[t.flow_scenario[flow]]
-        return np.asarray(
-            d * p.cost_ms[cols]
-            - flow_dual[self.flow_row[flow]]
-            - d * (slot[a] + np.where(casc, slot[b], 0.0))
-            - np.where(casc, relay * (band[a] + band[b]), 0.0)
-        )
+    def entering_columns(self, open_cost: FloatArray, flow_dual: FloatArray, row_dual: FloatArray) -> IntArray:
+        """Per active flow, its column of most negative reduced cost among those outside the model
+        (`open_cost`: each column's cost per session, inf for a column unavailable, of an inactive
+        flow or already in the model), when that reduced cost is below the tolerance.
 
-    def pricing_candidates(
-        self, open_columns: npt.NDArray[np.bool_], cheapest_cost: FloatArray, flow_dual: FloatArray
-    ) -> IntArray:
-        """Columns outside the model that may have a negative reduced cost. The slot and bandwidth
-        rows are <= rows of a minimisation, so their duals are <= 0 and only raise a reduced cost:
-        a column whose cost alone is not below its flow's dual cannot improve. A flow's dual is at
-        most its cheapest column's cost unless a region it uses is full, so only the flows whose dual
-        exceeds it (those capacity or bandwidth constrain) have columns worth pricing: a few of the
-        ~10^6 columns of a 30 x 250 fleet."""
+        Priced per session of the flow: cost - slot duals of its ends - relay x bandwidth duals of
+        its ends, minimised over the flow's columns, then less the flow's dual / demand (constant
+        within the flow). The region duals reach a column through its backbone link (an R x R
+        table), so a round is a few passes over the columns: every flow is priced, not only those a
+        full region presses, and no candidate list is materialised."""
         t = self.t
+        regions = len(t.region_names)
+        slot, band = row_dual[:regions], row_dual[regions:]
+        apart = ~np.eye(regions, dtype=bool)
+        link_dual = (slot[:, None] + np.where(apart, slot[None, :], 0.0)).ravel()
+        # One buffer over the columns, reused every round: a fresh 7 MB array per pass is page faults.
+        if self._reduced.shape[0] != open_cost.shape[0]:
+            self._reduced = np.empty_like(open_cost)
+        reduced = np.take(link_dual, t.col_link, out=self._reduced)
+        np.subtract(open_cost, reduced, out=reduced)
+        if np.any(band != 0.0):
+            link_band = np.where(apart, band[:, None] + band[None, :], 0.0).ravel()
+            reduced -= t.relay_mbps[t.flow_scenario[t.col_flow]] * link_band[t.col_link]
         flows = self.active_flows
-        pressed = np.zeros(t.flow_host.shape[0], dtype=bool)
-        pressed[flows] = flow_dual > cheapest_cost[flows] * (1.0 + REDUCED_COST_TOLERANCE) + REDUCED_COST_TOLERANCE
-        if not pressed.any():
+        starts, ends = t.flow_start[:-1][flows], t.flow_start[1:][flows]
+        nonempty = ends > starts
+        if not nonempty.any():
             return np.zeros(0, dtype=np.int64)
-        sizes = np.diff(t.flow_start)
-        candidates = np.flatnonzero(np.repeat(pressed, sizes) & open_columns)
-        flow = t.col_flow[candidates]
-        objective = self.demand[flow] * self.priced.cost_ms[candidates]
-        return candidates[objective - flow_dual[self.flow_row[flow]] < 0.0]
+        flows, starts, ends, dual = flows[nonempty], starts[nonempty], ends[nonempty], flow_dual[nonempty]
+        # reduceat over the active flows' starts: a segment runs to the next active flow's start, so
+        # the columns of an inactive flow in between (all inf) never lower a minimum.
+        d = self.demand[flows]
+        minimum = np.minimum.reduceat(reduced, starts) - dual / d
+        improving = np.flatnonzero(minimum < -REDUCED_COST_TOLERANCE * np.maximum(1.0, d) / d)
+        entering = [
+            start + int(np.argmin(reduced[start:end]))
+            for start, end in zip(starts[improving].tolist(), ends[improving].tolist(), strict=True)
+        ]
+        return np.asarray(entering, dtype=np.int64)
 
 
 def cheapest_per_flow(t: FlowTables, cost: FloatArray) -> IntArray:
@@ -171,20 +193,6 @@ def cheapest_per_flow(t: FlowTables, cost: FloatArray) -> IntArray:
     owners, first = np.unique(t.col_flow[at_min], return_index=True)
     cheapest[owners] = at_min[first]
     return cheapest
-
-
-def most_negative_per_flow(flows: IntArray, cols: IntArray, reduced: FloatArray) -> IntArray:
-    """Partial pricing: of the improving columns (sorted by flow), the one with the most negative
-    reduced cost per flow. Letting every improving column in at once made one round's LP 50,000
-    columns wide (seconds of simplex); one per flow converges in a few cheap rounds."""
-    if cols.shape[0] == 0:
-        return cols
-    # Columns are stored flow by flow, so `flows` comes in runs: a segment minimum, no sort.
-    starts = np.flatnonzero(np.concatenate([[True], flows[1:] != flows[:-1]]))
-    run = np.repeat(np.arange(starts.shape[0]), np.diff(np.append(starts, flows.shape[0])))
-    at_min = np.flatnonzero(reduced == np.minimum.reduceat(reduced, starts)[run])
-    first = np.concatenate([[True], run[at_min][1:] != run[at_min][:-1]])
-    return cols[at_min[first]]
 
 
 def fits(

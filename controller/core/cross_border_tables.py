@@ -8,6 +8,7 @@ call, only on the backbone paths that differ from it and the columns of unavaila
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -21,8 +22,6 @@ IntArray = npt.NDArray[np.int64]
 
 SLO_BREACH_PENALTY_MS = 1_000.0
 """Added to a pair whose e2e RTT or loss misses the scenario's SLO: served, but last among the served."""
-NEAR_REGIONS_PER_SIDE = 2
-"""Regions per side (nearest by access RTT) whose pairs start in the LP; the rest enter by pricing."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,6 @@ class FlowTables:
     col_a: IntArray  # (C,) host-side region
     col_b: IntArray  # (C,) guest-side region
     col_access_ms: FloatArray  # (C,) access RTT h->a + g->b
-    col_near: npt.NDArray[np.bool_]  # (C,) a among h's nearest and b among g's nearest
     flow_has_single: npt.NDArray[np.bool_]  # (F,) some region is allowed for both sides
     slo_rtt_ms: FloatArray  # (S,)
     slo_loss: FloatArray  # (S,)
@@ -50,6 +48,16 @@ class FlowTables:
     link_columns: IntArray  # columns ordered by link ...
     link_start: IntArray  # (R x R + 1,) ... link k's columns are link_columns[link_start[k]:link_start[k+1]]
     unloaded: Priced  # every column priced on the unloaded backbone, all regions available
+    # What the plan's sentences and grouping need, per spec (cross_border_explain):
+    pair_flows: list[tuple[str, str, list[int]]]  # (host, guest, its flows) in spec order
+    flow_head: list[str]  # (F,) "HOST->GUEST scenario:"
+    allowed_text: dict[str, str]  # market -> its allowed regions, comma-separated in spec order
+    single_columns: IntArray  # one-region columns (a = b), ascending, so grouped by flow ...
+    single_start: IntArray  # (F+1,) ... flow f's are single_columns[single_start[f]:single_start[f+1]]
+    # Where a placement's column is (`columns_of`): flow f's columns are the grid of the host's allowed
+    # regions (rows) by the guest's (columns), each in spec order.
+    flows_by_key: dict[tuple[str, str, Scenario], list[int]]  # (host, guest, scenario) -> flows
+    allowed_position: dict[str, dict[str, int]]  # market -> region -> position among its allowed regions
 
 
 _CACHE: dict[int, tuple[EnvironmentSpec, FlowTables]] = {}
@@ -96,10 +104,6 @@ def _build_tables(spec: EnvironmentSpec) -> FlowTables:
     allowed = {
         code: np.array([region_index[r] for r in spec.allowed_regions(code)], dtype=np.int64) for code in market_codes
     }
-    near: dict[str, set[int]] = {}
-    for code, regions in allowed.items():
-        order = regions[np.argsort(access[market_index[code], regions], kind="stable")]
-        near[code] = set(order[:NEAR_REGIONS_PER_SIDE].tolist())
     host: list[int] = []
     guest: list[int] = []
     scenario: list[int] = []
@@ -107,13 +111,11 @@ def _build_tables(spec: EnvironmentSpec) -> FlowTables:
     cols_flow: list[IntArray] = []
     cols_a: list[IntArray] = []
     cols_b: list[IntArray] = []
-    cols_near: list[npt.NDArray[np.bool_]] = []
     has_single: list[bool] = []
     for flow in sessions.cross_market if sessions is not None else []:
         a_regions, b_regions = allowed[flow.host], allowed[flow.guest]
         grid_a = np.repeat(a_regions, b_regions.shape[0])
         grid_b = np.tile(b_regions, a_regions.shape[0])
-        near_mask = np.isin(grid_a, list(near[flow.host])) & np.isin(grid_b, list(near[flow.guest]))
         single = bool(np.intersect1d(a_regions, b_regions).shape[0])
         for s, mix in flow.scenario_mix.items():
             if mix <= 0.0:
@@ -126,7 +128,6 @@ def _build_tables(spec: EnvironmentSpec) -> FlowTables:
             cols_flow.append(np.full(grid_a.shape[0], f, dtype=np.int64))
             cols_a.append(grid_a)
             cols_b.append(grid_b)
-            cols_near.append(near_mask)
             has_single.append(single)
     empty = np.zeros(0, dtype=np.int64)
     col_flow = np.concatenate(cols_flow) if cols_flow else empty
@@ -139,6 +140,10 @@ def _build_tables(spec: EnvironmentSpec) -> FlowTables:
     col_link = col_a * n_regions + col_b
     link_columns = np.argsort(col_link, kind="stable")
     link_start = np.searchsorted(col_link[link_columns], np.arange(n_regions * n_regions + 1)).astype(np.int64)
+    single_columns = np.flatnonzero(col_a == col_b).astype(np.int64)
+    pair_flows: dict[tuple[str, str], list[int]] = {}
+    for f in range(flow_host.shape[0]):
+        pair_flows.setdefault((market_codes[int(flow_host[f])], market_codes[int(flow_guest[f])]), []).append(f)
     tables = FlowTables(
         region_names=region_names,
         market_codes=market_codes,
@@ -154,7 +159,6 @@ def _build_tables(spec: EnvironmentSpec) -> FlowTables:
         col_access_ms=access[flow_host[col_flow], col_a] + access[flow_guest[col_flow], col_b]
         if col_flow.shape[0]
         else np.zeros(0),
-        col_near=np.concatenate(cols_near) if cols_near else np.zeros(0, dtype=bool),
         flow_has_single=np.asarray(has_single, dtype=bool),
         slo_rtt_ms=np.array([shape.e2e_rtt_p95_ms for shape in shapes], dtype=np.float64),
         slo_loss=np.array([shape.e2e_max_loss_ratio for shape in shapes], dtype=np.float64),
@@ -163,11 +167,46 @@ def _build_tables(spec: EnvironmentSpec) -> FlowTables:
         link_columns=link_columns,
         link_start=link_start,
         unloaded=Priced.empty(),
+        pair_flows=[(host, guest, flows) for (host, guest), flows in pair_flows.items()],
+        flow_head=[
+            f"{market_codes[h]}->{market_codes[g]} {scenarios[s].value}:"
+            for h, g, s in zip(host, guest, scenario, strict=True)
+        ],
+        allowed_text={code: ", ".join(spec.allowed_regions(code)) for code in market_codes},
+        flows_by_key=_flows_by_key(market_codes, scenarios, host, guest, scenario),
+        allowed_position={
+            code: {region_names[r]: i for i, r in enumerate(allowed[code].tolist())} for code in market_codes
+        },
+        single_columns=single_columns,
+        single_start=np.searchsorted(col_flow[single_columns], np.arange(flow_host.shape[0] + 1)).astype(np.int64),
     )
     base = unloaded_backbone_rtt(spec)
     every = np.arange(col_flow.shape[0])
     unloaded = price_columns(spec, tables, every, base, np.zeros_like(base), np.zeros(base.shape, dtype=bool))
     return replace(tables, unloaded=unloaded)
+
+
+def _flows_by_key(
+    market_codes: list[str], scenarios: list[Scenario], host: list[int], guest: list[int], scenario: list[int]
+) -> dict[tuple[str, str, Scenario], list[int]]:
+    by_key: dict[tuple[str, str, Scenario], list[int]] = {}
+    for f, (h, g, s) in enumerate(zip(host, guest, scenario, strict=True)):
+        by_key.setdefault((market_codes[h], market_codes[g], scenarios[s]), []).append(f)
+    return by_key
+
+
+def columns_of(t: FlowTables, placements: Iterable[tuple[str, str, Scenario, str, str]]) -> IntArray:
+    """The columns of (host, guest, scenario, host region, guest region) placements, e.g. a previous
+    plan's; a placement the tables have no column for (not allowed, or the spec changed) has none."""
+    found: list[int] = []
+    for host, guest, scenario, host_region, guest_region in placements:
+        i = t.allowed_position.get(host, {}).get(host_region)
+        j = t.allowed_position.get(guest, {}).get(guest_region)
+        if i is None or j is None:
+            continue
+        width = len(t.allowed_position[guest])
+        found.extend(int(t.flow_start[f]) + i * width + j for f in t.flows_by_key.get((host, guest, scenario), []))
+    return np.asarray(found, dtype=np.int64)
 
 
 @dataclass(frozen=True)

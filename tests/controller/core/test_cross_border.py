@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from controller.core.backbone_health import assess_backbone
-from controller.core.cross_border import plan_cross_border
+from controller.core.cross_border import flow_tables, plan_cross_border
+from controller.core.cross_border_tables import columns_of
 from controller.cross_border_plan import CrossBorderPlan, MarketPairPlan
 from controller.snapshot import BackboneObservation
 from controller.spec import EnvironmentSpec, Scenario
@@ -239,4 +240,22 @@ def test_without_binding_room_the_cheapest_pairs_are_the_full_lps_optimum(prod_s
     sick = assess_backbone(prod_spec, [BackboneObservation(region="sin", peer_region="kul", loss_ratio=0.01)])
     fast = plan_cross_border(prod_spec, demand, backbone=sick)
     full = plan_cross_border(prod_spec, demand, backbone=sick, column_generation=False)
-    assert {(p.host, p.guest): p.placements for p in fast.pairs} == {(p.host, p.guest): p.placements for p in full.pairs}
+    assert {(p.host, p.guest): p.placements for p in fast.pairs} == {
+        (p.host, p.guest): p.placements for p in full.pairs
+    }
+
+
+def test_a_previous_plans_placements_map_back_to_their_own_columns(prod_spec: EnvironmentSpec) -> None:
+    demand = {m.code: float(m.demand.peak_sessions) for m in prod_spec.markets}
+    plan = plan_cross_border(prod_spec, demand)
+    t = flow_tables(prod_spec)
+    rows = [(pp.host, pp.guest, p.scenario, p.host_region, p.guest_region) for pp in plan.pairs for p in pp.placements]
+    columns = columns_of(t, rows)
+    assert len(rows) == columns.shape[0] > 0
+    for (host, guest, scenario, host_region, guest_region), j in zip(rows, columns.tolist(), strict=True):
+        f = int(t.col_flow[j])
+        assert (t.market_codes[int(t.flow_host[f])], t.market_codes[int(t.flow_guest[f])]) == (host, guest)
+        assert t.scenarios[int(t.flow_scenario[f])] == scenario
+        assert (t.region_names[int(t.col_a[j])], t.region_names[int(t.col_b[j])]) == (host_region, guest_region)
+    # A pair the rules do not allow (an ID participant in fra) has no column.
+    assert columns_of(t, [("DE", "ID", Scenario.ONE_TO_ONE, "fra", "fra")]).shape[0] == 0

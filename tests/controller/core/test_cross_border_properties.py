@@ -118,8 +118,19 @@ def allowed(spec: EnvironmentSpec, market: str) -> set[str]:
 def test_no_participant_is_ever_placed_outside_its_own_jurisdictions(case: Any) -> None:
     spec, demand, slots, down, observations = case
     health = assess_backbone(spec, observations)
-    plan = plan_cross_border(spec, demand, slots=slots, backbone=health, unavailable_regions=down)
-    failed = {frozenset(link) for link in health.failed_links()}
+    cold = plan_cross_border(spec, demand, slots=slots, backbone=health, unavailable_regions=down)
+    # Seeded with a previous tick's plan on another fleet state (every region up, unloaded backbone).
+    warm = plan_cross_border(
+        spec, demand, slots=slots, backbone=health, unavailable_regions=down, previous=plan_cross_border(spec, demand)
+    )
+    for plan in (cold, warm):
+        check_plan(spec, plan, slots, down, health.failed_links())
+
+
+def check_plan(
+    spec: EnvironmentSpec, plan: Any, slots: dict[str, float], down: set[str], failed_links: list[tuple[str, str]]
+) -> None:
+    failed = {frozenset(link) for link in failed_links}
     for pair in plan.pairs:
         placed = 0.0
         for p in pair.placements:
