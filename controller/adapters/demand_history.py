@@ -13,9 +13,10 @@ partial). A bin with no sample (exporter down, a gap in scrapes) is None, never 
 skips it. The offered demand is a gauge in the metric contract, so counter resets do not apply to it.
 
 Bins end on multiples of `step_seconds` of Prometheus' own time axis, which is the fleet's clock on a
-real fleet. `edgectl controller run --prometheus-url` wires it into the observer (`--demand-history-days`, 8 by
-default; the plan activity asks for it next to the plan, it never rides in the snapshot through Temporal's history); the local stack passes 0 unless it runs at x1, since an accelerated simulator's fleet clock
-runs ahead of Prometheus' time.
+real fleet. `edgectl controller run --prometheus-url` wires it into the observer
+(`--demand-history-days`, 8 by default); the plan activity asks for it next to the plan (it never
+rides in the snapshot through Temporal's history). The local stack passes 0 unless it runs at x1,
+since an accelerated simulator's fleet clock runs ahead of Prometheus' time.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ def cross_border_for_snapshot(
     region_loads: Mapping[str, float] | None = None,
     unavailable_regions: Collection[str] = (),
     demand: Mapping[str, float] | None = None,
+    previous: CrossBorderPlan | None = None,
 ) -> CrossBorderPlan:
     """The cross-border plan for `snapshot` (module doc)."""
     if demand is None:
@@ -50,5 +51,10 @@ def cross_border_for_snapshot(
             for r in spec.regions
         }
     return plan_cross_border(
-        spec, demand, slots=slots, backbone=backbone, unavailable_regions=set(unavailable_regions) | stale
+        spec,
+        demand,
+        slots=slots,
+        backbone=backbone,
+        unavailable_regions=set(unavailable_regions) | stale,
+        previous=previous,
     )

@@ -247,6 +247,7 @@ def make_plan(
         forecast=forecast,
         region_loads=region_forecast,
         unavailable=unavailable_regions(health, caps, fail_static),
+        previous=previous.cross_border if previous is not None else None,
     )
     if cross_border is not None:
         for region, slots in cross_border.guest_slots.items():

@@ -88,12 +88,15 @@ def plan_cross_border_step(
     forecast: Mapping[str, float],
     region_loads: Mapping[str, float],
     unavailable: set[str],
+    previous: CrossBorderPlan | None = None,
 ) -> CrossBorderStep | None:
-    """The tick's cross-border placement (module doc); None when the spec has no cross-market flow."""
+    """The tick's cross-border placement (module doc); None when the spec has no cross-market flow.
+    `previous` (the last plan's placement) seeds the LP's columns: a tick's optimum is mostly the
+    last one's, and starting there halves the solve; the optimum itself does not depend on it."""
     if spec.sessions is None or not spec.sessions.cross_market:
         return None
     solved = cross_border_for_snapshot(
-        spec, snapshot, region_loads=region_loads, unavailable_regions=unavailable, demand=forecast
+        spec, snapshot, region_loads=region_loads, unavailable_regions=unavailable, demand=forecast, previous=previous
     )
     # A Plan is deterministic (same inputs, same Plan and id): the solver's wall time is a measurement of
     # this run, not a decision, so it stays out (bench/plan_latency.py times the whole make_plan).
