@@ -54,6 +54,7 @@ from sim.fleet.actuation import (
 )
 from sim.fleet.books import FleetAccounting, FleetCounters
 from sim.fleet.errors import InvalidActuationError, UnknownTargetError
+from sim.fleet.guest_placement import CrossMarketFlows, GuestPlacement, PlannedGuestPlacement
 from sim.fleet.region_placement import RegionPlacement, RoutedArrivals, WeightedPlacement
 from sim.fleet.session_moves import _SessionMovingFleet
 from sim.fleet.state import EMPTY_NODE_SESSIONS, IDLE_CPU, OUTAGE_LOSS, TREND_WINDOW_SECONDS
@@ -68,9 +69,12 @@ __all__ = [
     "MAX_WEIGHT_SHARE",
     "OUTAGE_LOSS",
     "TREND_WINDOW_SECONDS",
+    "CrossMarketFlows",
     "FleetAccounting",
     "FleetCounters",
+    "GuestPlacement",
     "InvalidActuationError",
+    "PlannedGuestPlacement",
     "RegionPlacement",
     "RoutedArrivals",
     "SimulatedFleet",
@@ -99,6 +103,8 @@ class SimulatedFleet(_SessionMovingFleet):
         demand_variation: float = 0.03,
         initial_weights: Mapping[str, Mapping[str, float]] | None = None,
         region_placement: RegionPlacement | None = None,
+        guest_placement: GuestPlacement | None = None,
+        cross_market: bool = True,
     ) -> None:
         super().__init__(
             spec,
@@ -108,11 +114,14 @@ class SimulatedFleet(_SessionMovingFleet):
             max_step_seconds=max_step_seconds,
             instant_boot=instant_boot,
             demand_variation=demand_variation,
+            cross_market=cross_market,
         )
         if initial_weights is not None:
             self._weights = self._validated_weights(initial_weights)
         if region_placement is not None:
             self.region_placement = region_placement
+        if guest_placement is not None:
+            self.guest_placement = guest_placement
         for impairment in trace.impairments:
             self.inject_impairment(impairment)
         self.actuations = []

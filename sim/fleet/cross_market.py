@@ -1,0 +1,158 @@
+"""Cross-market sessions in the simulated fleet: cohorts per (flow, host region, guest region, scenario).
+
+The fleet (`sim.fleet.dynamics`) calls this once per step when the spec has cross-market flows
+(`spec.sessions.cross_market`); without flows it is never built and the fleet runs as before.
+Like the rest of the fleet it is fluid: a cohort is a count of sessions of one flow (host market h,
+guest market g) with h's side in region a and g's in region b, for one scenario; arrays are
+F x R x R x S (prod: 16 flows x 13 x 13 x 3, a few thousand numbers per step).
+
+- Arrivals: a flow's offered concurrency is share x mix[s] x offered[h] (what the cross-border LP
+  plans, `controller/core/cross_border.py`); its arrivals keep it there, as the market's own do.
+  The host market's own (domestic) sessions are the rest: mix x (1 - its flows' shares).
+- Slots: a cascaded session (a != b) takes a session slot in BOTH regions (its SFU in each, relayed
+  over the backbone); a session with both sides in one region takes one. A cascade is admitted only
+  if both ends have room: the share admitted is the smaller of the two regions' admitted shares, and
+  the slot the other end took for a refused one is given back (`ghost`).
+- End-to-end QoS: host access path (h -> a: `sim.qos` with the region's load and impairments) + the
+  backbone path a - b (the fleet's `backbone_qos`, with its impairments; nothing when a = b) + the
+  guest's access path (g -> b); RTTs add, losses compound. A cohort breaches when the e2e RTT or
+  loss misses its scenario's participant shape SLO (`spec.sessions.shapes`).
+- Residency per participant: a host side outside h's allowed regions, or a guest side outside g's,
+  is a violation of that participant (counted per market, region and role).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.fleet.guest_placement import BoolArray, CrossMarketFlows, FloatArray
+
+ROLES = ("host", "guest")
+
+
+class CrossMarketCohorts:
+    """The cross-market sessions of the fleet and their books (module doc)."""
+
+    def __init__(self, flows: CrossMarketFlows, allowed: BoolArray) -> None:
+        """`allowed`: market x region, the regions each market's jurisdictions allow."""
+        self.flows = flows
+        self._allowed = allowed
+        n_markets, n_regions = allowed.shape
+        # F x R x R: a cohort there has its host side (a) or guest side (b) outside that participant's rules.
+        self._outside = ~allowed[flows.host][:, :, None] | ~allowed[flows.guest][:, None, :]
+        n_f, n_s = flows.count, flows.mix.shape[1]
+        self.active = np.zeros((n_f, n_regions, n_regions, n_s))
+        self.offered_track = np.zeros((n_f, n_s))
+        self._host_of = np.zeros((n_markets, n_f))
+        self._host_of[flows.host, np.arange(n_f)] = 1.0
+        self._off_diagonal = ~np.eye(n_regions, dtype=bool)
+        self._cascade_weight = np.broadcast_to(self._off_diagonal[:, :, None], (n_regions, n_regions, n_s)).reshape(-1)
+        """R*R*S vector: 1 where a cohort spans two regions (flattened cohort layout), for one matmul per sum."""
+        # Books (cumulative, per flow unless said).
+        self.session_minutes = np.zeros(n_f)
+        self.cascaded_minutes = np.zeros(n_f)
+        self.e2e_slo_minutes = np.zeros(n_f)
+        self.admitted = np.zeros(n_f)
+        self.participant_violations = np.zeros((2, n_markets, n_regions))
+        """Role (0 host, 1 guest) x market x region: sessions admitted with that participant outside its rules."""
+
+    # ----- demand ------------------------------------------------------------------------------
+
+    def target(self, offered: FloatArray) -> FloatArray:
+        """F x S: the flows' offered concurrency for the markets' offered sessions (M)."""
+        return self.flows.share[:, None] * self.flows.mix * offered[self.flows.host][:, None]
+
+    def arrivals(self, offered: FloatArray, decay: FloatArray) -> FloatArray:
+        """F x S new sessions this step (what keeps each flow at its offered concurrency)."""
+        target = self.target(offered)
+        carried = self.offered_track * decay[None, :]
+        arriving = np.maximum(target - carried, 0.0)
+        self.offered_track = carried + arriving
+        return arriving
+
+    def by_host(self, per_flow: FloatArray) -> FloatArray:
+        """Sum per-flow rows (F x ...) onto their host markets (M x ...)."""
+        flat = per_flow.reshape(per_flow.shape[0], -1)
+        return np.asarray(self._host_of @ flat, dtype=np.float64).reshape((self._host_of.shape[0], *per_flow.shape[1:]))
+
+    # ----- slots -------------------------------------------------------------------------------
+
+    def slots(self, cohorts: FloatArray) -> FloatArray:
+        """R x S session slots `cohorts` (F x R x R x S) take: the host side's region, plus the guest
+        side's region when it is another one (a cascade takes a slot on both ends)."""
+        pairs = cohorts.sum(axis=0)  # R x R x S
+        diagonal = np.diagonal(pairs).T  # R x S: both sides in one region
+        return np.asarray(pairs.sum(axis=1) + pairs.sum(axis=0) - diagonal, dtype=np.float64)
+
+    def slots_by_market(self) -> FloatArray:
+        """M x R: the slots the active sessions hold, under the market of the participants they carry: the
+        host side under the host market; a cascade's other end under the guest market (one SFU per side)."""
+        pairs = self.active.sum(axis=3)  # F x R x R
+        host_side = self.by_host(pairs.sum(axis=2))
+        guest_side = np.zeros_like(host_side)
+        np.add.at(guest_side, self.flows.guest, (pairs * self._off_diagonal[None, :, :]).sum(axis=1))
+        return np.asarray(host_side + guest_side, dtype=np.float64)
+
+    def admit(self, routed: FloatArray, share: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray | None]:
+        """Admit `routed` cohorts given each region's admitted share of this step's slots (0 in an outage).
+
+        Returns (admitted F x R x R x S, ghost R x S: slots the regions placed for sessions the other
+        end refused, to give back, violations: market x region sessions just admitted with a participant
+        outside its own market's rules, or None when there are none)."""
+        if (share == 1.0).all():  # every region took all it was sent (the usual step): nothing refused
+            self.active += routed
+            return routed, np.zeros((share.shape[0], routed.shape[3])), self._book_admitted(routed)
+        both = np.minimum(share[:, None], share[None, :])  # R x R; the diagonal is the region's own share
+        admitted = routed * both[None, :, :, None]
+        ghost_host = (routed * (share[:, None] - both)[None, :, :, None]).sum(axis=(0, 2))
+        ghost_guest = (routed * ((share[None, :] - both) * self._off_diagonal)[None, :, :, None]).sum(axis=(0, 1))
+        self.active += admitted
+        return admitted, ghost_host + ghost_guest, self._book_admitted(admitted)
+
+    def _book_admitted(self, admitted: FloatArray) -> FloatArray | None:
+        per_pair = admitted.sum(axis=3)  # F x R x R
+        self.admitted += per_pair.reshape(per_pair.shape[0], -1).sum(axis=1)
+        if not (per_pair * self._outside).any():
+            return None
+        host_side = per_pair.sum(axis=2)  # F x R (host region)
+        guest_side = per_pair.sum(axis=1)  # F x R (guest region)
+        before = self.participant_violations.sum(axis=0)
+        np.add.at(self.participant_violations[0], self.flows.host, host_side * ~self._allowed[self.flows.host])
+        np.add.at(self.participant_violations[1], self.flows.guest, guest_side * ~self._allowed[self.flows.guest])
+        return np.asarray(self.participant_violations.sum(axis=0) - before, dtype=np.float64)
+
+    def take(self, keep: FloatArray) -> FloatArray:
+        """Sessions leave with the nodes that carried them: `keep` (R x S) is the share of each region's
+        sessions left. A cascade dies when either end does; returns the slots (R x S) its surviving end
+        still holds, to give back."""
+        cascaded = self.active * self._off_diagonal[None, :, :, None]
+        keep_host = keep[None, :, None, :]
+        keep_guest = keep[None, None, :, :]
+        ghost_host = (cascaded * keep_host * (1.0 - keep_guest)).sum(axis=(0, 2))
+        ghost_guest = (cascaded * keep_guest * (1.0 - keep_host)).sum(axis=(0, 1))
+        factor = np.where(self._off_diagonal[None, :, :, None], keep_host * keep_guest, keep_host)
+        self.active *= factor
+        return np.asarray(ghost_host + ghost_guest, dtype=np.float64)
+
+    # ----- quality -----------------------------------------------------------------------------
+
+    def e2e_qos(
+        self, rtt: FloatArray, loss: FloatArray, backbone_rtt: FloatArray, backbone_loss: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """(F x R x R e2e p95 RTT, F x R x R e2e loss) from the access paths (M x R) and the backbone (R x R)."""
+        host, guest = self.flows.host, self.flows.guest
+        bb_rtt = np.where(self._off_diagonal, backbone_rtt, 0.0)
+        bb_loss = np.where(self._off_diagonal, backbone_loss, 0.0)
+        e2e_rtt = rtt[host][:, :, None] + bb_rtt[None, :, :] + rtt[guest][:, None, :]
+        delivered = (1.0 - loss[host])[:, :, None] * (1.0 - bb_loss)[None, :, :] * (1.0 - loss[guest])[:, None, :]
+        return e2e_rtt, 1.0 - delivered
+
+    def book_minutes(self, minutes: float, e2e_rtt: FloatArray, e2e_loss: FloatArray) -> float:
+        """Accumulate this step's session-minutes; returns the e2e SLO-breaching ones."""
+        breach = (e2e_rtt[..., None] > self.flows.e2e_rtt_ms) | (e2e_loss[..., None] > self.flows.e2e_loss)
+        flat = self.active.reshape(self.active.shape[0], -1)
+        breaching = (self.active * breach).reshape(flat.shape).sum(axis=1) * minutes
+        self.session_minutes += flat.sum(axis=1) * minutes
+        self.cascaded_minutes += (flat @ self._cascade_weight) * minutes
+        self.e2e_slo_minutes += breaching
+        return float(breaching.sum())
