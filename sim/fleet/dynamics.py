@@ -173,6 +173,7 @@ class _SteppedFleet(_ImpairedFleet):
         if host_sides is None:
             assert cross_arrivals is not None
             host_sides = cross_arrivals[:, None, :] * self._weights[self._cross.flows.host][:, :, None]
+        assert self.guest_placement is not None  # set whenever there are flows
         cohorts = self.guest_placement.route_guests(host_sides, at)
         self._unrouted += max(float(host_sides.sum() - cohorts.sum()), 0.0)
         return cohorts

@@ -132,12 +132,13 @@ class _FleetState:
         flows = CrossMarketFlows.from_spec(spec, self.markets, self.scenarios) if cross_market else None
         self._cross: CrossMarketCohorts | None = None
         """The cross-market sessions (`sim.fleet.cross_market`); None when the spec has no flows (or they are off)."""
+        self.guest_placement: GuestPlacement | None = None
+        """Where the guest side of each new cross-market session goes (`sim.fleet.guest_placement`)."""
         if flows is not None:
             self._cross = CrossMarketCohorts(flows, self._allowed)
             # A market's own sessions are what its cross-market flows leave of its demand.
             self._mix = self._mix * (1.0 - flows.host_share)[:, None]
-            self.guest_placement: GuestPlacement = PlannedGuestPlacement(spec, flows)
-            """Where the guest side of each new cross-market session goes (`sim.fleet.guest_placement`)."""
+            self.guest_placement = PlannedGuestPlacement(spec, flows)
         self._books = [_RegionBook(r, i) for i, r in enumerate(spec.regions)]
         self._spn = np.array([r.sessions_per_node for r in spec.regions], dtype=np.float64)
         self._warm_pool_cost = np.array(
