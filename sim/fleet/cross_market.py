@@ -46,8 +46,6 @@ class CrossMarketCohorts:
         self._host_of = np.zeros((n_markets, n_f))
         self._host_of[flows.host, np.arange(n_f)] = 1.0
         self._off_diagonal = ~np.eye(n_regions, dtype=bool)
-        self._cascade_weight = np.broadcast_to(self._off_diagonal[:, :, None], (n_regions, n_regions, n_s)).reshape(-1)
-        """R*R*S vector: 1 where a cohort spans two regions (flattened cohort layout), for one matmul per sum."""
         # Books (cumulative, per flow unless said).
         self.session_minutes = np.zeros(n_f)
         self.cascaded_minutes = np.zeros(n_f)
@@ -147,12 +145,29 @@ class CrossMarketCohorts:
         delivered = (1.0 - loss[host])[:, :, None] * (1.0 - bb_loss)[None, :, :] * (1.0 - loss[guest])[:, None, :]
         return e2e_rtt, 1.0 - delivered
 
-    def book_minutes(self, minutes: float, e2e_rtt: FloatArray, e2e_loss: FloatArray) -> float:
-        """Accumulate this step's session-minutes; returns the e2e SLO-breaching ones."""
-        breach = (e2e_rtt[..., None] > self.flows.e2e_rtt_ms) | (e2e_loss[..., None] > self.flows.e2e_loss)
-        flat = self.active.reshape(self.active.shape[0], -1)
-        breaching = (self.active * breach).reshape(flat.shape).sum(axis=1) * minutes
-        self.session_minutes += flat.sum(axis=1) * minutes
-        self.cascaded_minutes += (flat @ self._cascade_weight) * minutes
+    def book_minutes(
+        self, minutes: float, rtt: FloatArray, loss: FloatArray, backbone_rtt: FloatArray, backbone_loss: FloatArray
+    ) -> float:
+        """Accumulate this step's session-minutes, judging each cohort's e2e QoS (as `e2e_qos`, computed only
+        for the (flow, host region, guest region) cohorts that hold sessions: a handful of the F x R x R);
+        returns the e2e SLO-breaching session-minutes."""
+        n_f, n_r = self.active.shape[0], self.active.shape[1]
+        flat = self.active.reshape(n_f * n_r * n_r, -1)
+        live = np.flatnonzero(flat.any(axis=1))
+        if live.shape[0] == 0:
+            return 0.0
+        f, a, b = np.unravel_index(live, (n_f, n_r, n_r))
+        host, guest = self.flows.host[f], self.flows.guest[f]
+        cascaded = a != b
+        e2e_rtt = rtt[host, a] + np.where(cascaded, backbone_rtt[a, b], 0.0) + rtt[guest, b]
+        e2e_loss = 1.0 - (1.0 - loss[host, a]) * np.where(cascaded, 1.0 - backbone_loss[a, b], 1.0) * (
+            1.0 - loss[guest, b]
+        )
+        sessions = flat[live]  # K x S
+        breach = (e2e_rtt[:, None] > self.flows.e2e_rtt_ms) | (e2e_loss[:, None] > self.flows.e2e_loss)
+        per_cohort = sessions.sum(axis=1) * minutes
+        breaching = np.bincount(f, weights=(sessions * breach).sum(axis=1) * minutes, minlength=n_f)
+        self.session_minutes += np.bincount(f, weights=per_cohort, minlength=n_f)
+        self.cascaded_minutes += np.bincount(f, weights=per_cohort * cascaded, minlength=n_f)
         self.e2e_slo_minutes += breaching
         return float(breaching.sum())

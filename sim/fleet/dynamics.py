@@ -140,8 +140,7 @@ class _SteppedFleet(_ImpairedFleet):
         active_by_market = self._paths.sum(axis=(1, 2))
         if self._cross is not None:
             backbone_rtt, backbone_loss = self.backbone_qos()
-            e2e_rtt, e2e_loss = self._cross.e2e_qos(rtt, loss, backbone_rtt, backbone_loss)
-            self._qos_minutes += self._cross.book_minutes(minutes, e2e_rtt, e2e_loss)
+            self._qos_minutes += self._cross.book_minutes(minutes, rtt, loss, backbone_rtt, backbone_loss)
             active_by_market = active_by_market + self._cross.by_host(self._cross.active.sum(axis=(1, 2, 3)))
         self._unserved_minutes += float(np.maximum(offered - active_by_market, 0.0).sum()) * minutes
         self._offered_minutes += float(offered.sum()) * minutes
