@@ -46,11 +46,11 @@ class CrossMarketCohorts:
         self._host_of = np.zeros((n_markets, n_f))
         self._host_of[flows.host, np.arange(n_f)] = 1.0
         self._off_diagonal = ~np.eye(n_regions, dtype=bool)
+        self._ones_s = np.ones(n_s)
         # Books (cumulative, per flow unless said).
         self.session_minutes = np.zeros(n_f)
         self.cascaded_minutes = np.zeros(n_f)
         self.e2e_slo_minutes = np.zeros(n_f)
-        self.admitted = np.zeros(n_f)
         self.participant_violations = np.zeros((2, n_markets, n_regions))
         """Role (0 host, 1 guest) x market x region: sessions admitted with that participant outside its rules."""
 
@@ -108,8 +108,7 @@ class CrossMarketCohorts:
         return admitted, ghost_host + ghost_guest, self._book_admitted(admitted)
 
     def _book_admitted(self, admitted: FloatArray) -> FloatArray | None:
-        per_pair = admitted.sum(axis=3)  # F x R x R
-        self.admitted += per_pair.reshape(per_pair.shape[0], -1).sum(axis=1)
+        per_pair = admitted @ self._ones_s  # F x R x R (a matmul: numpy's sum over a short last axis is slow)
         if not (per_pair * self._outside).any():
             return None
         host_side = per_pair.sum(axis=2)  # F x R (host region)
@@ -153,7 +152,7 @@ class CrossMarketCohorts:
         returns the e2e SLO-breaching session-minutes."""
         n_f, n_r = self.active.shape[0], self.active.shape[1]
         flat = self.active.reshape(n_f * n_r * n_r, -1)
-        live = np.flatnonzero(flat.any(axis=1))
+        live = np.flatnonzero(flat @ self._ones_s)
         if live.shape[0] == 0:
             return 0.0
         f, a, b = np.unravel_index(live, (n_f, n_r, n_r))
@@ -165,8 +164,8 @@ class CrossMarketCohorts:
         )
         sessions = flat[live]  # K x S
         breach = (e2e_rtt[:, None] > self.flows.e2e_rtt_ms) | (e2e_loss[:, None] > self.flows.e2e_loss)
-        per_cohort = sessions.sum(axis=1) * minutes
-        breaching = np.bincount(f, weights=(sessions * breach).sum(axis=1) * minutes, minlength=n_f)
+        per_cohort = sessions @ self._ones_s * minutes
+        breaching = np.bincount(f, weights=(sessions * breach) @ self._ones_s * minutes, minlength=n_f)
         self.session_minutes += np.bincount(f, weights=per_cohort, minlength=n_f)
         self.cascaded_minutes += np.bincount(f, weights=per_cohort * cascaded, minlength=n_f)
         self.e2e_slo_minutes += breaching

@@ -105,8 +105,9 @@ class _SteppedFleet(_ImpairedFleet):
             routed = placement.routed  # M x R x S
         else:
             cross_arrivals = self._cross.arrivals(offered, decay)
-            placement = self.region_placement.route(arrivals + self._cross.by_host(cross_arrivals), self._weights, t1)
-            routed, cross = self._split_cross(arrivals, cross_arrivals, placement.routed, t1)
+            asked = arrivals + self._cross.by_host(cross_arrivals)
+            placement = self.region_placement.route(asked, self._weights, t1)
+            routed, cross = self._split_cross(asked, cross_arrivals, placement.routed, t1)
         self._unrouted += placement.unrouted
         incoming = routed.sum(axis=0)  # R x S
         if cross is not None:
@@ -153,14 +154,13 @@ class _SteppedFleet(_ImpairedFleet):
         self._draining_seconds += float((self._node_state == _DRAINING).sum()) * dt
 
     def _split_cross(
-        self, arrivals: FloatArray, cross_arrivals: FloatArray, routed_all: FloatArray, at: float
+        self, asked: FloatArray, cross_arrivals: FloatArray, routed_all: FloatArray, at: float
     ) -> tuple[FloatArray, FloatArray]:
-        """Split what the region placement routed for each market (its own arrivals and its flows' host
-        sides, asked together: the host side goes where the market's sessions go) back into the market's
-        own (M x R x S) and the flows' cohorts with their guest sides placed (F x R x R x S)."""
+        """Split what the region placement routed for each market (`asked`, M x S: its own arrivals and its
+        flows' host sides, asked together: the host side goes where the market's sessions go) back into the
+        market's own (M x R x S) and the flows' cohorts with their guest sides placed (F x R x R x S)."""
         assert self._cross is not None
         flows = self._cross.flows
-        asked = arrivals + self._cross.by_host(cross_arrivals)  # M x S
         host_sides = routed_all[flows.host] * _ratio(cross_arrivals, asked[flows.host])[:, None, :]  # F x R x S
         own = np.maximum(routed_all - self._cross.by_host(host_sides), 0.0)
         return own, self._route_cross(None, host_sides, at)

@@ -149,4 +149,9 @@ class PlannedGuestPlacement:
         return split
 
     def route_guests(self, host_sides: FloatArray, at: float) -> FloatArray:
-        return host_sides[:, :, None, :] * self._split[:, :, :, None]
+        n_f, n_r, n_s = host_sides.shape
+        routed = np.zeros((n_f, n_r, n_r, n_s))
+        # Only the (flow, host region) pairs with arrivals: a flow's host sides sit in one or two regions.
+        f, a = np.nonzero(host_sides @ np.ones(n_s))
+        routed[f, a] = self._split[f, a][:, :, None] * host_sides[f, a][:, None, :]
+        return routed
