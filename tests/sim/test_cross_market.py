@@ -223,3 +223,23 @@ def test_the_fleet_follows_the_plan_it_is_given() -> None:
     fleet.advance(2 * HOUR)  # the warm start's SG -> DE calls (in fra) have ended: 10-minute calls
     sg_de = {c.guest_region: c.sessions for c in fleet.cross_border_sessions() if c.host == "SG"}
     assert sg_de["dub"] == pytest.approx(10, rel=1e-3) and sg_de.get("fra", 0.0) < 0.01
+
+
+def test_the_e2e_breach_lasts_as_long_as_the_backbone_impairment() -> None:
+    fleet = fleet_for(cross_market_spec())
+    begin = fleet.now + timedelta(minutes=10)
+    fleet.inject_impairment(
+        Impairment(
+            region="cgk",
+            peer_region="fra",
+            kind=ImpairmentKind.EXTRA_LOSS,
+            magnitude=0.05,
+            start=begin,
+            end=begin + timedelta(minutes=10),
+        )
+    )
+    fleet.advance(HOUR)
+    # 20 DE -> ID calls breach their 2% e2e loss for the 10 minutes the link is impaired, not after.
+    assert fleet.accounting().e2e_qos_slo_session_minutes == pytest.approx(20 * 10, rel=1e-6)
+    assert fleet.backbone_qos()[1][2, 3] == pytest.approx(0.0005)  # sin - cgk untouched; fra - cgk healed
+    assert fleet.backbone_qos()[1][0, 3] == pytest.approx(0.0005)
