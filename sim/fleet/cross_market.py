@@ -23,11 +23,30 @@ F x R x R x S (prod: 16 flows x 13 x 13 x 3, a few thousand numbers per step).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from sim.fleet.guest_placement import BoolArray, CrossMarketFlows, FloatArray
+from sim.fleet.guest_placement import BoolArray, CrossMarketFlows, FloatArray, IntArray
 
 ROLES = ("host", "guest")
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What one step admitted of the cohorts that had arrivals (K of them, indexed by flow, host and guest region)."""
+
+    flow: IntArray
+    host_region: IntArray
+    guest_region: IntArray
+    routed: FloatArray
+    """K x S sessions sent."""
+    admitted: FloatArray
+    """K x S sessions admitted (both ends had room)."""
+    ghost: FloatArray
+    """R x S slots a region took for cascades the other end refused: to give back."""
+    violations: FloatArray | None
+    """Market x region: sessions admitted with a participant outside its market's rules (None: none)."""
 
 
 class CrossMarketCohorts:
@@ -38,8 +57,6 @@ class CrossMarketCohorts:
         self.flows = flows
         self._allowed = allowed
         n_markets, n_regions = allowed.shape
-        # F x R x R: a cohort there has its host side (a) or guest side (b) outside that participant's rules.
-        self._outside = ~allowed[flows.host][:, :, None] | ~allowed[flows.guest][:, None, :]
         n_f, n_s = flows.count, flows.mix.shape[1]
         self.active = np.zeros((n_f, n_regions, n_regions, n_s))
         self.offered_track = np.zeros((n_f, n_s))
@@ -91,32 +108,33 @@ class CrossMarketCohorts:
         np.add.at(guest_side, self.flows.guest, (pairs * self._off_diagonal[None, :, :]).sum(axis=1))
         return np.asarray(host_side + guest_side, dtype=np.float64)
 
-    def admit(self, routed: FloatArray, share: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray | None]:
-        """Admit `routed` cohorts given each region's admitted share of this step's slots (0 in an outage).
-
-        Returns (admitted F x R x R x S, ghost R x S: slots the regions placed for sessions the other
-        end refused, to give back, violations: market x region sessions just admitted with a participant
-        outside its own market's rules, or None when there are none)."""
-        if (share == 1.0).all():  # every region took all it was sent (the usual step): nothing refused
-            self.active += routed
-            return routed, np.zeros((share.shape[0], routed.shape[3])), self._book_admitted(routed)
-        both = np.minimum(share[:, None], share[None, :])  # R x R; the diagonal is the region's own share
-        admitted = routed * both[None, :, :, None]
-        ghost_host = (routed * (share[:, None] - both)[None, :, :, None]).sum(axis=(0, 2))
-        ghost_guest = (routed * ((share[None, :] - both) * self._off_diagonal)[None, :, :, None]).sum(axis=(0, 1))
-        self.active += admitted
-        return admitted, ghost_host + ghost_guest, self._book_admitted(admitted)
-
-    def _book_admitted(self, admitted: FloatArray) -> FloatArray | None:
-        per_pair = admitted @ self._ones_s  # F x R x R (a matmul: numpy's sum over a short last axis is slow)
-        if not (per_pair * self._outside).any():
-            return None
-        host_side = per_pair.sum(axis=2)  # F x R (host region)
-        guest_side = per_pair.sum(axis=1)  # F x R (guest region)
-        before = self.participant_violations.sum(axis=0)
-        np.add.at(self.participant_violations[0], self.flows.host, host_side * ~self._allowed[self.flows.host])
-        np.add.at(self.participant_violations[1], self.flows.guest, guest_side * ~self._allowed[self.flows.guest])
-        return np.asarray(self.participant_violations.sum(axis=0) - before, dtype=np.float64)
+    def admit(self, routed: FloatArray, share: FloatArray) -> Admission:
+        """Admit `routed` cohorts (F x R x R x S) given each region's admitted share of this step's slots (0 in
+        an outage): a cascade gets the smaller of its two ends' shares. Works on the cohorts with arrivals
+        only (a few of the F x R x R). Books the participants' residency violations."""
+        n_f, n_r, _, n_s = routed.shape
+        flat = routed.reshape(n_f * n_r * n_r, n_s)
+        live = np.flatnonzero(flat @ self._ones_s)
+        f, a, b = np.unravel_index(live, (n_f, n_r, n_r))
+        sessions = flat[live]  # K x S
+        both = np.minimum(share[a], share[b])  # a == b: the region's own share
+        admitted = sessions * both[:, None]
+        self.active.reshape(flat.shape)[live] += admitted
+        ghost = np.zeros((n_r, n_s))
+        if not (both == 1.0).all():
+            np.add.at(ghost, a, sessions * (share[a] - both)[:, None])
+            np.add.at(ghost, b, sessions * ((share[b] - both) * (a != b))[:, None])
+        per_cohort = admitted @ self._ones_s
+        host_out = ~self._allowed[self.flows.host[f], a]
+        guest_out = ~self._allowed[self.flows.guest[f], b]
+        violations = None
+        if (per_cohort * (host_out | guest_out)).any():
+            violations = np.zeros_like(self.participant_violations[0])
+            np.add.at(self.participant_violations[0], (self.flows.host[f], a), per_cohort * host_out)
+            np.add.at(self.participant_violations[1], (self.flows.guest[f], b), per_cohort * guest_out)
+            np.add.at(violations, (self.flows.host[f], a), per_cohort * host_out)
+            np.add.at(violations, (self.flows.guest[f], b), per_cohort * guest_out)
+        return Admission(f, a, b, sessions, admitted, ghost, violations)
 
     def take(self, keep: FloatArray) -> FloatArray:
         """Sessions leave with the nodes that carried them: `keep` (R x S) is the share of each region's

@@ -60,10 +60,10 @@ class _SteppedFleet(_ImpairedFleet):
         if self._cross is not None and cross is not None:
             # In place from the start, like the markets' own sessions (not counted as admitted), but a
             # participant placed outside its rules is a violation from the first minute.
-            _, ghost, violations = self._cross.admit(cross, share)
-            self._give_back(ghost)
-            if violations is not None:
-                self._violations += violations
+            admission = self._cross.admit(cross, share)
+            self._give_back(admission.ghost)
+            if admission.violations is not None:
+                self._violations += admission.violations
 
     def _step(self, dt: float) -> None:
         t1 = self._t + dt
@@ -181,20 +181,21 @@ class _SteppedFleet(_ImpairedFleet):
         """Admit new cross-market cohorts at the regions' admitted shares (`CrossMarketCohorts.admit`) and
         book what was refused (host market, host region) or sent to a region in outage."""
         assert self._cross is not None
-        admitted, ghost, violations = self._cross.admit(cohorts, share)
-        self._give_back(ghost)
-        self._admitted += float(admitted.sum())
-        if violations is not None:
+        admission = self._cross.admit(cohorts, share)
+        self._give_back(admission.ghost)
+        self._admitted += float(admission.admitted.sum())
+        if admission.violations is not None:
             # Each participant outside its own market's rules is that market's violation in that region.
-            self._violations += violations
+            self._violations += admission.violations
         if (share == 1.0).all():
             return  # nothing refused, no outage (a region in outage admits nothing)
-        touches_outage = self._outage[:, None] | self._outage[None, :]  # R x R
-        failed = (cohorts * touches_outage[None, :, :, None]).sum(axis=(2, 3))  # F x R (host region)
-        refused = ((cohorts - admitted) * ~touches_outage[None, :, :, None]).sum(axis=2)  # F x R x S
-        self._failed += self._cross.by_host(failed)
-        self._rejected += self._cross.by_host(refused.sum(axis=2))
-        self._rejected_shadow += self._cross.by_host(refused.sum(axis=1))
+        host = self._cross.flows.host[admission.flow]
+        a, b = admission.host_region, admission.guest_region
+        touches_outage = self._outage[a] | self._outage[b]
+        np.add.at(self._failed, (host, a), admission.routed.sum(axis=1) * touches_outage)
+        refused = (admission.routed - admission.admitted) * ~touches_outage[:, None]  # K x S
+        np.add.at(self._rejected, (host, a), refused.sum(axis=1))
+        np.add.at(self._rejected_shadow, host, refused)
 
     def _migrate_nearly_empty(self) -> None:
         """Hand the last few calls of nearly empty draining nodes to staying nodes of the same region.
