@@ -22,9 +22,9 @@ from controller.plan import Plan
 from controller.ports import Actuator, DrainOrderPublisher
 from controller.snapshot import FleetSnapshot
 from controller.spec import EnvironmentSpec
-from sim.fleet import FleetAccounting, SimulatedFleet
+from sim.fleet import FleetAccounting, PlannedGuestPlacement, SimulatedFleet
 from sim.fleet.demand_scrapes import DemandObservation
-from sim.policies import Policy, make_policy
+from sim.policies import CrossBorderPlanning, Policy, make_policy
 from sim.traces import Trace
 
 
@@ -94,6 +94,16 @@ def apply_plan(
     return calls + _publish_drain_order(actuator, plan, actor)
 
 
+def apply_cross_border_plan(
+    fleet: SimulatedFleet, policy: Policy, spec: EnvironmentSpec, snapshot: FleetSnapshot, plan: Plan
+) -> None:
+    """Hand the policy's cross-border plan, if it makes one, to the fleet's in-process guest placement."""
+    if isinstance(policy, CrossBorderPlanning) and isinstance(fleet.guest_placement, PlannedGuestPlacement):
+        cross_border = policy.cross_border_plan(spec, snapshot, plan)
+        if cross_border is not None:
+            fleet.guest_placement.plan = cross_border
+
+
 def _publish_drain_order(actuator: Actuator, plan: Plan, actor: str) -> int:
     """The drain order (after the drains, which leave it) to a fleet whose load balancer reads it."""
     if not plan.drain_order or not isinstance(actuator, DrainOrderPublisher):
@@ -159,6 +169,7 @@ def run_policy(
         snapshot = fleet.snapshot()
         plan = chosen.decide(spec, snapshot, previous, fleet.now)
         apply_plan(fleet, plan, snapshot, actor=actor)
+        apply_cross_border_plan(fleet, chosen, spec, snapshot, plan)
         previous = plan
         decisions += 1
         fleet.advance(min(tick, stop - fleet.now.timestamp()))

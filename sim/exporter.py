@@ -15,7 +15,19 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from controller import metric_names as names
 from controller.snapshot import NodeState
-from sim.fleet import SimulatedFleet
+from sim.fleet import FleetCounters, SimulatedFleet
+
+# Simulator-only series (`edge_sim_*`, outside `controller.metric_names`): the contract's per-path and backbone
+# gauges are what a real fleet exports; a session's end-to-end path across both and the referee's books are
+# the simulator's. Labels: market (the host market), guest_market, region (host side), peer_region (guest
+# side), role (host|guest).
+CROSS_BORDER_SESSION_MINUTES_TOTAL = "edge_sim_cross_border_session_minutes_total"
+CASCADED_SESSION_MINUTES_TOTAL = "edge_sim_cascaded_session_minutes_total"
+E2E_QOS_SLO_SESSION_MINUTES_TOTAL = "edge_sim_e2e_qos_slo_session_minutes_total"
+PARTICIPANT_RESIDENCY_VIOLATIONS_TOTAL = "edge_sim_participant_residency_violations_total"
+CROSS_BORDER_ACTIVE_SESSIONS = "edge_sim_cross_border_active_sessions"
+CROSS_BORDER_E2E_RTT_MS = "edge_sim_cross_border_e2e_rtt_ms"
+CROSS_BORDER_E2E_LOSS_RATIO = "edge_sim_cross_border_e2e_loss_ratio"
 
 
 class FleetCollector(Collector):
@@ -101,10 +113,50 @@ class FleetCollector(Collector):
             dropped.add_metric([region_name], value)
         yield dropped
 
+        yield from _cross_border_families(self.fleet, counters)
+
         offered = GaugeMetricFamily(names.MARKET_OFFERED_SESSIONS, "Sessions users want", labels=["market"])
         for demand in snapshot.markets:
             offered.add_metric([demand.market], demand.offered_sessions)
         yield offered
+
+
+def _cross_border_families(fleet: SimulatedFleet, counters: FleetCounters) -> Iterator[Metric]:
+    """The simulator's cross-market books (sim-only series: the contract has per-path and backbone QoS, not
+    a session's end-to-end path); nothing when the spec has no cross-market flows."""
+    if not counters.cross_border:
+        return
+    pair_labels = ["market", "guest_market"]
+    families = [
+        CounterMetricFamily(name, documentation, labels=pair_labels)
+        for name, documentation in (
+            (CROSS_BORDER_SESSION_MINUTES_TOTAL, "Session-minutes of cross-market sessions (host market -> guest)"),
+            (CASCADED_SESSION_MINUTES_TOTAL, "Cross-market session-minutes spanning two regions (cascaded SFUs)"),
+            (E2E_QOS_SLO_SESSION_MINUTES_TOTAL, "Cross-market session-minutes breaching the e2e participant SLO"),
+        )
+    ]
+    for (host, guest), values in counters.cross_border.items():
+        for family, value in zip(families, values, strict=True):
+            family.add_metric([host, guest], value)
+    yield from families
+    violations = CounterMetricFamily(
+        PARTICIPANT_RESIDENCY_VIOLATIONS_TOTAL,
+        "Cross-market sessions admitted with a participant outside its own market's allowed regions",
+        labels=["market", "region", "role"],
+    )
+    for (market, region, role), value in counters.participant_residency_violations.items():
+        violations.add_metric([market, region, role], value)
+    yield violations
+    cohort_labels = ["market", "guest_market", "region", "peer_region"]
+    active = GaugeMetricFamily(CROSS_BORDER_ACTIVE_SESSIONS, "Active cross-market sessions", labels=cohort_labels)
+    rtt = GaugeMetricFamily(CROSS_BORDER_E2E_RTT_MS, "p95 RTT participant to participant", labels=cohort_labels)
+    loss = GaugeMetricFamily(CROSS_BORDER_E2E_LOSS_RATIO, "Loss participant to participant", labels=cohort_labels)
+    for cohort in fleet.cross_border_sessions():
+        labels = [cohort.host, cohort.guest, cohort.host_region, cohort.guest_region]
+        active.add_metric(labels, cohort.sessions)
+        rtt.add_metric(labels, cohort.e2e_rtt_ms)
+        loss.add_metric(labels, cohort.e2e_loss_ratio)
+    yield from (active, rtt, loss)
 
 
 def fleet_registry(fleet: SimulatedFleet) -> CollectorRegistry:

@@ -83,6 +83,7 @@ from sim.http_requests import (
     clip,
     parse_request,
 )
+from sim.selector_guest_placement import GuestPlacementCollector, SelectorGuestPlacement
 from sim.selector_placement import PlacementCollector, SelectorPlacement
 
 logger = logging.getLogger(__name__)
@@ -176,6 +177,8 @@ class SimulatorServer:
         self.registry = fleet_registry(fleet)
         if isinstance(fleet.region_placement, SelectorPlacement):
             self.registry.register(PlacementCollector(fleet.region_placement))
+        if isinstance(fleet.guest_placement, SelectorGuestPlacement):
+            self.registry.register(GuestPlacementCollector(fleet.guest_placement))
         self.clock = RealTimeClock(fleet, speed) if run_clock else None
         self._routes: list[Route] = [
             ("GET", re.compile(r"/metrics"), self._metrics),

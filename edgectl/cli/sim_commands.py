@@ -25,10 +25,11 @@ from controller.spec_file import EnvironmentFileError, load_environment
 from edgectl.cli.exit_codes import ExitCode
 from edgectl.cli.output import error_console, fail, print_json, say
 from sim.benchmark import apply_plan, run_policy
-from sim.fleet import SimulatedFleet
+from sim.fleet import CrossMarketFlows, SimulatedFleet
 from sim.http_api import SimulatorServer
 from sim.policies import POLICY_NAMES, PolicyUnavailableError
 from sim.policies.reactive import ReactivePolicy
+from sim.selector_guest_placement import SelectorGuestPlacement
 from sim.selector_placement import SelectorPlacement
 from sim.traces import (
     Trace,
@@ -115,8 +116,13 @@ def serve(
             fail(f"--selector-url: {selector_url!r}: expected an http(s) URL")
             raise typer.Exit(ExitCode.INVALID_INPUT)
         placement = SelectorPlacement(spec, selector_url, session_prefix=f"sim{seed}-")
+    guests = None
+    flows = CrossMarketFlows.from_spec(spec, [m.code for m in spec.markets], list(spec.scenarios))
+    if selector_url is not None and flows is not None:
+        # Each cross-market session's guest side: the selector's per-participant answer, near the host's region.
+        guests = SelectorGuestPlacement(spec, flows, selector_url, session_prefix=f"sim{seed}-guest-")
     try:
-        fleet = SimulatedFleet(spec, chosen, seed=seed, start=begin, region_placement=placement)
+        fleet = SimulatedFleet(spec, chosen, seed=seed, start=begin, region_placement=placement, guest_placement=guests)
         server = SimulatorServer(fleet, port=port, speed=speed)
     except OSError as error:
         fail(f"cannot listen on 127.0.0.1:{port}: {error}")

@@ -34,6 +34,12 @@ Model (fluid/cohort, not one object per session, so prod's ~250k sessions run da
   paths breaching their scenario's SLO are `qos_slo_session_minutes`.
 - Impairments (`sim.impairments`): outage loses the region's sessions (`lost_sessions`) and makes
   new ones fail (`failed_sessions`); node_loss kills a share of ready nodes (replacements boot).
+- Cross-market sessions (`sim.fleet.cross_market`, when `spec.sessions.cross_market` has flows): a share
+  of each host market's sessions involve a guest market; cohorts per (flow, host region, guest region,
+  scenario), the host side routed with the market's sessions, the guest side by the `GuestPlacement`
+  port (`sim.fleet.guest_placement`). A cascade (two regions) holds a slot in both; its e2e QoS is
+  host access + backbone (`backbone_qos`) + guest access, judged against the participant-shape SLO.
+  Books: cross-border, cascaded and e2e-SLO session-minutes, per-participant residency violations.
 - `unserved_session_minutes` integrates offered minus active sessions over all markets, whatever
   the cause (rejected, dropped, lost, failed, unrouted).
 """
@@ -54,6 +60,7 @@ from sim.fleet.actuation import (
 )
 from sim.fleet.books import FleetAccounting, FleetCounters
 from sim.fleet.errors import InvalidActuationError, UnknownTargetError
+from sim.fleet.guest_placement import CrossMarketFlows, GuestPlacement, PlannedGuestPlacement
 from sim.fleet.region_placement import RegionPlacement, RoutedArrivals, WeightedPlacement
 from sim.fleet.session_moves import _SessionMovingFleet
 from sim.fleet.state import EMPTY_NODE_SESSIONS, IDLE_CPU, OUTAGE_LOSS, TREND_WINDOW_SECONDS
@@ -68,9 +75,12 @@ __all__ = [
     "MAX_WEIGHT_SHARE",
     "OUTAGE_LOSS",
     "TREND_WINDOW_SECONDS",
+    "CrossMarketFlows",
     "FleetAccounting",
     "FleetCounters",
+    "GuestPlacement",
     "InvalidActuationError",
+    "PlannedGuestPlacement",
     "RegionPlacement",
     "RoutedArrivals",
     "SimulatedFleet",
@@ -99,6 +109,8 @@ class SimulatedFleet(_SessionMovingFleet):
         demand_variation: float = 0.03,
         initial_weights: Mapping[str, Mapping[str, float]] | None = None,
         region_placement: RegionPlacement | None = None,
+        guest_placement: GuestPlacement | None = None,
+        cross_market: bool = True,
     ) -> None:
         super().__init__(
             spec,
@@ -108,11 +120,14 @@ class SimulatedFleet(_SessionMovingFleet):
             max_step_seconds=max_step_seconds,
             instant_boot=instant_boot,
             demand_variation=demand_variation,
+            cross_market=cross_market,
         )
         if initial_weights is not None:
             self._weights = self._validated_weights(initial_weights)
         if region_placement is not None:
             self.region_placement = region_placement
+        if guest_placement is not None:
+            self.guest_placement = guest_placement
         for impairment in trace.impairments:
             self.inject_impairment(impairment)
         self.actuations = []

@@ -37,6 +37,22 @@ class FleetAccounting(BaseModel):
     qos_slo_session_minutes: float = Field(description="Session-minutes on paths breaching their scenario SLO.")
     capacity_slo_session_minutes: float = Field(description="Session-minutes of sessions rejected for capacity.")
     unserved_session_minutes: float = Field(description="Integral of (offered - active) sessions, in minutes.")
+    cross_border_session_minutes: float = Field(
+        default=0.0, description="Session-minutes of cross-market sessions (host and guest in different markets)."
+    )
+    cascaded_session_minutes: float = Field(
+        default=0.0, description="The part of cross_border_session_minutes spanning two regions (a slot in each)."
+    )
+    e2e_qos_slo_session_minutes: float = Field(
+        default=0.0,
+        description="Cross-market session-minutes whose end-to-end path (host access + backbone + guest access) "
+        "breaches the scenario's participant-shape SLO; also counted in qos_slo_session_minutes.",
+    )
+    participant_residency_violations: float = Field(
+        default=0.0,
+        description="Cross-market sessions admitted with a participant (host or guest side) outside its own market's "
+        "allowed regions; also counted in residency_violations, under that participant's market.",
+    )
     active_sessions: float = Field(description="Sessions active now.")
     peak_active_sessions: float = Field(description="Most sessions active at once.")
 
@@ -50,3 +66,21 @@ class FleetCounters(BaseModel):
     degraded: dict[tuple[str, str], float]
     residency_violations: dict[tuple[str, str], float]
     dropped: dict[str, float]
+    cross_border: dict[tuple[str, str], tuple[float, float, float]] = {}
+    """(host market, guest market) -> (session-minutes, cascaded session-minutes, e2e QoS-SLO session-minutes)."""
+    participant_residency_violations: dict[tuple[str, str, str], float] = {}
+    """(market, region, role host|guest) -> cross-market sessions admitted with that participant outside its rules."""
+
+
+class CrossBorderCohort(BaseModel):
+    """Active cross-market sessions of one host -> guest pair on one region pair, and their end-to-end QoS now."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str = Field(description="Host market.")
+    guest: str = Field(description="Guest market.")
+    host_region: str = Field(description="Region of the host side.")
+    guest_region: str = Field(description="Region of the guest side (the host's region: not cascaded).")
+    sessions: float = Field(description="Active sessions.")
+    e2e_rtt_ms: float = Field(description="p95 RTT host -> SFU (-> backbone -> SFU) -> guest.")
+    e2e_loss_ratio: float = Field(description="Loss along that path (losses compound).")

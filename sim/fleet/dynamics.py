@@ -14,7 +14,7 @@ import numpy as np
 
 from sim.fleet.errors import UnknownTargetError
 from sim.fleet.faults import _ImpairedFleet
-from sim.fleet.state import _BOOTING, _DRAINING, _READY, EMPTY_NODE_SESSIONS, _ratio
+from sim.fleet.state import _BOOTING, _DRAINING, _READY, EMPTY_NODE_SESSIONS, FloatArray, _ratio
 from sim.traces import DemandEvent
 
 
@@ -39,17 +39,31 @@ class _SteppedFleet(_ImpairedFleet):
         self._update_impairments()
         target = self.spec.scaling.target_utilisation
         load = offered[:, None, None] * self._mix[:, None, :] * self._weights[:, :, None]  # M x R x S
+        cross = None
+        if self._cross is not None:
+            self._cross.offered_track = self._cross.target(offered)
+            cross = self._route_cross(self._cross.offered_track, None, self._t)
+        slots = load.sum(axis=0)
+        if self._cross is not None and cross is not None:
+            slots = slots + self._cross.slots(cross)  # a cascade takes a slot in both regions
         amounts = np.zeros(len(self._books))
         for book in self._books:
             r = book.index
-            total = float(load[:, r, :].sum())
+            total = float(load[:, r, :].sum()) if cross is None else float(slots[r].sum())
             nodes = math.ceil(total / (book.spec.sessions_per_node * target)) if total > 0 else 0
             book.desired = max(book.spec.min_nodes, min(book.spec.max_nodes, nodes))
             self._add_nodes(book, book.desired, _READY, self._t)
             amounts[r] = 0.0 if self._outage[r] else total
-        placed, _ = self._place(amounts, load.sum(axis=0))
+        placed, _ = self._place(amounts, slots)
         share = _ratio(placed, amounts)
         self._paths = load * share[None, :, None]
+        if self._cross is not None and cross is not None:
+            # In place from the start, like the markets' own sessions (not counted as admitted), but a
+            # participant placed outside its rules is a violation from the first minute.
+            admission = self._cross.admit(cross, share)
+            self._give_back(admission.ghost)
+            if admission.violations is not None:
+                self._violations += admission.violations
 
     def _step(self, dt: float) -> None:
         t1 = self._t + dt
@@ -61,6 +75,8 @@ class _SteppedFleet(_ImpairedFleet):
         self._paths *= decay[None, None, :]
         self._rejected_shadow *= decay[None, :]
         self._sessions *= decay[None, :]
+        if self._cross is not None:
+            self._cross.active *= decay[None, None, None, :]
 
         draining = self._node_state == _DRAINING
         if draining.any():
@@ -83,10 +99,19 @@ class _SteppedFleet(_ImpairedFleet):
         carried_over = self._offered_track * decay[None, :]
         arrivals = np.maximum(target - carried_over, 0.0)
         self._offered_track = carried_over + arrivals
-        placement = self.region_placement.route(arrivals, self._weights, t1)
+        cross = None
+        if self._cross is None:
+            placement = self.region_placement.route(arrivals, self._weights, t1)
+            routed = placement.routed  # M x R x S
+        else:
+            cross_arrivals = self._cross.arrivals(offered, decay)
+            asked = arrivals + self._cross.by_host(cross_arrivals)
+            placement = self.region_placement.route(asked, self._weights, t1)
+            routed, cross = self._split_cross(asked, cross_arrivals, placement.routed, t1)
         self._unrouted += placement.unrouted
-        routed = placement.routed  # M x R x S
         incoming = routed.sum(axis=0)  # R x S
+        if cross is not None:
+            incoming = incoming + self._cross.slots(cross)  # type: ignore[union-attr]
         totals = incoming.sum(axis=1)
         self._failed[:, self._outage] += routed[:, self._outage, :].sum(axis=2)
         amounts = np.where(self._outage, 0.0, totals)
@@ -97,7 +122,11 @@ class _SteppedFleet(_ImpairedFleet):
         self._rejected += refused.sum(axis=2)
         self._rejected_shadow += refused.sum(axis=1)
         self._violations += routed.sum(axis=2) * share[None, :] * ~self._allowed
-        self._admitted += float(placed.sum())
+        if cross is None:
+            self._admitted += float(placed.sum())
+        else:
+            self._admitted += float((routed * share[None, :, None]).sum())
+            self._admit_cross(cross, share)
 
         minutes = dt / 60.0
         self._qos_cache = None
@@ -110,6 +139,10 @@ class _SteppedFleet(_ImpairedFleet):
         self._qos_minutes += float((self._paths * breach).sum()) * minutes
         self._capacity_minutes += float(self._rejected_shadow.sum()) * minutes
         active_by_market = self._paths.sum(axis=(1, 2))
+        if self._cross is not None:
+            backbone_rtt, backbone_loss = self.backbone_qos()
+            self._qos_minutes += self._cross.book_minutes(minutes, rtt, loss, backbone_rtt, backbone_loss)
+            active_by_market = active_by_market + self._cross.by_host(self._cross.active.sum(axis=(1, 2, 3)))
         self._unserved_minutes += float(np.maximum(offered - active_by_market, 0.0).sum()) * minutes
         self._offered_minutes += float(offered.sum()) * minutes
         active = float(active_by_market.sum())
@@ -119,6 +152,50 @@ class _SteppedFleet(_ImpairedFleet):
         # A warm pool's stopped instances are billed too (volumes), at their share of a running node's price.
         self._node_seconds += self._warm_pool_cost * dt
         self._draining_seconds += float((self._node_state == _DRAINING).sum()) * dt
+
+    def _split_cross(
+        self, asked: FloatArray, cross_arrivals: FloatArray, routed_all: FloatArray, at: float
+    ) -> tuple[FloatArray, FloatArray]:
+        """Split what the region placement routed for each market (`asked`, M x S: its own arrivals and its
+        flows' host sides, asked together: the host side goes where the market's sessions go) back into the
+        market's own (M x R x S) and the flows' cohorts with their guest sides placed (F x R x R x S)."""
+        assert self._cross is not None
+        flows = self._cross.flows
+        host_sides = routed_all[flows.host] * _ratio(cross_arrivals, asked[flows.host])[:, None, :]  # F x R x S
+        own = np.maximum(routed_all - self._cross.by_host(host_sides), 0.0)
+        return own, self._route_cross(None, host_sides, at)
+
+    def _route_cross(self, cross_arrivals: FloatArray | None, host_sides: FloatArray | None, at: float) -> FloatArray:
+        """Cohorts (F x R x R x S) for new cross-market sessions: host sides by the traffic weights unless
+        given, guest sides by the guest-placement port; a guest side the port leaves out is unrouted."""
+        assert self._cross is not None
+        if host_sides is None:
+            assert cross_arrivals is not None
+            host_sides = cross_arrivals[:, None, :] * self._weights[self._cross.flows.host][:, :, None]
+        assert self.guest_placement is not None  # set whenever there are flows
+        cohorts = self.guest_placement.route_guests(host_sides, at)
+        self._unrouted += max(float(host_sides.sum() - cohorts.sum()), 0.0)
+        return cohorts
+
+    def _admit_cross(self, cohorts: FloatArray, share: FloatArray) -> None:
+        """Admit new cross-market cohorts at the regions' admitted shares (`CrossMarketCohorts.admit`) and
+        book what was refused (host market, host region) or sent to a region in outage."""
+        assert self._cross is not None
+        admission = self._cross.admit(cohorts, share)
+        self._give_back(admission.ghost)
+        self._admitted += float(admission.admitted.sum())
+        if admission.violations is not None:
+            # Each participant outside its own market's rules is that market's violation in that region.
+            self._violations += admission.violations
+        if (share == 1.0).all():
+            return  # nothing refused, no outage (a region in outage admits nothing)
+        host = self._cross.flows.host[admission.flow]
+        a, b = admission.host_region, admission.guest_region
+        touches_outage = self._outage[a] | self._outage[b]
+        np.add.at(self._failed, (host, a), admission.routed.sum(axis=1) * touches_outage)
+        refused = (admission.routed - admission.admitted) * ~touches_outage[:, None]  # K x S
+        np.add.at(self._rejected, (host, a), refused.sum(axis=1))
+        np.add.at(self._rejected_shadow, host, refused)
 
     def _migrate_nearly_empty(self) -> None:
         """Hand the last few calls of nearly empty draining nodes to staying nodes of the same region.

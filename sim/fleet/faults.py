@@ -21,6 +21,8 @@ from sim.impairments import Impairment, ImpairmentKind
 class _ImpairedFleet(_NodeLifecycle):
     """Applies impairments and computes path QoS."""
 
+    _backbone_cache: tuple[frozenset[str], FloatArray, FloatArray] | None = None
+
     def _update_impairments(self) -> None:
         t = self._t
         active = {i for i, (begin, end) in self._impairment_windows.items() if begin <= t < end}
@@ -86,7 +88,17 @@ class _ImpairedFleet(_NodeLifecycle):
         return rtt, loss, jitter
 
     def backbone_qos(self) -> tuple[FloatArray, FloatArray]:
-        """(R x R p95 RTT, R x R loss) of every backbone path now, with the active backbone impairments."""
+        """(R x R p95 RTT, R x R loss) of every backbone path now, with the active backbone impairments.
+        Cached until the active impairments change (the fleet judges cross-market sessions every step)."""
+        active = frozenset(self._active_impairments)
+        cached = self._backbone_cache
+        if cached is not None and cached[0] == active:
+            return cached[1], cached[2]
+        rtt, loss = self._compute_backbone_qos()
+        self._backbone_cache = (active, rtt, loss)
+        return rtt, loss
+
+    def _compute_backbone_qos(self) -> tuple[FloatArray, FloatArray]:
         base = unloaded_backbone_rtt(self.spec)
         extra_rtt = np.zeros_like(base)
         extra_loss = np.zeros_like(base)

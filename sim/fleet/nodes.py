@@ -147,8 +147,25 @@ class _NodeLifecycle(_FleetState):
         if not carried.any():
             return
         totals = self._paths.sum(axis=0)
+        if self._cross is not None:
+            totals = totals + self._cross.slots(self._cross.active)
         keep = np.where(totals > 0, 1.0 - _ratio(carried, totals), 0.0)
         self._paths *= np.minimum(np.maximum(keep, 0.0), 1.0)[None, :, :]
+        if self._cross is not None:
+            self._give_back(self._cross.take(np.minimum(np.maximum(keep, 0.0), 1.0)))
+
+    def _give_back(self, slots: FloatArray) -> None:
+        """Free `slots` (region x scenario) on the nodes that carry sessions (ready and draining), in
+        proportion to what each holds: the surviving end of a cascade whose other end is gone or refused."""
+        if not (slots > 1e-12).any():
+            return
+        carrying = self._node_state != _BOOTING
+        region = self._node_region[carrying]
+        held = np.zeros_like(slots)
+        np.add.at(held, region, self._sessions[carrying])
+        keep = 1.0 - np.minimum(_ratio(slots, held), 1.0)
+        self._sessions[carrying] *= keep[region]
+        self._qos_cache = None
 
     def _reconcile(self, book: _RegionBook) -> None:
         """Bring BOOTING + READY nodes to `desired` without ever removing a node that has sessions."""

@@ -20,7 +20,8 @@ from controller.snapshot import (
     PathObservation,
     RegionObservation,
 )
-from sim.fleet.books import FleetAccounting, FleetCounters
+from sim.fleet.books import CrossBorderCohort, FleetAccounting, FleetCounters
+from sim.fleet.cross_market import ROLES
 from sim.fleet.demand_scrapes import DemandObservation, ScrapedDemand
 from sim.fleet.dynamics import _SteppedFleet
 from sim.fleet.state import (
@@ -91,6 +92,8 @@ class _ObservedFleet(_SteppedFleet):
                 )
             rtt, loss, jitter = self._path_qos()
             per_path = self._paths.sum(axis=2)
+            if self._cross is not None:
+                per_path = per_path + self._cross.slots_by_market()
             paths = [
                 _trusted(
                     PathObservation,
@@ -183,7 +186,9 @@ class _ObservedFleet(_SteppedFleet):
                 qos_slo_session_minutes=self._qos_minutes,
                 capacity_slo_session_minutes=self._capacity_minutes,
                 unserved_session_minutes=self._unserved_minutes,
-                active_sessions=float(self._paths.sum()),
+                **self._cross_border_books(),
+                active_sessions=float(self._paths.sum())
+                + (float(self._cross.active.sum()) if self._cross is not None else 0.0),
                 peak_active_sessions=self._peak_active,
             )
 
@@ -199,7 +204,63 @@ class _ObservedFleet(_SteppedFleet):
                 degraded=by_path(self._degraded),
                 residency_violations=by_path(self._violations),
                 dropped={name: float(self._dropped[i]) for i, name in enumerate(self.region_names)},
+                **self._cross_border_counters(),
             )
+
+    def cross_border_sessions(self) -> list[CrossBorderCohort]:
+        """The active cross-market sessions per (host, guest, host region, guest region), with their e2e QoS now."""
+        with self._lock:
+            cross = self._cross
+            if cross is None:
+                return []
+            rtt, loss, _ = self._path_qos()
+            backbone_rtt, backbone_loss = self.backbone_qos()
+            e2e_rtt, e2e_loss = cross.e2e_qos(rtt, loss, backbone_rtt, backbone_loss)
+            pairs = cross.active.sum(axis=3)
+            flows = cross.flows
+            return [
+                CrossBorderCohort(
+                    host=self.markets[flows.host[f]],
+                    guest=self.markets[flows.guest[f]],
+                    host_region=self.region_names[a],
+                    guest_region=self.region_names[b],
+                    sessions=float(pairs[f, a, b]),
+                    e2e_rtt_ms=round(float(e2e_rtt[f, a, b]), 3),
+                    e2e_loss_ratio=round(float(e2e_loss[f, a, b]), 6),
+                )
+                for f, a, b in zip(*np.nonzero(pairs > 1e-6), strict=True)
+            ]
+
+    def _cross_border_books(self) -> dict[str, float]:
+        cross = self._cross
+        if cross is None:
+            return {}
+        return {
+            "cross_border_session_minutes": float(cross.session_minutes.sum()),
+            "cascaded_session_minutes": float(cross.cascaded_minutes.sum()),
+            "e2e_qos_slo_session_minutes": float(cross.e2e_slo_minutes.sum()),
+            "participant_residency_violations": float(cross.participant_violations.sum()),
+        }
+
+    def _cross_border_counters(self) -> dict[str, Any]:
+        cross = self._cross
+        if cross is None:
+            return {}
+        flows = cross.flows
+        per_pair = {
+            (self.markets[h], self.markets[g]): (
+                float(cross.session_minutes[f]),
+                float(cross.cascaded_minutes[f]),
+                float(cross.e2e_slo_minutes[f]),
+            )
+            for f, (h, g) in enumerate(zip(flows.host.tolist(), flows.guest.tolist(), strict=True))
+        }
+        violations = {
+            (self.markets[m], self.region_names[r], role): float(cross.participant_violations[i, m, r])
+            for i, role in enumerate(ROLES)
+            for m, r in zip(*np.nonzero(cross.participant_violations[i]), strict=True)
+        }
+        return {"cross_border": per_pair, "participant_residency_violations": violations}
 
     def state(self) -> dict[str, Any]:
         """A compact JSON-able view for `GET /v1/state` and humans."""

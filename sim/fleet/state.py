@@ -21,7 +21,9 @@ from controller.audit import AuditRecord
 from controller.snapshot import NodeState
 from controller.spec import EnvironmentSpec, RegionSpec
 from sim.demand import DemandModel
+from sim.fleet.cross_market import CrossMarketCohorts
 from sim.fleet.errors import UnknownTargetError
+from sim.fleet.guest_placement import CrossMarketFlows, GuestPlacement, PlannedGuestPlacement
 from sim.fleet.region_placement import RegionPlacement, WeightedPlacement
 from sim.impairments import Impairment
 from sim.traces import Trace
@@ -97,6 +99,7 @@ class _FleetState:
         max_step_seconds: float = 15.0,
         instant_boot: bool = False,
         demand_variation: float = 0.03,
+        cross_market: bool = True,
     ) -> None:
         if start is not None and start.tzinfo is None:
             raise ValueError("start must be timezone-aware")
@@ -126,6 +129,16 @@ class _FleetState:
         self._allowed = np.array(
             [[r in spec.allowed_regions(m) for r in self.region_names] for m in self.markets], dtype=bool
         )
+        flows = CrossMarketFlows.from_spec(spec, self.markets, self.scenarios) if cross_market else None
+        self._cross: CrossMarketCohorts | None = None
+        """The cross-market sessions (`sim.fleet.cross_market`); None when the spec has no flows (or they are off)."""
+        self.guest_placement: GuestPlacement | None = None
+        """Where the guest side of each new cross-market session goes (`sim.fleet.guest_placement`)."""
+        if flows is not None:
+            self._cross = CrossMarketCohorts(flows, self._allowed)
+            # A market's own sessions are what its cross-market flows leave of its demand.
+            self._mix = self._mix * (1.0 - flows.host_share)[:, None]
+            self.guest_placement = PlannedGuestPlacement(spec, flows)
         self._books = [_RegionBook(r, i) for i, r in enumerate(spec.regions)]
         self._spn = np.array([r.sessions_per_node for r in spec.regions], dtype=np.float64)
         self._warm_pool_cost = np.array(

@@ -12,8 +12,9 @@ Called by `sim.benchmark.run_policy` once per control tick; the plan is applied 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from controller.cross_border_plan import CrossBorderPlan
 from controller.plan import Plan
 from controller.snapshot import FleetSnapshot
 from controller.spec import EnvironmentSpec
@@ -29,6 +30,17 @@ class Policy(Protocol):
     def decide(
         self, spec: EnvironmentSpec, snapshot: FleetSnapshot, previous_plan: Plan | None, now: datetime
     ) -> Plan: ...
+
+
+@runtime_checkable
+class CrossBorderPlanning(Protocol):
+    """A policy that also says where each side of the cross-market sessions goes (the fleet's guest
+    placement follows it: `sim.fleet.guest_placement.PlannedGuestPlacement`). Policies without it leave the
+    fleet's default: the host's region when the guest's rules allow it, else the guest's nearest allowed."""
+
+    def cross_border_plan(
+        self, spec: EnvironmentSpec, snapshot: FleetSnapshot, plan: Plan
+    ) -> CrossBorderPlan | None: ...
 
 
 class PolicyUnavailableError(RuntimeError):

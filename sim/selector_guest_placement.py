@@ -1,0 +1,176 @@
+"""The guest side of the simulated fleet's cross-market sessions placed by the region selector (local stack).
+
+A `sim.fleet.guest_placement.GuestPlacement` that asks `edgectl selector serve` where a guest participant's
+media goes, given the region the session's host side already terminates in: `GET /v1/select` with
+`market=<guest market>`, `scenario`, and `peer_regions=<host region>` (the selector's per-participant
+answer, `selector.decision.select_participant`). One question per (flow, host region, scenario) group
+with new sessions: the answer depends on the group, not on the session (its session key only breaks
+ties), so a group's sessions all go where it says. An answer is reused for `answer_ttl_seconds` (wall)
+so the selector is asked a few times a second at most, whatever the fleet's speed.
+
+The port must never put a participant outside its own market's rules, whatever the selector says:
+- an answer outside the guest market's allowed regions (a broken selector) is not followed;
+- when the selector is unreachable, has no steering state, or answers badly, the group falls back to
+  the in-process rule (`PlannedGuestPlacement` without a plan: the host's region if the guest's rules
+  allow it, else the guest's nearest allowed region); the selector is asked again after
+  `retry_after_seconds` (wall);
+- a refusal (`no_compliant_region`, `capacity_exhausted`) loses the group's sessions, as a client
+  the selector refuses is (the fleet counts them unrouted).
+Every guest session is counted by market, region and how it was placed (`via`: selector or a reason),
+on /metrics as `edge_sim_guest_placed_sessions_total` (simulator-only, outside the metric contract).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import numpy as np
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+from pydantic import BaseModel, ValidationError
+
+from controller.spec import EnvironmentSpec
+from sim.fleet.guest_placement import CrossMarketFlows, FloatArray, PlannedGuestPlacement
+
+GUEST_PLACED_SESSIONS_TOTAL = "edge_sim_guest_placed_sessions_total"
+
+
+class GuestVia:
+    SELECTOR = "selector"
+    SELECTOR_UNREACHABLE = "selector_unreachable"
+    ANSWER_OUTSIDE_RULES = "answer_outside_rules"
+    REFUSED = "refused"
+
+
+class _Answer(BaseModel):
+    region: str
+
+
+class _Refusal(BaseModel):
+    refused: bool
+    code: str
+
+
+class SelectorGuestPlacement:
+    """`GuestPlacement` through the selector's per-participant answer (module doc)."""
+
+    def __init__(
+        self,
+        spec: EnvironmentSpec,
+        flows: CrossMarketFlows,
+        selector_url: str,
+        *,
+        session_prefix: str = "sim-guest-",
+        timeout_seconds: float = 1.0,
+        retry_after_seconds: float = 2.0,
+        answer_ttl_seconds: float = 1.0,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.selector_url = selector_url.rstrip("/")
+        self.flows = flows
+        self._fallback = PlannedGuestPlacement(spec, flows)
+        self.markets = self._fallback.markets
+        self.regions = self._fallback.region_names
+        self.scenarios = [s.value for s in spec.scenarios]
+        self._allowed = {m: set(spec.allowed_regions(m)) for m in self.markets}
+        self._prefix = session_prefix
+        self._retry_after = retry_after_seconds
+        self._ttl = answer_ttl_seconds
+        self._clock = clock
+        self._retry_at = -math.inf
+        self._client = httpx.Client(timeout=timeout_seconds, transport=transport, follow_redirects=False)
+        self._answers: dict[tuple[int, int, int], tuple[float, int | None, str]] = {}
+        """(flow, host region, scenario) -> (when asked, guest region index or None if refused, via)."""
+        self._lock = threading.Lock()  # the books, read by the HTTP API's threads
+        self._placed: dict[tuple[str, str, str], float] = {}
+        self.requests = 0
+        self.failed_requests = 0
+
+    def route_guests(self, host_sides: FloatArray, at: float) -> FloatArray:
+        routed = np.zeros((*host_sides.shape[:2], len(self.regions), host_sides.shape[2]))
+        fallback = self._fallback.route_guests(host_sides, at)
+        for f, a, s in zip(*np.nonzero(host_sides > 0), strict=True):
+            b, via = self._answer(int(f), int(a), int(s))
+            guest = self.markets[self.flows.guest[f]]
+            if via == GuestVia.SELECTOR and b is not None:
+                routed[f, a, b, s] = host_sides[f, a, s]
+                self._count(guest, self.regions[b], via, float(host_sides[f, a, s]))
+            elif via == GuestVia.REFUSED:
+                self._count(guest, "", via, float(host_sides[f, a, s]))  # lost: unrouted in the fleet's books
+            else:
+                routed[f, a, :, s] = fallback[f, a, :, s]
+                for region in np.flatnonzero(fallback[f, a, :, s] > 0):
+                    self._count(guest, self.regions[region], via, float(fallback[f, a, region, s]))
+        return routed
+
+    def _answer(self, f: int, a: int, s: int) -> tuple[int | None, str]:
+        now = self._clock()
+        cached = self._answers.get((f, a, s))
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1], cached[2]
+        if now < self._retry_at:
+            return None, GuestVia.SELECTOR_UNREACHABLE
+        region, via = self._ask(f, a, s)
+        if via == GuestVia.SELECTOR_UNREACHABLE:
+            self._retry_at = now + self._retry_after
+        else:
+            self._answers[(f, a, s)] = (now, region, via)
+        return region, via
+
+    def _ask(self, f: int, a: int, s: int) -> tuple[int | None, str]:
+        host, guest = self.markets[self.flows.host[f]], self.markets[self.flows.guest[f]]
+        params = {
+            "market": guest,
+            "scenario": self.scenarios[s],
+            "session": f"{self._prefix}{host}:{guest}:{self.regions[a]}:{self.scenarios[s]}",
+            "peer_regions": self.regions[a],
+        }
+        with self._lock:
+            self.requests += 1
+        try:
+            response = self._client.get(f"{self.selector_url}/v1/select", params=params)
+            if response.status_code == 200:
+                region = _Answer.model_validate_json(response.content).region
+                if region not in self._allowed[guest] or region not in self.regions:
+                    return None, GuestVia.ANSWER_OUTSIDE_RULES
+                return self.regions.index(region), GuestVia.SELECTOR
+            refusal = _Refusal.model_validate_json(response.content)
+            if refusal.refused and refusal.code in {"no_compliant_region", "capacity_exhausted"}:
+                return None, GuestVia.REFUSED
+            raise ValueError(f"HTTP {response.status_code}: {refusal.code}")
+        except (httpx.HTTPError, ValidationError, ValueError):
+            with self._lock:
+                self.failed_requests += 1
+            return None, GuestVia.SELECTOR_UNREACHABLE
+
+    def _count(self, market: str, region: str, via: str, sessions: float) -> None:
+        with self._lock:
+            key = (market, region, via)
+            self._placed[key] = self._placed.get(key, 0.0) + sessions
+
+    def placed_sessions(self) -> dict[tuple[str, str, str], float]:
+        """(guest market, region or "" when lost, via) -> guest sides placed that way since the start."""
+        with self._lock:
+            return dict(self._placed)
+
+
+class GuestPlacementCollector(Collector):
+    """`edge_sim_guest_placed_sessions_total{market, region, via}` for the fleet's /metrics."""
+
+    def __init__(self, placement: SelectorGuestPlacement) -> None:
+        self.placement = placement
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            GUEST_PLACED_SESSIONS_TOTAL,
+            "Guest sides of cross-market sessions, by how they were placed (selector or a fallback reason)",
+            labels=["market", "region", "via"],
+        )
+        for (market, region, via), value in sorted(self.placement.placed_sessions().items()):
+            family.add_metric([market, region, via], value)
+        yield family
