@@ -6,8 +6,8 @@ loop receives them from `edgectl controller announce`; surprise events (announce
 impairments are not: the core must see those in the metrics.
 
 Cross-market sessions: the fleet places each one's guest side by the cross-border plan this policy
-gives it (`cross_border_plan`, read by `sim.benchmark.run_policy` each tick), the plan the core makes
-for the tick's snapshot (`controller.core.cross_border_tick.cross_border_for_snapshot`).
+gives it (`cross_border_plan`, read by `sim.benchmark.run_policy` each tick): the Plan's own section,
+which `make_plan` solves in the room its single-market plan leaves (and sizes the guest ends for).
 
 Imported lazily, so the simulator and the other baselines work while (or where) the core is absent;
 then `decide` raises PolicyUnavailableError saying what is missing.
@@ -48,18 +48,9 @@ class EdgeplanePolicy:
         return self._make_plan
 
     def cross_border_plan(self, spec: EnvironmentSpec, snapshot: FleetSnapshot, plan: Plan) -> CrossBorderPlan | None:
-        """Where this tick's cross-market sessions go, side by side: the core's cross-border plan for the
-        snapshot. One call, so it can read the Plan's own cross-border section once `make_plan` fills it."""
-        if spec.sessions is None or not spec.sessions.cross_market:
-            return None
-        try:
-            module = importlib.import_module("controller.core.cross_border_tick")
-        except ImportError as error:
-            raise PolicyUnavailableError(f"the cross-border placement is not available: {error}") from error
-        result = module.cross_border_for_snapshot(spec, snapshot)
-        if not isinstance(result, CrossBorderPlan):
-            raise PolicyUnavailableError(f"cross_border_for_snapshot returned {type(result).__name__}")
-        return result
+        """Where this tick's cross-market sessions go, side by side: the Plan's own cross-border section
+        (`make_plan` places them in the room the single-market plan leaves and sizes the guest ends)."""
+        return plan.cross_border
 
     def decide(self, spec: EnvironmentSpec, snapshot: FleetSnapshot, previous_plan: Plan | None, now: datetime) -> Plan:
         plan = self._planner()(spec, snapshot, previous_plan, now, self.overrides)
