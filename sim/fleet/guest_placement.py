@@ -92,7 +92,9 @@ class PlannedGuestPlacement:
     `plan` (a `CrossBorderPlan`, settable at any time) gives, per pair, the guest regions the planner
     chose for each host region; only its allowed guest regions are used, in proportion to their
     planned sessions (all scenarios). A pair the plan does not cover for this host region falls back
-    to the guest market's nearest allowed region (lowest base RTT).
+    to the guest market's nearest allowed region (lowest base RTT). Where the plan saw a backbone
+    path failed (`CrossBorderPlan.failed_links`), new sessions that would cross it start on the pairs
+    the plan moved their flow to, host side included, or are not set up when it found none.
     """
 
     def __init__(self, spec: EnvironmentSpec, flows: CrossMarketFlows, plan: CrossBorderPlan | None = None) -> None:
@@ -104,6 +106,7 @@ class PlannedGuestPlacement:
             [[r in spec.allowed_regions(m) for r in self.region_names] for m in self.markets], dtype=bool
         )
         self._guest_allowed = allowed[flows.guest]  # F x R
+        self._host_allowed = allowed[flows.host]  # F x R
         base = np.array([[spec.base_rtt_ms(m, r) for r in self.region_names] for m in self.markets])
         n_r = len(self.region_names)
         nearest = np.zeros((flows.count, n_r))
@@ -124,6 +127,37 @@ class PlannedGuestPlacement:
     def plan(self, plan: CrossBorderPlan | None) -> None:
         self._plan = plan
         self._split = self._default if plan is None else self._split_by(plan)
+        n_f, n_r = self.flows.count, len(self.region_names)
+        self._failed = np.zeros((n_r, n_r), dtype=bool)
+        self._joint = np.zeros((n_f, n_r, n_r))
+        if plan is not None and plan.failed_links:
+            for x, y in plan.failed_links:
+                i, j = self._r.get(x), self._r.get(y)
+                if i is not None and j is not None:
+                    self._failed[i, j] = self._failed[j, i] = True
+            self._joint = self._joint_by(plan)
+
+    def _joint_by(self, plan: CrossBorderPlan) -> FloatArray:
+        """F x R x R: each flow's sessions over (host region, guest region) as the plan places them, only
+        on pairs both sides' rules allow (the plan's LP never uses a failed path); rows sum to 1 or 0."""
+        joint = np.zeros((self.flows.count, len(self.region_names), len(self.region_names)))
+        pair_index = {
+            (self.markets[h], self.markets[g]): f
+            for f, (h, g) in enumerate(zip(self.flows.host.tolist(), self.flows.guest.tolist(), strict=True))
+        }
+        for pair in plan.pairs:
+            f = pair_index.get((pair.host, pair.guest))
+            if f is None:
+                continue
+            for placement in pair.placements:
+                a, b = self._r.get(placement.host_region), self._r.get(placement.guest_region)
+                if a is None or b is None or not (self._host_allowed[f, a] and self._guest_allowed[f, b]):
+                    continue
+                joint[f, a, b] += placement.sessions
+        totals = joint.sum(axis=(1, 2))
+        has = totals > 0
+        joint[has] /= totals[has][:, None, None]
+        return joint
 
     def _split_by(self, plan: CrossBorderPlan) -> FloatArray:
         """F x R (host region) x R (guest region) shares: the default, overridden where the plan places
@@ -154,4 +188,13 @@ class PlannedGuestPlacement:
         # Only the (flow, host region) pairs with arrivals: a flow's host sides sit in one or two regions.
         f, a = np.nonzero(host_sides @ np.ones(n_s))
         routed[f, a] = self._split[f, a][:, :, None] * host_sides[f, a][:, None, :]
+        if self._failed.any():
+            # A session whose two sides would meet over a backbone path the plan saw failed starts where
+            # the plan moved its flow instead (both sides: the caller knows its counterpart's market when
+            # the call is set up), or, where the plan found no healthy allowed pair, is not set up at all
+            # (left out: unrouted), as the selector refuses a participant with no healthy path.
+            crossing = routed * self._failed[None, :, :, None]
+            if crossing.any():
+                routed -= crossing
+                routed += self._joint[:, :, :, None] * crossing.sum(axis=(1, 2))[:, None, None, :]
         return routed

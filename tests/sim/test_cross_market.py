@@ -243,3 +243,34 @@ def test_the_e2e_breach_lasts_as_long_as_the_backbone_impairment() -> None:
     assert fleet.accounting().e2e_qos_slo_session_minutes == pytest.approx(20 * 10, rel=1e-6)
     assert fleet.backbone_qos()[1][2, 3] == pytest.approx(0.0005)  # sin - cgk untouched; fra - cgk healed
     assert fleet.backbone_qos()[1][0, 3] == pytest.approx(0.0005)
+
+
+def test_sessions_that_would_cross_a_failed_backbone_path_start_where_the_plan_moved_their_flow() -> None:
+    """Issue 18 item 3 in the fleet: with fra - cgk seen failed, the LP moves DE -> ID to (dub, cgk); the
+    DE side, which DE's weights put in fra, starts in dub with its ID side in cgk, never over the sick
+    path. Where the plan found no healthy allowed pair, the calls are not set up (the selector refuses
+    a participant with no healthy path), rather than set up over it."""
+    spec = cross_market_spec()
+    de_id = 0
+    moved = one_pair("DE", "ID", ("dub", "cgk", 20.0)).model_copy(update={"failed_links": [("fra", "cgk")]})
+    placement = planned(spec, moved)
+    names = placement.region_names
+    host_sides = np.zeros((placement.flows.count, len(names), 1))
+    host_sides[de_id, names.index("fra"), 0] = 10.0
+    routed = placement.route_guests(host_sides, 0.0)[de_id, :, :, 0]
+    assert routed[names.index("dub"), names.index("cgk")] == pytest.approx(10.0)
+    assert routed.sum() == pytest.approx(10.0)  # all of them, none over fra - cgk
+
+    nowhere = one_pair("DE", "ID").model_copy(update={"failed_links": [("fra", "cgk"), ("dub", "cgk")]})
+    assert planned(spec, nowhere).route_guests(host_sides, 0.0)[de_id].sum() == 0.0
+
+    # In the fleet: once the warm start's calls end, DE -> ID calls run on dub - cgk only.
+    fleet = fleet_for(spec, instant_boot=True)
+    fleet.set_desired_nodes("dub", 3, plan_id="p", actor="test", reason="room for the moved DE sides")
+    fleet.guest_placement.plan = moved  # type: ignore[attr-defined]
+    fleet.advance(2 * HOUR)
+    de_id_regions = {
+        (c.host_region, c.guest_region): c.sessions for c in fleet.cross_border_sessions() if c.guest == "ID"
+    }
+    assert de_id_regions.get(("fra", "cgk"), 0.0) < 0.01
+    assert de_id_regions[("dub", "cgk")] == pytest.approx(20, rel=0.05)
