@@ -8,7 +8,7 @@ implementations through their constructors and never import an adapter module.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -56,6 +56,22 @@ class Observer(Protocol):
         Raises ObserverUnavailable when the source cannot be reached after bounded retries.
         """
         ...
+
+
+@runtime_checkable
+class SteeringWriter(Protocol):
+    """A steering gate that records, with the weights, the backbone paths the selector must avoid
+    (`controller.adapters.steering_authority.FencedActuator`)."""
+
+    def set_steering(
+        self,
+        weights: Mapping[str, Mapping[str, float]],
+        failed_backbone_links: Sequence[tuple[str, str]] | None,
+        *,
+        plan_id: str,
+        actor: str,
+        reason: str,
+    ) -> AuditRecord: ...
 
 
 @runtime_checkable

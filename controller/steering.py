@@ -100,6 +100,11 @@ class SteeringState(SteeringModel):
     recent_moves: list[WeightMove] = Field(
         default_factory=list, description="Weight moves of the last minute (safety rule max_moved_share_per_minute)."
     )
+    failed_backbone_links: list[tuple[str, str]] = Field(
+        default_factory=list,
+        description="Backbone paths between regions the last plan saw failed (issue 18): the region selector "
+        "sends no participant of a cross-border session across them. Written with the weights.",
+    )
     updated_at: AwareDatetime | None = Field(default=None, description="When the last change was committed.")
     updated_by: str = Field(default="", description="Who made the last change, and why.")
 

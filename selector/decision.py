@@ -31,8 +31,10 @@ The same key gets the same admission verdict while the state stands.
    the one with the best end-to-end RTT to the others (access RTT + backbone RTT to the farthest peer
    region, 0 when it is the same region), where a region that is not a peer's pays the spec's
    `cascade_min_gain_ms` (one region wins unless a cascade is better by more than that); backbone
-   paths in `failed_links` are never used. Never a region outside the participant's own rules,
-   whatever the peers' regions: a peer in a region the participant may not use means a cascade.
+   paths in `failed_links` (the caller's, and the ones the controller's last plan saw failed,
+   `SteeringState.failed_backbone_links`) are never used. Never a region outside the participant's
+   own rules, whatever the peers' regions: a peer in a region the participant may not use means a
+   cascade.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class PublishedSteering:
     weights: Mapping[str, Mapping[str, float]]
     lease_caps: Mapping[str, float] = field(default_factory=dict)
     revision: int | None = None
+    failed_links: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +149,8 @@ class SelectionTable:
     """(region, region) -> unloaded backbone RTT between the two SFUs, both orders (per-participant answers)."""
     cascade_min_gain_ms: float = 0.0
     """How much better end to end a cascade must be than joining a peer's region (spec.sessions.backbone)."""
+    failed_links: frozenset[frozenset[str]] = frozenset()
+    """Backbone paths the controller's last plan saw failed (SteeringState.failed_backbone_links): never used."""
 
 
 def _seed(label: str) -> int:
@@ -281,6 +286,7 @@ def build_table(
             for j, b in enumerate(spec.regions)
         },
         cascade_min_gain_ms=spec.sessions.backbone.cascade_min_gain_ms if spec.sessions is not None else 0.0,
+        failed_links=frozenset(frozenset(link) for link in published.failed_links),
     )
 
 
@@ -331,7 +337,7 @@ def select_participant(
     if isinstance(answer, Refusal) or not peers:
         return answer
     route = table.routes[market]
-    failed = {frozenset(link) for link in failed_links}
+    failed = table.failed_links | {frozenset(link) for link in failed_links}
     rendezvous = {endpoint.region: rank for rank, endpoint in enumerate(answer.endpoints)}
 
     def e2e(region: str) -> float | None:

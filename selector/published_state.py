@@ -140,7 +140,12 @@ def parse_published(data: bytes, environment: str, where: str) -> PublishedSteer
         return PublishedSteering(weights=weights)
     if state.environment != environment:
         raise SourceError(f"{where}: environment: holds {state.environment!r}, this selector serves {environment!r}")
-    return PublishedSteering(weights=state.weights, lease_caps=state.lease_caps(), revision=state.revision)
+    return PublishedSteering(
+        weights=state.weights,
+        lease_caps=state.lease_caps(),
+        revision=state.revision,
+        failed_links=tuple(state.failed_backbone_links),
+    )
 
 
 class PublishedStateFollower:

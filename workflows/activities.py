@@ -43,6 +43,7 @@ from controller.ports import (
     SessionMover,
     StaleFenceError,
     SteeringGate,
+    SteeringWriter,
 )
 from controller.snapshot import FleetSnapshot
 from controller.spec import EnvironmentSpec
@@ -382,9 +383,11 @@ class FleetActivities:
             records.append(
                 self._act(
                     "weights",
-                    lambda: actuator.set_traffic_weights(
-                        plan.weights, plan_id=plan.plan_id, actor=actor, reason=reason
-                    ),
+                    lambda: actuator.set_steering(
+                        plan.weights, _failed_links(plan), plan_id=plan.plan_id, actor=actor, reason=reason
+                    )
+                    if isinstance(actuator, SteeringWriter)
+                    else actuator.set_traffic_weights(plan.weights, plan_id=plan.plan_id, actor=actor, reason=reason),
                 )
             )
 
@@ -549,6 +552,12 @@ class FleetActivities:
             self.report_loop_mode,
             self.report_drill_stopped,
         ]
+
+
+def _failed_links(plan: Plan) -> list[tuple[str, str]] | None:
+    """The backbone paths the plan saw failed, for the selector; None (leave the recorded ones) when
+    the plan made no cross-border placement (no flows in the spec)."""
+    return None if plan.cross_border is None else list(plan.cross_border.failed_links)
 
 
 def _commanded(snapshot: FleetSnapshot, state: SteeringState) -> FleetSnapshot:

@@ -18,7 +18,7 @@ Built by `edgectl/bootstrap.py`; the Temporal activities (`workflows/activities.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -289,15 +289,35 @@ class FencedActuator:
     def set_traffic_weights(
         self, weights: Mapping[str, Mapping[str, float]], *, plan_id: str, actor: str, reason: str
     ) -> AuditRecord:
+        return self.set_steering(weights, None, plan_id=plan_id, actor=actor, reason=reason)
+
+    def set_steering(
+        self,
+        weights: Mapping[str, Mapping[str, float]],
+        failed_backbone_links: Sequence[tuple[str, str]] | None,
+        *,
+        plan_id: str,
+        actor: str,
+        reason: str,
+    ) -> AuditRecord:
+        """The weights, and (unless None) the backbone paths the selector must avoid, in one fenced,
+        journalled commit (`controller.ports.SteeringWriter`)."""
         plain = {market: dict(shares) for market, shares in weights.items()}
         by = f"weights by {actor} (plan {plan_id})"
+
+        def commanded_after(state: SteeringState) -> SteeringState:
+            after = self._authority._commit_weights(state, plain, by)
+            if failed_backbone_links is None:
+                return after
+            return fencing.commit_failed_backbone_links(after, failed_backbone_links)
+
         return self._authority._act(
             self._fence,
             plan_id=plan_id,
             action="set_traffic_weights",
             target=WEIGHTS_TARGET,
             commanded_before=lambda s: {m: s.weights[m] for m in plain if m in s.weights} or None,
-            commanded_after=lambda s: self._authority._commit_weights(s, plain, by),
+            commanded_after=commanded_after,
             act=lambda: self._raw.set_traffic_weights(plain, plan_id=plan_id, actor=actor, reason=reason),
             precheck=lambda s: self._authority._check_pace(s, plain),
         )

@@ -14,7 +14,7 @@ The rules:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from controller.steering import LOOP_WRITER, Fence, RegionLease, SteeringState
@@ -139,6 +139,16 @@ def commit_weights(
     if plain == state.weights:
         return state
     return _committed(state, now, by, weights=plain)
+
+
+def commit_failed_backbone_links(state: SteeringState, links: Sequence[tuple[str, str]]) -> SteeringState:
+    """The backbone paths the selector must avoid, as the plan saw them (sorted, each pair sorted).
+    Recorded with the weights, not a revision of their own: they steer participants within the
+    weights' regions, and the loop plans nothing from them."""
+    plain = sorted({tuple(sorted(link)) for link in links})
+    if plain == [tuple(link) for link in state.failed_backbone_links]:
+        return state
+    return state.model_copy(update={"failed_backbone_links": [(a, b) for a, b in plain]})
 
 
 def commit_node_target(state: SteeringState, region: str, desired_nodes: int) -> SteeringState:

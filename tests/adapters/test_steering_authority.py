@@ -136,11 +136,11 @@ def test_a_fence_waits_for_the_action_in_flight_and_refuses_the_rest(parts):
 
 def test_safety_rules_refuse_with_rule_and_numbers(tmp_path, local_spec):
     fleet = RecordingActuator()
-    spec = local_spec.model_copy(
-        update={"safety": SafetyRules(min_serving_regions=2, max_moved_share_per_minute=0.5)}
-    )
+    spec = local_spec.model_copy(update={"safety": SafetyRules(min_serving_regions=2, max_moved_share_per_minute=0.5)})
     clock = [datetime(2026, 11, 29, 12, 0, tzinfo=UTC)]
-    authority = SteeringAuthority(FileSteeringStore(tmp_path / "s.json", spec.name), fleet, spec, clock=lambda: clock[0])
+    authority = SteeringAuthority(
+        FileSteeringStore(tmp_path / "s.json", spec.name), fleet, spec, clock=lambda: clock[0]
+    )
     with pytest.raises(SafetyRuleError, match="min_serving_regions: evacuating fra: DE would keep 1") as refused:
         authority.acquire_lease("fra", "failover-1", 1.0, "evacuate", evacuates=True)
     assert not refused.value.retryable and authority.state().leases == {}
@@ -157,3 +157,20 @@ def test_safety_rules_refuse_with_rule_and_numbers(tmp_path, local_spec):
         loop.set_traffic_weights({"DE": {"dub": 1.0}}, plan_id="c", actor="loop", reason="r")
     loop.set_traffic_weights({"DE": {"fra": 0.1, "dub": 0.9}}, plan_id="d", actor="loop", reason="r")
     assert fleet.weights["DE"] == {"fra": 0.1, "dub": 0.9}
+
+
+def test_failed_backbone_paths_are_recorded_with_the_weights_for_the_selector(parts):
+    """One fenced, journalled commit holds the weights and the backbone paths the plan saw failed; a
+    plan without a cross-border placement (None) leaves the recorded paths as they are."""
+    fleet, _, authority = parts
+    gate = authority.actuator_for(Fence.for_loop(0))
+    weights = {"DE": {"fra": 0.5, "dub": 0.5}}
+    gate.set_steering(weights, [("fra", "cgk"), ("cgk", "fra")], plan_id="p1", actor="loop", reason="r")
+    state = authority.state()
+    assert state.weights == weights and state.failed_backbone_links == [("cgk", "fra")]
+    assert fleet.calls == [("set_traffic_weights", "weights")]
+    gate = authority.actuator_for(Fence.for_loop(state.revision))
+    gate.set_steering(weights, None, plan_id="p2", actor="loop", reason="r")
+    assert authority.state().failed_backbone_links == [("cgk", "fra")]
+    gate.set_steering(weights, [], plan_id="p3", actor="loop", reason="r")
+    assert authority.state().failed_backbone_links == []

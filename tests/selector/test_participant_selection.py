@@ -9,6 +9,7 @@ import random
 import httpx
 from prometheus_client import CollectorRegistry
 
+from controller.steering import SteeringState
 from selector.decision import (
     Answer,
     PublishedSteering,
@@ -100,3 +101,23 @@ def test_peer_regions_over_http(tmp_path) -> None:
         assert reply.status_code == 200 and reply.json()["region"] == "cgk"
         params = {"market": "DE", "scenario": "one_to_one", "session": "call-1", "peer_regions": "cgk"}
         assert client.get("/v1/select", params=params).json()["region"] == "fra"
+
+
+def test_backbone_paths_the_controller_published_as_failed_are_avoided(tmp_path) -> None:
+    """The loop records the paths its plan saw failed with the weights (SteeringState.failed_backbone_links);
+    the selector reads them with the state and sends no participant across them, without the client
+    having to know."""
+    path = tmp_path / "steering.json"
+    state = SteeringState(
+        environment=LOCAL.name, revision=2, weights=EVERYWHERE, failed_backbone_links=[("cgk", "fra")]
+    )
+    path.write_text(state.model_dump_json())
+    follower = PublishedStateFollower(LOCAL, FileSource(path), endpoints(LOCAL))
+    assert follower.refresh() and follower.table is not None
+    answer = select_participant(follower.table, "DE", "one_to_one", b"room", ["cgk"])
+    assert isinstance(answer, Answer) and answer.region == "dub"  # fra - cgk is out
+    healed = state.model_copy(update={"failed_backbone_links": []})
+    path.write_text(healed.model_dump_json())
+    assert follower.refresh() and follower.table is not None
+    answer = select_participant(follower.table, "DE", "one_to_one", b"room", ["cgk"])
+    assert isinstance(answer, Answer) and answer.region == "fra"

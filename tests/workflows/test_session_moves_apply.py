@@ -112,3 +112,22 @@ def test_the_live_loop_hands_the_drain_order_to_the_fleet_after_the_weights(loca
         assert [r.action for r in fleet.actuations][-1] == "set_drain_order"
         again = ApplyPlanRequest(plan=plan, actor="controller/test", fence=Fence.for_loop(authority.state().revision))
         assert [r.action for r in activities.apply_plan(again).records] == ["set_traffic_weights"]
+
+
+def test_the_plans_failed_backbone_paths_reach_the_steering_state_with_its_weights(local_spec):
+    """The selector avoids what the plan saw failed only if the loop publishes it: apply_plan records the
+    cross-border placement's failed paths in the steering state, in the weights' own commit."""
+    from controller.cross_border_plan import CrossBorderPlan
+
+    fleet = SimulatedFleet(local_spec, quiet_trace(START, 3600), start=START, demand_variation=0.0)
+    with SimulatorServer(fleet, run_clock=False) as server:
+        actuator = SimulatorActuator(server.url)
+        authority = gate(local_spec, actuator)
+        activities = FleetActivities(
+            local_spec, actuator, authority, metrics=ControllerMetrics("local", CollectorRegistry())
+        )
+        sick = CrossBorderPlan(failed_links=[("fra", "cgk")], compliant=True)
+        plan = _plan(fleet).model_copy(update={"session_moves": [], "cross_border": sick})
+        request = ApplyPlanRequest(plan=plan, actor="controller/test", fence=Fence.for_loop(authority.state().revision))
+        activities.apply_plan(request)
+        assert authority.state().failed_backbone_links == [("cgk", "fra")]
