@@ -80,15 +80,17 @@ def plan_from_solution(
             flow_used = rows[flow_rows[f] : flow_rows[f + 1]]
             scenario = scenario_of[f]
             for _, a, b, count, rtt, loss, meets in flow_used:
+                # Built from the solver's checked numbers (finite, in range: the LP's columns and
+                # bounds), so not validated again: thousands per tick were a fifth of the write-up.
                 placements.append(
-                    SidePlacement(
+                    SidePlacement.model_construct(
                         scenario=scenario,
                         host_region=regions[a],
                         guest_region=regions[b],
                         sessions=round(count, 6),
                         e2e_rtt_ms=round(rtt, 3),
                         e2e_loss_ratio=loss,
-                        meets_slo=meets,
+                        meets_slo=bool(meets),
                     )
                 )
             why.append(

@@ -45,6 +45,9 @@ class FlowTables:
     slo_loss: FloatArray  # (S,)
     relay_mbps: FloatArray  # (S,)
     col_link: IntArray  # (C,) a x R + b: the backbone path of the column
+    col_slo_rtt_ms: FloatArray  # (C,) the column's scenario's e2e RTT SLO
+    col_slo_loss: FloatArray  # (C,) ... and loss SLO
+    col_fixed_ms: FloatArray  # (C,) access RTT + the cascade tie cost: what no backbone changes
     link_columns: IntArray  # columns ordered by link ...
     link_start: IntArray  # (R x R + 1,) ... link k's columns are link_columns[link_start[k]:link_start[k+1]]
     unloaded: Priced  # every column priced on the unloaded backbone, all regions available
@@ -164,6 +167,9 @@ def _build_tables(spec: EnvironmentSpec) -> FlowTables:
         slo_loss=np.array([shape.e2e_max_loss_ratio for shape in shapes], dtype=np.float64),
         relay_mbps=np.array([shape.relay_mbps for shape in shapes], dtype=np.float64),
         col_link=col_link,
+        col_slo_rtt_ms=np.zeros(0),
+        col_slo_loss=np.zeros(0),
+        col_fixed_ms=np.zeros(0),
         link_columns=link_columns,
         link_start=link_start,
         unloaded=Priced.empty(),
@@ -180,9 +186,16 @@ def _build_tables(spec: EnvironmentSpec) -> FlowTables:
         single_columns=single_columns,
         single_start=np.searchsorted(col_flow[single_columns], np.arange(flow_host.shape[0] + 1)).astype(np.int64),
     )
+    column_scenario = tables.flow_scenario[col_flow]
+    gain = spec.sessions.backbone.cascade_min_gain_ms if spec.sessions is not None else 0.0
+    tables = replace(
+        tables,
+        col_slo_rtt_ms=tables.slo_rtt_ms[column_scenario],
+        col_slo_loss=tables.slo_loss[column_scenario],
+        col_fixed_ms=tables.col_access_ms + np.where(col_a != col_b, gain, 0.0),
+    )
     base = unloaded_backbone_rtt(spec)
-    every = np.arange(col_flow.shape[0])
-    unloaded = price_columns(spec, tables, every, base, np.zeros_like(base), np.zeros(base.shape, dtype=bool))
+    unloaded = price_columns(spec, tables, None, base, np.zeros_like(base), np.zeros(base.shape, dtype=bool))
     return replace(tables, unloaded=unloaded)
 
 
@@ -229,26 +242,28 @@ class Priced:
 def price_columns(
     spec: EnvironmentSpec,
     t: FlowTables,
-    cols: IntArray,
+    cols: IntArray | None,
     rtt_matrix: FloatArray,
     loss_matrix: FloatArray,
     failed_matrix: npt.NDArray[np.bool_],
 ) -> Priced:
-    """`cols` priced on the given backbone (R x R matrices); all their regions available."""
-    a, b = t.col_a[cols], t.col_b[cols]
-    scenario = t.flow_scenario[t.col_flow[cols]]
-    rtt = t.col_access_ms[cols] + rtt_matrix[a, b]
-    loss = loss_matrix[a, b]
-    meets = (rtt <= t.slo_rtt_ms[scenario]) & (loss <= t.slo_loss[scenario])
-    cascaded = a != b
-    gain = spec.sessions.backbone.cascade_min_gain_ms if spec.sessions is not None else 0.0
-    cost = (
-        rtt
-        + loss * 100.0 * spec.traffic.loss_penalty_ms_per_percent
-        + np.where(meets, 0.0, SLO_BREACH_PENALTY_MS)
-        + np.where(cascaded, gain, 0.0)
-    )
-    return Priced(rtt, loss, cost, ~failed_matrix[a, b], cascaded, meets)
+    """`cols` (None: every column, without gathering) priced on the given backbone (R x R matrices);
+    all their regions available."""
+    if cols is None:
+        link, a, b = t.col_link, t.col_a, t.col_b
+        access, fixed, slo_rtt, slo_loss = t.col_access_ms, t.col_fixed_ms, t.col_slo_rtt_ms, t.col_slo_loss
+    else:
+        link, a, b = t.col_link[cols], t.col_a[cols], t.col_b[cols]
+        access, fixed = t.col_access_ms[cols], t.col_fixed_ms[cols]
+        slo_rtt, slo_loss = t.col_slo_rtt_ms[cols], t.col_slo_loss[cols]
+    backbone_rtt = rtt_matrix.ravel()[link]
+    rtt = access + backbone_rtt
+    loss = loss_matrix.ravel()[link]
+    meets = (rtt <= slo_rtt) & (loss <= slo_loss)
+    cost = fixed + backbone_rtt
+    cost += loss * (100.0 * spec.traffic.loss_penalty_ms_per_percent)
+    cost[~meets] += SLO_BREACH_PENALTY_MS
+    return Priced(rtt, loss, cost, ~failed_matrix.ravel()[link], a != b, meets)
 
 
 def price(spec: EnvironmentSpec, t: FlowTables, backbone: BackboneHealth, region_ok: npt.NDArray[np.bool_]) -> Priced:
@@ -264,6 +279,12 @@ def price(spec: EnvironmentSpec, t: FlowTables, backbone: BackboneHealth, region
     links = np.flatnonzero(changed.ravel())
     if links.shape[0] == 0:
         return base
+    if 2 * links.shape[0] > changed.size:
+        # Most paths off the unloaded pricing (a fleet that measures its backbone sees every path a
+        # little off it): pricing every column outright beats patching most of them.
+        whole = price_columns(spec, t, None, backbone.rtt_ms, backbone.loss_ratio, backbone.failed)
+        whole.available[:] &= region_ok[t.col_a] & region_ok[t.col_b]
+        return whole
     cols = np.concatenate([t.link_columns[t.link_start[k] : t.link_start[k + 1]] for k in links.tolist()])
     patch = price_columns(spec, t, cols, backbone.rtt_ms, backbone.loss_ratio, backbone.failed)
     priced = Priced(
