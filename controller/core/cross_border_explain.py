@@ -80,10 +80,8 @@ def plan_from_solution(
             flow_used = rows[flow_rows[f] : flow_rows[f + 1]]
             scenario = scenario_of[f]
             for _, a, b, count, rtt, loss, meets in flow_used:
-                # Built from the solver's checked numbers (finite, in range: the LP's columns and
-                # bounds), so not validated again: thousands per tick were a fifth of the write-up.
                 placements.append(
-                    SidePlacement.model_construct(
+                    SidePlacement(
                         scenario=scenario,
                         host_region=regions[a],
                         guest_region=regions[b],
