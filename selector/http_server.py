@@ -36,7 +36,15 @@ from urllib.parse import unquote_plus, urlsplit
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from selector.batch import BatchError, decide_batch, parse_batch
-from selector.decision import Answer, Endpoint, Refusal, RefusalCode, select, select_participant
+from selector.decision import (
+    Answer,
+    Endpoint,
+    Refusal,
+    RefusalCode,
+    select,
+    select_first_participant,
+    select_participant,
+)
 from selector.metrics import SelectorMetrics
 from selector.published_state import PublishedStateFollower
 
@@ -120,9 +128,13 @@ class SelectorService:
         else:
             key = session.encode() if session else os.urandom(16)
             peers = [p.strip() for p in params.get("peer_regions", "").split(",") if p.strip()]
-            # A participant of a cross-border session: near the session's other regions, within its own rules.
+            counterparts = [c.strip() for c in params.get("counterpart_markets", "").split(",") if c.strip()]
+            # A participant of a cross-border session: near the session's other regions (or, the first
+            # one, near where its counterparts' markets may go), within its own rules.
             if peers:
                 outcome = select_participant(table, market, scenario, key, peers)
+            elif counterparts:
+                outcome = select_first_participant(table, market, scenario, key, counterparts)
             else:
                 outcome = select(table, market, scenario, key)
         self.metrics.count(outcome, self._timer() - started)

@@ -17,6 +17,7 @@ from selector.decision import (
     RefusalCode,
     build_table,
     select,
+    select_first_participant,
     select_participant,
 )
 from selector.http_server import SelectorServer, SelectorService
@@ -121,3 +122,46 @@ def test_backbone_paths_the_controller_published_as_failed_are_avoided(tmp_path)
     assert follower.refresh() and follower.table is not None
     answer = select_participant(follower.table, "DE", "one_to_one", b"room", ["cgk"])
     assert isinstance(answer, Answer) and answer.region == "fra"
+
+
+def test_the_first_participant_goes_where_its_counterparts_can_be_reached_over_healthy_paths() -> None:
+    """A DE host of a 1v1 with an ID buyer (ID: cgk only), before the buyer has a region: the EU region
+    nearest end to end to cgk; with fra - cgk failed, dub (not where a blind answer would go); with every
+    EU - cgk path failed, refused at once instead of after the host has joined."""
+    table = build_table(LOCAL, PublishedSteering(weights=EVERYWHERE), endpoints(LOCAL))
+    healthy = select_first_participant(table, "DE", "one_to_one", b"room", ["ID"])
+    best = min(
+        ("fra", "dub"),
+        key=lambda r: table.routes["DE"].access_rtt_ms[r] + table.backbone_rtt_ms[(r, "cgk")],
+    )
+    assert isinstance(healthy, Answer) and healthy.region == best
+    other = "dub" if best == "fra" else "fra"
+    moved = select_first_participant(table, "DE", "one_to_one", b"room", ["ID"], failed_links=[(best, "cgk")])
+    assert isinstance(moved, Answer) and moved.region == other
+    refused = select_first_participant(
+        table, "DE", "one_to_one", b"room", ["ID"], failed_links=[("fra", "cgk"), ("dub", "cgk")]
+    )
+    assert isinstance(refused, Refusal) and refused.code is RefusalCode.NO_COMPLIANT_REGION
+    assert select_first_participant(table, "DE", "one_to_one", b"room", []) == select(
+        table, "DE", "one_to_one", b"room"
+    )
+    unknown = select_first_participant(table, "DE", "one_to_one", b"room", ["XX"])
+    assert isinstance(unknown, Refusal) and unknown.code is RefusalCode.UNKNOWN_MARKET
+
+
+def test_counterpart_markets_over_http_follow_the_published_failed_paths(tmp_path) -> None:
+    path = tmp_path / "steering.json"
+    state = SteeringState(environment=LOCAL.name, revision=3, weights=EVERYWHERE, failed_backbone_links=[])
+    path.write_text(state.model_dump_json())
+    registry = CollectorRegistry()
+    metrics = SelectorMetrics(LOCAL.name, registry)
+    follower = PublishedStateFollower(LOCAL, FileSource(path), endpoints(LOCAL), on_table=metrics.table_changed)
+    follower.refresh()
+    server = SelectorServer(SelectorService(follower, metrics, registry), poll_seconds=3600)
+    params = {"market": "DE", "scenario": "one_to_one", "session": "call-7", "counterpart_markets": "ID"}
+    with server, httpx.Client(base_url=server.url, trust_env=False) as client:
+        first = client.get("/v1/select", params=params).json()["region"]
+        other = "dub" if first == "fra" else "fra"
+        path.write_text(state.model_copy(update={"failed_backbone_links": [(first, "cgk")]}).model_dump_json())
+        assert follower.refresh()
+        assert client.get("/v1/select", params=params).json()["region"] == other
