@@ -8,6 +8,7 @@ Variants (comma-separated, `--variants`):
   on+moveN   as `on`, and a draining node with fewer than N calls hands them to staying nodes
              (one reconnect each, counted as `moved calls`) and goes at once
   reactive   the reactive baseline (HPA defaults, sim.policies.reactive) on the same trace and seed
+  env        edgeplane on the environment exactly as its file sets every lever
 Each on/off variant also takes, joined with `+`:
   remaining  size serving nodes for the expected remaining calls of draining nodes
              (scaling.draining_remaining_horizon_seconds = the scale-in cooldown)
@@ -115,6 +116,9 @@ def run_variant(
     if variant == "reactive":
         chosen = spec
         policy = ReactivePolicy(spec)
+    elif variant == "env":
+        chosen = spec
+        policy = EdgeplanePolicy(announced=trace.events)
     else:
         chosen = variant_spec(spec, variant)
         policy = EdgeplanePolicy(announced=trace.events)
