@@ -8,6 +8,7 @@ Variants (comma-separated, `--variants`):
   on+moveN   as `on`, and a draining node with fewer than N calls hands them to staying nodes
              (one reconnect each, counted as `moved calls`) and goes at once
   reactive   the reactive baseline (HPA defaults, sim.policies.reactive) on the same trace and seed
+  env        edgeplane on the environment exactly as its file sets every lever
 Each on/off variant also takes, joined with `+`:
   remaining  size serving nodes for the expected remaining calls of draining nodes
              (scaling.draining_remaining_horizon_seconds = the scale-in cooldown)
@@ -15,9 +16,17 @@ Each on/off variant also takes, joined with `+`:
   warmN      a warm pool of N stopped instances in each residency-bound region (the only region some
              market may use: its surge cannot spill, so its headroom must be there); warm start
              WARM_START_SECONDS, billed at WARM_COST_RATIO of a running node (assumptions, not measurements)
+             plus, per draw, the full boot of the launch that refills the pool (the simulator bills it)
+  coolN      scaling.scale_in_cooldown_seconds = N
+  stepN      scaling.max_step_nodes = N
+The fleet sees demand as `bench/capacity_benchmark.py` shows it (scrapes 60 s late, +-2%, 8 days of
+history; `--exact-demand` for the exact view), over the window `--offset-hours` .. + `--hours`, started
+`--warm-up-hours` earlier under the same variant (books count the window only, as the benchmark's do).
 
     .venv/bin/python -m bench.capacity_levers_ab --env environments/prod.yaml --trace bench-3day \\
         --hours 24 --seed 0 --variants off,on,on+move5
+    .venv/bin/python -m bench.capacity_levers_ab --trace surge-unannounced-residency --offset-hours 3 --hours 6 \
+        --warm-up-hours 2 --variants on+move5,on+move5+warm150,reactive
     .venv/bin/python -m bench.capacity_levers_ab --trace-file tests/traces/surge-id-4x.yaml --variants reactive,on
 Prints one row per variant (fleet-clock figures from the fleet's own books) and, with --json, JSON.
 """
@@ -33,8 +42,9 @@ from pathlib import Path
 from controller.plan import Plan
 from controller.spec import EnvironmentSpec, WarmPool
 from controller.spec_file import load_environment
-from sim.benchmark import apply_plan
-from sim.fleet import SimulatedFleet
+from sim.benchmark import apply_plan, books_since
+from sim.fleet import FleetAccounting, SimulatedFleet
+from sim.fleet.demand_scrapes import DemandObservation
 from sim.policies import Policy
 from sim.policies.edgeplane import EdgeplanePolicy
 from sim.policies.reactive import ReactivePolicy
@@ -78,6 +88,10 @@ def variant_spec(spec: EnvironmentSpec, variant: str) -> EnvironmentSpec:
             )
             bound = residency_bound_regions(spec)
             regions = [r.model_copy(update={"warm_pool": pool}) if r.name in bound else r for r in regions]
+        elif part.startswith("cool") and part[4:].isdigit():
+            scaling["scale_in_cooldown_seconds"] = int(part[4:])
+        elif part.startswith("step") and part[4:].isdigit():
+            scaling["max_step_nodes"] = int(part[4:])
         elif part == "remaining":
             scaling["draining_remaining_horizon_seconds"] = spec.scaling.scale_in_cooldown_seconds
         else:
@@ -87,25 +101,45 @@ def variant_spec(spec: EnvironmentSpec, variant: str) -> EnvironmentSpec:
     return spec.model_copy(update={"scaling": spec.scaling.model_copy(update=scaling), "regions": regions})
 
 
-def run_variant(spec: EnvironmentSpec, trace: Trace, variant: str, hours: float, seed: int) -> dict[str, object]:
+def run_variant(
+    spec: EnvironmentSpec,
+    trace: Trace,
+    variant: str,
+    hours: float,
+    seed: int,
+    *,
+    offset_hours: float = 0.0,
+    warm_up_hours: float = 0.0,
+    exact_demand: bool = False,
+) -> dict[str, object]:
     policy: Policy
     if variant == "reactive":
         chosen = spec
         policy = ReactivePolicy(spec)
+    elif variant == "env":
+        chosen = spec
+        policy = EdgeplanePolicy(announced=trace.events)
     else:
         chosen = variant_spec(spec, variant)
         policy = EdgeplanePolicy(announced=trace.events)
-    fleet = SimulatedFleet(chosen, trace, seed=seed)
-    stop = (trace.start + timedelta(hours=hours)).timestamp()
+    window_start = trace.start + timedelta(hours=offset_hours)
+    fleet = SimulatedFleet(chosen, trace, seed=seed, start=window_start - timedelta(hours=warm_up_hours))
+    fleet.observe_demand_as(DemandObservation.exact() if exact_demand else DemandObservation())
+    stop = (window_start + timedelta(hours=hours)).timestamp()
     previous: Plan | None = None
     began = time.process_time()
+    before: FleetAccounting | None = None
+    moved_before = 0.0
     while fleet.now.timestamp() < stop - 1e-6:
+        if before is None and fleet.now >= window_start:
+            before, moved_before = fleet.accounting(), fleet.migrated_sessions
         snapshot = fleet.snapshot()
         plan = policy.decide(chosen, snapshot, previous, fleet.now)
         apply_plan(fleet, plan, snapshot, actor=f"ab/{variant}")
         previous = plan
         fleet.advance(min(float(chosen.traffic.tick_seconds), stop - fleet.now.timestamp()))
-    books = fleet.accounting()
+    books = fleet.accounting() if before is None else books_since(before, fleet.accounting())
+    moved = fleet.migrated_sessions - moved_before
     return {
         "variant": variant,
         "node_hours": round(books.node_hours, 1),
@@ -114,8 +148,9 @@ def run_variant(spec: EnvironmentSpec, trace: Trace, variant: str, hours: float,
         "qos_slo_session_minutes": round(books.qos_slo_session_minutes, 1),
         "dropped_sessions": round(books.dropped_sessions, 1),
         "residency_violations": round(books.residency_violations, 1),
-        "moved_calls": round(fleet.migrated_sessions, 1),
-        "moved_share_of_admitted": round(fleet.migrated_sessions / max(books.admitted_sessions, 1.0), 6),
+        "rejected_sessions": round(books.rejected_sessions, 1),
+        "moved_calls": round(moved, 1),
+        "moved_share_of_admitted": round(moved / max(books.admitted_sessions, 1.0), 6),
         "admitted_sessions": round(books.admitted_sessions, 1),
         "cpu_seconds": round(time.process_time() - began, 1),
     }
@@ -127,34 +162,44 @@ def main() -> None:
     parser.add_argument("--trace", default="bench-3day", help="a trace of sim/traces")
     parser.add_argument("--trace-file", help="a trace file anywhere (wins over --trace)")
     parser.add_argument("--hours", type=float, default=24.0)
+    parser.add_argument("--offset-hours", type=float, default=0.0, help="window start, hours after the trace start")
+    parser.add_argument("--warm-up-hours", type=float, default=0.0)
+    parser.add_argument("--exact-demand", action="store_true", help="show the policy the exact demand and slope")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", default="off,on")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     spec = load_environment(args.env)
     trace = load_trace_file(Path(args.trace_file)) if args.trace_file else load_trace(args.trace)
+    window = {"offset_hours": args.offset_hours, "warm_up_hours": args.warm_up_hours, "exact_demand": args.exact_demand}
     if args.json:
-        rows = [run_variant(spec, trace, v, args.hours, args.seed) for v in args.variants.split(",")]
+        rows = [run_variant(spec, trace, v, args.hours, args.seed, **window) for v in args.variants.split(",")]
         print(json.dumps(rows, indent=2))
         return
-    print(f"{args.env} {trace.name} first {args.hours:g} h, seed {args.seed}")
+    print(
+        f"{args.env} {trace.name} h {args.offset_hours:g}-{args.offset_hours + args.hours:g} "
+        f"(warm-up {args.warm_up_hours:g} h), seed {args.seed}, "
+        + ("exact demand" if args.exact_demand else "demand as scraped (60 s late, +-2%)")
+    )
     header = (
         "variant",
         "node-h",
         "draining",
         "cap-SLO min",
+        "refused",
         "QoS-SLO min",
         "dropped",
         "moved calls",
         "admitted",
         "cpu s",
     )
-    print("{:<22} {:>9} {:>9} {:>12} {:>12} {:>8} {:>11} {:>11} {:>7}".format(*header), flush=True)
+    print("{:<26} {:>9} {:>9} {:>12} {:>9} {:>12} {:>8} {:>11} {:>11} {:>7}".format(*header), flush=True)
     for variant in args.variants.split(","):
-        row = run_variant(spec, trace, variant, args.hours, args.seed)
+        row = run_variant(spec, trace, variant, args.hours, args.seed, **window)
         print(
-            f"{row['variant']:<22} {row['node_hours']:>9,.0f} {row['draining_node_hours']:>9,.0f} "
-            f"{row['capacity_slo_session_minutes']:>12,.0f} {row['qos_slo_session_minutes']:>12,.0f} "
+            f"{row['variant']:<26} {row['node_hours']:>9,.0f} {row['draining_node_hours']:>9,.0f} "
+            f"{row['capacity_slo_session_minutes']:>12,.0f} {row['rejected_sessions']:>9,.0f} "
+            f"{row['qos_slo_session_minutes']:>12,.0f} "
             f"{row['dropped_sessions']:>8,.0f} {row['moved_calls']:>11,.0f} "
             f"{row['admitted_sessions']:>11,.0f} {row['cpu_seconds']:>7}",
             flush=True,

@@ -6,7 +6,9 @@ target allocation); output: one absolute ScaleCommand per region and DrainComman
 
 Rules, in the order they are applied (each leaves its reason in the command):
 1. needed nodes = forecast sessions x (1 + headroom_ratio) / (sessions_per_node x target_utilisation),
-   rounded up, within [min_nodes, max_nodes]. With `draining_remaining_horizon_seconds` 0, sessions
+   rounded up, within [min_nodes, max_nodes]; at least the present load of saturated ready nodes at
+   the target (`saturation.py`: their fresh gauges show a surge a scrape lag before the forecast).
+   With `draining_remaining_horizon_seconds` 0, sessions
    still on draining nodes are counted in full: subtracting all of them closes a loop (drain k
    nodes -> their sessions leave the serving need -> drain more -> they end -> boot again), which
    in the benchmark drained 2.2x the nodes and cost more node-hours than the capacity it saved.
@@ -35,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from controller.core.drain_order import previous_orders, rank_for_drain
+from controller.core.saturation import saturation_floor
 from controller.plan import DrainCommand, Plan, RegionState, ScaleCommand, UndrainCommand
 from controller.snapshot import FleetSnapshot, NodeObservation, NodeState
 from controller.spec import EnvironmentSpec, RegionSpec, Scenario
@@ -128,12 +131,16 @@ def plan_scaling(
         on_draining = expected_draining_sessions(spec, observation.nodes) if observation is not None else 0.0
         sessions = max(0.0, sessions - on_draining)
         raw_need = needed_nodes(spec, region, sessions)
-        need = min(max(raw_need, region.min_nodes), region.max_nodes)
-        needed[region.name] = need
         basis = (
             f"forecast {sessions:,.0f} sessions +{policy.headroom_ratio:.0%} headroom at "
             f"{policy.target_utilisation:.0%} of {region.sessions_per_node}/node -> {raw_need} nodes"
         )
+        floor = saturation_floor(spec, region, observation.nodes) if observation is not None else 0
+        if floor > raw_need:
+            basis += f"; ready nodes saturated: their present load needs {floor}"
+            raw_need = floor
+        need = min(max(raw_need, region.min_nodes), region.max_nodes)
+        needed[region.name] = need
         if on_draining > 0.0:
             basis = f"{basis} ({on_draining:,.0f} still on draining nodes not counted)"
         if raw_need != need:

@@ -198,15 +198,20 @@ class _NodeLifecycle(_FleetState):
 
     def _draw_warm_pool(self, book: _RegionBook, wanted: int) -> int:
         """Take up to `wanted` initialised instances from the region's warm pool; each is replaced by a
-        launch that is ready for the pool a full boot later. Returns how many were drawn."""
+        launch that is ready for the pool a full boot later. Returns how many were drawn.
+
+        The replacement runs through its initialisation (a full boot) before it stops, and a running
+        instance is billed at full price: each draw pays `node_boot_seconds` of a node, at the draw."""
         drawn = 0
         slots = book.warm_ready_at
+        boot = float(book.spec.node_boot_seconds)
         for i, ready_at in enumerate(slots):
             if drawn == wanted:
                 break
             if ready_at <= self._t:
-                slots[i] = self._t + float(book.spec.node_boot_seconds)
+                slots[i] = self._t + boot
                 drawn += 1
+        self._node_seconds[book.index] += drawn * boot
         return drawn
 
     def _utilisation(self) -> FloatArray:

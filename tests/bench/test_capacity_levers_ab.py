@@ -25,5 +25,7 @@ def test_parts_set_their_lever_and_warm_pools_go_to_residency_bound_regions_only
     assert spec.scaling.draining_remaining_horizon_seconds == PROD.scaling.scale_in_cooldown_seconds
     assert residency_bound_regions(PROD) == {"cgk", "ruh"}
     assert {r.name for r in spec.regions if r.warm_pool is not None} == {"cgk", "ruh"}
+    paced = variant_spec(PROD, "on+cool300+step400").scaling
+    assert paced.scale_in_cooldown_seconds == 300 and paced.max_step_nodes == 400
     with pytest.raises(ValueError, match="unknown variant part"):
         variant_spec(PROD, "on+turbo")

@@ -111,6 +111,24 @@ def test_warm_pool_nodes_serve_after_the_warm_start_and_the_pool_is_billed() -> 
     assert hour.accounting().node_hours == pytest.approx(30 + 3 * 0.1)
 
 
+def test_each_draw_from_the_warm_pool_pays_the_launch_that_refills_it() -> None:
+    # EC2 Auto Scaling keeps the pool at its minimum size by launching a replacement, which runs through
+    # its initialisation (a full boot, billed as a running instance) before it stops: a draw is not free.
+    drawn = SimulatedFleet(_warm_spec(), tiny_trace(), demand_variation=0.0)
+    drawn.set_desired_nodes("fra", 23, **ATTRIBUTION)  # 3 more, all from the pool
+    spec = _warm_spec()
+    cold_spec = spec.model_copy(
+        update={"regions": [spec.regions[0].model_copy(update={"warm_pool": None}), *spec.regions[1:]]}
+    )
+    cold = SimulatedFleet(cold_spec, tiny_trace(), demand_variation=0.0)
+    cold.set_desired_nodes("fra", 23, **ATTRIBUTION)
+    for f in (drawn, cold):
+        f.advance(3600)
+    boot_hours = spec.regions[0].node_boot_seconds / 3600
+    pool = 3 * 0.1
+    assert drawn.accounting().node_hours - cold.accounting().node_hours == pytest.approx(pool + 3 * boot_hours)
+
+
 def test_the_benchmark_loop_hands_the_plans_drain_order_to_the_fleet() -> None:
     from controller.core.planner import make_plan
     from sim.benchmark import apply_plan

@@ -169,3 +169,20 @@ def test_remaining_share_follows_the_scenarios_lengths(local_spec):
     # Nothing has ended yet at 0 s; long calls keep it high, and it only falls with the horizon.
     assert remaining_share(local_spec, 0) == 1.0
     assert remaining_share(local_spec, 600) > remaining_share(local_spec, 3600) > remaining_share(local_spec, 36_000)
+
+
+def test_saturated_ready_nodes_are_sized_for_their_present_load_before_the_forecast_sees_it(local_spec):
+    # A surge fills the ready nodes (fresh gauges) while the forecast, built on a scrape a minute old,
+    # still says the old level: the region orders what carries the present load at the target.
+    full = region_observation(local_spec, "fra", NOON, ready=6, sessions_per_node=[98, 97, 99, 96, 100, 98])
+    others = [region_observation(local_spec, r.name, NOON, 2) for r in local_spec.regions if r.name != "fra"]
+    snapshot = snapshot_for(local_spec, NOON, {}, regions=[full, *others])
+    decision = _scaling(local_spec, snapshot, {"fra": 400.0})  # forecast alone: 400 * 1.1 / 70 -> 7 nodes
+    fra = next(c for c in decision.scale if c.region == "fra")
+    assert fra.desired_nodes == 10  # 588 sessions * 1.1 / 70 = 9.24 -> 10
+    assert "saturated" in fra.reason
+    # Below saturation (packed at the target, or traffic moved away) the forecast alone decides.
+    calm = region_observation(local_spec, "fra", NOON, ready=6, sessions_per_node=[90, 90, 90, 90, 90, 90])
+    snapshot = snapshot_for(local_spec, NOON, {}, regions=[calm, *others])
+    decision = _scaling(local_spec, snapshot, {"fra": 400.0})
+    assert next(c for c in decision.scale if c.region == "fra").desired_nodes == 7
