@@ -202,8 +202,8 @@ class _SteppedFleet(_ImpairedFleet):
 
         Each moved call reconnects once (counted in `migrated_sessions`, the disruption it costs); the
         node goes at once instead of waiting hours for its longest call. Only where the ready nodes
-        have room for all of them (placed like arrivals: packed to the target utilisation, the rest
-        water-filled up to capacity), so a move never refuses anyone.
+        have room for all of them below the target utilisation (placed like arrivals), so a move never
+        refuses anyone nor degrades the calls already there.
         """
         load = self._sessions.sum(axis=1)
         few = (self._node_state == _DRAINING) & (load < self.migrate_draining_below)
@@ -212,7 +212,9 @@ class _SteppedFleet(_ImpairedFleet):
         n_r = len(self._books)
         ready = self._node_state == _READY
         region = self._node_region[ready]
-        room = np.maximum(self._spn[region] - load[ready], 0.0)
+        # Only into room below the planning target: a move that filled staying nodes to capacity pushed
+        # their calls past the QoS knee (~0.86) to save a draining node's tail.
+        room = np.maximum(self._spn[region] * self.spec.scaling.target_utilisation - load[ready], 0.0)
         room_by_region = np.bincount(region, weights=room, minlength=n_r)
         wanted = np.bincount(self._node_region[few], weights=load[few], minlength=n_r)
         moving = few & (room_by_region >= wanted)[self._node_region]

@@ -68,9 +68,13 @@ def test_an_unchanged_order_is_a_no_op_without_a_record() -> None:
 def test_nearly_empty_draining_node_hands_its_last_calls_to_a_staying_node() -> None:
     spec = tiny_spec()
     moving = spec.model_copy(update={"scaling": spec.scaling.model_copy(update={"drain_move_calls_below": 6})})
-    kept = SimulatedFleet(spec, tiny_trace(), demand_variation=0.0)
-    moved = SimulatedFleet(moving, tiny_trace(), demand_variation=0.0)
+    kept = SimulatedFleet(spec, tiny_trace(), demand_variation=0.0, instant_boot=True)
+    moved = SimulatedFleet(moving, tiny_trace(), demand_variation=0.0, instant_boot=True)
     for f in (kept, moved):
+        fra = f.snapshot().region("fra")
+        assert fra is not None
+        f.set_desired_nodes("fra", len(fra.nodes) + 1, **ATTRIBUTION)  # room below the target for the moves
+        f.advance(1)
         f.drain_node("fra", "fra-0001", f.now + timedelta(hours=2), **ATTRIBUTION)
         f.advance(15)
     fra_kept, fra_moved = kept.snapshot().region("fra"), moved.snapshot().region("fra")
@@ -81,6 +85,20 @@ def test_nearly_empty_draining_node_hands_its_last_calls_to_a_staying_node() -> 
     # Moved, not lost: the region serves the same calls, nobody dropped.
     assert moved.accounting().active_sessions == pytest.approx(kept.accounting().active_sessions)
     assert moved.accounting().dropped_sessions == 0
+
+
+def test_calls_move_only_into_room_below_the_target_utilisation() -> None:
+    """A staying node filled past the planning target degrades every call on it (the QoS knee sits just
+    above 0.85): with the region at its target and no spare node, the last calls wait on the draining
+    node instead of being moved."""
+    spec = tiny_spec()
+    moving = spec.model_copy(update={"scaling": spec.scaling.model_copy(update={"drain_move_calls_below": 6})})
+    fleet = SimulatedFleet(moving, tiny_trace(), demand_variation=0.0)
+    fleet.drain_node("fra", "fra-0001", fleet.now + timedelta(hours=2), **ATTRIBUTION)
+    fleet.advance(15)
+    fra = fleet.snapshot().region("fra")
+    assert fra is not None and "fra-0001" in {n.name for n in fra.nodes}
+    assert fleet.migrated_sessions == 0
 
 
 def _warm_spec():
