@@ -8,6 +8,11 @@ one before it on a real cluster:
    media node group (only media pods tolerate `edgeplane.io/media`), both after those add-ons;
 3. CoreDNS, after the system node group: a Deployment with nowhere to run never becomes ACTIVE.
 
+A region whose spec declares a warm pool (`RegionSpec.warm_pool`) gets it on its media node group
+(`warm_pool_config`, EKS's `WarmPoolConfig`: an EC2 Auto Scaling warm pool that EKS creates and manages
+with its own service-linked role `AWSServiceRoleForAmazonEKSNodegroup`, so no role declared here needs a
+new permission); a region without one gets no block at all.
+
 The cluster is created with `bootstrap_self_managed_addons=False`, so these managed add-ons are the
 only copies (no self-managed vpc-cni, kube-proxy or CoreDNS to conflict with them). Every node gets
 its kubelet `maxPods` from the spec through an AL2023 `NodeConfig` in its launch template, the same
@@ -25,7 +30,7 @@ from typing import TYPE_CHECKING, Final
 import pulumi
 import pulumi_aws as aws
 
-from controller.spec import InfraSpec, RegionSpec
+from controller.spec import InfraSpec, RegionSpec, WarmPool
 from controller.spec.address_plan import WARM_PREFIXES
 from infra import residency_tags as tags
 
@@ -43,6 +48,11 @@ and the subnet sizing in `controller.spec.address_plan` holds."""
 
 ADDONS_BEFORE_NODES: Final = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
 ADDONS_AFTER_SYSTEM_NODES: Final = ("coredns",)
+
+WARM_POOL_STATE: Final = "STOPPED"
+"""Pooled instances wait stopped: billed for their volumes (and any Elastic IP), not their compute, which
+is what `WarmPool.stopped_cost_ratio` prices. The spec has no other state (RUNNING bills full compute,
+HIBERNATED is supported on some instance types only)."""
 
 _GRAVITON_FAMILY = re.compile(r"^[a-z]+\d+g")  # c6gn, c7g, m6gd, m7g, t4g: Arm64 instance families
 _USER_DATA_BOUNDARY = "EDGEPLANE"
@@ -74,6 +84,32 @@ def node_user_data(max_pods: int) -> str:
         f"--{_USER_DATA_BOUNDARY}--\n"
     )
     return base64.b64encode(mime.encode()).decode()
+
+
+def media_warm_pool_config(pool: WarmPool | None) -> aws.eks.NodeGroupWarmPoolConfigArgsDict | None:
+    """The media node group's warm pool from the region's spec; None (no block, no pool) without one.
+
+    - `min_size` and `max_group_prepared_capacity` both the spec's `size`: EC2 Auto Scaling otherwise
+      sizes a pool as max prepared capacity (default: the group's max size) minus desired capacity,
+      `max_nodes - desired` stopped instances (prod's cgk at 3 nodes: 397) where the spec, the
+      simulator and the benchmarks count `size`. Equal values give the pool that absolute size at any
+      desired capacity (AWS's warm pool documentation); they do not cap the group, whose `max_size`
+      stays `max_nodes`.
+    - `pool_state` STOPPED (`WARM_POOL_STATE`).
+    - `reuse_on_scale_in` off (AWS's default, stated so it is a decision): the simulator and the
+      benchmarks model a pool refilled by fresh launches, never a scaled-in node put back; and this
+      fleet scales in by terminating a drained node (`TerminateInstanceInAutoScalingGroup`, controller
+      or cluster autoscaler), a path AWS's warm pool documentation does not say reuse applies to.
+      Turn it on only after measuring both on a real node group.
+    """
+    if pool is None:
+        return None
+    return {
+        "min_size": pool.size,
+        "max_group_prepared_capacity": pool.size,
+        "pool_state": WARM_POOL_STATE,
+        "reuse_on_scale_in": False,
+    }
 
 
 def declare_addons(
@@ -113,6 +149,7 @@ def declare_node_group(
     purpose: str,
     depends_on: Sequence[pulumi.Resource],
     ignore_changes: list[str] | None = None,
+    warm_pool_config: aws.eks.NodeGroupWarmPoolConfigArgsDict | None = None,
 ) -> aws.eks.NodeGroup:
     """One managed node group with its launch template (IMDSv2, hop limit 1, security groups, maxPods)."""
     name = scope.component_name
@@ -149,6 +186,8 @@ def declare_node_group(
         launch_template={"id": template.id, "version": template.latest_version.apply(str)},
         labels=labels,
         taints=taints,
+        # None declares no block: no warm pool (and removing the block removes the pool).
+        warm_pool_config=warm_pool_config,
         tags={**scope.tags_for(f"{role}-nodes"), tags.PURPOSE: purpose},
         opts=scope.child(depends_on=depends_on, ignore_changes=ignore_changes),
     )
@@ -203,6 +242,8 @@ def declare_compute(
         depends_on=[*node_role_attachments, *early_addons],
         # Sized at run time (controller plan, autoscaler); `pulumi up` must not undo a scale-out.
         ignore_changes=["scalingConfig.desiredSize"],
+        # Warm pools need an EKS-optimised AMI (no custom AMI): the launch template names none, amiType picks it.
+        warm_pool_config=media_warm_pool_config(region.warm_pool),
     )
     declare_addons(scope, cluster, ADDONS_AFTER_SYSTEM_NODES, depends_on=[system])
     return system, media
