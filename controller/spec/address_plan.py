@@ -86,7 +86,10 @@ def plan_region(region: RegionSpec, infra: InfraSpec) -> RegionAddressPlan:
         raise ValueError(f"region {region.name!r} has no vpc_cidr")
     vpc = ipaddress.IPv4Network(region.vpc_cidr)
     blocks = list(vpc.subnets(new_prefix=vpc.prefixlen + math.ceil(math.log2(region.az_count + 1))))
-    media = nodes_per_zone_with_one_lost(region.max_nodes, region.az_count)
+    # A warm pool's stopped instances keep their network interfaces and addresses: counted as running
+    # nodes (the worst case), on top of max_nodes, since the pool is not part of the group's size.
+    pool = region.warm_pool.size if region.warm_pool is not None else 0
+    media = nodes_per_zone_with_one_lost(region.max_nodes + pool, region.az_count)
     system = nodes_per_zone_with_one_lost(infra.system_nodes_max, region.az_count)
     needed = (
         media * addresses_per_node(infra.pods_per_media_node)
@@ -137,6 +140,8 @@ def address_plan_problems(spec: EnvironmentSpec, infra: InfraSpec) -> Iterator[P
                 f"{addresses_per_node(infra.pods_per_media_node)} ({infra.pods_per_media_node} pods per node with "
                 f"prefix delegation) + {plan.system_nodes_per_zone} system nodes x "
                 f"{addresses_per_node(infra.pods_per_system_node)} + {SPARE_ADDRESSES_PER_SUBNET} spare, "
-                f"max_nodes {region.max_nodes} re-balanced over {max(1, region.az_count - 1)} zones when one is lost",
+                f"max_nodes {region.max_nodes}"
+                + (f" + a warm pool of {region.warm_pool.size}" if region.warm_pool is not None else "")
+                + f" re-balanced over {max(1, region.az_count - 1)} zones when one is lost",
                 region.vpc_cidr,
             )

@@ -69,9 +69,20 @@ def test_env_validate_refuses_subnets_too_small_for_max_nodes_with_the_numbers(t
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().endswith(
         f"regions[{index}].vpc_cidr: 10.23.0.0/18 is too small for cgk: each of its 3 zone subnets (/20, 4091 usable "
-        "addresses) must hold 10090 addresses = 200 media nodes x 49 (32 pods per node with prefix delegation) + "
-        "2 system nodes x 129 + 32 spare, max_nodes 400 re-balanced over 2 zones when one is lost"
+        "addresses) must hold 13765 addresses = 275 media nodes x 49 (32 pods per node with prefix delegation) + "
+        "2 system nodes x 129 + 32 spare, max_nodes 400 + a warm pool of 150 re-balanced over 2 zones when one is lost"
     )
+
+
+def test_env_validate_counts_the_warm_pools_stopped_instances_in_the_subnets(tmp_path: Path) -> None:
+    """Stopped instances keep their addresses: a pool that fits max_nodes' subnets but not both is refused."""
+    data = env_data("prod")
+    index = _cgk_index(data)
+    assert _validate(write_env(tmp_path, data)).returncode == 0
+    data["regions"][index]["warm_pool"] = {**data["regions"][index]["warm_pool"], "size": 300}
+    result = _validate(write_env(tmp_path, data))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "max_nodes 400 + a warm pool of 300" in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import pytest
 from pulumi._types import input_type_py_to_pulumi_names  # the package's Python -> wire names (its schema)
 
 from controller.spec import EnvironmentSpec
-from controller.spec.address_plan import addresses_per_node, nodes_per_zone_with_one_lost, plan_region
+from controller.spec.address_plan import nodes_per_zone_with_one_lost, plan_region
 from controller.spec_file import load_environment
 from infra.cluster_compute import WARM_POOL_STATE
 from infra.offline_graph import RecordedGraph, RecordedResource
@@ -91,14 +91,15 @@ def test_warm_pooled_groups_run_an_eks_optimised_ami(prod_graph: RecordedGraph) 
 @pytest.mark.parametrize("env", ENVS)
 def test_zone_subnets_also_hold_the_warm_pool(env: str) -> None:
     # EKS: "ensure sufficient IP addresses for both Auto Scaling group and warm pool instances". The
-    # address plan sizes subnets for max_nodes only; pooled instances come on top. Upper bound: each
-    # one holds a running node's addresses, spread over the zones left when one is lost.
+    # address plan (what `edgectl env validate` checks) counts pooled instances on top of max_nodes,
+    # each holding a running node's addresses (upper bound), spread over the zones left when one is lost.
     spec = _spec(env)
     assert spec.infra is not None
     for region in spec.regions:
         if region.warm_pool is None:
             continue
         plan = plan_region(region, spec.infra)
-        pooled = nodes_per_zone_with_one_lost(region.warm_pool.size, region.az_count)
-        needed = plan.addresses_needed_per_subnet + pooled * addresses_per_node(spec.infra.pods_per_media_node)
+        with_pool = nodes_per_zone_with_one_lost(region.max_nodes + region.warm_pool.size, region.az_count)
+        assert plan.media_nodes_per_zone == with_pool
+        needed = plan.addresses_needed_per_subnet
         assert needed <= plan.addresses_usable_per_subnet, (region.name, needed, plan.addresses_usable_per_subnet)
