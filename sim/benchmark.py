@@ -163,6 +163,7 @@ def run_policy(
     while fleet.now.timestamp() < stop - 1e-6:
         if baseline is None and warm_up_seconds > 0 and fleet.now >= counted_from:
             baseline = fleet.accounting()
+            fleet.count_refusals_from_now()  # the window is charged its own refusals, not the warm-up's
         if progress is not None and fleet.now.timestamp() >= next_report:
             progress((fleet.now.timestamp() - first) / (stop - first))
             next_report += 3600

@@ -32,7 +32,12 @@ from controller.core.guardrails import DraftPlan, residency_certificate, run_gua
 from controller.core.health import assess_health
 from controller.core.path_table import path_table
 from controller.core.planning_cross_border import plan_cross_border_step, unavailable_regions
-from controller.core.planning_demand import decision_interval_seconds, forecast_markets, observed_demand
+from controller.core.planning_demand import (
+    decision_interval_seconds,
+    demand_now,
+    forecast_markets,
+    observed_demand,
+)
 from controller.core.planning_weights import (
     capacity_exhausted,
     paced_overflow,
@@ -123,21 +128,19 @@ def make_plan(
     )
 
     # 2. Demand now and forecast.
-    demand, trend, notes = observed_demand(spec, snapshot, now)
+    sampled, trend, notes = observed_demand(spec, snapshot, now)
     explanation.extend(notes)
+    announced = tuple(overrides.scheduled_demand) if overrides is not None else ()
+    profiles = learn_profiles(spec.markets, snapshot.demand_history)
+    ages = {sample.market: sample.sample_age_seconds for sample in snapshot.markets}
     forecast, forecast_notes = forecast_markets(
-        spec,
-        demand,
-        trend,
-        now,
-        decision_interval_seconds(spec, previous, now),
-        tuple(overrides.scheduled_demand) if overrides is not None else (),
-        learn_profiles(spec.markets, snapshot.demand_history),
-        {sample.market: sample.sample_age_seconds for sample in snapshot.markets},
+        spec, sampled, trend, now, decision_interval_seconds(spec, previous, now), announced, profiles, ages
     )
     explanation.extend(forecast_notes)
+    # The weights act on the arrivals of now: the samples brought forward over their age.
+    demand = demand_now(spec, sampled, trend, now, announced, profiles, ages)
     # Boot-time headroom where the forecast has been missing: errors of the raw forecast, then the factor.
-    forecast_errors = update_errors(spec, previous, demand, forecast, now)
+    forecast_errors = update_errors(spec, previous, sampled, forecast, now)
     for code, factor in uncertainty_factors(spec, forecast_errors).items():
         if factor > 1.0 + 1e-6:
             explanation.append(

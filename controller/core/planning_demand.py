@@ -57,6 +57,40 @@ def decision_interval_seconds(spec: EnvironmentSpec, previous: Plan | None, now:
     return interval
 
 
+def demand_now(
+    spec: EnvironmentSpec,
+    demand: dict[str, float],
+    trend: dict[str, float],
+    now: datetime,
+    announced_events: tuple[DemandEvent, ...] = (),
+    profiles: Mapping[str, LearnedProfile] | None = None,
+    sample_ages: Mapping[str, float] | None = None,
+) -> dict[str, float]:
+    """Each market's demand at `now`, from its sample `sample_age_seconds` old: the forecast at lead 0.
+
+    The weights steer the arrivals of now, not of the sample's time. A scrape a minute late is a
+    minute behind a sale's ramp (5x in five minutes: the sample is short by a fifth of the peak), and
+    the allocation that trusts it fills a region past its loss knee before the next sample shows
+    it. The same strategies as the sizing forecast bring the sample forward (the announced event's
+    ramp, the learned profile, the recent trend), and never below the sample itself.
+    """
+    result: dict[str, float] = {}
+    for market in spec.markets:
+        result[market.code] = forecast_demand(
+            ForecastInput(
+                market=market,
+                observed_sessions=demand[market.code],
+                trend_sessions_per_second=trend[market.code],
+                now=now,
+                lead_seconds=0.0,
+                announced_events=tuple(e for e in announced_events if e.market == market.code),
+                sample_age_seconds=(sample_ages or {}).get(market.code, 0.0),
+                profile=(profiles or {}).get(market.code),
+            )
+        ).forecast_sessions
+    return result
+
+
 def forecast_markets(
     spec: EnvironmentSpec,
     demand: dict[str, float],

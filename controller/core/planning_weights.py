@@ -13,9 +13,15 @@ from datetime import datetime
 
 import numpy as np
 
-from controller.core.allocation import WEIGHT_EPSILON, AllocationProblem, AllocationSolution, solve_allocation
+from controller.core.allocation import (
+    WEIGHT_EPSILON,
+    AllocationProblem,
+    AllocationSolution,
+    region_loads,
+    solve_allocation,
+)
 from controller.core.allocation_problem import build_allocation_problem
-from controller.core.forecast import AnnouncedEventForecaster, ForecastInput, learn_profiles
+from controller.core.forecast import AnnouncedEventForecaster, ForecastInput, ProfileShapedForecaster, learn_profiles
 from controller.core.health import HealthAssessment
 from controller.core.path_table import PathTable
 from controller.core.spec_tables import spec_tables
@@ -180,6 +186,12 @@ WEIGHT_STEP = 0.01
 """Share changes smaller than this are not worth a pre-shift (or a sentence)."""
 
 
+CEILING_SHARE = 0.99
+"""A region whose forecast load reaches this share of its capacity at max_nodes is at its ceiling."""
+LOOKAHEAD_FORECASTERS = (ProfileShapedForecaster(), AnnouncedEventForecaster())
+"""What the pre-shift looks ahead with: the profile and the calendar (the trend is a few minutes' slope)."""
+
+
 def preshift_caps(
     spec: EnvironmentSpec,
     snapshot: FleetSnapshot,
@@ -191,19 +203,23 @@ def preshift_caps(
     current: dict[str, dict[str, float]],
     paths: PathTable,
 ) -> tuple[dict[tuple[str, str], float], list[str]]:
-    """Make room before an announced event in a region that will hit its node ceiling.
+    """Make room before an announced event or a daily peak in a region that will hit its node ceiling.
 
     Weights steer new sessions only; the ones already admitted stay where they are until they end
     (the longest scenario's mean length, 45 min for live shows). If a region will be full at
-    max_nodes once an announced event peaks (TH's sale on bkk, which also carries VN), the markets
-    that must leave it have to start leaving that long before, or the sale's arrivals meet a
-    region still full of the neighbours' calls. So: the target allocation (at max capacity, sticky
-    to the weights in force) for the demand an announced event brings within that horizon; where it
-    gives a market less share in a region than it has now, that share is capped, moving at most
-    the disruption budget per tick. No announced event within the horizon: no caps.
+    max_nodes once an announced event or the markets' daily peak arrives (TH's sale on bkk, which
+    also carries VN; or VN's and TH's evening, which fills bkk while PH's calls from the afternoon
+    are still on it), the markets that must leave it have to start leaving that long before, or
+    the peak's arrivals meet a region still full of the neighbours' calls: bench-3day ran bkk at
+    0.89-0.91 utilisation, past the loss knee, for three hours of each evening so. So: the target
+    allocation (at max capacity, sticky to the weights in force) for the most each market is
+    forecast to want within that horizon (its profile, learned or declared, and its announced
+    events; not the trend, which says nothing 45 minutes ahead); where it gives a market less share
+    in a region than it has now, that share is capped, moving at most the disruption budget per
+    tick. No market rising within the horizon: no caps.
     """
     events = tuple(overrides.scheduled_demand) if overrides is not None else ()
-    if not events or health.snapshot_stale:
+    if health.snapshot_stale:
         return {}, []
     horizon = 60.0 * max(s.mean_session_minutes for s in spec.scenarios.values())
     coming: dict[str, float] = {}
@@ -211,13 +227,15 @@ def preshift_caps(
     ages = {sample.market: sample.sample_age_seconds for sample in snapshot.markets}
     for market in spec.markets:
         mine = tuple(e for e in events if e.market == market.code)
-        if not mine:
-            continue
         seen = ForecastInput(
             market, demand[market.code], 0.0, now, 0.0, mine, ages.get(market.code, 0.0), profiles.get(market.code)
         )
         leads = np.linspace(0.0, horizon, 10)
-        peak = max(AnnouncedEventForecaster().predict(replace(seen, lead_seconds=float(lead))) for lead in leads)
+        peak = max(
+            forecaster.predict(replace(seen, lead_seconds=float(lead)))
+            for lead in leads
+            for forecaster in LOOKAHEAD_FORECASTERS
+        )
         if peak > demand[market.code] * 1.01:
             coming[market.code] = peak
     if not coming:
@@ -229,7 +247,11 @@ def preshift_caps(
     budget_left = dict.fromkeys(tables.market_codes, spec.traffic.disruption_budget)
     caps: dict[tuple[str, str], float] = {}
     notes: list[str] = []
+    loads = region_loads(problem, solution, len(tables.region_names))
+    full = loads >= problem.capacity * CEILING_SHARE
     for k in range(problem.pair_market.shape[0]):
+        if not full[problem.pair_region[k]]:
+            continue  # room to spare at max_nodes: a share the target moves is the LP's choice, not a need
         market = tables.market_codes[problem.pair_market[k]]
         region = tables.region_names[problem.pair_region[k]]
         have = current.get(market, {}).get(region, 0.0)
@@ -239,7 +261,7 @@ def preshift_caps(
             budget_left[market] -= have - caps[(market, region)]
             notes.append(
                 f"{market}: {have:.0%} -> at most {caps[(market, region)]:.0%} of its traffic on {region}, "
-                f"making room before announced demand ({', '.join(f'{m} {v:,.0f}' for m, v in coming.items())} "
+                f"making room before the demand forecast ({', '.join(f'{m} {v:,.0f}' for m, v in coming.items())} "
                 f"sessions within {horizon / 60:.0f} min)"
             )
     return caps, notes

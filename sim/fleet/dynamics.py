@@ -226,6 +226,18 @@ class _SteppedFleet(_ImpairedFleet):
         self._migrated += float(placed.sum())
         self._dropped += np.maximum(amounts - placed, 0.0)
 
+    def count_refusals_from_now(self) -> None:
+        """From now on, capacity-SLO minutes accrue only for sessions refused from now on.
+
+        A refused session counts the minutes it would have lasted (`_rejected_shadow`, decaying like
+        the calls it stands for), so a window whose books start mid-run (`sim.benchmark.run_policy`'s
+        warm-up) would otherwise be charged, for hours, the tail of refusals made before it: the
+        warm start's, by nearest region, in regions at their node ceiling. Nothing else changes:
+        sessions, nodes and QoS are the same; only the attribution of those minutes.
+        """
+        with self._lock:
+            self._rejected_shadow[:] = 0.0
+
     @property
     def migrated_sessions(self) -> float:
         """Calls moved off nearly empty draining nodes (one brief reconnect each) since the start."""

@@ -237,7 +237,7 @@ def test_room_is_made_before_an_announced_sale_in_a_region_that_will_be_full(loc
     assert on_sin < 2.0 - 0.05
     budget = local_spec.traffic.disruption_budget
     assert all(plan.weights[m].get("sin", 0.0) >= 1.0 - budget - 1e-9 for m in ("SG", "TH"))
-    assert any("making room before announced demand" in line for line in plan.explanation)
+    assert any("making room before the demand forecast" in line for line in plan.explanation)
     assert all(p.compliant for p in plan.residency_certificate)
 
 
