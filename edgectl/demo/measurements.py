@@ -225,7 +225,14 @@ def measure_shift(recording: DemoRecording, spec: EnvironmentSpec) -> ShiftMeasu
     # (sim time, weights) series: the fleet's own actuation log is exact; samples are the fallback
     series: list[tuple[datetime, dict[str, dict[str, float]]]]
     if recording.weight_changes:
-        series = [(c.sim_time, c.weights) for c in recording.weight_changes]
+        # Each change replaces the weights of the markets it names (a region it leaves out has none of
+        # them now); a market it does not name keeps its weights: carried forward, so every point of the
+        # series holds every market's weights as they then stood.
+        current = {m: dict(shares) for m, shares in recording.samples[0].weights.items()} if recording.samples else {}
+        series = []
+        for change in recording.weight_changes:
+            current.update({m: dict(shares) for m, shares in change.weights.items()})
+            series.append((change.sim_time, {m: dict(shares) for m, shares in current.items()}))
         result["source"] = "actuation log"
     else:
         series = [(s.sim_time, s.weights) for s in recording.samples]
@@ -240,7 +247,9 @@ def measure_shift(recording: DemoRecording, spec: EnvironmentSpec) -> ShiftMeasu
             for t, w in series
             if t >= start
             and (end is None or t <= end)
-            and any(w.get(m, {}).get(region, baseline[m]) < baseline[m] - SHIFT_THRESHOLD for m in markets)
+            and any(
+                (w[m].get(region, 0.0) if m in w else baseline[m]) < baseline[m] - SHIFT_THRESHOLD for m in markets
+            )
         ),
         None,
     )

@@ -152,6 +152,23 @@ def test_the_actuation_log_wins_over_samples_when_present() -> None:
     assert measure(recording, SPEC).shift.first_shift_sim_seconds == pytest.approx(75)
 
 
+def test_a_region_a_weight_change_leaves_out_has_none_of_the_market_and_unnamed_markets_keep_theirs() -> None:
+    """The controller writes only the regions a market uses: DE -> {dub: 1.0} takes DE off fra entirely.
+    Read as 'fra unchanged', the shift went unseen (the demo's e2e test caught it); a change naming only
+    ID leaves DE and FR where they were."""
+    recording = _recording()
+    recording.weight_changes = [
+        WeightChange(sim_time=START + timedelta(seconds=50 * SPEED + 40), weights={"ID": {"cgk": 1.0}}),
+        WeightChange(
+            sim_time=START + timedelta(seconds=50 * SPEED + 75), weights={"DE": {"dub": 1.0}, "FR": {"dub": 1.0}}
+        ),
+    ]
+    shift = measure(recording, SPEC).shift
+    assert shift.first_shift_sim_seconds == pytest.approx(75)
+    assert shift.steered_away_sim_seconds == pytest.approx(75)  # not at the ID-only change
+    assert shift.lowest_share == 0.0
+
+
 def test_an_accelerated_run_is_judged_in_fleet_seconds_never_by_its_wall_clock() -> None:
     """Issue 17: 6 wall seconds at x60 are 360 fleet seconds; the report says it misses the goal."""
     m = measure(_recording(), SPEC)
