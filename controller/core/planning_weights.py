@@ -192,6 +192,26 @@ LOOKAHEAD_FORECASTERS = (ProfileShapedForecaster(), AnnouncedEventForecaster())
 """What the pre-shift looks ahead with: the profile and the calendar (the trend is a few minutes' slope)."""
 
 
+def _lookahead_peak(seen: ForecastInput, leads: list[float]) -> float:
+    """The most the LOOKAHEAD_FORECASTERS predict for `seen`'s market at any of `leads`. Without an
+    announced event (most markets, most ticks) the calendar forecaster votes 0 and the profile's
+    prediction is the sample scaled by the profile's level then over now: computed here with the
+    level now taken once, not per lead and forecaster (at 250 markets this was a third of the plan)."""
+    if seen.announced_events:
+        return max(
+            forecaster.predict(replace(seen, lead_seconds=lead))
+            for lead in leads
+            for forecaster in LOOKAHEAD_FORECASTERS
+        )
+    then = seen.expected_at(seen.sampled_epoch)
+    start = seen.now.timestamp()
+    peak = 0.0  # the calendar forecaster's vote without an event
+    for lead in leads:
+        later = seen.expected_at(start + lead)
+        peak = max(peak, later if then <= 0.0 else seen.observed_sessions * later / then)
+    return peak
+
+
 def preshift_caps(
     spec: EnvironmentSpec,
     snapshot: FleetSnapshot,
@@ -225,17 +245,13 @@ def preshift_caps(
     coming: dict[str, float] = {}
     profiles = learn_profiles(spec.markets, snapshot.demand_history)
     ages = {sample.market: sample.sample_age_seconds for sample in snapshot.markets}
+    leads = [float(lead) for lead in np.linspace(0.0, horizon, 10)]
     for market in spec.markets:
         mine = tuple(e for e in events if e.market == market.code)
         seen = ForecastInput(
             market, demand[market.code], 0.0, now, 0.0, mine, ages.get(market.code, 0.0), profiles.get(market.code)
         )
-        leads = np.linspace(0.0, horizon, 10)
-        peak = max(
-            forecaster.predict(replace(seen, lead_seconds=float(lead)))
-            for lead in leads
-            for forecaster in LOOKAHEAD_FORECASTERS
-        )
+        peak = _lookahead_peak(seen, leads)
         if peak > demand[market.code] * 1.01:
             coming[market.code] = peak
     if not coming:

@@ -1,0 +1,29 @@
+"""The pre-shift's look-ahead peak (`planning_weights._lookahead_peak`) takes a shortcut for markets
+without announced events; it must equal the forecasters' own votes, lead by lead."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from controller.core.forecast import ForecastInput
+from controller.core.planning_weights import LOOKAHEAD_FORECASTERS, _lookahead_peak
+from controller.spec_file import load_environment
+from tests.controller.core.conftest import ENVIRONMENTS
+
+PROD = load_environment(ENVIRONMENTS / "prod.yaml")
+
+
+@pytest.mark.parametrize("hour", range(0, 24, 3))
+def test_the_shortcut_equals_the_forecasters_votes_for_every_market(hour: int) -> None:
+    now = datetime(2026, 11, 10, hour, 7, tzinfo=UTC) + timedelta(seconds=13)
+    leads = [i * 300.0 for i in range(10)]
+    for market in PROD.markets:
+        seen = ForecastInput(market, 1234.5, 0.0, now, 0.0, (), 45.0, None)
+        generic = max(
+            [0.0]
+            + [f.predict(replace(seen, lead_seconds=lead)) for lead in leads for f in LOOKAHEAD_FORECASTERS]
+        )
+        assert _lookahead_peak(seen, leads) == pytest.approx(generic, rel=1e-12), market.code
