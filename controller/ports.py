@@ -8,7 +8,7 @@ implementations through their constructors and never import an adapter module.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -71,6 +71,7 @@ class SteeringWriter(Protocol):
         plan_id: str,
         actor: str,
         reason: str,
+        forced_off_regions: Collection[str] = frozenset(),
     ) -> AuditRecord: ...
 
 

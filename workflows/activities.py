@@ -30,7 +30,7 @@ from temporalio.exceptions import ApplicationError
 
 from controller.audit import AuditRecord
 from controller.core.safety import move_budget
-from controller.plan import Plan, PlanningOverrides, RegionPin
+from controller.plan import Plan, PlanningOverrides, RegionPin, RegionState
 from controller.ports import (
     ActuationError,
     Actuator,
@@ -383,11 +383,20 @@ class FleetActivities:
             records.append(
                 self._act(
                     "weights",
-                    lambda: actuator.set_steering(
-                        plan.weights, _failed_links(plan), plan_id=plan.plan_id, actor=actor, reason=reason
-                    )
-                    if isinstance(actuator, SteeringWriter)
-                    else actuator.set_traffic_weights(plan.weights, plan_id=plan.plan_id, actor=actor, reason=reason),
+                    lambda: (
+                        actuator.set_steering(
+                            plan.weights,
+                            _failed_links(plan),
+                            plan_id=plan.plan_id,
+                            actor=actor,
+                            reason=reason,
+                            forced_off_regions=[h.region for h in plan.region_health if h.state is RegionState.FAILED],
+                        )
+                        if isinstance(actuator, SteeringWriter)
+                        else actuator.set_traffic_weights(
+                            plan.weights, plan_id=plan.plan_id, actor=actor, reason=reason
+                        )
+                    ),
                 )
             )
 

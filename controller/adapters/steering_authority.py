@@ -18,7 +18,7 @@ Built by `edgectl/bootstrap.py`; the Temporal activities (`workflows/activities.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -122,9 +122,18 @@ class SteeringAuthority:
         except safety.SafetyRuleRefusal as error:
             raise SafetyRuleError(str(error), retryable=False) from error
 
-    def _check_pace(self, state: SteeringState, weights: Mapping[str, Mapping[str, float]]) -> None:
+    def _check_pace(
+        self,
+        state: SteeringState,
+        weights: Mapping[str, Mapping[str, float]],
+        forced_off: Collection[str] = frozenset(),
+    ) -> None:
+        """max_moved_share_per_minute on the weights' moves, leaving out the decreases on `forced_off`
+        regions (failed in the plan that wrote them): a market that moved a minute ago into a region that
+        then failed must still leave it, and refusing that refused the whole write (every market's
+        weights) until the minute slid by."""
         try:
-            planned = safety.moves(state.weights, weights)
+            planned = safety.moves(state.weights, weights, forced_off)
             safety.check_pace(self._spec.safety, state.recent_moves, planned, self._clock())
         except safety.SafetyRuleRefusal as error:
             # Retryable: the window slides; a failover's stage waits for it (its retry policy).
@@ -299,9 +308,11 @@ class FencedActuator:
         plan_id: str,
         actor: str,
         reason: str,
+        forced_off_regions: Collection[str] = frozenset(),
     ) -> AuditRecord:
         """The weights, and (unless None) the backbone paths the selector must avoid, in one fenced,
-        journalled commit (`controller.ports.SteeringWriter`)."""
+        journalled commit (`controller.ports.SteeringWriter`). `forced_off_regions`: regions the plan
+        saw failed; moves off them are not paced (they are recorded all the same)."""
         plain = {market: dict(shares) for market, shares in weights.items()}
         by = f"weights by {actor} (plan {plan_id})"
 
@@ -319,7 +330,7 @@ class FencedActuator:
             commanded_before=lambda s: {m: s.weights[m] for m in plain if m in s.weights} or None,
             commanded_after=commanded_after,
             act=lambda: self._raw.set_traffic_weights(plain, plan_id=plan_id, actor=actor, reason=reason),
-            precheck=lambda s: self._authority._check_pace(s, plain),
+            precheck=lambda s: self._authority._check_pace(s, plain, frozenset(forced_off_regions)),
         )
 
 

@@ -16,7 +16,7 @@ activities; no I/O, no clock (every `now` comes in).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from controller.plan import DrainCommand
@@ -32,19 +32,25 @@ class SafetyRuleRefusal(Exception):
     """An action would break a safety rule; the message names the rule and the numbers."""
 
 
-def moved_share(before: Mapping[str, float], after: Mapping[str, float]) -> float:
-    """Share of a market's traffic that changes region: the sum of the decreases."""
-    return sum(max(0.0, share - after.get(region, 0.0)) for region, share in before.items())
+def moved_share(
+    before: Mapping[str, float], after: Mapping[str, float], forced_off: Collection[str] = frozenset()
+) -> float:
+    """Share of a market's traffic that changes region: the sum of the decreases, except the decreases
+    on `forced_off` regions (failed: no weight may stay there, so that part of a move is not a choice)."""
+    return sum(max(0.0, share - after.get(region, 0.0)) for region, share in before.items() if region not in forced_off)
 
 
 def moves(
-    before: Mapping[str, Mapping[str, float]], after: Mapping[str, Mapping[str, float]]
+    before: Mapping[str, Mapping[str, float]],
+    after: Mapping[str, Mapping[str, float]],
+    forced_off: Collection[str] = frozenset(),
 ) -> dict[str, float]:
-    """Per market named in `after` and known in `before`, the share that moves (0 omitted)."""
+    """Per market named in `after` and known in `before`, the share that moves (0 omitted); decreases on
+    `forced_off` regions are left out (see `moved_share`)."""
     result = {}
     for market, shares in after.items():
         if market in before:
-            share = moved_share(before[market], shares)
+            share = moved_share(before[market], shares, forced_off)
             if share > SHARE_EPSILON:
                 result[market] = share
     return result
@@ -82,9 +88,9 @@ def check_pace(rules: SafetyRules, history: Sequence[WeightMove], planned: Mappi
         raise SafetyRuleRefusal(f"safety rule max_moved_share_per_minute: {detail}")
 
 
-def move_budget(rules: SafetyRules, history: Sequence[WeightMove], markets: Sequence[str], now: datetime) -> (
-    dict[str, float] | None
-):
+def move_budget(
+    rules: SafetyRules, history: Sequence[WeightMove], markets: Sequence[str], now: datetime
+) -> dict[str, float] | None:
     """Share each market may still move now (None: the rule is off)."""
     limit = rules.max_moved_share_per_minute
     if limit is None:

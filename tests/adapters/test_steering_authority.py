@@ -174,3 +174,32 @@ def test_failed_backbone_paths_are_recorded_with_the_weights_for_the_selector(pa
     assert authority.state().failed_backbone_links == [("cgk", "fra")]
     gate.set_steering(weights, [], plan_id="p3", actor="loop", reason="r")
     assert authority.state().failed_backbone_links == []
+
+
+def test_leaving_a_region_the_plan_saw_failed_is_not_paced_but_counted(tmp_path, local_spec):
+    """DE moved all of its traffic to dub a minute ago and dub then failed: the move off dub is forced
+    (no weight may stay on a failed region), so the pace rule does not refuse it; refusing it refused the
+    whole weights write, every market's, until the minute slid by (bench fast_shift). A move between
+    healthy regions in the same write is still paced, and the forced move is still recorded."""
+    fleet = RecordingActuator()
+    spec = local_spec.model_copy(update={"safety": SafetyRules(min_serving_regions=1, max_moved_share_per_minute=1.0)})
+    clock = [datetime(2026, 11, 29, 12, 0, tzinfo=UTC)]
+    authority = SteeringAuthority(
+        FileSteeringStore(tmp_path / "s.json", spec.name), fleet, spec, clock=lambda: clock[0]
+    )
+
+    def write(weights, plan_id, **kwargs):
+        gate = authority.actuator_for(Fence.for_loop(authority.state().revision))
+        return gate.set_steering(weights, None, plan_id=plan_id, actor="loop", reason="r", **kwargs)
+
+    write({"DE": {"fra": 1.0}, "FR": {"fra": 1.0}}, "a")
+    clock[0] += timedelta(seconds=61)
+    write({"DE": {"dub": 1.0}, "FR": {"fra": 1.0}}, "b")  # 100% of DE moved
+    clock[0] += timedelta(seconds=10)
+    with pytest.raises(SafetyRuleError, match=r"DE: 100% moved in the last 60 s \+ 100% now > 100%"):
+        write({"DE": {"fra": 1.0}, "FR": {"fra": 1.0}}, "c")  # nothing failed: paced
+    write({"DE": {"fra": 1.0}, "FR": {"fra": 1.0}}, "d", forced_off_regions=["dub"])
+    assert fleet.weights["DE"] == {"fra": 1.0}
+    assert [m.share for m in authority.state().recent_moves if m.market == "DE"] == [1.0, 1.0]
+    with pytest.raises(SafetyRuleError, match=r"DE: 200% moved in the last 60 s \+ 50% now > 100%"):
+        write({"DE": {"fra": 0.5, "dub": 0.5}, "FR": {"fra": 1.0}}, "e", forced_off_regions=["sin"])

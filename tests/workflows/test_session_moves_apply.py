@@ -131,3 +131,33 @@ def test_the_plans_failed_backbone_paths_reach_the_steering_state_with_its_weigh
         request = ApplyPlanRequest(plan=plan, actor="controller/test", fence=Fence.for_loop(authority.state().revision))
         activities.apply_plan(request)
         assert authority.state().failed_backbone_links == [("cgk", "fra")]
+
+
+def test_apply_plan_is_not_paced_out_of_a_region_its_plan_saw_failed(local_spec):
+    """A market moved wholly into dub less than a minute ago; dub then fails. The plan's move off dub
+    must land (the planner exempts it from pacing, and so must the authority it writes through), else
+    the whole weights write is refused tick after tick until the minute slides by."""
+    from controller.plan import RegionHealth, RegionState
+    from controller.spec import SafetyRules
+
+    spec = local_spec.model_copy(update={"safety": SafetyRules(min_serving_regions=1, max_moved_share_per_minute=1.0)})
+    fleet = SimulatedFleet(spec, quiet_trace(START, 3600), start=START, demand_variation=0.0)
+    with SimulatorServer(fleet, run_clock=False) as server:
+        actuator = SimulatorActuator(server.url)
+        authority = gate(spec, actuator)
+        activities = FleetActivities(spec, actuator, authority, metrics=ControllerMetrics("local", CollectorRegistry()))
+        weights = {m: dict(s) for m, s in fleet.snapshot().current_weights.items()}
+
+        def apply(plan_id: str, de: dict[str, float], failed: list[str]) -> None:
+            plan = Plan(
+                plan_id=plan_id, environment="local", created_at=fleet.now, snapshot_taken_at=fleet.now,
+                weights={**weights, "DE": de},
+                region_health=[RegionHealth(region=r, state=RegionState.FAILED) for r in failed],
+            )  # fmt: skip
+            fence = Fence.for_loop(authority.state().revision)
+            activities.apply_plan(ApplyPlanRequest(plan=plan, actor="controller/test", fence=fence))
+
+        apply("p1", {"fra": 1.0}, [])
+        apply("p2", {"dub": 1.0}, [])  # 100% of DE moved: the minute's budget is spent
+        apply("p3", {"fra": 1.0}, ["dub"])  # dub failed: DE must leave it now
+        assert authority.state().weights["DE"] == {"fra": 1.0}

@@ -76,3 +76,11 @@ def test_pacing_never_puts_weight_back_on_a_failed_or_breaching_region():
     assert set(limited["BR"]) <= {"iad", "bom"}
     unexempt, _ = safety.limit_moves({"BR": {"iad": 0.8, "bom": 0.2}}, {"BR": {"gru": 0.3, "iad": 0.7}}, {"BR": 0.2})
     assert unexempt["BR"]["gru"] > 0.0  # what the rule alone does, and why the planner exempts failed regions
+
+
+def test_decreases_on_forced_off_regions_are_not_moves_the_pace_rule_counts() -> None:
+    before = {"DE": {"fra": 0.3, "dub": 0.7}}
+    after = {"DE": {"fra": 1.0}}
+    assert safety.moves(before, after) == {"DE": pytest.approx(0.7)}
+    assert safety.moves(before, after, forced_off={"dub"}) == {}
+    assert safety.moved_share({"fra": 0.5, "dub": 0.5}, {"par": 1.0}, forced_off={"dub"}) == pytest.approx(0.5)
