@@ -67,12 +67,17 @@ def diurnal_sessions(profile: DemandProfile, local_hour: float) -> float:
 _ZONES: dict[str, ZoneInfo] = {}
 
 
+def market_zone(timezone: str) -> ZoneInfo:
+    """The IANA zone of a market's timezone name (cached: ZoneInfo lookups add up at 250 markets)."""
+    zone = _ZONES.get(timezone)
+    if zone is None:
+        zone = _ZONES[timezone] = ZoneInfo(timezone)
+    return zone
+
+
 def local_hour(market: MarketSpec, at: datetime) -> float:
     """Hour of day (0..24, fractional) on the market's local clock at instant `at`."""
-    zone = _ZONES.get(market.timezone)
-    if zone is None:
-        zone = _ZONES[market.timezone] = ZoneInfo(market.timezone)
-    local = at.astimezone(zone)
+    local = at.astimezone(market_zone(market.timezone))
     return local.hour + local.minute / 60.0 + local.second / 3600.0
 
 

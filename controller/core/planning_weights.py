@@ -8,8 +8,9 @@ demand no compliant region could hold at max_nodes. Pure.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -21,7 +22,14 @@ from controller.core.allocation import (
     solve_allocation,
 )
 from controller.core.allocation_problem import build_allocation_problem
-from controller.core.forecast import AnnouncedEventForecaster, ForecastInput, ProfileShapedForecaster, learn_profiles
+from controller.core.forecast import (
+    AnnouncedEventForecaster,
+    ForecastInput,
+    ProfileShapedForecaster,
+    diurnal_sessions,
+    learn_profiles,
+    market_zone,
+)
 from controller.core.health import HealthAssessment
 from controller.core.path_table import PathTable
 from controller.core.spec_tables import spec_tables
@@ -205,11 +213,26 @@ def _lookahead_peak(seen: ForecastInput, leads: list[float]) -> float:
         )
     then = seen.expected_at(seen.sampled_epoch)
     start = seen.now.timestamp()
+    level = _declared_levels(seen, start, leads) if seen.profile is None else None
     peak = 0.0  # the calendar forecaster's vote without an event
-    for lead in leads:
-        later = seen.expected_at(start + lead)
+    for i, lead in enumerate(leads):
+        later = level[i] if level is not None else seen.expected_at(start + lead)
         peak = max(peak, later if then <= 0.0 else seen.observed_sessions * later / then)
     return peak
+
+
+def _declared_levels(seen: ForecastInput, start: float, leads: list[float]) -> list[float] | None:
+    """The declared profile's level at `start + lead` for every lead, from one UTC offset of the
+    market's zone (what `local_hour` would find per instant, whole seconds as it counts them), or None
+    when the offset changes within the leads (a daylight-saving switch: then per instant)."""
+    zone = market_zone(seen.market.timezone)
+    first = seen.now.astimezone(zone).utcoffset()
+    last = (seen.now + timedelta(seconds=leads[-1])).astimezone(zone).utcoffset()
+    if first is None or first != last:
+        return None
+    offset = first.total_seconds()
+    profile = seen.market.demand
+    return [diurnal_sessions(profile, ((math.floor(start + lead) + offset) % 86_400) / 3600.0) for lead in leads]
 
 
 def preshift_caps(

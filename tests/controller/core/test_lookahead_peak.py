@@ -27,3 +27,21 @@ def test_the_shortcut_equals_the_forecasters_votes_for_every_market(hour: int) -
             + [f.predict(replace(seen, lead_seconds=lead)) for lead in leads for f in LOOKAHEAD_FORECASTERS]
         )
         assert _lookahead_peak(seen, leads) == pytest.approx(generic, rel=1e-12), market.code
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        datetime(2026, 10, 25, 0, 40, 1, 250_000, tzinfo=UTC),  # Berlin leaves summer time within the horizon
+        datetime(2026, 3, 29, 0, 50, 0, 999_999, tzinfo=UTC),  # ... and enters it
+    ],
+)
+def test_the_shortcut_holds_across_a_daylight_saving_switch_and_fractional_seconds(now: datetime) -> None:
+    leads = [i * 300.0 for i in range(10)]
+    for market in PROD.markets:
+        seen = ForecastInput(market, 800.0, 0.0, now, 0.0, (), 61.5, None)
+        generic = max(
+            [0.0]
+            + [f.predict(replace(seen, lead_seconds=lead)) for lead in leads for f in LOOKAHEAD_FORECASTERS]
+        )
+        assert _lookahead_peak(seen, leads) == pytest.approx(generic, rel=1e-9), market.code
