@@ -137,10 +137,10 @@ class PlannedGuestPlacement:
                     self._failed[i, j] = self._failed[j, i] = True
             self._joint = self._joint_by(plan)
 
-    def _joint_by(self, plan: CrossBorderPlan) -> FloatArray:
-        """F x R x R: each flow's sessions over (host region, guest region) as the plan places them, only
-        on pairs both sides' rules allow (the plan's LP never uses a failed path); rows sum to 1 or 0."""
-        joint = np.zeros((self.flows.count, len(self.region_names), len(self.region_names)))
+    def _planned_sessions(self, plan: CrossBorderPlan, *, host_checked: bool) -> FloatArray:
+        """F x R x R: the plan's sessions per flow on (host region, guest region), never on a guest region
+        the guest's rules forbid (nor, `host_checked`, a host region the host's forbid)."""
+        planned = np.zeros((self.flows.count, len(self.region_names), len(self.region_names)))
         pair_index = {
             (self.markets[h], self.markets[g]): f
             for f, (h, g) in enumerate(zip(self.flows.host.tolist(), self.flows.guest.tolist(), strict=True))
@@ -151,9 +151,17 @@ class PlannedGuestPlacement:
                 continue
             for placement in pair.placements:
                 a, b = self._r.get(placement.host_region), self._r.get(placement.guest_region)
-                if a is None or b is None or not (self._host_allowed[f, a] and self._guest_allowed[f, b]):
+                if a is None or b is None or not self._guest_allowed[f, b]:
+                    continue  # never follow a plan outside the guest's jurisdictions
+                if host_checked and not self._host_allowed[f, a]:
                     continue
-                joint[f, a, b] += placement.sessions
+                planned[f, a, b] += placement.sessions
+        return planned
+
+    def _joint_by(self, plan: CrossBorderPlan) -> FloatArray:
+        """F x R x R: each flow's sessions over (host region, guest region) as the plan places them, only
+        on pairs both sides' rules allow (the plan's LP never uses a failed path); rows sum to 1 or 0."""
+        joint = self._planned_sessions(plan, host_checked=True)
         totals = joint.sum(axis=(1, 2))
         has = totals > 0
         joint[has] /= totals[has][:, None, None]
@@ -163,20 +171,7 @@ class PlannedGuestPlacement:
         """F x R (host region) x R (guest region) shares: the default, overridden where the plan places
         a pair's sessions from that host region in allowed guest regions."""
         split = self._default.copy()
-        pair_index = {
-            (self.markets[h], self.markets[g]): f
-            for f, (h, g) in enumerate(zip(self.flows.host.tolist(), self.flows.guest.tolist(), strict=True))
-        }
-        planned = np.zeros_like(split)
-        for pair in plan.pairs:
-            f = pair_index.get((pair.host, pair.guest))
-            if f is None:
-                continue
-            for placement in pair.placements:
-                a, b = self._r.get(placement.host_region), self._r.get(placement.guest_region)
-                if a is None or b is None or not self._guest_allowed[f, b]:
-                    continue  # never follow a plan outside the guest's jurisdictions
-                planned[f, a, b] += placement.sessions
+        planned = self._planned_sessions(plan, host_checked=False)
         totals = planned.sum(axis=2)
         covered = (totals > 0) & ~self._guest_allowed  # the host's region is allowed: stay there
         split[covered] = planned[covered] / totals[covered][:, None]
