@@ -127,7 +127,9 @@ def test_controller_announce_status_and_withdraw(temporal_server, temporal_task_
     spec = load_environment(fast_env)
     adapter = SimulatorActuator(simulator.url)
     common = ["--env", str(fast_env), "--temporal-address", temporal_server.address]
-    start = (datetime.now(UTC) + timedelta(minutes=30)).replace(microsecond=0)
+    # Half an hour ahead on the fleet's clock, which the command checks against (the simulated fleet
+    # starts at 03:00 UTC today: a wall-clock start fails the test run between 00:00 and 02:30 UTC).
+    start = (simulator.fleet.now + timedelta(minutes=30)).replace(microsecond=0)
     when = ["--market", "ID", "--start", start.isoformat().replace("+00:00", "Z")]
 
     async def scenario():
