@@ -26,7 +26,6 @@ from controller.core.forecast import (
     AnnouncedEventForecaster,
     ForecastInput,
     ProfileShapedForecaster,
-    diurnal_sessions,
     learn_profiles,
     market_zone,
 )
@@ -213,18 +212,24 @@ def _lookahead_peak(seen: ForecastInput, leads: list[float]) -> float:
         )
     then = seen.expected_at(seen.sampled_epoch)
     start = seen.now.timestamp()
-    level = _declared_levels(seen, start, leads) if seen.profile is None else None
+    levels = _declared_levels(seen, start, leads) if seen.profile is None else None
+    if levels is None:
+        levels = [seen.expected_at(start + lead) for lead in leads]
+    observed = seen.observed_sessions
     peak = 0.0  # the calendar forecaster's vote without an event
-    for i, lead in enumerate(leads):
-        later = level[i] if level is not None else seen.expected_at(start + lead)
-        peak = max(peak, later if then <= 0.0 else seen.observed_sessions * later / then)
+    for later in levels:
+        value = later if then <= 0.0 else observed * later / then
+        if value > peak:  # max(peak, value), without a call per lead
+            peak = value
     return peak
 
 
 def _declared_levels(seen: ForecastInput, start: float, leads: list[float]) -> list[float] | None:
     """The declared profile's level at `start + lead` for every lead, from one UTC offset of the
     market's zone (what `local_hour` would find per instant, whole seconds as it counts them), or None
-    when the offset changes within the leads (a daylight-saving switch: then per instant)."""
+    when the offset changes within the leads (a daylight-saving switch: then per instant). The
+    arithmetic of `diurnal_sessions` inlined, operation for operation (the same floats), since this
+    runs for every market and lead each tick."""
     zone = market_zone(seen.market.timezone)
     first = seen.now.astimezone(zone).utcoffset()
     last = (seen.now + timedelta(seconds=leads[-1])).astimezone(zone).utcoffset()
@@ -232,7 +237,16 @@ def _declared_levels(seen: ForecastInput, start: float, leads: list[float]) -> l
         return None
     offset = first.total_seconds()
     profile = seen.market.demand
-    return [diurnal_sessions(profile, ((math.floor(start + lead) + offset) % 86_400) / 3600.0) for lead in leads]
+    baseline = profile.baseline_sessions
+    span = profile.peak_sessions - profile.baseline_sessions
+    peak_hour = profile.peak_local_hour
+    floor, cos, pi = math.floor, math.cos, math.pi
+    levels = []
+    for lead in leads:
+        local_hour = ((floor(start + lead) + offset) % 86_400) / 3600.0
+        phase = 2.0 * pi * (local_hour - peak_hour) / 24.0
+        levels.append(baseline + span * (0.5 * (1.0 + cos(phase))) ** 2)
+    return levels
 
 
 def preshift_caps(
