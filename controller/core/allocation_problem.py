@@ -71,7 +71,25 @@ def path_cost_ms(
     - path excess = a path's own excess above E[r] (a sick route): always counted.
 
     Unobserved paths cost their unloaded RTT plus their region's counted excess.
+
+    The four LPs of a tick price the same paths with the same breaching regions: the result is kept
+    on `paths` (built once per tick) and handed out read-only.
     """
+    key = b"all" if region_breaching is None else region_breaching.tobytes()
+    known = paths.derived.get(key)
+    if known is None:
+        known = _path_cost_ms(spec, tables, paths, region_breaching)
+        known.setflags(write=False)
+        paths.derived[key] = known
+    return known
+
+
+def _path_cost_ms(
+    spec: EnvironmentSpec,
+    tables: SpecTables,
+    paths: PathTable,
+    region_breaching: npt.NDArray[np.bool_] | None,
+) -> FloatArray:
     traffic = spec.traffic
     base = tables.pair_base_rtt_ms
     rtt_excess = np.where(np.isnan(paths.rtt_ms), 0.0, np.maximum(0.0, paths.rtt_ms - base))

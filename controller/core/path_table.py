@@ -8,7 +8,7 @@ thousands of paths; arrays keep the tick inside its latency budget. Paths the sp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +30,10 @@ class PathTable:
     observed: npt.NDArray[np.bool_]  # (K,) at least one metric known
     region_has_samples: npt.NDArray[np.bool_]  # (R,) any path of the region (allowed or not) observed
     ignored_paths: int  # paths outside the allowed pairs
+    derived: dict[bytes, FloatArray] = field(default_factory=dict, compare=False, repr=False)
+    """What is computed from this table alone (the QoS cost per pair for a set of breaching regions,
+    `allocation_problem.path_cost_ms`), kept for the other LPs of the same tick: the table is built
+    once per make_plan, so this lives exactly as long as one tick. Read-only arrays."""
 
 
 def path_table(tables: SpecTables, snapshot: FleetSnapshot) -> PathTable:
