@@ -191,18 +191,6 @@ class _AllocationLp:
         matrix = sparse.csc_matrix(
             (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_rows, n_cols)
         )
-        lp = highspy.HighsLp()
-        lp.num_col_ = n_cols
-        lp.num_row_ = n_rows
-        lp.col_cost_ = cost
-        lp.col_lower_ = lower
-        lp.col_upper_ = upper
-        lp.row_lower_ = row_lower
-        lp.row_upper_ = row_upper
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = matrix.indptr
-        lp.a_matrix_.index_ = matrix.indices
-        lp.a_matrix_.value_ = matrix.data
         # The pybind base class: the high-level `highspy.Highs` installs Python callbacks and
         # prints a banner on stdout, which would corrupt `edgectl plan --json`.
         self.highs = _Highs()
@@ -211,7 +199,26 @@ class _AllocationLp:
         # Column generation re-solves after adding columns: warm simplex from the last basis beats
         # presolving the model again each round.
         self.highs.setOptionValue("presolve", "off")
-        self.highs.passModel(lp)
+        # The model from the arrays' buffers (the pointer overload of passModel): filling a HighsLp's
+        # vectors attribute by attribute converted every element through Python (~0.6 ms an LP at
+        # 30 x 250, four LPs a tick). The same model: every column continuous, minimised, no offset.
+        self.highs.passModel(
+            n_cols,
+            n_rows,
+            matrix.nnz,
+            int(highspy.MatrixFormat.kColwise),
+            int(highspy.ObjSense.kMinimize),
+            0.0,
+            np.ascontiguousarray(cost, dtype=np.float64),
+            np.ascontiguousarray(lower, dtype=np.float64),
+            np.ascontiguousarray(upper, dtype=np.float64),
+            np.ascontiguousarray(row_lower, dtype=np.float64),
+            np.ascontiguousarray(row_upper, dtype=np.float64),
+            matrix.indptr.astype(np.int32),
+            matrix.indices.astype(np.int32),
+            np.ascontiguousarray(matrix.data, dtype=np.float64),
+            np.zeros(n_cols, dtype=np.int32),  # HighsVarType.kContinuous
+        )
 
     def _x_entries(self, pairs: IntArray, first_col: int) -> tuple[IntArray, IntArray, FloatArray]:
         """Matrix entries of x columns: 1 in the market row, demand in the region's capacity row."""
