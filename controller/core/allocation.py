@@ -283,6 +283,17 @@ class _AllocationLp:
         )
 
 
+def first_columns_order(pair_market: IntArray, cost: FloatArray) -> IntArray:
+    """The pairs by market, then cost, then index: `np.lexsort((index, cost, pair_market))`, from two
+    plain sorts (lexsort took ~0.5 ms an LP at 30 x 250): each pair's place in a stable sort by cost
+    (ties by index), then market-major. The keys are distinct, so the order is the same."""
+    pairs = pair_market.shape[0]
+    by_cost = np.argsort(cost, kind="stable")
+    cost_rank = np.empty(pairs, dtype=np.int64)
+    cost_rank[by_cost] = np.arange(pairs)
+    return np.asarray(np.argsort(pair_market.astype(np.int64) * pairs + cost_rank), dtype=np.int64)
+
+
 def solve_allocation(problem: AllocationProblem) -> AllocationSolution:
     """The optimum of the full LP, found by column generation (delayed pricing) over the x variables.
 
@@ -298,7 +309,7 @@ def solve_allocation(problem: AllocationProblem) -> AllocationSolution:
     available = problem.upper > WEIGHT_EPSILON
     must = (problem.lower > 0.0) | ((problem.current > WEIGHT_EPSILON) & available)
     # Rank each market's available pairs by cost; keep the cheapest few.
-    order = np.lexsort((np.arange(pairs), np.where(available, problem.cost_ms, np.inf), problem.pair_market))
+    order = first_columns_order(problem.pair_market, np.where(available, problem.cost_ms, np.inf))
     sorted_market = problem.pair_market[order]
     first_of_market = np.searchsorted(sorted_market, sorted_market, side="left")
     rank = np.empty(pairs, dtype=np.int64)
