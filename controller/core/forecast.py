@@ -273,8 +273,11 @@ class ProfileShapedForecaster:
     name = "diurnal profile"
 
     def predict(self, data: ForecastInput) -> float:
-        expected_then = data.expected_at(data.sampled_epoch)
-        expected_later = data.expected_at(data.now.timestamp() + data.lead_seconds)
+        then = data.sampled_epoch
+        later = data.now.timestamp() + data.lead_seconds
+        expected_then = data.expected_at(then)
+        # The same instant (lead 0, a fresh sample: the demand of now) is the same level, computed once.
+        expected_later = expected_then if later == then else data.expected_at(later)
         if expected_then <= 0.0:
             return expected_later
         return data.observed_sessions * expected_later / expected_then
@@ -290,6 +293,8 @@ class AnnouncedEventForecaster:
     name = "announced event"
 
     def predict(self, data: ForecastInput) -> float:
+        if not data.announced_events:
+            return 0.0  # no event, no vote (most markets, most ticks)
         events = [e for e in data.announced_events if e.market == data.market.code]
         now = data.sampled_epoch
         later = data.now.timestamp() + data.lead_seconds

@@ -112,7 +112,9 @@ def forecast_markets(
     forecasts: dict[str, float] = {}
     notes: list[str] = []
     for market in spec.markets:
-        boot = max(spec.region_by_name[r].node_boot_seconds for r in tables.allowed_regions[market.code])
+        boot = tables.market_boot_seconds.get(market.code)
+        if boot is None:  # no allowed region: max() says so, as it always did
+            boot = max(spec.region_by_name[r].node_boot_seconds for r in tables.allowed_regions[market.code])
         lead = round(boot + decision_interval + spec.scaling.forecast_margin_seconds)
         result = forecast_demand(
             ForecastInput(
