@@ -302,9 +302,10 @@ def preshift_caps(
     notes: list[str] = []
     loads = region_loads(problem, solution, len(tables.region_names))
     full = loads >= problem.capacity * CEILING_SHARE
-    for k in range(problem.pair_market.shape[0]):
-        if not full[problem.pair_region[k]]:
-            continue  # room to spare at max_nodes: a share the target moves is the LP's choice, not a need
+    # Only the pairs of full regions, in pair order: a region with room to spare at max_nodes keeps its
+    # shares (a share the target moves there is the LP's choice, not a need). A Python loop over all
+    # 6,000 pairs to skip them one by one cost ~2.5 ms a tick.
+    for k in np.flatnonzero(full[problem.pair_region]):
         market = tables.market_codes[problem.pair_market[k]]
         region = tables.region_names[problem.pair_region[k]]
         have = current.get(market, {}).get(region, 0.0)
