@@ -299,6 +299,12 @@ def make_plan(
     # 5. Guardrails on the draft; the residency certificate is built from the final weights.
     certificate = residency_certificate(spec, weights)
     observations = {o.region: o for o in snapshot.regions}
+    draining_nodes: dict[str, frozenset[str]] = {}
+    serving_nodes: dict[str, int] = {}
+    for o in snapshot.regions:  # one pass over the fleet's nodes for both
+        draining = [n.name for n in o.nodes if n.state is NodeState.DRAINING]
+        draining_nodes[o.region] = frozenset(draining)
+        serving_nodes[o.region] = len(o.nodes) - len(draining)
     draft = DraftPlan(
         spec=spec,
         weights=weights,
@@ -317,12 +323,8 @@ def make_plan(
         scale=scaling.scale,
         drains=drains,
         undrains=scaling.undrains,
-        draining_nodes={
-            o.region: frozenset(n.name for n in o.nodes if n.state is NodeState.DRAINING) for o in snapshot.regions
-        },
-        serving_nodes={
-            o.region: sum(1 for n in o.nodes if n.state is not NodeState.DRAINING) for o in snapshot.regions
-        },
+        draining_nodes=draining_nodes,
+        serving_nodes=serving_nodes,
         observed_violations=violations,
         steered_away=health.steered_away(),
         cross_border=cross_border.plan if cross_border is not None else None,
