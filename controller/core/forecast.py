@@ -253,7 +253,9 @@ class ForecastInput:
 
 
 def _at(epoch: float, like: datetime) -> datetime:
-    return like + timedelta(seconds=epoch - like.timestamp())
+    offset = epoch - like.timestamp()
+    # `like` itself at its own instant (a fresh sample: every market, each tick), without a timedelta.
+    return like if offset == 0.0 else like + timedelta(seconds=offset)
 
 
 class Forecaster(Protocol):
