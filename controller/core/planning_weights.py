@@ -199,11 +199,16 @@ LOOKAHEAD_FORECASTERS = (ProfileShapedForecaster(), AnnouncedEventForecaster())
 """What the pre-shift looks ahead with: the profile and the calendar (the trend is a few minutes' slope)."""
 
 
-def _lookahead_peak(seen: ForecastInput, leads: list[float]) -> float:
+ZoneHours = dict[tuple[str, float], list[float] | None]
+"""(timezone, start epoch) -> `_zone_hours` of that zone: shared by the markets of one pre-shift call."""
+
+
+def _lookahead_peak(seen: ForecastInput, leads: list[float], zone_hours: ZoneHours | None = None) -> float:
     """The most the LOOKAHEAD_FORECASTERS predict for `seen`'s market at any of `leads`. Without an
     announced event (most markets, most ticks) the calendar forecaster votes 0 and the profile's
     prediction is the sample scaled by the profile's level then over now: computed here with the
-    level now taken once, not per lead and forecaster (at 250 markets this was a third of the plan)."""
+    level now taken once, not per lead and forecaster (at 250 markets this was a third of the plan).
+    `zone_hours`: the local hours of the leads per zone, filled and shared by the caller's markets."""
     if seen.announced_events:
         return max(
             forecaster.predict(replace(seen, lead_seconds=lead))
@@ -212,7 +217,16 @@ def _lookahead_peak(seen: ForecastInput, leads: list[float]) -> float:
         )
     then = seen.expected_at(seen.sampled_epoch)
     start = seen.now.timestamp()
-    levels = _declared_levels(seen, start, leads) if seen.profile is None else None
+    levels = None
+    if seen.profile is None:
+        key = (seen.market.timezone, start)
+        if zone_hours is None or key not in zone_hours:
+            hours = _zone_hours(seen, start, leads)
+            if zone_hours is not None:
+                zone_hours[key] = hours
+        else:
+            hours = zone_hours[key]
+        levels = _declared_levels(seen, hours) if hours is not None else None
     if levels is None:
         levels = [seen.expected_at(start + lead) for lead in leads]
     observed = seen.observed_sessions
@@ -224,26 +238,29 @@ def _lookahead_peak(seen: ForecastInput, leads: list[float]) -> float:
     return peak
 
 
-def _declared_levels(seen: ForecastInput, start: float, leads: list[float]) -> list[float] | None:
-    """The declared profile's level at `start + lead` for every lead, from one UTC offset of the
-    market's zone (what `local_hour` would find per instant, whole seconds as it counts them), or None
-    when the offset changes within the leads (a daylight-saving switch: then per instant). The
-    arithmetic of `diurnal_sessions` inlined, operation for operation (the same floats), since this
-    runs for every market and lead each tick."""
+def _zone_hours(seen: ForecastInput, start: float, leads: list[float]) -> list[float] | None:
+    """The local clock hour at `start + lead` for every lead in the market's zone, from one UTC offset
+    (what `local_hour` would find per instant, whole seconds as it counts them), or None when the
+    offset changes within the leads (a daylight-saving switch: then per instant)."""
     zone = market_zone(seen.market.timezone)
     first = seen.now.astimezone(zone).utcoffset()
     last = (seen.now + timedelta(seconds=leads[-1])).astimezone(zone).utcoffset()
     if first is None or first != last:
         return None
     offset = first.total_seconds()
+    return [((math.floor(start + lead) + offset) % 86_400) / 3600.0 for lead in leads]
+
+
+def _declared_levels(seen: ForecastInput, hours: list[float]) -> list[float]:
+    """The declared profile's level at each local hour: the arithmetic of `diurnal_sessions` inlined,
+    operation for operation (the same floats), since this runs for every market and lead each tick."""
     profile = seen.market.demand
     baseline = profile.baseline_sessions
     span = profile.peak_sessions - profile.baseline_sessions
     peak_hour = profile.peak_local_hour
-    floor, cos, pi = math.floor, math.cos, math.pi
+    cos, pi = math.cos, math.pi
     levels = []
-    for lead in leads:
-        local_hour = ((floor(start + lead) + offset) % 86_400) / 3600.0
+    for local_hour in hours:
         phase = 2.0 * pi * (local_hour - peak_hour) / 24.0
         levels.append(baseline + span * (0.5 * (1.0 + cos(phase))) ** 2)
     return levels
@@ -283,12 +300,13 @@ def preshift_caps(
     profiles = learn_profiles(spec.markets, snapshot.demand_history)
     ages = {sample.market: sample.sample_age_seconds for sample in snapshot.markets}
     leads = [float(lead) for lead in np.linspace(0.0, horizon, 10)]
+    zone_hours: ZoneHours = {}
     for market in spec.markets:
         mine = tuple(e for e in events if e.market == market.code)
         seen = ForecastInput(
             market, demand[market.code], 0.0, now, 0.0, mine, ages.get(market.code, 0.0), profiles.get(market.code)
         )
-        peak = _lookahead_peak(seen, leads)
+        peak = _lookahead_peak(seen, leads, zone_hours)
         if peak > demand[market.code] * 1.01:
             coming[market.code] = peak
     if not coming:
