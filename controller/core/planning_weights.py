@@ -9,6 +9,7 @@ demand no compliant region could hold at max_nodes. Pure.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -215,7 +216,7 @@ def _lookahead_peak(seen: ForecastInput, leads: list[float], zone_hours: ZoneHou
             for lead in leads
             for forecaster in LOOKAHEAD_FORECASTERS
         )
-    then = seen.expected_at(seen.sampled_epoch)
+    then = seen.level_then if seen.level_then is not None else seen.expected_at(seen.sampled_epoch)
     start = seen.now.timestamp()
     levels = None
     if seen.profile is None:
@@ -276,6 +277,7 @@ def preshift_caps(
     now: datetime,
     current: dict[str, dict[str, float]],
     paths: PathTable,
+    levels_then: Mapping[str, float] | None = None,
 ) -> tuple[dict[tuple[str, str], float], list[str]]:
     """Make room before an announced event or a daily peak in a region that will hit its node ceiling.
 
@@ -290,7 +292,8 @@ def preshift_caps(
     forecast to want within that horizon (its profile, learned or declared, and its announced
     events; not the trend, which says nothing 45 minutes ahead); where it gives a market less share
     in a region than it has now, that share is capped, moving at most the disruption budget per
-    tick. No market rising within the horizon: no caps.
+    tick. No market rising within the horizon: no caps. `levels_then`: the profiles' levels at the
+    samples' instants when the caller has them (`forecast.levels_at_sample`).
     """
     events = tuple(overrides.scheduled_demand) if overrides is not None else ()
     if health.snapshot_stale:
@@ -304,7 +307,15 @@ def preshift_caps(
     for market in spec.markets:
         mine = tuple(e for e in events if e.market == market.code)
         seen = ForecastInput(
-            market, demand[market.code], 0.0, now, 0.0, mine, ages.get(market.code, 0.0), profiles.get(market.code)
+            market,
+            demand[market.code],
+            0.0,
+            now,
+            0.0,
+            mine,
+            ages.get(market.code, 0.0),
+            profiles.get(market.code),
+            (levels_then or {}).get(market.code),
         )
         peak = _lookahead_peak(seen, leads, zone_hours)
         if peak > demand[market.code] * 1.01:
