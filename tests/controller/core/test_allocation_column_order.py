@@ -33,7 +33,7 @@ def test_columnwise_arrays_equal_scipy_csc():
             keys = np.unique(rows * 1000 + cols)
             rng.shuffle(keys)
             rows, cols = keys // 1000, keys % 1000
-        values = rng.normal(size=rows.shape[0])
+        values = np.asarray(rng.normal(size=rows.shape[0]), dtype=np.float64)
         expected = sparse.csc_matrix((values, (rows, cols)), shape=(n_rows, n_cols))
         start, index, value = _columnwise(rows, cols, values, n_rows, n_cols)
         assert np.array_equal(start, expected.indptr), trial
