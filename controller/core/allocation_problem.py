@@ -71,17 +71,34 @@ def path_cost_ms(
     - path excess = a path's own excess above E[r] (a sick route): always counted.
 
     Unobserved paths cost their unloaded RTT plus their region's counted excess.
+
+    The four LPs of a tick price the same paths with the same breaching regions: the result is kept
+    on `paths` (built once per tick) and handed out read-only.
     """
+    key = b"all" if region_breaching is None else region_breaching.tobytes()
+    known = paths.derived.get(key)
+    if known is None:
+        known = _path_cost_ms(spec, tables, paths, region_breaching)
+        known.setflags(write=False)
+        paths.derived[key] = known
+    return known
+
+
+def _path_cost_ms(
+    spec: EnvironmentSpec,
+    tables: SpecTables,
+    paths: PathTable,
+    region_breaching: npt.NDArray[np.bool_] | None,
+) -> FloatArray:
     traffic = spec.traffic
     base = tables.pair_base_rtt_ms
     rtt_excess = np.where(np.isnan(paths.rtt_ms), 0.0, np.maximum(0.0, paths.rtt_ms - base))
     loss = np.where(np.isnan(paths.loss_ratio), 0.0, paths.loss_ratio) * 100.0 * traffic.loss_penalty_ms_per_percent
     jitter = np.where(np.isnan(paths.jitter_ms), 0.0, paths.jitter_ms) * traffic.jitter_penalty_ms_per_ms
     excess = np.where(paths.observed, rtt_excess + loss + jitter, np.nan)
-    region_excess = np.full(len(tables.region_names), np.nan)
-    observed_regions = np.unique(tables.pair_region[paths.observed])
-    for r in observed_regions:
-        region_excess[r] = float(np.median(excess[(tables.pair_region == r) & paths.observed]))
+    region_excess, observed_regions = _region_medians(
+        excess, tables.pair_region, paths.observed, len(tables.region_names)
+    )
     normal = float(np.median(region_excess[observed_regions])) if observed_regions.size else 0.0
     known_excess = np.where(np.isnan(region_excess), 0.0, region_excess)
     region_part = np.maximum(known_excess - normal, 0.0)
@@ -89,6 +106,30 @@ def path_cost_ms(
         region_part = np.where(region_breaching, region_part, 0.0)
     path_part = np.where(paths.observed, np.maximum(np.nan_to_num(excess) - known_excess[tables.pair_region], 0.0), 0.0)
     return np.asarray(base + path_part + region_part[tables.pair_region], dtype=np.float64)
+
+
+def _region_medians(
+    values: FloatArray, pair_region: npt.NDArray[np.int64], observed: npt.NDArray[np.bool_], regions: int
+) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+    """`np.median` of each region's observed values (NaN for a region without any), and the regions
+    with observed values in ascending order: one sort for all regions instead of a mask and a median
+    per region (four LPs a tick, 30 regions each). The same numbers bit for bit: np.median is the
+    mean of the one or two middle values, (a + b) / 2."""
+    result = np.full(regions, np.nan)
+    picked = values[observed]
+    region_of = pair_region[observed]
+    if not np.isfinite(picked).all():
+        present = np.unique(region_of)
+        for r in present:  # NaN or inf: np.median's own rules, region by region
+            result[r] = float(np.median(picked[region_of == r]))
+        return result, present
+    ordered = picked[np.lexsort((picked, region_of))]
+    counts = np.bincount(region_of, minlength=regions)
+    present = np.flatnonzero(counts)
+    starts = (np.cumsum(counts) - counts)[present]
+    sizes = counts[present]
+    result[present] = (ordered[starts + (sizes - 1) // 2] + ordered[starts + sizes // 2]) / 2.0
+    return result, present
 
 
 def build_allocation_problem(
@@ -218,5 +259,3 @@ def build_allocation_problem(
         stickiness_ms=stickiness,
         overflow_penalty_ms=spec.traffic.overflow_penalty_ms,
     )
-
-

@@ -25,7 +25,7 @@ the boot lead plus that age.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -240,6 +240,9 @@ class ForecastInput:
     """Age of `observed_sessions` at `now`: predictions start from the sample's time."""
     profile: LearnedProfile | None = None
     """The market's profile learned from history; None: the spec's declared profile stands in."""
+    level_then: float | None = None
+    """`expected_at(sampled_epoch)` when the caller already has it (`levels_at_sample`: make_plan's three
+    forecasts of a tick read the same level at the same instant); None: computed."""
 
     @property
     def sampled_epoch(self) -> float:
@@ -252,8 +255,33 @@ class ForecastInput:
         return diurnal_sessions(self.market.demand, local_hour(self.market, _at(at_epoch, self.now)))
 
 
+def levels_at_sample(
+    markets: Sequence[MarketSpec],
+    now: datetime,
+    profiles: Mapping[str, LearnedProfile] | None = None,
+    sample_ages: Mapping[str, float] | None = None,
+) -> dict[str, float]:
+    """Each market's profile level at its sample's instant (`ForecastInput.level_then`): computed once a
+    tick for the demand of now, the sizing forecast and the pre-shift's look-ahead."""
+    levels: dict[str, float] = {}
+    for market in markets:
+        seen = ForecastInput(
+            market=market,
+            observed_sessions=0.0,
+            trend_sessions_per_second=0.0,
+            now=now,
+            lead_seconds=0.0,
+            sample_age_seconds=(sample_ages or {}).get(market.code, 0.0),
+            profile=(profiles or {}).get(market.code),
+        )
+        levels[market.code] = seen.expected_at(seen.sampled_epoch)
+    return levels
+
+
 def _at(epoch: float, like: datetime) -> datetime:
-    return like + timedelta(seconds=epoch - like.timestamp())
+    offset = epoch - like.timestamp()
+    # `like` itself at its own instant (a fresh sample: every market, each tick), without a timedelta.
+    return like if offset == 0.0 else like + timedelta(seconds=offset)
 
 
 class Forecaster(Protocol):
@@ -273,8 +301,11 @@ class ProfileShapedForecaster:
     name = "diurnal profile"
 
     def predict(self, data: ForecastInput) -> float:
-        expected_then = data.expected_at(data.sampled_epoch)
-        expected_later = data.expected_at(data.now.timestamp() + data.lead_seconds)
+        then = data.sampled_epoch
+        later = data.now.timestamp() + data.lead_seconds
+        expected_then = data.level_then if data.level_then is not None else data.expected_at(then)
+        # The same instant (lead 0, a fresh sample: the demand of now) is the same level, computed once.
+        expected_later = expected_then if later == then else data.expected_at(later)
         if expected_then <= 0.0:
             return expected_later
         return data.observed_sessions * expected_later / expected_then
@@ -290,6 +321,8 @@ class AnnouncedEventForecaster:
     name = "announced event"
 
     def predict(self, data: ForecastInput) -> float:
+        if not data.announced_events:
+            return 0.0  # no event, no vote (most markets, most ticks)
         events = [e for e in data.announced_events if e.market == data.market.code]
         now = data.sampled_epoch
         later = data.now.timestamp() + data.lead_seconds

@@ -113,10 +113,9 @@ _RULES_CACHE: dict[int, tuple[EnvironmentSpec, dict[str, frozenset[str]]]] = {}
 def residency_certificate(spec: EnvironmentSpec, weights: dict[str, dict[str, float]]) -> list[ResidencyProof]:
     """One proof per market of the spec: the regions given weight are a subset of the allowed ones."""
     proofs: list[ResidencyProof] = []
-    allowed_by_market = allowed_regions_from_rules(spec)
-    region_order = [r.name for r in spec.regions]
+    allowed_in_order = _allowed_in_spec_order(spec)
     for market in spec.markets:
-        allowed = [r for r in region_order if r in allowed_by_market[market.code]]
+        allowed = list(allowed_in_order[market.code])
         weighted = sorted(r for r, share in weights.get(market.code, {}).items() if share > 0.0)
         # model_construct: every field is built here from validated spec values (no input to check),
         # and validating 250 proofs x 30 regions each tick costs more than the LP.
@@ -130,6 +129,26 @@ def residency_certificate(spec: EnvironmentSpec, weights: dict[str, dict[str, fl
             )
         )
     return proofs
+
+
+def _allowed_in_spec_order(spec: EnvironmentSpec) -> dict[str, tuple[str, ...]]:
+    """Each market's allowed regions (from the rules) in the spec's region order; per spec object, like
+    `allowed_regions_from_rules` (250 markets x 30 regions of membership tests each tick otherwise)."""
+    cached = _ORDER_CACHE.get(id(spec))
+    if cached is not None and cached[0] is spec:
+        return cached[1]
+    allowed_by_market = allowed_regions_from_rules(spec)
+    region_order = [r.name for r in spec.regions]
+    ordered = {
+        market.code: tuple(r for r in region_order if r in allowed_by_market[market.code]) for market in spec.markets
+    }
+    if len(_ORDER_CACHE) >= 8:
+        _ORDER_CACHE.pop(next(iter(_ORDER_CACHE)))
+    _ORDER_CACHE[id(spec)] = (spec, ordered)
+    return ordered
+
+
+_ORDER_CACHE: dict[int, tuple[EnvironmentSpec, dict[str, tuple[str, ...]]]] = {}
 
 
 class ResidencyGuardrail:

@@ -196,7 +196,8 @@ def region_evidence(
             evidence[region.name] = RegionEvidence(region.name, False, 0.0, False, stale or "no metrics")
             continue
         should_serve = observation.desired_nodes > 0 or region.min_nodes > 0
-        if should_serve and observation.ready_capacity == 0 and observation.booting_nodes == 0:
+        ready_capacity = observation.ready_capacity  # a pass over the region's nodes: once
+        if should_serve and ready_capacity == 0 and observation.booting_nodes == 0:
             evidence[region.name] = RegionEvidence(
                 region.name,
                 True,
@@ -218,7 +219,7 @@ def region_evidence(
             )
             continue
         value = float(region_weighted[r] / region_weight[r])
-        utilisation = observation.active_sessions / max(observation.ready_capacity, 1)
+        utilisation = observation.active_sessions / max(ready_capacity, 1)
         overloaded = value > 1.0 and utilisation >= spec.scaling.target_utilisation
         if overloaded:
             reason = (

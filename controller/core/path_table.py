@@ -8,7 +8,7 @@ thousands of paths; arrays keep the tick inside its latency budget. Paths the sp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +30,10 @@ class PathTable:
     observed: npt.NDArray[np.bool_]  # (K,) at least one metric known
     region_has_samples: npt.NDArray[np.bool_]  # (R,) any path of the region (allowed or not) observed
     ignored_paths: int  # paths outside the allowed pairs
+    derived: dict[bytes, FloatArray] = field(default_factory=dict, compare=False, repr=False)
+    """What is computed from this table alone (the QoS cost per pair for a set of breaching regions,
+    `allocation_problem.path_cost_ms`), kept for the other LPs of the same tick: the table is built
+    once per make_plan, so this lives exactly as long as one tick. Read-only arrays."""
 
 
 def path_table(tables: SpecTables, snapshot: FleetSnapshot) -> PathTable:
@@ -46,14 +50,16 @@ def path_table(tables: SpecTables, snapshot: FleetSnapshot) -> PathTable:
     loss_all = np.array([p.loss_ratio for p in observations], dtype=np.float64)
     jitter_all = np.array([p.jitter_ms for p in observations], dtype=np.float64)
     sessions_all = np.array([p.active_sessions for p in observations], dtype=np.float64)
-    region_all = np.fromiter(
-        (region_index.get(p.region, -1) for p in observations), dtype=np.int64, count=len(observations)
-    )
+    # An allowed pair's region is in the tables; only the other paths are looked up by name.
+    allowed = index >= 0
+    region_all = np.full(len(observations), -1, dtype=np.int64)
+    region_all[allowed] = tables.pair_region[index[allowed]]
+    for i in np.flatnonzero(~allowed):
+        region_all[i] = region_index.get(observations[i].region, -1)
     known = ~(np.isnan(rtt_all) & np.isnan(loss_all) & np.isnan(jitter_all))
     region_has_samples = np.zeros(len(tables.region_names), dtype=bool)
     region_has_samples[region_all[known & (region_all >= 0)]] = True
 
-    allowed = index >= 0
     rtt = np.full(pairs, np.nan)
     loss = np.full(pairs, np.nan)
     jitter = np.full(pairs, np.nan)

@@ -26,7 +26,7 @@ from datetime import datetime
 from controller.core.allocation import region_loads, solve_allocation
 from controller.core.allocation_problem import build_allocation_problem, current_weights, pin_caps
 from controller.core.drain_order import publish_drain_order
-from controller.core.forecast import learn_profiles
+from controller.core.forecast import learn_profiles, levels_at_sample
 from controller.core.forecast_uncertainty import uncertainty_factors, update_errors
 from controller.core.guardrails import DraftPlan, residency_certificate, run_guardrails
 from controller.core.health import assess_health
@@ -133,12 +133,22 @@ def make_plan(
     announced = tuple(overrides.scheduled_demand) if overrides is not None else ()
     profiles = learn_profiles(spec.markets, snapshot.demand_history)
     ages = {sample.market: sample.sample_age_seconds for sample in snapshot.markets}
+    # Each market's profile level at its sample's instant, read by the three forecasts of the tick.
+    levels_then = levels_at_sample(spec.markets, now, profiles, ages)
     forecast, forecast_notes = forecast_markets(
-        spec, sampled, trend, now, decision_interval_seconds(spec, previous, now), announced, profiles, ages
+        spec,
+        sampled,
+        trend,
+        now,
+        decision_interval_seconds(spec, previous, now),
+        announced,
+        profiles,
+        ages,
+        levels_then,
     )
     explanation.extend(forecast_notes)
     # The weights act on the arrivals of now: the samples brought forward over their age.
-    demand = demand_now(spec, sampled, trend, now, announced, profiles, ages)
+    demand = demand_now(spec, sampled, trend, now, announced, profiles, ages, levels_then)
     # Boot-time headroom where the forecast has been missing: errors of the raw forecast, then the factor.
     forecast_errors = update_errors(spec, previous, sampled, forecast, now)
     for code, factor in uncertainty_factors(spec, forecast_errors).items():
@@ -152,7 +162,9 @@ def make_plan(
     # 3. Allocation: weights now, and the target the fleet is sized for.
     caps = pin_caps(spec, overrides)
     current = current_weights(snapshot, previous)
-    preshift, preshift_notes = preshift_caps(spec, snapshot, previous, health, overrides, demand, now, current, paths)
+    preshift, preshift_notes = preshift_caps(
+        spec, snapshot, previous, health, overrides, demand, now, current, paths, levels_then
+    )
     explanation.extend(preshift_notes)
     now_problem = build_allocation_problem(
         spec, snapshot, previous, health, overrides, demand, "now", paths, share_caps=preshift
@@ -299,6 +311,12 @@ def make_plan(
     # 5. Guardrails on the draft; the residency certificate is built from the final weights.
     certificate = residency_certificate(spec, weights)
     observations = {o.region: o for o in snapshot.regions}
+    draining_nodes: dict[str, frozenset[str]] = {}
+    serving_nodes: dict[str, int] = {}
+    for o in snapshot.regions:  # one pass over the fleet's nodes for both
+        draining = [n.name for n in o.nodes if n.state is NodeState.DRAINING]
+        draining_nodes[o.region] = frozenset(draining)
+        serving_nodes[o.region] = len(o.nodes) - len(draining)
     draft = DraftPlan(
         spec=spec,
         weights=weights,
@@ -317,12 +335,8 @@ def make_plan(
         scale=scaling.scale,
         drains=drains,
         undrains=scaling.undrains,
-        draining_nodes={
-            o.region: frozenset(n.name for n in o.nodes if n.state is NodeState.DRAINING) for o in snapshot.regions
-        },
-        serving_nodes={
-            o.region: sum(1 for n in o.nodes if n.state is not NodeState.DRAINING) for o in snapshot.regions
-        },
+        draining_nodes=draining_nodes,
+        serving_nodes=serving_nodes,
         observed_violations=violations,
         steered_away=health.steered_away(),
         cross_border=cross_border.plan if cross_border is not None else None,

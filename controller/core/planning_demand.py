@@ -65,6 +65,7 @@ def demand_now(
     announced_events: tuple[DemandEvent, ...] = (),
     profiles: Mapping[str, LearnedProfile] | None = None,
     sample_ages: Mapping[str, float] | None = None,
+    levels_then: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
     """Each market's demand at `now`, from its sample `sample_age_seconds` old: the forecast at lead 0.
 
@@ -86,6 +87,7 @@ def demand_now(
                 announced_events=tuple(e for e in announced_events if e.market == market.code),
                 sample_age_seconds=(sample_ages or {}).get(market.code, 0.0),
                 profile=(profiles or {}).get(market.code),
+                level_then=(levels_then or {}).get(market.code),
             )
         ).forecast_sessions
     return result
@@ -100,19 +102,23 @@ def forecast_markets(
     announced_events: tuple[DemandEvent, ...] = (),
     profiles: Mapping[str, LearnedProfile] | None = None,
     sample_ages: Mapping[str, float] | None = None,
+    levels_then: Mapping[str, float] | None = None,
 ) -> tuple[dict[str, float], list[str]]:
     """Demand per market when capacity ordered now is serving and still has to hold: now + the
     slowest allowed region's boot time + the time until the next decision + the forecast margin.
 
     Without the decision interval, demand ramping between two ticks outruns what the first ordered.
     `profiles` are the markets' profiles learned from observed history (`learn_profiles`) and
-    `sample_ages` how old each market's demand sample is (both from the snapshot).
+    `sample_ages` how old each market's demand sample is (both from the snapshot); `levels_then` the
+    profiles' levels at the samples' instants when the caller has them (`levels_at_sample`).
     """
     tables = spec_tables(spec)
     forecasts: dict[str, float] = {}
     notes: list[str] = []
     for market in spec.markets:
-        boot = max(spec.region_by_name[r].node_boot_seconds for r in tables.allowed_regions[market.code])
+        boot = tables.market_boot_seconds.get(market.code)
+        if boot is None:  # no allowed region: max() says so, as it always did
+            boot = max(spec.region_by_name[r].node_boot_seconds for r in tables.allowed_regions[market.code])
         lead = round(boot + decision_interval + spec.scaling.forecast_margin_seconds)
         result = forecast_demand(
             ForecastInput(
@@ -124,6 +130,7 @@ def forecast_markets(
                 announced_events=tuple(e for e in announced_events if e.market == market.code),
                 sample_age_seconds=(sample_ages or {}).get(market.code, 0.0),
                 profile=(profiles or {}).get(market.code),
+                level_then=(levels_then or {}).get(market.code),
             )
         )
         forecasts[market.code] = result.forecast_sessions

@@ -35,6 +35,7 @@ class SpecTables:
     scenario_loss_slo: npt.NDArray[np.float64]  # (S,)
     scenario_jitter_slo: npt.NDArray[np.float64]  # (S,)
     pair_feasible: npt.NDArray[np.bool_]  # (K,) the unloaded RTT meets the mix-weighted RTT SLO
+    market_boot_seconds: dict[str, int]  # market -> slowest node boot among its allowed regions (if any)
 
 
 _CACHE: dict[int, tuple[EnvironmentSpec, SpecTables]] = {}
@@ -77,7 +78,9 @@ def _build(spec: EnvironmentSpec) -> SpecTables:
     rtt_slo = np.array([spec.scenarios[s].rtt_p95_ms for s in scenarios])
     pair_mix = mix[np.asarray(pair_market, dtype=np.int64)] if pair_market else np.zeros((0, len(scenarios)))
     base_severity = (pair_mix * (np.asarray(rtts)[:, None] / rtt_slo[None, :])).sum(axis=1)
+    boot = {r.name: r.node_boot_seconds for r in spec.regions}
     return SpecTables(
+        market_boot_seconds={code: max(boot[r] for r in regions) for code, regions in allowed.items() if regions},
         pair_mix=pair_mix,
         scenario_rtt_slo=rtt_slo,
         scenario_loss_slo=np.array([spec.scenarios[s].max_loss_ratio for s in scenarios]),

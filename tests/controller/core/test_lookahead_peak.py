@@ -42,3 +42,18 @@ def test_the_shortcut_holds_across_a_daylight_saving_switch_and_fractional_secon
     for market in PROD.markets:
         seen = ForecastInput(market, 800.0, 0.0, now, 0.0, (), 61.5, None)
         assert _lookahead_peak(seen, leads) == pytest.approx(_votes_peak(seen, leads), rel=1e-9), market.code
+
+
+@pytest.mark.parametrize(
+    "now",
+    [datetime(2026, 11, 10, 18, 0, tzinfo=UTC), datetime(2026, 10, 25, 0, 40, 1, 250_000, tzinfo=UTC)],
+)
+def test_zone_hours_shared_by_the_markets_of_a_zone_give_the_same_peaks(now: datetime) -> None:
+    """The pre-shift computes each zone's local hours once for all its markets: the same floats as per market."""
+    leads = [i * 300.0 for i in range(10)]
+    shared: dict[tuple[str, float], list[float] | None] = {}
+    markets = [*PROD.markets, *PROD.markets]  # the second pass reads every zone from the shared table
+    for market in markets:
+        seen = ForecastInput(market, 800.0, 0.0, now, 0.0, (), 0.0, None)
+        assert _lookahead_peak(seen, leads, shared) == _lookahead_peak(seen, leads), market.code
+    assert shared, "the zones' hours were shared"
