@@ -1,8 +1,11 @@
 """The cross-border plan from the LP's solution: placements per market pair, one sentence per flow on
 why it goes where it goes, and the per-participant residency certificate.
 
-Used by `controller/core/cross_border.py`. The certificate (`certify_participants`) reads the spec's
-jurisdictions directly, never the placement's tables. Pure.
+Used by `controller/core/cross_border.py`. Every number a sentence or proof gives is the column's e2e
+QoS as the LP priced it (access path, backbone, access path: RTTs add, losses compound); a flow served
+on a pair that misses its SLO says so, with the loss or RTT of each leg and whether any pair its rules
+allow would meet it. The certificate (`certify_participants`) reads the spec's jurisdictions directly,
+never the placement's tables. Pure.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from controller.core.backbone_health import BackboneHealth, unloaded_backbone_rtt
-from controller.core.cross_border_tables import FloatArray, FlowTables, IntArray, Priced
+from controller.core.cross_border_tables import AccessQos, FloatArray, FlowTables, IntArray, Priced
 from controller.core.guardrails import allowed_regions_from_rules
 from controller.cross_border_plan import CrossBorderPlan, MarketPairPlan, ParticipantProof, SidePlacement
 from controller.spec import EnvironmentSpec
@@ -26,6 +29,7 @@ def plan_from_solution(
     t: FlowTables,
     priced: Priced,
     health: BackboneHealth,
+    access: AccessQos,
     flow_demand: FloatArray,
     shares: FloatArray,
     unserved: FloatArray,
@@ -70,7 +74,7 @@ def plan_from_solution(
     demand_of = flow_demand.tolist()
     unserved_of = (unserved * flow_demand).tolist()
     cheapest_of = cheapest.tolist()
-    failed_columns = _failed_columns(spec, t, health)
+    failed_columns = _failed_columns(spec, t, health, access)
     best_single = _best_singles(t, priced)
     pairs: list[MarketPairPlan] = []
     for host, guest, flows in t.pair_flows:
@@ -93,9 +97,10 @@ def plan_from_solution(
                 )
             why.append(
                 _why(
-                    spec,
                     t,
                     priced,
+                    health,
+                    access,
                     failed_columns.get(f, []),
                     best_single,
                     f,
@@ -127,25 +132,38 @@ def plan_from_solution(
 
 
 class _FailedColumn(NamedTuple):
-    """A column over a failed backbone path: its link ("a-b") and its e2e RTT on the unloaded backbone."""
+    """A flow's columns over one failed backbone path: the link ("a-b") and the best e2e RTT among them
+    had the path been unloaded (this tick's access paths plus the unloaded backbone)."""
 
     link: str
     unloaded_rtt_ms: float
 
 
-def _failed_columns(spec: EnvironmentSpec, t: FlowTables, health: BackboneHealth) -> dict[int, list[_FailedColumn]]:
-    """Flow -> its columns over a failed backbone path (a handful of paths fail at a time)."""
+def _failed_columns(
+    spec: EnvironmentSpec, t: FlowTables, health: BackboneHealth, access: AccessQos
+) -> dict[int, list[_FailedColumn]]:
+    """Flow -> one entry per failed backbone path its columns cross (a handful of paths fail at a time;
+    grouped per flow and link with numpy, so a busy failed path costs no per-column Python)."""
     failed: dict[int, list[_FailedColumn]] = {}
     if health.failed.any():
         links = np.flatnonzero(health.failed.ravel())
         columns = np.concatenate([t.link_columns[t.link_start[k] : t.link_start[k + 1]] for k in links])
-        a, b = t.col_a[columns], t.col_b[columns]
-        rtt = t.col_access_ms[columns] + unloaded_backbone_rtt(spec)[a, b]
+        rtt = (
+            access.rtt_ms.ravel()[t.col_host_path[columns]]
+            + access.rtt_ms.ravel()[t.col_guest_path[columns]]
+            + unloaded_backbone_rtt(spec).ravel()[t.col_link[columns]]
+        )
+        # Best per (flow, link): sort by key then RTT, keep each key's first.
+        key = t.col_flow[columns] * (len(t.region_names) ** 2) + t.col_link[columns]
+        order = np.lexsort((rtt, key))
+        first = np.flatnonzero(np.diff(key[order], prepend=-1) != 0)
+        best = order[first]
         names = t.region_names
         link_names = {int(k): f"{names[k // len(names)]}-{names[k % len(names)]}" for k in links}
-        links_of = [link_names[k] for k in t.col_link[columns].tolist()]
-        for f, link, r in zip(t.col_flow[columns].tolist(), links_of, rtt.tolist(), strict=True):
-            failed.setdefault(f, []).append(_FailedColumn(link, r))
+        for f, k, r in zip(
+            t.col_flow[columns][best].tolist(), t.col_link[columns][best].tolist(), rtt[best].tolist(), strict=True
+        ):
+            failed.setdefault(f, []).append(_FailedColumn(link_names[k], r))
     return failed
 
 
@@ -169,9 +187,10 @@ def _best_singles(t: FlowTables, priced: Priced) -> list[int]:
 
 
 def _why(
-    spec: EnvironmentSpec,
     t: FlowTables,
     priced: Priced,
+    health: BackboneHealth,
+    access: AccessQos,
     failed: list[_FailedColumn],
     best_single: list[int],
     f: int,
@@ -197,26 +216,29 @@ def _why(
                 f"{cause}); never placed outside either side's jurisdictions"
             )
         return f"{head} {unserved_sessions:.0f} sessions unserved: no room left in the regions their rules allow"
-    _, main_a, main_b, _, rtt, _, meets = used[0]
+    main, main_a, main_b, _, rtt, loss, meets = used[0]
     a, b = regions[main_a], regions[main_b]
+    e2e = f"e2e {rtt:.0f} ms, {loss:.2%} loss"
     if a != b and not t.flow_has_single[f]:
         reason = (
             f"must span: no region is allowed for both ({host}: {t.allowed_text[host]}; "
-            f"{guest}: {t.allowed_text[guest]}); {host} in {a}, {guest} in {b}, cascaded, "
-            f"e2e {rtt:.0f} ms"
+            f"{guest}: {t.allowed_text[guest]}); {host} in {a}, {guest} in {b}, cascaded, {e2e}"
         )
     elif a != b:
         single = best_single[f]
         if single >= 0:
-            alternative = f"{float(priced.rtt_ms[single]):.0f} ms in one region ({regions[int(t.col_a[single])]})"
+            alternative = (
+                f"{float(priced.rtt_ms[single]):.0f} ms, {float(priced.loss[single]):.2%} loss in one region "
+                f"({regions[int(t.col_a[single])]})"
+            )
         else:
             alternative = "no shared region available now"
-        reason = f"{host} in {a}, {guest} in {b}, cascaded: e2e {rtt:.0f} ms beats {alternative}"
+        reason = f"{host} in {a}, {guest} in {b}, cascaded: {e2e} beats {alternative}"
     else:
-        reason = f"both in {a}, allowed for both: e2e {rtt:.0f} ms, no cascade needed"
+        reason = f"both in {a}, allowed for both: {e2e}, no cascade needed"
     notes: list[str] = []
     if not meets:
-        notes.append("misses the scenario's e2e SLO: the best pair the rules allow")
+        notes.append(_slo_miss(t, priced, health, access, f, main, main_a, main_b, rtt, loss))
     if best >= 0 and all(row[0] != best for row in used):
         notes.append(f"{regions[int(t.col_a[best])]}/{regions[int(t.col_b[best])]} would be better "
                      f"({float(priced.rtt_ms[best]):.0f} ms) but has no room")  # fmt: skip
@@ -230,6 +252,44 @@ def _why(
     return f"{head} {reason}" + (f" ({'; '.join(notes)})" if notes else "")
 
 
+def _slo_miss(
+    t: FlowTables,
+    priced: Priced,
+    health: BackboneHealth,
+    access: AccessQos,
+    f: int,
+    column: int,
+    a: int,
+    b: int,
+    rtt: float,
+    loss: float,
+) -> str:
+    """Why a flow's main pair misses its e2e SLO, leg by leg, and whether any pair its rules allow meets it."""
+    h, g, s = int(t.flow_host[f]), int(t.flow_guest[f]), int(t.flow_scenario[f])
+    host, guest, regions = t.market_codes[h], t.market_codes[g], t.region_names
+    slo_rtt, slo_loss = float(t.slo_rtt_ms[s]), float(t.slo_loss[s])
+    misses: list[str] = []
+    if loss > slo_loss:
+        legs = [f"access {host}->{regions[a]} {float(access.loss_ratio[h, a]):.2%}"]
+        if a != b:
+            legs.append(f"backbone {regions[a]}-{regions[b]} {float(health.loss_ratio[a, b]):.2%}")
+        legs.append(f"access {guest}->{regions[b]} {float(access.loss_ratio[g, b]):.2%}")
+        misses.append(f"loss {loss:.2%} > {slo_loss:.2%} ({' + '.join(legs)}, compounded)")
+    if rtt > slo_rtt:
+        legs = [f"access {host}->{regions[a]} {float(access.rtt_ms[h, a]):.0f} ms"]
+        if a != b:
+            legs.append(f"backbone {regions[a]}-{regions[b]} {float(health.rtt_ms[a, b]):.0f} ms")
+        legs.append(f"access {guest}->{regions[b]} {float(access.rtt_ms[g, b]):.0f} ms")
+        misses.append(f"RTT {rtt:.0f} ms > {slo_rtt:.0f} ms ({' + '.join(legs)})")
+    start, end = int(t.flow_start[f]), int(t.flow_start[f + 1])
+    any_meets = bool((priced.meets_slo[start:end] & priced.available[start:end]).any())
+    if any_meets:
+        verdict = "a pair the rules allow would meet it, but the LP found no room there"
+    else:
+        verdict = "no pair both sides' rules allow meets it now; served on the best of them"
+    return f"MISSES the scenario's e2e SLO: {'; '.join(misses) or 'at the SLO'}; {verdict}"
+
+
 def certify_participants(spec: EnvironmentSpec, pairs: list[MarketPairPlan]) -> list[ParticipantProof]:
     """One proof per side of every pair: where its participants terminate, against its own market's rules.
 
@@ -240,6 +300,10 @@ def certify_participants(spec: EnvironmentSpec, pairs: list[MarketPairPlan]) -> 
     proofs: list[ParticipantProof] = []
     for pair in pairs:
         used = [p for p in pair.placements if p.sessions > 0.0]
+        # The e2e numbers are the session's, so both sides of a pair carry the same ones.
+        worst_rtt = max((p.e2e_rtt_ms for p in used), default=0.0)
+        worst_loss = max((p.e2e_loss_ratio for p in used), default=0.0)
+        missing = round(sum(p.sessions for p in used if not p.meets_slo), 6)
         for role, market, counterpart, regions in (
             ("host", pair.host, pair.guest, sorted({p.host_region for p in used})),
             ("guest", pair.guest, pair.host, sorted({p.guest_region for p in used})),
@@ -255,6 +319,9 @@ def certify_participants(spec: EnvironmentSpec, pairs: list[MarketPairPlan]) -> 
                     regions=regions,
                     allowed_regions=listed[market],
                     compliant=set(regions) <= rules,
+                    worst_e2e_rtt_ms=worst_rtt,
+                    worst_e2e_loss_ratio=worst_loss,
+                    sessions_missing_slo=missing,
                 )
             )
     return proofs

@@ -251,6 +251,7 @@ def make_plan(
         region_loads=region_forecast,
         unavailable=unavailable_regions(health, caps, fail_static),
         previous=previous.cross_border if previous is not None else None,
+        paths=paths,
     )
     if cross_border is not None:
         for region, slots in cross_border.guest_slots.items():

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 
 from controller.core.cross_border_tick import cross_border_for_snapshot
 from controller.core.health import HealthAssessment
+from controller.core.path_table import PathTable
 from controller.cross_border_plan import CrossBorderPlan
 from controller.plan import RegionState
 from controller.snapshot import FleetSnapshot
@@ -89,14 +90,23 @@ def plan_cross_border_step(
     region_loads: Mapping[str, float],
     unavailable: set[str],
     previous: CrossBorderPlan | None = None,
+    paths: PathTable | None = None,
 ) -> CrossBorderStep | None:
     """The tick's cross-border placement (module doc); None when the spec has no cross-market flow.
     `previous` (the last plan's placement) seeds the LP's columns: a tick's optimum is mostly the
-    last one's, and starting there halves the solve; the optimum itself does not depend on it."""
+    last one's, and starting there halves the solve; the optimum itself does not depend on it.
+    `paths`: the tick's path table (the access paths each column's e2e QoS is priced on), built by
+    `make_plan` for health; without it, it is built from the snapshot."""
     if spec.sessions is None or not spec.sessions.cross_market:
         return None
     solved = cross_border_for_snapshot(
-        spec, snapshot, region_loads=region_loads, unavailable_regions=unavailable, demand=forecast, previous=previous
+        spec,
+        snapshot,
+        region_loads=region_loads,
+        unavailable_regions=unavailable,
+        demand=forecast,
+        previous=previous,
+        paths=paths,
     )
     # A Plan is deterministic (same inputs, same Plan and id): the solver's wall time is a measurement of
     # this run, not a decision, so it stays out (bench/plan_latency.py times the whole make_plan).
