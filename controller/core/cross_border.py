@@ -191,9 +191,15 @@ def solve_cross_border(
     unserved = np.zeros(t.flow_host.shape[0])
     # Each column's cost per session, inf where it cannot be used (unavailable, or its flow has no
     # sessions): a copy patched on the few such columns rather than a pass over every column.
-    active_cost = np.where(priced.available, priced.cost_ms, np.inf)
-    for f in np.flatnonzero(flow_demand <= SESSION_EPSILON).tolist():
-        active_cost[t.flow_start[f] : t.flow_start[f + 1]] = np.inf
+    inactive = np.flatnonzero(flow_demand <= SESSION_EPSILON)
+    if inactive.shape[0] == 0 and priced.available.all():
+        # Every column usable (the usual tick): the priced costs themselves, read only unless the LP
+        # runs (its pricing marks columns inf as they join: a copy then).
+        active_cost = priced.cost_ms
+    else:
+        active_cost = np.where(priced.available, priced.cost_ms, np.inf)
+        for f in inactive.tolist():
+            active_cost[t.flow_start[f] : t.flow_start[f + 1]] = np.inf
     cheapest = cheapest_per_flow(t, active_cost)
     slot_vector = np.maximum(slot_vector, 0.0)
     if column_generation and fits(t, priced, flow_demand, cheapest, slot_vector, mbps_vector):
@@ -221,7 +227,7 @@ def solve_cross_border(
             start = np.union1d(start, before[np.isfinite(active_cost[before])])
         # Each column's cost per session while it is outside the model (inf once it joins or when it
         # cannot be used), what pricing reads.
-        open_cost = active_cost
+        open_cost = active_cost.copy() if active_cost is priced.cost_ms else active_cost
         open_cost[start] = np.inf
         lp.add_columns(start)
         if column_generation:

@@ -74,7 +74,7 @@ def plan_from_solution(
     demand_of = flow_demand.tolist()
     unserved_of = (unserved * flow_demand).tolist()
     cheapest_of = cheapest.tolist()
-    failed_columns = _failed_columns(spec, t, health, access)
+    failed_links = _failed_links(spec, t, health, access)
     best_single = _best_singles(t, priced)
     pairs: list[MarketPairPlan] = []
     for host, guest, flows in t.pair_flows:
@@ -101,7 +101,7 @@ def plan_from_solution(
                     priced,
                     health,
                     access,
-                    failed_columns.get(f, []),
+                    failed_links,
                     best_single,
                     f,
                     flow_used,
@@ -131,39 +131,28 @@ def plan_from_solution(
     )
 
 
-class _FailedColumn(NamedTuple):
-    """A flow's columns over one failed backbone path: the link ("a-b") and the best e2e RTT among them
-    had the path been unloaded (this tick's access paths plus the unloaded backbone)."""
+class _FailedLink(NamedTuple):
+    """A failed backbone path ("a-b") and, per flow, the best e2e RTT among the flow's columns over it had
+    the path been unloaded (this tick's access paths plus the unloaded backbone; inf: no column over it)."""
 
     link: str
-    unloaded_rtt_ms: float
+    unloaded_rtt_ms: list[float]
 
 
-def _failed_columns(
-    spec: EnvironmentSpec, t: FlowTables, health: BackboneHealth, access: AccessQos
-) -> dict[int, list[_FailedColumn]]:
-    """Flow -> one entry per failed backbone path its columns cross (a handful of paths fail at a time;
-    grouped per flow and link with numpy, so a busy failed path costs no per-column Python)."""
-    failed: dict[int, list[_FailedColumn]] = {}
-    if health.failed.any():
-        links = np.flatnonzero(health.failed.ravel())
-        columns = np.concatenate([t.link_columns[t.link_start[k] : t.link_start[k + 1]] for k in links])
+def _failed_links(spec: EnvironmentSpec, t: FlowTables, health: BackboneHealth, access: AccessQos) -> list[_FailedLink]:
+    """One entry per failed backbone path (a handful fail at a time), each flow's best over it by numpy,
+    so a busy failed path costs no per-column Python; the sentences read a flow's entry when written."""
+    failed: list[_FailedLink] = []
+    names = t.region_names
+    base = unloaded_backbone_rtt(spec).ravel()
+    for k in np.flatnonzero(health.failed.ravel()).tolist():
+        columns = t.link_columns[t.link_start[k] : t.link_start[k + 1]]
         rtt = (
-            access.rtt_ms.ravel()[t.col_host_path[columns]]
-            + access.rtt_ms.ravel()[t.col_guest_path[columns]]
-            + unloaded_backbone_rtt(spec).ravel()[t.col_link[columns]]
+            access.rtt_ms.ravel()[t.col_host_path[columns]] + base[k] + access.rtt_ms.ravel()[t.col_guest_path[columns]]
         )
-        # Best per (flow, link): sort by key then RTT, keep each key's first.
-        key = t.col_flow[columns] * (len(t.region_names) ** 2) + t.col_link[columns]
-        order = np.lexsort((rtt, key))
-        first = np.flatnonzero(np.diff(key[order], prepend=-1) != 0)
-        best = order[first]
-        names = t.region_names
-        link_names = {int(k): f"{names[k // len(names)]}-{names[k % len(names)]}" for k in links}
-        for f, k, r in zip(
-            t.col_flow[columns][best].tolist(), t.col_link[columns][best].tolist(), rtt[best].tolist(), strict=True
-        ):
-            failed.setdefault(f, []).append(_FailedColumn(link_names[k], r))
+        best = np.full(t.flow_host.shape[0], np.inf)
+        np.minimum.at(best, t.col_flow[columns], rtt)
+        failed.append(_FailedLink(f"{names[k // len(names)]}-{names[k % len(names)]}", best.tolist()))
     return failed
 
 
@@ -191,7 +180,7 @@ def _why(
     priced: Priced,
     health: BackboneHealth,
     access: AccessQos,
-    failed: list[_FailedColumn],
+    failed_links: list[_FailedLink],
     best_single: list[int],
     f: int,
     used: list[tuple[int, int, int, float, float, float, bool]],
@@ -209,7 +198,8 @@ def _why(
             return f"{head} no sessions now"
         start, end = int(t.flow_start[f]), int(t.flow_start[f + 1])
         if not priced.available[start:end].any():
-            cause = f"backbone paths failed ({', '.join(c.link for c in failed)})" if failed else "regions unavailable"
+            failed = [c.link for c in failed_links if c.unloaded_rtt_ms[f] < np.inf]
+            cause = f"backbone paths failed ({', '.join(failed)})" if failed else "regions unavailable"
             return (
                 f"{head} {unserved_sessions:.0f} sessions unserved: no region pair both sides' rules allow is usable "
                 f"({host}: {t.allowed_text[host]}; {guest}: {t.allowed_text[guest]}; "
@@ -242,7 +232,7 @@ def _why(
     if best >= 0 and all(row[0] != best for row in used):
         notes.append(f"{regions[int(t.col_a[best])]}/{regions[int(t.col_b[best])]} would be better "
                      f"({float(priced.rtt_ms[best]):.0f} ms) but has no room")  # fmt: skip
-    avoided = sorted({c.link for c in failed if c.unloaded_rtt_ms < rtt})
+    avoided = sorted({c.link for c in failed_links if c.unloaded_rtt_ms[f] < rtt})
     if avoided:
         notes.append(f"avoids failed backbone {', '.join(avoided)}")
     if len(used) > 1:
@@ -301,9 +291,13 @@ def certify_participants(spec: EnvironmentSpec, pairs: list[MarketPairPlan]) -> 
     for pair in pairs:
         used = [p for p in pair.placements if p.sessions > 0.0]
         # The e2e numbers are the session's, so both sides of a pair carry the same ones.
-        worst_rtt = max((p.e2e_rtt_ms for p in used), default=0.0)
-        worst_loss = max((p.e2e_loss_ratio for p in used), default=0.0)
-        missing = round(sum(p.sessions for p in used if not p.meets_slo), 6)
+        worst_rtt, worst_loss, missing = 0.0, 0.0, 0.0
+        for p in used:
+            worst_rtt = p.e2e_rtt_ms if p.e2e_rtt_ms > worst_rtt else worst_rtt
+            worst_loss = p.e2e_loss_ratio if p.e2e_loss_ratio > worst_loss else worst_loss
+            if not p.meets_slo:
+                missing += p.sessions
+        missing = round(missing, 6)
         for role, market, counterpart, regions in (
             ("host", pair.host, pair.guest, sorted({p.host_region for p in used})),
             ("guest", pair.guest, pair.host, sorted({p.guest_region for p in used})),
