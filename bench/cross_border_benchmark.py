@@ -11,7 +11,8 @@ fixed seed.
    market's demand from its diurnal profile (`controller.core.forecast.profile_sessions_at`), and a
    schedule of backbone impairments (below). Per step, three placements of every host -> guest flow:
    - `edgeplane`: `controller.core.cross_border.plan_cross_border`, told the backbone's health
-     (`assess_backbone` on the impaired backbone: detection delay is not modelled here; the x1
+     (`assess_backbone` on every backbone path as the evaluator judges it, impaired or not, as the
+     fleet's snapshot reports them all: detection delay is not modelled here; the x1
      detection of region QoS is bench/fast_shift.py's subject);
    - `host-region`: the whole session in the host market's nearest allowed region (what a
      single-market placement does): the guest side may land outside its own jurisdictions, counted;
@@ -240,14 +241,14 @@ class _Evaluator:
 
 
 def _observed_backbone(spec: EnvironmentSpec, hour: float, evaluator: _Evaluator) -> list[BackboneObservation]:
-    """What the backbone metrics would show at `hour`: the impaired paths (the others read unloaded)."""
+    """What the backbone metrics would show at `hour`: every path as the evaluator judges it (p95 RTT, base
+    loss and the impairments), as the fleet's snapshot reports every path."""
+    names = [r.name for r in spec.regions]
     observations = []
-    for imp in IMPAIRMENTS:
-        if imp.start_hour <= hour < imp.end_hour and all(r in evaluator.index for r in imp.regions):
-            rtt, loss = evaluator.backbone(*imp.regions, hour)
-            observations.append(
-                BackboneObservation(region=imp.regions[0], peer_region=imp.regions[1], rtt_ms=rtt, loss_ratio=loss)
-            )
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            rtt, loss = evaluator.backbone(a, b, hour)
+            observations.append(BackboneObservation(region=a, peer_region=b, rtt_ms=rtt, loss_ratio=loss))
     return observations
 
 
