@@ -206,7 +206,7 @@ def _why(
                 f"{cause}); never placed outside either side's jurisdictions"
             )
         return f"{head} {unserved_sessions:.0f} sessions unserved: no room left in the regions their rules allow"
-    main, main_a, main_b, _, rtt, loss, meets = used[0]
+    _, main_a, main_b, _, rtt, loss, meets = used[0]
     a, b = regions[main_a], regions[main_b]
     e2e = f"e2e {rtt:.0f} ms, {loss:.2%} loss"
     if a != b and not t.flow_has_single[f]:
@@ -228,7 +228,7 @@ def _why(
         reason = f"both in {a}, allowed for both: {e2e}, no cascade needed"
     notes: list[str] = []
     if not meets:
-        notes.append(_slo_miss(t, priced, health, access, f, main, main_a, main_b, rtt, loss))
+        notes.append(_slo_miss(t, priced, health, access, f, main_a, main_b, rtt, loss))
     if best >= 0 and all(row[0] != best for row in used):
         notes.append(f"{regions[int(t.col_a[best])]}/{regions[int(t.col_b[best])]} would be better "
                      f"({float(priced.rtt_ms[best]):.0f} ms) but has no room")  # fmt: skip
@@ -248,7 +248,6 @@ def _slo_miss(
     health: BackboneHealth,
     access: AccessQos,
     f: int,
-    column: int,
     a: int,
     b: int,
     rtt: float,
@@ -274,7 +273,9 @@ def _slo_miss(
     start, end = int(t.flow_start[f]), int(t.flow_start[f + 1])
     any_meets = bool((priced.meets_slo[start:end] & priced.available[start:end]).any())
     if any_meets:
-        verdict = "a pair the rules allow would meet it, but the LP found no room there"
+        verdict = (
+            "a pair the rules allow would meet it, but the LP found no room there (or it costs more than the miss)"
+        )
     else:
         verdict = "no pair both sides' rules allow meets it now; served on the best of them"
     return f"MISSES the scenario's e2e SLO: {'; '.join(misses) or 'at the SLO'}; {verdict}"
