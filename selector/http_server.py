@@ -42,10 +42,9 @@ from selector.decision import (
     Refusal,
     RefusalCode,
     select,
-    select_first_participant,
-    select_participant,
 )
 from selector.metrics import SelectorMetrics
+from selector.participants import select_first_participant, select_participant
 from selector.published_state import PublishedStateFollower
 
 MAX_HEAD_BYTES = 8 * 1024

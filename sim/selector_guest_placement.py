@@ -3,7 +3,7 @@
 A `sim.fleet.guest_placement.GuestPlacement` that asks `edgectl selector serve` where a guest participant's
 media goes, given the region the session's host side already terminates in: `GET /v1/select` with
 `market=<guest market>`, `scenario`, and `peer_regions=<host region>` (the selector's per-participant
-answer, `selector.decision.select_participant`). One question per (flow, host region, scenario) group
+answer, `selector.participants.select_participant`). One question per (flow, host region, scenario) group
 with new sessions: the answer depends on the group, not on the session (its session key only breaks
 ties), so a group's sessions all go where it says. An answer is reused for `answer_ttl_seconds` (wall)
 so the selector is asked a few times a second at most, whatever the fleet's speed.

@@ -1,4 +1,4 @@
-"""Per-participant answers for cross-border sessions (`selector.decision.select_participant`, issue 18):
+"""Per-participant answers for cross-border sessions (`selector.participants.select_participant`, issue 18):
 each participant gets a region its own market allows, near the session's other regions, over healthy
 backbone paths; and over HTTP with `peer_regions`."""
 
@@ -17,11 +17,10 @@ from selector.decision import (
     RefusalCode,
     build_table,
     select,
-    select_first_participant,
-    select_participant,
 )
 from selector.http_server import SelectorServer, SelectorService
 from selector.metrics import SelectorMetrics
+from selector.participants import select_first_participant, select_participant
 from selector.published_state import FileSource, PublishedStateFollower
 from tests.selector.test_decision import LOCAL, PROD, allowed_from_spec, endpoints, random_state
 from tests.selector.test_http_server import write_state
