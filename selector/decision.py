@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -65,6 +65,9 @@ class PublishedSteering:
     lease_caps: Mapping[str, float] = field(default_factory=dict)
     revision: int | None = None
     failed_links: tuple[tuple[str, str], ...] = ()
+    cross_border_shares: tuple[tuple[str, str, str, str, str, float], ...] = ()
+    """(host market, guest market, scenario, host region, guest region, share): where the controller's last
+    plan placed each side of the cross-border sessions (SteeringState.cross_border_shares)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +146,13 @@ class SelectionTable:
     """How much better end to end a cascade must be than joining a peer's region (spec.sessions.backbone)."""
     failed_links: frozenset[frozenset[str]] = frozenset()
     """Backbone paths the controller's last plan saw failed (SteeringState.failed_backbone_links): never used."""
+    placements: Mapping[tuple[str, str, str], tuple[tuple[str, str, float], ...]] = field(default_factory=dict)
+    """(host market, guest market, scenario) -> the plan's (host region, guest region, share) for its sessions,
+    only regions of the spec (`selector/participants.py` checks residency, leases and paths at the answer)."""
+    endpoints: Mapping[str, str] = field(default_factory=dict)
+    """Region -> media endpoint URL, every region of the spec (a planned region may carry no weight)."""
+    evacuated: frozenset[str] = frozenset()
+    """Regions leased at share 0 (evacuated): never answered."""
 
 
 def _seed(label: str) -> int:
@@ -279,7 +289,24 @@ def build_table(
         },
         cascade_min_gain_ms=spec.sessions.backbone.cascade_min_gain_ms if spec.sessions is not None else 0.0,
         failed_links=frozenset(frozenset(link) for link in published.failed_links),
+        placements=_placements(spec, published.cross_border_shares),
+        endpoints=dict(endpoints),
+        evacuated=frozenset(r for r, c in caps.items() if c <= SHARE_EPSILON),
     )
+
+
+def _placements(
+    spec: EnvironmentSpec, shares: Sequence[tuple[str, str, str, str, str, float]]
+) -> dict[tuple[str, str, str], tuple[tuple[str, str, float], ...]]:
+    """The published cross-border shares grouped per (host, guest, scenario); unknown markets or regions and
+    shares that are not finite and positive are dropped (the state's model refuses them already)."""
+    grouped: dict[tuple[str, str, str], list[tuple[str, str, float]]] = {}
+    for host, guest, scenario, host_region, guest_region, share in shares:
+        known = host in spec.market_by_code and guest in spec.market_by_code
+        regions = host_region in spec.region_by_name and guest_region in spec.region_by_name
+        if known and regions and math.isfinite(share) and share > SHARE_EPSILON:
+            grouped.setdefault((host, guest, scenario), []).append((host_region, guest_region, float(share)))
+    return {key: tuple(pairs) for key, pairs in grouped.items()}
 
 
 def select(table: SelectionTable, market: str, scenario: str, session_key: bytes) -> Answer | Refusal:

@@ -17,6 +17,17 @@ Pure, like `selector/decision.py` (whose table, `select` and answer types they u
    buyer's market when the call is set up) before anyone else has a region: the market's answerable
    region with the best end-to-end reach to the counterparts' own answerable regions over healthy
    backbone paths, so a DE host of a call with an ID buyer leaves fra for dub while fra-cgk is failed.
+
+
+Both answer from the controller's plan first (`SteeringState.cross_border_shares`, published with the
+weights: per host market, guest market and scenario, the region pairs the tick's plan placed the sessions
+on, with their shares). The first participant of a session whose one counterpart market has planned pairs
+goes to a planned host region, drawn by the session key in proportion to the shares (the same key, the
+same answer while the state stands); a participant whose peers sit in a planned pair's host region goes to
+that pair's guest region, drawn the same way among the pairs from that region. Only planned pairs
+usable now count: both regions within their own market's rules (from the spec, whatever the state says),
+neither evacuated, and not over a backbone path failed (the state's or the caller's). Without a usable
+planned pair, the answers above apply, unchanged. The fallbacks after a planned region are those answers'.
 """
 
 from __future__ import annotations
@@ -24,10 +35,71 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Sequence
 
-from selector.decision import Answer, Refusal, RefusalCode, SelectionTable, select
+from selector.decision import (
+    Answer,
+    Endpoint,
+    Refusal,
+    RefusalCode,
+    SelectionTable,
+    _key_hash,
+    _seed,
+    _unit,
+    select,
+)
+
+_PLACEMENT_SEED = _seed("\x00cross-border placement")
 
 
-def select_participant(
+def _usable_pairs(
+    table: SelectionTable,
+    host: str,
+    guest: str,
+    scenario: str,
+    failed: frozenset[frozenset[str]],
+) -> list[tuple[str, str, float]]:
+    """The plan's (host region, guest region, share) for (host, guest, scenario) usable now (module doc)."""
+    host_route, guest_route = table.routes.get(host), table.routes.get(guest)
+    if host_route is None or guest_route is None:
+        return []
+    return [
+        (a, b, share)
+        for a, b, share in table.placements.get((host, guest, scenario), ())
+        if a in host_route.allowed
+        and b in guest_route.allowed
+        and a not in table.evacuated
+        and b not in table.evacuated
+        and (a == b or frozenset((a, b)) not in failed)
+    ]
+
+
+def _drawn(options: list[tuple[str, float]], session_key: bytes) -> tuple[str, float] | None:
+    """One region of `options` (region, weight), drawn by the session key in proportion to the weights."""
+    weights: dict[str, float] = {}
+    for region, weight in options:
+        weights[region] = weights.get(region, 0.0) + weight
+    total = sum(weights.values())
+    if total <= 0.0:
+        return None
+    u = _unit(_PLACEMENT_SEED, _key_hash(session_key)) * total
+    for region, weight in sorted(weights.items()):
+        u -= weight
+        if u < 0.0:
+            return region, weight / total
+    region, weight = sorted(weights.items())[-1]
+    return region, weight / total
+
+
+def _planned_answer(
+    table: SelectionTable, market: str, scenario: str, region: str, share: float, fallback: Answer | Refusal
+) -> Answer:
+    """`region` first, then the fallbacks of the answer without the plan (other regions, same order)."""
+    rest = fallback.endpoints if isinstance(fallback, Answer) else ()
+    first = Endpoint(region, table.endpoints[region], share)
+    others = tuple(e for e in rest if e.region != region)[: table.max_endpoints - 1]
+    return Answer(market, scenario, (first, *others))
+
+
+def _nearest_participant(
     table: SelectionTable,
     market: str,
     scenario: str,
@@ -80,7 +152,7 @@ def select_participant(
     return Answer(market, scenario, (first.endpoint, *(c.endpoint for c in fallbacks)))
 
 
-def select_first_participant(
+def _nearest_first_participant(
     table: SelectionTable,
     market: str,
     scenario: str,
@@ -140,3 +212,60 @@ def select_first_participant(
     first, rest = scored[0][3], [item[3] for item in scored[1:]]
     fallbacks = [c for c in rest if c.region in within][: table.max_endpoints - 1]
     return Answer(market, scenario, (first.endpoint, *(c.endpoint for c in fallbacks)))
+
+
+def select_participant(
+    table: SelectionTable,
+    market: str,
+    scenario: str,
+    session_key: bytes,
+    peer_regions: Sequence[str],
+    failed_links: Collection[tuple[str, str]] = (),
+    counterpart_markets: Sequence[str] = (),
+) -> Answer | Refusal:
+    """The endpoints for one participant of `market` in a session whose others terminate in `peer_regions`
+    (module doc, step 1, from the plan first); `counterpart_markets`, when known, narrows the planned pairs
+    to those of the session's host markets. Without peers, exactly `select`."""
+    answer = _nearest_participant(table, market, scenario, session_key, peer_regions, failed_links)
+    peers = {p for p in peer_regions if p}
+    if (isinstance(answer, Refusal) and answer.code is not RefusalCode.NO_COMPLIANT_REGION) or not peers:
+        return answer  # admission, unknown input and no steering state refuse as before
+    if market not in table.routes or table.routes[market].refusal is not None:
+        return answer
+    failed = table.failed_links | {frozenset(link) for link in failed_links}
+    hosts = {c.strip().upper() for c in counterpart_markets if c.strip()}
+    options = [
+        (b, share)
+        for host, guest, planned_scenario in table.placements
+        if guest == market and planned_scenario == scenario and (not hosts or host in hosts)
+        for a, b, share in _usable_pairs(table, host, guest, scenario, failed)
+        if a in peers and all(b == p or frozenset((b, p)) not in failed for p in peers)
+    ]
+    drawn = _drawn(options, session_key)
+    if drawn is None:
+        return answer
+    return _planned_answer(table, market, scenario, drawn[0], drawn[1], answer)
+
+
+def select_first_participant(
+    table: SelectionTable,
+    market: str,
+    scenario: str,
+    session_key: bytes,
+    counterpart_markets: Sequence[str],
+    failed_links: Collection[tuple[str, str]] = (),
+) -> Answer | Refusal:
+    """The endpoints for the first participant of `market` in a cross-border session whose others are in
+    `counterpart_markets` (module doc, step 2, from the plan first). Without counterparts, exactly `select`."""
+    answer = _nearest_first_participant(table, market, scenario, session_key, counterpart_markets, failed_links)
+    others = [c for c in dict.fromkeys(c.strip().upper() for c in counterpart_markets) if c and c != market]
+    if len(others) != 1 or (isinstance(answer, Refusal) and answer.code is not RefusalCode.NO_COMPLIANT_REGION):
+        return answer  # the plan places market pairs: a session with several counterpart markets is not one
+    if table.routes[market].refusal is not None:
+        return answer
+    failed = table.failed_links | {frozenset(link) for link in failed_links}
+    options = [(a, share) for a, _, share in _usable_pairs(table, market, others[0], scenario, failed)]
+    drawn = _drawn(options, session_key)
+    if drawn is None:
+        return answer
+    return _planned_answer(table, market, scenario, drawn[0], drawn[1], answer)

@@ -2,8 +2,9 @@
 
 A `sim.fleet.guest_placement.GuestPlacement` that asks `edgectl selector serve` where a guest participant's
 media goes, given the region the session's host side already terminates in: `GET /v1/select` with
-`market=<guest market>`, `scenario`, and `peer_regions=<host region>` (the selector's per-participant
-answer, `selector.participants.select_participant`). One question per (flow, host region, scenario) group
+`market=<guest market>`, `scenario`, `peer_regions=<host region>` and `counterpart_markets=<host market>`
+(the selector's per-participant answer, `selector.participants.select_participant`: the plan's guest
+region for that host region when the controller published one). One question per (flow, host region, scenario) group
 with new sessions: the answer depends on the group, not on the session (its session key only breaks
 ties), so a group's sessions all go where it says. An answer is reused for `answer_ttl_seconds` (wall)
 so the selector is asked a few times a second at most, whatever the fleet's speed.
@@ -129,6 +130,7 @@ class SelectorGuestPlacement:
             "scenario": self.scenarios[s],
             "session": f"{self._prefix}{host}:{guest}:{self.regions[a]}:{self.scenarios[s]}",
             "peer_regions": self.regions[a],
+            "counterpart_markets": host,
         }
         with self._lock:
             self.requests += 1

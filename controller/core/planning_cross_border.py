@@ -41,6 +41,7 @@ demand profile, its forecast) and never one of g's; g's demand counts only the s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -51,6 +52,7 @@ from controller.cross_border_plan import CrossBorderPlan
 from controller.plan import RegionState
 from controller.snapshot import FleetSnapshot
 from controller.spec import EnvironmentSpec
+from controller.steering import CrossBorderShare
 
 MAX_PAIR_SENTENCES = 20
 """Above this many market pairs the explanation says only the summary, the failed links and the unserved
@@ -154,6 +156,40 @@ def plan_cross_border_step(
     return CrossBorderStep(
         plan=plan, guest_slots=slots, host_slot_moves=moves, explanation=_sentences(plan, slots, moves)
     )
+
+
+SHARE_DECIMALS = 6
+"""Shares written to the steering state are rounded to this (small, and stable from tick to tick)."""
+
+
+def cross_border_shares(plan: CrossBorderPlan) -> list[CrossBorderShare]:
+    """What the selector answers both sides of the cross-border sessions from: per host market, guest market
+    and scenario, each region pair's share of the plan's sessions (`SteeringState.cross_border_shares`).
+    Rounded down, so a pair's shares never sum above 1; a share that rounds to 0 is left out."""
+    scale = 10**SHARE_DECIMALS
+    shares: list[CrossBorderShare] = []
+    for pair in plan.pairs:
+        totals: dict[str, float] = {}
+        for p in pair.placements:
+            totals[p.scenario.value] = totals.get(p.scenario.value, 0.0) + p.sessions
+        merged: dict[tuple[str, str, str], float] = {}
+        for p in pair.placements:
+            key = (p.scenario.value, p.host_region, p.guest_region)
+            merged[key] = merged.get(key, 0.0) + p.sessions
+        for (scenario, host_region, guest_region), sessions in sorted(merged.items()):
+            share = math.floor(sessions / totals[scenario] * scale) / scale if totals[scenario] > 0 else 0.0
+            if share > 0.0:
+                shares.append(
+                    CrossBorderShare(
+                        host=pair.host,
+                        guest=pair.guest,
+                        scenario=scenario,
+                        host_region=host_region,
+                        guest_region=guest_region,
+                        share=share,
+                    )
+                )
+    return shares
 
 
 def cascaded_sessions(plan: CrossBorderPlan) -> float:
