@@ -11,19 +11,29 @@ fixed seed.
    market's demand from its diurnal profile (`controller.core.forecast.profile_sessions_at`), and a
    schedule of backbone impairments (below). Per step, three placements of every host -> guest flow:
    - `edgeplane`: `controller.core.cross_border.plan_cross_border`, told the backbone's health
-     (`assess_backbone` on the impaired backbone: detection delay is not modelled here; the x1
+     (`assess_backbone` on every backbone path as the evaluator judges it, impaired or not, as the
+     fleet's snapshot reports them all: detection delay is not modelled here; the x1
      detection of region QoS is bench/fast_shift.py's subject);
    - `host-region`: the whole session in the host market's nearest allowed region (what a
      single-market placement does): the guest side may land outside its own jurisdictions, counted;
    - `nearest-allowed`: each side in its own nearest allowed region, cascaded when they differ, with
      no backbone awareness (the backbone's health and RTT are not looked at).
-   Every placement is judged by the same evaluator, not by the planner's own numbers: p95 e2e RTT =
-   1.2 x access RTT (host) + backbone p95 (1.05 x unloaded + impairment) + 1.2 x access RTT (guest),
-   loss = 1 - (1 - 0.2%)^2 (1 - backbone loss); a session-minute breaches when either misses the
-   scenario's `sessions.shapes` SLO. Node-hours: the slots the sessions take (one per region they
-   terminate in: a cascade takes two) / (sessions_per_node x target_utilisation), fractional (the
-   cross-border share of the fleet, not a node count of its own). Region load is not simulated
-   (queueing is the capacity benchmark's subject); slots are unconstrained here.
+   Every placement is judged by the same evaluator, not by the planner's own numbers, and the way the
+   simulated fleet judges a cross-market session: `sim.fleet.cross_market.e2e_path_qos` on the host's
+   access path, the backbone (cascades only) and the guest's access path, RTTs added, losses
+   compounded; each access path's p95 RTT and loss are `sim.qos`'s at its region's utilisation
+   (`rtt_p95_ms`, `loss_ratio`: 0.2% below 75%, the load knee above it), each backbone path's
+   `sim.qos.backbone_*` with the impairments below. A region's utilisation is the day's load on it
+   (each market's sessions in its nearest allowed region, as `host-region` places them) over the nodes
+   the spec's scaling rule sizes for that load (`controller.core.scaling.needed_nodes`, within
+   min_nodes and max_nodes), so a fleet planned at prod's target_utilisation 0.85 runs past the knee
+   as the fleet does. The same access QoS is what edgeplane's planner observes (`AccessQos`, as the
+   control loop reads the snapshot's paths), as it is told the backbone's health. A session-minute
+   breaches when the e2e RTT or loss misses the scenario's `sessions.shapes` SLO. Node-hours: the slots
+   the sessions take (one per region they terminate in: a cascade takes two) / (sessions_per_node x
+   target_utilisation), fractional (the cross-border share of the fleet, not a node count of its
+   own). Not modelled: scaling lag, the cross-border guest slots' own load, queueing beyond `sim.qos`;
+   slots are unconstrained here.
 2. **Plan time** at 30 regions x 250 markets (`bench/synthetic_spec.py`) with 2 cross-market flows per
    market (500 pairs, 3 scenarios): median wall and CPU time of `plan_cross_border` over `--runs`
    runs, with the whole fleet's room (the usual case: no slot or bandwidth row binds, each flow's
@@ -50,12 +60,15 @@ import numpy as np
 
 from bench.synthetic_spec import SEED, synthetic_spec_data
 from controller.core.backbone_health import assess_backbone, unloaded_backbone_rtt
-from controller.core.cross_border import flow_tables, plan_cross_border, solve_cross_border
+from controller.core.cross_border import AccessQos, flow_tables, plan_cross_border, solve_cross_border
 from controller.core.forecast import profile_sessions_at
+from controller.core.scaling import needed_nodes
 from controller.snapshot import BackboneObservation
 from controller.spec import EnvironmentSpec, Scenario
 from controller.spec.residency_geography import SIMULATED_CLOUD_REGIONS
 from controller.spec_file import load_environment
+from sim import qos
+from sim.fleet.cross_market import e2e_path_qos
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ENV = ROOT / "environments" / "prod.yaml"
@@ -64,10 +77,6 @@ DAY = datetime(2026, 11, 10, tzinfo=UTC)
 PLAN_TIME_TARGET_MS = 100.0
 TICK_DEMAND_MOVE = 0.03
 """Plan-time row "next tick": each market's demand moves by this (1 sigma) from one run to the next."""
-ACCESS_P95_OVER_MEDIAN = 1.2
-ACCESS_LOSS = 0.002
-BACKBONE_P95_OVER_MEDIAN = 1.05
-BACKBONE_LOSS = 0.0005
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,7 @@ class StrategyResult:
     node_hours: float = 0.0
     cascaded_minutes: float = 0.0
     unserved_minutes: float = 0.0
+    breach_by_pair: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -137,29 +147,69 @@ class CrossBorderBenchmark:
 
 
 class _Evaluator:
-    """The judge: e2e QoS of a (host region, guest region) pair for a flow, on the true backbone."""
+    """The judge: e2e QoS of a (host region, guest region) pair for a flow, on the true backbone and the
+    access paths at the regions' utilisation this step (`load`), as the simulated fleet judges it."""
 
     def __init__(self, spec: EnvironmentSpec) -> None:
         self.spec = spec
         self.index = {r.name: i for i, r in enumerate(spec.regions)}
+        self.market_index = {m.code: i for i, m in enumerate(spec.markets)}
         self.base = unloaded_backbone_rtt(spec)
+        self.base_access = flow_tables(spec).access_rtt_ms  # M x R unloaded (spec.base_rtt_ms)
         assert spec.sessions is not None
         self.shapes = spec.sessions.shapes
         self.allowed = {m.code: set(spec.allowed_regions(m.code)) for m in spec.markets}
+        self.nearest = {m.code: _nearest_allowed(spec, m.code) for m in spec.markets}
         self.per_node = {
             r.name: r.sessions_per_node * spec.scaling.target_utilisation for r in spec.regions
         }  # fmt: skip
+        self.utilisation = np.zeros(len(spec.regions))
+        self.access_rtt = qos.rtt_p95_ms(self.base_access, self.utilisation[None, :])
+        self.access_loss = qos.loss_ratio(np.broadcast_to(self.utilisation[None, :], self.base_access.shape))
+
+    def load(self, demand: dict[str, float]) -> None:
+        """This step's region utilisation and access QoS: each market's sessions in its nearest allowed
+        region, on the nodes the scaling rule sizes for them (within min and max nodes)."""
+        sessions = np.zeros(len(self.spec.regions))
+        for code, count in demand.items():
+            sessions[self.index[self.nearest[code]]] += count
+        for r, region in enumerate(self.spec.regions):
+            nodes = min(region.max_nodes, max(region.min_nodes, needed_nodes(self.spec, region, sessions[r])))
+            self.utilisation[r] = sessions[r] / (nodes * region.sessions_per_node) if nodes else 0.0
+        u = np.broadcast_to(self.utilisation[None, :], self.base_access.shape)
+        self.access_rtt = qos.rtt_p95_ms(self.base_access, u)
+        self.access_loss = qos.loss_ratio(u)
+
+    def access(self) -> AccessQos:
+        """What the planner observes of every access path this step (the judge's own numbers)."""
+        return AccessQos(self.access_rtt, self.access_loss, np.ones(self.base_access.shape, dtype=bool))
 
     def backbone(self, a: str, b: str, hour: float) -> tuple[float, float]:
-        if a == b:
-            return 0.0, 0.0
-        rtt = BACKBONE_P95_OVER_MEDIAN * float(self.base[self.index[a], self.index[b]])
-        loss = BACKBONE_LOSS
+        extra_rtt, extra_loss = 0.0, 0.0
         for imp in IMPAIRMENTS:
             if {a, b} == set(imp.regions) and imp.start_hour <= hour < imp.end_hour:
-                rtt += imp.extra_rtt_ms
-                loss += imp.extra_loss
-        return rtt, min(loss, 1.0)
+                extra_rtt += imp.extra_rtt_ms
+                extra_loss += imp.extra_loss
+        base = np.array(self.base[self.index[a], self.index[b]])
+        return (
+            float(qos.backbone_rtt_p95_ms(base, np.array(extra_rtt))),
+            float(qos.backbone_loss_ratio(np.array(extra_loss))),
+        )
+
+    def e2e(self, host: str, guest: str, a: str, b: str, hour: float) -> tuple[float, float]:
+        """(e2e p95 RTT, e2e loss) of a session of host -> guest on (a, b): `sim.fleet.cross_market.e2e_path_qos`."""
+        h, g, i, j = self.market_index[host], self.market_index[guest], self.index[a], self.index[b]
+        bb_rtt, bb_loss = self.backbone(a, b, hour)
+        rtt, loss = e2e_path_qos(
+            self.access_rtt[h, i],
+            self.access_loss[h, i],
+            np.array(bb_rtt),
+            np.array(bb_loss),
+            self.access_rtt[g, j],
+            self.access_loss[g, j],
+            np.array(a != b),
+        )
+        return float(rtt), float(loss)
 
     def judge(
         self,
@@ -173,14 +223,14 @@ class _Evaluator:
         hour: float,
         minutes: float,
     ) -> None:
-        bb_rtt, bb_loss = self.backbone(a, b, hour)
-        rtt = ACCESS_P95_OVER_MEDIAN * (self.spec.base_rtt_ms(host, a) + self.spec.base_rtt_ms(guest, b)) + bb_rtt
-        loss = 1.0 - (1.0 - ACCESS_LOSS) ** 2 * (1.0 - bb_loss)
+        rtt, loss = self.e2e(host, guest, a, b, hour)
         shape = self.shapes[scenario]
         session_minutes = sessions * minutes
         result.session_minutes += session_minutes
         if rtt > shape.e2e_rtt_p95_ms or loss > shape.e2e_max_loss_ratio:
             result.slo_breach_minutes += session_minutes
+            pair = f"{host}->{guest}"
+            result.breach_by_pair[pair] = result.breach_by_pair.get(pair, 0.0) + session_minutes
         if a not in self.allowed[host] or b not in self.allowed[guest]:
             result.residency_violation_minutes += session_minutes
         slots = {a: sessions} if a == b else {a: sessions, b: sessions}
@@ -191,14 +241,14 @@ class _Evaluator:
 
 
 def _observed_backbone(spec: EnvironmentSpec, hour: float, evaluator: _Evaluator) -> list[BackboneObservation]:
-    """What the backbone metrics would show at `hour`: the impaired paths (the others read unloaded)."""
+    """What the backbone metrics would show at `hour`: every path as the evaluator judges it (p95 RTT, base
+    loss and the impairments), as the fleet's snapshot reports every path."""
+    names = [r.name for r in spec.regions]
     observations = []
-    for imp in IMPAIRMENTS:
-        if imp.start_hour <= hour < imp.end_hour and all(r in evaluator.index for r in imp.regions):
-            rtt, loss = evaluator.backbone(*imp.regions, hour)
-            observations.append(
-                BackboneObservation(region=imp.regions[0], peer_region=imp.regions[1], rtt_ms=rtt, loss_ratio=loss)
-            )
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            rtt, loss = evaluator.backbone(a, b, hour)
+            observations.append(BackboneObservation(region=a, peer_region=b, rtt_ms=rtt, loss_ratio=loss))
     return observations
 
 
@@ -216,8 +266,9 @@ def run_day(spec: EnvironmentSpec, step_minutes: float = 5.0) -> tuple[list[Stra
         at = DAY + timedelta(minutes=step * step_minutes)
         hour = at.hour + at.minute / 60.0
         demand = {m.code: profile_sessions_at(m, at) for m in spec.markets}
+        evaluator.load(demand)
         health = assess_backbone(spec, _observed_backbone(spec, hour, evaluator))
-        plan = plan_cross_border(spec, demand, backbone=health)
+        plan = plan_cross_border(spec, demand, backbone=health, access=evaluator.access())
         for pair in plan.pairs:
             for p in pair.placements:
                 evaluator.judge(
@@ -371,6 +422,10 @@ def markdown(report: CrossBorderBenchmark) -> str:
             f"| {r.strategy} | {r.session_minutes:,.0f} | {r.slo_breach_minutes:,.0f} | "
             f"{r.residency_violation_minutes:,.0f} | {r.node_hours:,.1f} | {cascaded:.1%} | {r.unserved_minutes:,.0f} |"
         )
+    lines += ["", "e2e QoS-SLO session-minutes by market pair (the largest five):", ""]
+    for r in report.results:
+        top = sorted(r.breach_by_pair.items(), key=lambda kv: -kv[1])[:5]
+        lines.append(f"- {r.strategy}: " + (", ".join(f"{pair} {m:,.0f}" for pair, m in top) or "none"))
     lines += ["", *_reading(report)]
     lines += ["", *plan_time_lines(report.plan_times)]
     return "\n".join(lines) + "\n"
@@ -411,8 +466,8 @@ def _reading(report: CrossBorderBenchmark) -> list[str]:
         f"minutes, {near.node_hours / edge.node_hours - 1:+.0%} node-hours over edgeplane, and, blind to the "
         f"backbone, breaches the e2e SLO for {near.slo_breach_minutes:,.0f} session-minutes "
         f"({near.slo_breach_minutes / near.session_minutes:.1%}); edgeplane {edge.slo_breach_minutes:,.0f}.",
-        "- Not modelled here: detection delay of a backbone impairment (the placement is told at once), region "
-        "load and its queueing, and slots (room is unconstrained; the plan-time rows below run tight room).",
+        "- Not modelled here: detection delay of a backbone impairment (the placement is told at once), scaling "
+        "lag, and slots (room is unconstrained; the plan-time rows below run tight room).",
     ]
 
 

@@ -26,7 +26,12 @@ class SidePlacement(CrossBorderModel):
     guest_region: str = Field(description="Region where the guest market's participants' media terminates.")
     sessions: float = Field(ge=0, description="Concurrent sessions placed on this pair.")
     e2e_rtt_ms: float = Field(ge=0, description="Round trip host -> SFU -> backbone -> SFU -> guest, as planned.")
-    e2e_loss_ratio: float = Field(ge=0, le=1, description="Loss of the backbone path between the two SFUs (0 in one).")
+    e2e_loss_ratio: float = Field(
+        ge=0,
+        le=1,
+        description="Loss host -> SFU (-> backbone -> SFU) -> guest as planned: both access paths and the backbone "
+        "compounded, 1 - (1 - host access)(1 - backbone)(1 - guest access).",
+    )
     meets_slo: bool = Field(description="The e2e RTT and loss meet the scenario's participant shape SLO.")
 
     @property
@@ -54,6 +59,13 @@ class ParticipantProof(CrossBorderModel):
     regions: list[str] = Field(description="Regions where this market's participants of the pair terminate.")
     allowed_regions: list[str] = Field(description="Regions the market's jurisdictions allow (from the spec).")
     compliant: bool = Field(description="Derived: regions within allowed_regions.")
+    worst_e2e_rtt_ms: float = Field(default=0.0, ge=0, description="Highest planned e2e RTT of these participants.")
+    worst_e2e_loss_ratio: float = Field(
+        default=0.0, ge=0, le=1, description="Highest planned e2e loss of these participants (access and backbone)."
+    )
+    sessions_missing_slo: float = Field(
+        default=0.0, ge=0, description="Their sessions placed on a pair whose e2e RTT or loss misses the SLO."
+    )
 
 
 class CrossBorderPlan(CrossBorderModel):

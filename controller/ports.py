@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 
 from controller.audit import AuditRecord
 from controller.snapshot import DemandHistory, FleetSnapshot
-from controller.steering import Fence, JournalEntry, RegionLease, SteeringState
+from controller.steering import CrossBorderShare, Fence, JournalEntry, RegionLease, SteeringState
 
 
 class ObserverUnavailable(Exception):
@@ -60,7 +60,8 @@ class Observer(Protocol):
 
 @runtime_checkable
 class SteeringWriter(Protocol):
-    """A steering gate that records, with the weights, the backbone paths the selector must avoid
+    """A steering gate that records, with the weights, the backbone paths the selector must avoid and
+    where the plan placed each side of the cross-border sessions
     (`controller.adapters.steering_authority.FencedActuator`)."""
 
     def set_steering(
@@ -72,6 +73,7 @@ class SteeringWriter(Protocol):
         actor: str,
         reason: str,
         forced_off_regions: Collection[str] = frozenset(),
+        cross_border_shares: Sequence[CrossBorderShare] | None = None,
     ) -> AuditRecord: ...
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from controller.audit import AuditRecord
 
@@ -82,6 +82,39 @@ class WeightMove(SteeringModel):
     by: str = Field(default="", description="Who moved it.")
 
 
+CROSS_BORDER_SHARE_TOLERANCE = 1e-6
+"""How far above 1 a market pair's shares of one scenario may sum (rounding) before the state is refused."""
+
+
+class CrossBorderShare(SteeringModel):
+    """One region pair's share of one market pair's cross-border sessions of one scenario, as the last plan
+    placed them (`Plan.cross_border`): the region selector sends that share of the pair's sessions' host
+    side to `host_region` and their guest side to `guest_region` (issue 18; `selector/participants.py`)."""
+
+    host: str = Field(min_length=1, description="Host market.")
+    guest: str = Field(min_length=1, description="Guest market.")
+    scenario: str = Field(min_length=1, description="Scenario of these sessions.")
+    host_region: str = Field(min_length=1, description="Region of the host side.")
+    guest_region: str = Field(min_length=1, description="Region of the guest side.")
+    share: float = Field(gt=0, le=1, allow_inf_nan=False, description="Share of the pair's sessions of the scenario.")
+
+
+def check_cross_border_shares(shares: list[CrossBorderShare]) -> None:
+    """ValueError naming the entry when a region pair repeats, or a market pair's shares of one scenario
+    sum above 1 (the rule `SteeringState` validates, also used where it is changed by model_copy)."""
+    totals: dict[tuple[str, str, str], float] = {}
+    seen: set[tuple[str, str, str, str, str]] = set()
+    for i, share in enumerate(shares):
+        key = (share.host, share.guest, share.scenario, share.host_region, share.guest_region)
+        if key in seen:
+            raise ValueError(f"cross_border_shares[{i}]: {key} appears twice")
+        seen.add(key)
+        totals[key[:3]] = totals.get(key[:3], 0.0) + share.share
+    for group, total in totals.items():
+        if total > 1.0 + CROSS_BORDER_SHARE_TOLERANCE:
+            raise ValueError(f"cross_border_shares: the shares of {group} sum to {total:.6f}, above 1")
+
+
 class SteeringState(SteeringModel):
     """The desired steering state of one environment, as the authority last committed it."""
 
@@ -105,8 +138,19 @@ class SteeringState(SteeringModel):
         description="Backbone paths between regions the last plan saw failed (issue 18): the region selector "
         "sends no participant of a cross-border session across them. Written with the weights.",
     )
+    cross_border_shares: list[CrossBorderShare] = Field(
+        default_factory=list,
+        description="Where the last plan placed each side of the cross-border sessions (issue 18): per host "
+        "market, guest market and scenario, the region pairs and their shares; the region selector answers "
+        "both sides from them, within each side's own rules and over no failed path. Written with the weights.",
+    )
     updated_at: AwareDatetime | None = Field(default=None, description="When the last change was committed.")
     updated_by: str = Field(default="", description="Who made the last change, and why.")
+
+    @model_validator(mode="after")
+    def _shares_sum_to_at_most_one(self) -> SteeringState:
+        check_cross_border_shares(self.cross_border_shares)
+        return self
 
     def lease_caps(self) -> dict[str, float]:
         """Region -> the share its lease allows (regions without a lease are absent)."""

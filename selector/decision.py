@@ -25,28 +25,15 @@ Refusals, each with a code and a sentence a client can log:
 
 The same key gets the same admission verdict while the state stands.
 
-3. `select_participant(table, market, scenario, session_key, peer_regions)` answers one participant of a
-   cross-border session whose other participants already terminate in `peer_regions` (issue 18):
-   among the market's own answerable regions (the same residency, leases and admission as `select`),
-   the one with the best end-to-end RTT to the others (access RTT + backbone RTT to the farthest peer
-   region, 0 when it is the same region), where a region that is not a peer's pays the spec's
-   `cascade_min_gain_ms` (one region wins unless a cascade is better by more than that); backbone
-   paths in `failed_links` (the caller's, and the ones the controller's last plan saw failed,
-   `SteeringState.failed_backbone_links`) are never used. Never a region outside the participant's
-   own rules, whatever the peers' regions: a peer in a region the participant may not use means a
-   cascade.
-4. `select_first_participant(table, market, scenario, session_key, counterpart_markets)` answers the
-   first participant of a cross-border session (the host of a 1v1 shopping call, who knows the
-   buyer's market when the call is set up) before anyone else has a region: the market's answerable
-   region with the best end-to-end reach to the counterparts' own answerable regions over healthy
-   backbone paths, so a DE host of a call with an ID buyer leaves fra for dub while fra-cgk is failed.
+Per-participant answers for cross-border sessions (`select_participant`, `select_first_participant`)
+are in `selector/participants.py`; they use this module's table and `select`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -78,6 +65,9 @@ class PublishedSteering:
     lease_caps: Mapping[str, float] = field(default_factory=dict)
     revision: int | None = None
     failed_links: tuple[tuple[str, str], ...] = ()
+    cross_border_shares: tuple[tuple[str, str, str, str, str, float], ...] = ()
+    """(host market, guest market, scenario, host region, guest region, share): where the controller's last
+    plan placed each side of the cross-border sessions (SteeringState.cross_border_shares)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +146,13 @@ class SelectionTable:
     """How much better end to end a cascade must be than joining a peer's region (spec.sessions.backbone)."""
     failed_links: frozenset[frozenset[str]] = frozenset()
     """Backbone paths the controller's last plan saw failed (SteeringState.failed_backbone_links): never used."""
+    placements: Mapping[tuple[str, str, str], tuple[tuple[str, str, float], ...]] = field(default_factory=dict)
+    """(host market, guest market, scenario) -> the plan's (host region, guest region, share) for its sessions,
+    only regions of the spec (`selector/participants.py` checks residency, leases and paths at the answer)."""
+    endpoints: Mapping[str, str] = field(default_factory=dict)
+    """Region -> media endpoint URL, every region of the spec (a planned region may carry no weight)."""
+    evacuated: frozenset[str] = frozenset()
+    """Regions leased at share 0 (evacuated): never answered."""
 
 
 def _seed(label: str) -> int:
@@ -292,7 +289,24 @@ def build_table(
         },
         cascade_min_gain_ms=spec.sessions.backbone.cascade_min_gain_ms if spec.sessions is not None else 0.0,
         failed_links=frozenset(frozenset(link) for link in published.failed_links),
+        placements=_placements(spec, published.cross_border_shares),
+        endpoints=dict(endpoints),
+        evacuated=frozenset(r for r, c in caps.items() if c <= SHARE_EPSILON),
     )
+
+
+def _placements(
+    spec: EnvironmentSpec, shares: Sequence[tuple[str, str, str, str, str, float]]
+) -> dict[tuple[str, str, str], tuple[tuple[str, str, float], ...]]:
+    """The published cross-border shares grouped per (host, guest, scenario); unknown markets or regions and
+    shares that are not finite and positive are dropped (the state's model refuses them already)."""
+    grouped: dict[tuple[str, str, str], list[tuple[str, str, float]]] = {}
+    for host, guest, scenario, host_region, guest_region, share in shares:
+        known = host in spec.market_by_code and guest in spec.market_by_code
+        regions = host_region in spec.region_by_name and guest_region in spec.region_by_name
+        if known and regions and math.isfinite(share) and share > SHARE_EPSILON:
+            grouped.setdefault((host, guest, scenario), []).append((host_region, guest_region, float(share)))
+    return {key: tuple(pairs) for key, pairs in grouped.items()}
 
 
 def select(table: SelectionTable, market: str, scenario: str, session_key: bytes) -> Answer | Refusal:
@@ -327,121 +341,6 @@ def select(table: SelectionTable, market: str, scenario: str, session_key: bytes
     )
 
 
-def select_participant(
-    table: SelectionTable,
-    market: str,
-    scenario: str,
-    session_key: bytes,
-    peer_regions: Sequence[str],
-    failed_links: Collection[tuple[str, str]] = (),
-) -> Answer | Refusal:
-    """The endpoints for one participant of `market` in a session whose others terminate in `peer_regions`
-    (module doc, step 3); without peers, exactly `select`."""
-    answer = select(table, market, scenario, session_key)
-    peers = {p for p in peer_regions if p}
-    if isinstance(answer, Refusal) or not peers:
-        return answer
-    route = table.routes[market]
-    failed = table.failed_links | {frozenset(link) for link in failed_links}
-    rendezvous = {endpoint.region: rank for rank, endpoint in enumerate(answer.endpoints)}
-
-    def e2e(region: str) -> float | None:
-        worst = 0.0
-        for peer in peers:
-            if peer == region:
-                continue
-            if frozenset((region, peer)) in failed:
-                return None
-            rtt = table.backbone_rtt_ms.get((region, peer))
-            if rtt is None:  # a peer region the spec does not know: no path to price
-                return None
-            worst = max(worst, rtt)
-        cascade = 0.0 if region in peers else table.cascade_min_gain_ms
-        return route.access_rtt_ms.get(region, math.inf) + worst + cascade
-
-    scored = []
-    for candidate in route.candidates:
-        if candidate.region not in route.allowed:  # residency, checked once more at the answer
-            continue
-        cost = e2e(candidate.region)
-        if cost is not None:
-            scored.append((cost, rendezvous.get(candidate.region, len(rendezvous)), candidate.region, candidate))
-    if not scored:
-        return Refusal(
-            market,
-            RefusalCode.NO_COMPLIANT_REGION,
-            f"no region market {market} may use reaches the session's other regions ({', '.join(sorted(peers))}) "
-            "over a healthy backbone path",
-        )
-    scored.sort(key=lambda item: (item[0], item[1], item[2]))
-    within = route.within_rtt.get(scenario, frozenset())
-    first, rest = scored[0][3], [item[3] for item in scored[1:]]
-    fallbacks = [c for c in rest if c.region in within][: table.max_endpoints - 1]
-    return Answer(market, scenario, (first.endpoint, *(c.endpoint for c in fallbacks)))
-
-
-def select_first_participant(
-    table: SelectionTable,
-    market: str,
-    scenario: str,
-    session_key: bytes,
-    counterpart_markets: Sequence[str],
-    failed_links: Collection[tuple[str, str]] = (),
-) -> Answer | Refusal:
-    """The endpoints for the first participant of `market` in a cross-border session whose others are
-    in `counterpart_markets` and have no region yet (module doc, step 4): among the market's own
-    answerable regions (residency, leases, admission as `select`), the one from which the worst
-    counterpart reaches, over a healthy backbone path, one of its own answerable regions with the best
-    end-to-end RTT (joining this region costs its access RTT; a cascade adds the backbone RTT and
-    `cascade_min_gain_ms`). A counterpart that cannot be reached from any region refuses the session
-    now rather than after its host has joined. Without counterparts, exactly `select`."""
-    answer = select(table, market, scenario, session_key)
-    others = [c for c in dict.fromkeys(c.strip().upper() for c in counterpart_markets) if c and c != market]
-    if isinstance(answer, Refusal) or not others:
-        return answer
-    unknown = [c for c in others if c not in table.routes]
-    if unknown:
-        return Refusal(market, RefusalCode.UNKNOWN_MARKET, f"unknown counterpart market {', '.join(unknown)}")
-    route = table.routes[market]
-    failed = table.failed_links | {frozenset(link) for link in failed_links}
-    rendezvous = {endpoint.region: rank for rank, endpoint in enumerate(answer.endpoints)}
-
-    def reach(region: str) -> float | None:
-        worst = 0.0
-        for other in (table.routes[c] for c in others):
-            best = math.inf
-            for candidate in other.candidates:
-                b = candidate.region
-                if b == region:
-                    best = min(best, other.access_rtt_ms.get(b, math.inf))
-                elif frozenset((region, b)) not in failed and (region, b) in table.backbone_rtt_ms:
-                    cost = table.backbone_rtt_ms[(region, b)] + table.cascade_min_gain_ms
-                    best = min(best, cost + other.access_rtt_ms.get(b, math.inf))
-            if not math.isfinite(best):
-                return None
-            worst = max(worst, best)
-        return route.access_rtt_ms.get(region, math.inf) + worst
-
-    scored = []
-    for candidate in route.candidates:
-        if candidate.region not in route.allowed:
-            continue
-        cost = reach(candidate.region)
-        if cost is not None and math.isfinite(cost):
-            scored.append((cost, rendezvous.get(candidate.region, len(rendezvous)), candidate.region, candidate))
-    if not scored:
-        return Refusal(
-            market,
-            RefusalCode.NO_COMPLIANT_REGION,
-            f"no region market {market} may use reaches a region of {', '.join(others)} over a healthy backbone path",
-        )
-    scored.sort(key=lambda item: (item[0], item[1], item[2]))
-    within = route.within_rtt.get(scenario, frozenset())
-    first, rest = scored[0][3], [item[3] for item in scored[1:]]
-    fallbacks = [c for c in rest if c.region in within][: table.max_endpoints - 1]
-    return Answer(market, scenario, (first.endpoint, *(c.endpoint for c in fallbacks)))
-
-
 def endpoint_urls(spec: EnvironmentSpec, template: str, overrides: Mapping[str, str]) -> dict[str, str]:
     """Region -> media endpoint URL: `overrides` first, else `template` with {region} and {cloud_region}."""
     unknown = sorted(set(overrides) - set(spec.region_by_name))
@@ -469,5 +368,4 @@ __all__ = [
     "build_table",
     "endpoint_urls",
     "select",
-    "select_participant",
 ]

@@ -42,10 +42,9 @@ from selector.decision import (
     Refusal,
     RefusalCode,
     select,
-    select_first_participant,
-    select_participant,
 )
 from selector.metrics import SelectorMetrics
+from selector.participants import select_first_participant, select_participant
 from selector.published_state import PublishedStateFollower
 
 MAX_HEAD_BYTES = 8 * 1024
@@ -132,7 +131,7 @@ class SelectorService:
             # A participant of a cross-border session: near the session's other regions (or, the first
             # one, near where its counterparts' markets may go), within its own rules.
             if peers:
-                outcome = select_participant(table, market, scenario, key, peers)
+                outcome = select_participant(table, market, scenario, key, peers, counterpart_markets=counterparts)
             elif counterparts:
                 outcome = select_first_participant(table, market, scenario, key, counterparts)
             else:

@@ -145,6 +145,9 @@ def parse_published(data: bytes, environment: str, where: str) -> PublishedSteer
         lease_caps=state.lease_caps(),
         revision=state.revision,
         failed_links=tuple(state.failed_backbone_links),
+        cross_border_shares=tuple(
+            (c.host, c.guest, c.scenario, c.host_region, c.guest_region, c.share) for c in state.cross_border_shares
+        ),
     )
 
 

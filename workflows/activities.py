@@ -29,6 +29,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 from controller.audit import AuditRecord
+from controller.core.planning_cross_border import cross_border_shares
 from controller.core.safety import move_budget
 from controller.plan import Plan, PlanningOverrides, RegionPin, RegionState
 from controller.ports import (
@@ -47,7 +48,7 @@ from controller.ports import (
 )
 from controller.snapshot import FleetSnapshot
 from controller.spec import EnvironmentSpec
-from controller.steering import Fence, JournalState, SteeringState
+from controller.steering import CrossBorderShare, Fence, JournalState, SteeringState
 from workflows.activity_models import DrillStoppedReport, LoopModeReport
 from workflows.evacuation import (
     capped_weights,
@@ -391,6 +392,7 @@ class FleetActivities:
                             actor=actor,
                             reason=reason,
                             forced_off_regions=[h.region for h in plan.region_health if h.state is RegionState.FAILED],
+                            cross_border_shares=_cross_border_shares(plan),
                         )
                         if isinstance(actuator, SteeringWriter)
                         else actuator.set_traffic_weights(
@@ -561,6 +563,12 @@ class FleetActivities:
             self.report_loop_mode,
             self.report_drill_stopped,
         ]
+
+
+def _cross_border_shares(plan: Plan) -> list[CrossBorderShare] | None:
+    """Where the plan placed each side of the cross-border sessions, for the selector; None (leave the
+    recorded ones) when the plan made no cross-border placement (no flows in the spec)."""
+    return None if plan.cross_border is None else cross_border_shares(plan.cross_border)
 
 
 def _failed_links(plan: Plan) -> list[tuple[str, str]] | None:

@@ -35,7 +35,15 @@ from controller.ports import (
     SteeringStore,
 )
 from controller.spec import EnvironmentSpec
-from controller.steering import Fence, JournalEntry, JournalState, RegionLease, SteeringState, WeightMove
+from controller.steering import (
+    CrossBorderShare,
+    Fence,
+    JournalEntry,
+    JournalState,
+    RegionLease,
+    SteeringState,
+    WeightMove,
+)
 
 WEIGHTS_TARGET = "weights"
 
@@ -309,18 +317,22 @@ class FencedActuator:
         actor: str,
         reason: str,
         forced_off_regions: Collection[str] = frozenset(),
+        cross_border_shares: Sequence[CrossBorderShare] | None = None,
     ) -> AuditRecord:
-        """The weights, and (unless None) the backbone paths the selector must avoid, in one fenced,
-        journalled commit (`controller.ports.SteeringWriter`). `forced_off_regions`: regions the plan
-        saw failed; moves off them are not paced (they are recorded all the same)."""
+        """The weights, and (unless None) the backbone paths the selector must avoid and the plan's
+        cross-border placement shares, in one fenced, journalled commit (`controller.ports.SteeringWriter`).
+        `forced_off_regions`: regions the plan saw failed; moves off them are not paced (they are
+        recorded all the same)."""
         plain = {market: dict(shares) for market, shares in weights.items()}
         by = f"weights by {actor} (plan {plan_id})"
 
         def commanded_after(state: SteeringState) -> SteeringState:
             after = self._authority._commit_weights(state, plain, by)
-            if failed_backbone_links is None:
-                return after
-            return fencing.commit_failed_backbone_links(after, failed_backbone_links)
+            if failed_backbone_links is not None:
+                after = fencing.commit_failed_backbone_links(after, failed_backbone_links)
+            if cross_border_shares is not None:
+                after = fencing.commit_cross_border_shares(after, cross_border_shares)
+            return after
 
         return self._authority._act(
             self._fence,

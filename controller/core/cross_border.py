@@ -19,7 +19,10 @@ The LP (HiGHS through highspy, as the allocation; column generation over region 
                 x[f,a,b] = 0 where a or b is unavailable or the backbone path a-b is failed
 
     cost[f,a,b] = e2e RTT  = access RTT h->a + backbone RTT a-b (observed, 0 when a = b) + access RTT b->g
-                + loss_penalty_ms_per_percent x backbone loss (%)
+                + loss_penalty_ms_per_percent x e2e loss (%),
+                  e2e loss = 1 - (1 - l[h,a]) (1 - l[a,b]) (1 - l[b,g]) compounds both access paths and the
+                  backbone, as the simulated fleet judges it (access paths as observed this tick, `AccessQos`;
+                  an unobserved one at the spec's unloaded RTT and no loss)
                 + SLO_BREACH_PENALTY_MS when e2e RTT or loss misses the scenario's participant SLO
                 + sessions.backbone.cascade_min_gain_ms when a != b (one region wins unless a cascade is
                   better end to end by more than that)
@@ -54,6 +57,7 @@ from controller.core.cross_border_lp import (
     fits,
 )
 from controller.core.cross_border_tables import (
+    AccessQos,
     FloatArray,
     FlowTables,
     IntArray,
@@ -61,6 +65,7 @@ from controller.core.cross_border_tables import (
     columns_of,
     flow_tables,
     price,
+    unloaded_access,
 )
 from controller.cross_border_plan import CrossBorderPlan
 from controller.spec import EnvironmentSpec
@@ -68,6 +73,7 @@ from controller.spec import EnvironmentSpec
 MAX_PRICING_ROUNDS = 50
 
 __all__ = [
+    "AccessQos",
     "CrossBorderError",
     "CrossBorderSolution",
     "FlowTables",
@@ -85,6 +91,7 @@ class CrossBorderSolution:
     tables: FlowTables
     priced: Priced
     health: BackboneHealth
+    access: AccessQos
     flow_demand: FloatArray  # (F,) sessions
     shares: FloatArray  # (C,) x: share of each column's flow on it
     unserved: FloatArray  # (F,) u
@@ -111,6 +118,7 @@ def plan_cross_border(
     unavailable_regions: Collection[str] = (),
     column_generation: bool = True,
     previous: CrossBorderPlan | None = None,
+    access: AccessQos | None = None,
 ) -> CrossBorderPlan:
     """Place every cross-market flow of `spec` for the host markets' `demand` (sessions per market).
 
@@ -121,6 +129,8 @@ def plan_cross_border(
     column from the start (tests check both give the same optimum). `previous`: the plan of the
     previous tick (optional): its region pairs join the LP's first columns with each flow's cheapest,
     so a tick like the last needs few pricing rounds; the optimum is the same with or without it.
+    `access`: the access paths to price with (default: the spec's unloaded ones, no loss), e.g.
+    `observed_access` of a snapshot's paths.
     """
     started = time.perf_counter()
     solution = solve_cross_border(
@@ -131,6 +141,7 @@ def plan_cross_border(
         unavailable_regions=unavailable_regions,
         column_generation=column_generation,
         previous=previous,
+        access=access,
     )
     solve_ms = (time.perf_counter() - started) * 1000.0
     return plan_from_solution(
@@ -138,6 +149,7 @@ def plan_cross_border(
         solution.tables,
         solution.priced,
         solution.health,
+        solution.access,
         solution.flow_demand,
         solution.shares,
         solution.unserved,
@@ -155,12 +167,14 @@ def solve_cross_border(
     unavailable_regions: Collection[str] = (),
     column_generation: bool = True,
     previous: CrossBorderPlan | None = None,
+    access: AccessQos | None = None,
 ) -> CrossBorderSolution:
     """`plan_cross_border`'s LP optimum (same arguments), without the plan written up."""
     t = flow_tables(spec)
     health = backbone if backbone is not None else assess_backbone(spec)
     region_ok = np.array([name not in unavailable_regions for name in t.region_names], dtype=bool)
-    priced = price(spec, t, health, region_ok)
+    access_qos = access if access is not None else unloaded_access(t)
+    priced = price(spec, t, health, region_ok, access_qos)
     market_demand = np.array([max(0.0, float(demand.get(code, 0.0))) for code in t.market_codes])
     flow_demand = t.flow_share * market_demand[t.flow_host] if t.flow_host.shape[0] else np.zeros(0)
     slot_vector = np.array(
@@ -177,10 +191,15 @@ def solve_cross_border(
     unserved = np.zeros(t.flow_host.shape[0])
     # Each column's cost per session, inf where it cannot be used (unavailable, or its flow has no
     # sessions): a copy patched on the few such columns rather than a pass over every column.
-    active_cost = priced.cost_ms.copy()
-    active_cost[~priced.available] = np.inf
-    for f in np.flatnonzero(flow_demand <= SESSION_EPSILON).tolist():
-        active_cost[t.flow_start[f] : t.flow_start[f + 1]] = np.inf
+    inactive = np.flatnonzero(flow_demand <= SESSION_EPSILON)
+    if inactive.shape[0] == 0 and priced.available.all():
+        # Every column usable (the usual tick): the priced costs themselves, read only unless the LP
+        # runs (its pricing marks columns inf as they join: a copy then).
+        active_cost = priced.cost_ms
+    else:
+        active_cost = np.where(priced.available, priced.cost_ms, np.inf)
+        for f in inactive.tolist():
+            active_cost[t.flow_start[f] : t.flow_start[f + 1]] = np.inf
     cheapest = cheapest_per_flow(t, active_cost)
     slot_vector = np.maximum(slot_vector, 0.0)
     if column_generation and fits(t, priced, flow_demand, cheapest, slot_vector, mbps_vector):
@@ -208,7 +227,7 @@ def solve_cross_border(
             start = np.union1d(start, before[np.isfinite(active_cost[before])])
         # Each column's cost per session while it is outside the model (inf once it joins or when it
         # cannot be used), what pricing reads.
-        open_cost = active_cost
+        open_cost = active_cost.copy() if active_cost is priced.cost_ms else active_cost
         open_cost[start] = np.inf
         lp.add_columns(start)
         if column_generation:
@@ -226,4 +245,4 @@ def solve_cross_border(
         cols = lp.columns
         shares[cols] = x
         unserved[active] = u
-    return CrossBorderSolution(t, priced, health, flow_demand, shares, unserved, cheapest)
+    return CrossBorderSolution(t, priced, health, access_qos, flow_demand, shares, unserved, cheapest)

@@ -1,8 +1,11 @@
 """The cross-border plan from the LP's solution: placements per market pair, one sentence per flow on
 why it goes where it goes, and the per-participant residency certificate.
 
-Used by `controller/core/cross_border.py`. The certificate (`certify_participants`) reads the spec's
-jurisdictions directly, never the placement's tables. Pure.
+Used by `controller/core/cross_border.py`. Every number a sentence or proof gives is the column's e2e
+QoS as the LP priced it (access path, backbone, access path: RTTs add, losses compound); a flow served
+on a pair that misses its SLO says so, with the loss or RTT of each leg and whether any pair its rules
+allow would meet it. The certificate (`certify_participants`) reads the spec's jurisdictions directly,
+never the placement's tables. Pure.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from controller.core.backbone_health import BackboneHealth, unloaded_backbone_rtt
-from controller.core.cross_border_tables import FloatArray, FlowTables, IntArray, Priced
+from controller.core.cross_border_tables import AccessQos, FloatArray, FlowTables, IntArray, Priced
 from controller.core.guardrails import allowed_regions_from_rules
 from controller.cross_border_plan import CrossBorderPlan, MarketPairPlan, ParticipantProof, SidePlacement
 from controller.spec import EnvironmentSpec
@@ -26,6 +29,7 @@ def plan_from_solution(
     t: FlowTables,
     priced: Priced,
     health: BackboneHealth,
+    access: AccessQos,
     flow_demand: FloatArray,
     shares: FloatArray,
     unserved: FloatArray,
@@ -70,7 +74,7 @@ def plan_from_solution(
     demand_of = flow_demand.tolist()
     unserved_of = (unserved * flow_demand).tolist()
     cheapest_of = cheapest.tolist()
-    failed_columns = _failed_columns(spec, t, health)
+    failed_links = _failed_links(spec, t, health, access)
     best_single = _best_singles(t, priced)
     pairs: list[MarketPairPlan] = []
     for host, guest, flows in t.pair_flows:
@@ -93,10 +97,11 @@ def plan_from_solution(
                 )
             why.append(
                 _why(
-                    spec,
                     t,
                     priced,
-                    failed_columns.get(f, []),
+                    health,
+                    access,
+                    failed_links,
                     best_single,
                     f,
                     flow_used,
@@ -126,26 +131,28 @@ def plan_from_solution(
     )
 
 
-class _FailedColumn(NamedTuple):
-    """A column over a failed backbone path: its link ("a-b") and its e2e RTT on the unloaded backbone."""
+class _FailedLink(NamedTuple):
+    """A failed backbone path ("a-b") and, per flow, the best e2e RTT among the flow's columns over it had
+    the path been unloaded (this tick's access paths plus the unloaded backbone; inf: no column over it)."""
 
     link: str
-    unloaded_rtt_ms: float
+    unloaded_rtt_ms: list[float]
 
 
-def _failed_columns(spec: EnvironmentSpec, t: FlowTables, health: BackboneHealth) -> dict[int, list[_FailedColumn]]:
-    """Flow -> its columns over a failed backbone path (a handful of paths fail at a time)."""
-    failed: dict[int, list[_FailedColumn]] = {}
-    if health.failed.any():
-        links = np.flatnonzero(health.failed.ravel())
-        columns = np.concatenate([t.link_columns[t.link_start[k] : t.link_start[k + 1]] for k in links])
-        a, b = t.col_a[columns], t.col_b[columns]
-        rtt = t.col_access_ms[columns] + unloaded_backbone_rtt(spec)[a, b]
-        names = t.region_names
-        link_names = {int(k): f"{names[k // len(names)]}-{names[k % len(names)]}" for k in links}
-        links_of = [link_names[k] for k in t.col_link[columns].tolist()]
-        for f, link, r in zip(t.col_flow[columns].tolist(), links_of, rtt.tolist(), strict=True):
-            failed.setdefault(f, []).append(_FailedColumn(link, r))
+def _failed_links(spec: EnvironmentSpec, t: FlowTables, health: BackboneHealth, access: AccessQos) -> list[_FailedLink]:
+    """One entry per failed backbone path (a handful fail at a time), each flow's best over it by numpy,
+    so a busy failed path costs no per-column Python; the sentences read a flow's entry when written."""
+    failed: list[_FailedLink] = []
+    names = t.region_names
+    base = unloaded_backbone_rtt(spec).ravel()
+    for k in np.flatnonzero(health.failed.ravel()).tolist():
+        columns = t.link_columns[t.link_start[k] : t.link_start[k + 1]]
+        rtt = (
+            access.rtt_ms.ravel()[t.col_host_path[columns]] + base[k] + access.rtt_ms.ravel()[t.col_guest_path[columns]]
+        )
+        best = np.full(t.flow_host.shape[0], np.inf)
+        np.minimum.at(best, t.col_flow[columns], rtt)
+        failed.append(_FailedLink(f"{names[k // len(names)]}-{names[k % len(names)]}", best.tolist()))
     return failed
 
 
@@ -169,10 +176,11 @@ def _best_singles(t: FlowTables, priced: Priced) -> list[int]:
 
 
 def _why(
-    spec: EnvironmentSpec,
     t: FlowTables,
     priced: Priced,
-    failed: list[_FailedColumn],
+    health: BackboneHealth,
+    access: AccessQos,
+    failed_links: list[_FailedLink],
     best_single: list[int],
     f: int,
     used: list[tuple[int, int, int, float, float, float, bool]],
@@ -190,37 +198,41 @@ def _why(
             return f"{head} no sessions now"
         start, end = int(t.flow_start[f]), int(t.flow_start[f + 1])
         if not priced.available[start:end].any():
-            cause = f"backbone paths failed ({', '.join(c.link for c in failed)})" if failed else "regions unavailable"
+            failed = [c.link for c in failed_links if c.unloaded_rtt_ms[f] < np.inf]
+            cause = f"backbone paths failed ({', '.join(failed)})" if failed else "regions unavailable"
             return (
                 f"{head} {unserved_sessions:.0f} sessions unserved: no region pair both sides' rules allow is usable "
                 f"({host}: {t.allowed_text[host]}; {guest}: {t.allowed_text[guest]}; "
                 f"{cause}); never placed outside either side's jurisdictions"
             )
         return f"{head} {unserved_sessions:.0f} sessions unserved: no room left in the regions their rules allow"
-    _, main_a, main_b, _, rtt, _, meets = used[0]
+    _, main_a, main_b, _, rtt, loss, meets = used[0]
     a, b = regions[main_a], regions[main_b]
+    e2e = f"e2e {rtt:.0f} ms, {loss:.2%} loss"
     if a != b and not t.flow_has_single[f]:
         reason = (
             f"must span: no region is allowed for both ({host}: {t.allowed_text[host]}; "
-            f"{guest}: {t.allowed_text[guest]}); {host} in {a}, {guest} in {b}, cascaded, "
-            f"e2e {rtt:.0f} ms"
+            f"{guest}: {t.allowed_text[guest]}); {host} in {a}, {guest} in {b}, cascaded, {e2e}"
         )
     elif a != b:
         single = best_single[f]
         if single >= 0:
-            alternative = f"{float(priced.rtt_ms[single]):.0f} ms in one region ({regions[int(t.col_a[single])]})"
+            alternative = (
+                f"{float(priced.rtt_ms[single]):.0f} ms, {float(priced.loss[single]):.2%} loss in one region "
+                f"({regions[int(t.col_a[single])]})"
+            )
         else:
             alternative = "no shared region available now"
-        reason = f"{host} in {a}, {guest} in {b}, cascaded: e2e {rtt:.0f} ms beats {alternative}"
+        reason = f"{host} in {a}, {guest} in {b}, cascaded: {e2e} beats {alternative}"
     else:
-        reason = f"both in {a}, allowed for both: e2e {rtt:.0f} ms, no cascade needed"
+        reason = f"both in {a}, allowed for both: {e2e}, no cascade needed"
     notes: list[str] = []
     if not meets:
-        notes.append("misses the scenario's e2e SLO: the best pair the rules allow")
+        notes.append(_slo_miss(t, priced, health, access, f, main_a, main_b, rtt, loss))
     if best >= 0 and all(row[0] != best for row in used):
         notes.append(f"{regions[int(t.col_a[best])]}/{regions[int(t.col_b[best])]} would be better "
                      f"({float(priced.rtt_ms[best]):.0f} ms) but has no room")  # fmt: skip
-    avoided = sorted({c.link for c in failed if c.unloaded_rtt_ms < rtt})
+    avoided = sorted({c.link for c in failed_links if c.unloaded_rtt_ms[f] < rtt})
     if avoided:
         notes.append(f"avoids failed backbone {', '.join(avoided)}")
     if len(used) > 1:
@@ -228,6 +240,45 @@ def _why(
     if unserved_sessions > SESSION_EPSILON:
         notes.append(f"{unserved_sessions:.0f} sessions unserved")
     return f"{head} {reason}" + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _slo_miss(
+    t: FlowTables,
+    priced: Priced,
+    health: BackboneHealth,
+    access: AccessQos,
+    f: int,
+    a: int,
+    b: int,
+    rtt: float,
+    loss: float,
+) -> str:
+    """Why a flow's main pair misses its e2e SLO, leg by leg, and whether any pair its rules allow meets it."""
+    h, g, s = int(t.flow_host[f]), int(t.flow_guest[f]), int(t.flow_scenario[f])
+    host, guest, regions = t.market_codes[h], t.market_codes[g], t.region_names
+    slo_rtt, slo_loss = float(t.slo_rtt_ms[s]), float(t.slo_loss[s])
+    misses: list[str] = []
+    if loss > slo_loss:
+        legs = [f"access {host}->{regions[a]} {float(access.loss_ratio[h, a]):.2%}"]
+        if a != b:
+            legs.append(f"backbone {regions[a]}-{regions[b]} {float(health.loss_ratio[a, b]):.2%}")
+        legs.append(f"access {guest}->{regions[b]} {float(access.loss_ratio[g, b]):.2%}")
+        misses.append(f"loss {loss:.2%} > {slo_loss:.2%} ({' + '.join(legs)}, compounded)")
+    if rtt > slo_rtt:
+        legs = [f"access {host}->{regions[a]} {float(access.rtt_ms[h, a]):.0f} ms"]
+        if a != b:
+            legs.append(f"backbone {regions[a]}-{regions[b]} {float(health.rtt_ms[a, b]):.0f} ms")
+        legs.append(f"access {guest}->{regions[b]} {float(access.rtt_ms[g, b]):.0f} ms")
+        misses.append(f"RTT {rtt:.0f} ms > {slo_rtt:.0f} ms ({' + '.join(legs)})")
+    start, end = int(t.flow_start[f]), int(t.flow_start[f + 1])
+    any_meets = bool((priced.meets_slo[start:end] & priced.available[start:end]).any())
+    if any_meets:
+        verdict = (
+            "a pair the rules allow would meet it, but the LP found no room there (or it costs more than the miss)"
+        )
+    else:
+        verdict = "no pair both sides' rules allow meets it now; served on the best of them"
+    return f"MISSES the scenario's e2e SLO: {'; '.join(misses) or 'at the SLO'}; {verdict}"
 
 
 def certify_participants(spec: EnvironmentSpec, pairs: list[MarketPairPlan]) -> list[ParticipantProof]:
@@ -240,6 +291,14 @@ def certify_participants(spec: EnvironmentSpec, pairs: list[MarketPairPlan]) -> 
     proofs: list[ParticipantProof] = []
     for pair in pairs:
         used = [p for p in pair.placements if p.sessions > 0.0]
+        # The e2e numbers are the session's, so both sides of a pair carry the same ones.
+        worst_rtt, worst_loss, missing = 0.0, 0.0, 0.0
+        for p in used:
+            worst_rtt = p.e2e_rtt_ms if p.e2e_rtt_ms > worst_rtt else worst_rtt
+            worst_loss = p.e2e_loss_ratio if p.e2e_loss_ratio > worst_loss else worst_loss
+            if not p.meets_slo:
+                missing += p.sessions
+        missing = round(missing, 6)
         for role, market, counterpart, regions in (
             ("host", pair.host, pair.guest, sorted({p.host_region for p in used})),
             ("guest", pair.guest, pair.host, sorted({p.guest_region for p in used})),
@@ -255,6 +314,9 @@ def certify_participants(spec: EnvironmentSpec, pairs: list[MarketPairPlan]) -> 
                     regions=regions,
                     allowed_regions=listed[market],
                     compliant=set(regions) <= rules,
+                    worst_e2e_rtt_ms=worst_rtt,
+                    worst_e2e_loss_ratio=worst_loss,
+                    sessions_missing_slo=missing,
                 )
             )
     return proofs

@@ -187,9 +187,13 @@ def cheapest_per_flow(t: FlowTables, cost: FloatArray) -> IntArray:
     nonempty = ends > starts
     if not nonempty.any():
         return cheapest
-    minimum = np.full(flows, np.inf)
+    minimum = np.full(flows, np.nan)
     minimum[nonempty] = np.minimum.reduceat(cost, starts[nonempty])
-    at_min = np.flatnonzero((cost == minimum[t.col_flow]) & (cost < UNSERVED_PENALTY_MS))
+    # A flow whose cheapest costs more than leaving it unserved (or is inf: nothing usable) has none:
+    # NaN equals no cost, so one pass finds the minima (np.repeat over the flows' column counts is a
+    # copy, cheaper than a gather through col_flow).
+    minimum[~(minimum < UNSERVED_PENALTY_MS)] = np.nan
+    at_min = np.flatnonzero(cost == np.repeat(minimum, ends - starts))
     owners, first = np.unique(t.col_flow[at_min], return_index=True)
     cheapest[owners] = at_min[first]
     return cheapest

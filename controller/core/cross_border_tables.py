@@ -2,8 +2,17 @@
 flow and allowed region pair), for `controller/core/cross_border.py`.
 
 `flow_tables(spec)` is built once per spec object (a 30 x 250 fleet with 500 market pairs has ~850,000
-columns) and holds the columns priced on the unloaded backbone; `price` patches that pricing, per
-call, only on the backbone paths that differ from it and the columns of unavailable regions. Pure.
+columns) and holds the columns priced on the unloaded backbone and access paths; `price` patches that
+pricing, per call, only on the backbone paths that differ from it and the columns of unavailable
+regions, or prices every column outright when the access paths or most backbone paths differ.
+
+A column's e2e QoS is the path a participant's media takes, as the simulated fleet judges it
+(`sim.fleet.cross_market.e2e_path_qos`): the host's access path (host market -> a), the backbone a-b
+(nothing when a = b), the guest's access path (b -> guest market); RTTs add, losses compound:
+loss = 1 - (1 - l[h,a]) (1 - l[a,b]) (1 - l[b,g]). The access terms are the paths observed this tick
+(`AccessQos`, from the snapshot's per-path RTT and loss), each unobserved path at the spec's unloaded
+RTT and no loss; they are gathered per column through two precomputed indices (host market x region,
+guest market x region), so pricing every column is a few passes over flat arrays. Pure.
 """
 
 from __future__ import annotations
@@ -15,6 +24,8 @@ import numpy as np
 import numpy.typing as npt
 
 from controller.core.backbone_health import BackboneHealth, unloaded_backbone_rtt
+from controller.core.path_table import PathTable
+from controller.core.spec_tables import SpecTables
 from controller.spec import EnvironmentSpec, Scenario
 
 FloatArray = npt.NDArray[np.float64]
@@ -39,7 +50,10 @@ class FlowTables:
     flow_start: IntArray  # (F+1,) flow f's columns are flow_start[f]:flow_start[f+1]
     col_a: IntArray  # (C,) host-side region
     col_b: IntArray  # (C,) guest-side region
-    col_access_ms: FloatArray  # (C,) access RTT h->a + g->b
+    col_access_ms: FloatArray  # (C,) unloaded access RTT h->a + g->b
+    col_host_path: IntArray  # (C,) host market x R + a: the host's access path in an M x R matrix
+    col_guest_path: IntArray  # (C,) guest market x R + b: the guest's access path
+    access_rtt_ms: FloatArray  # (M, R) unloaded access RTT (the fallback of an unobserved path)
     flow_has_single: npt.NDArray[np.bool_]  # (F,) some region is allowed for both sides
     slo_rtt_ms: FloatArray  # (S,)
     slo_loss: FloatArray  # (S,)
@@ -47,7 +61,9 @@ class FlowTables:
     col_link: IntArray  # (C,) a x R + b: the backbone path of the column
     col_slo_rtt_ms: FloatArray  # (C,) the column's scenario's e2e RTT SLO
     col_slo_loss: FloatArray  # (C,) ... and loss SLO
-    col_fixed_ms: FloatArray  # (C,) access RTT + the cascade tie cost: what no backbone changes
+    col_fixed_ms: FloatArray  # (C,) unloaded access RTT + the cascade tie cost: what no backbone changes
+    col_tie_ms: FloatArray  # (C,) the cascade tie cost (cascade_min_gain_ms where a != b, else 0)
+    col_cascaded: npt.NDArray[np.bool_]  # (C,) a != b (read-only: shared by every call's Priced)
     link_columns: IntArray  # columns ordered by link ...
     link_start: IntArray  # (R x R + 1,) ... link k's columns are link_columns[link_start[k]:link_start[k+1]]
     unloaded: Priced  # every column priced on the unloaded backbone, all regions available
@@ -162,6 +178,13 @@ def _build_tables(spec: EnvironmentSpec) -> FlowTables:
         col_access_ms=access[flow_host[col_flow], col_a] + access[flow_guest[col_flow], col_b]
         if col_flow.shape[0]
         else np.zeros(0),
+        col_host_path=(flow_host[col_flow] * n_regions + col_a).astype(np.intp)
+        if col_flow.shape[0]
+        else np.zeros(0, dtype=np.intp),
+        col_guest_path=(flow_guest[col_flow] * n_regions + col_b).astype(np.intp)
+        if col_flow.shape[0]
+        else np.zeros(0, dtype=np.intp),
+        access_rtt_ms=access,
         flow_has_single=np.asarray(has_single, dtype=bool),
         slo_rtt_ms=np.array([shape.e2e_rtt_p95_ms for shape in shapes], dtype=np.float64),
         slo_loss=np.array([shape.e2e_max_loss_ratio for shape in shapes], dtype=np.float64),
@@ -170,6 +193,8 @@ def _build_tables(spec: EnvironmentSpec) -> FlowTables:
         col_slo_rtt_ms=np.zeros(0),
         col_slo_loss=np.zeros(0),
         col_fixed_ms=np.zeros(0),
+        col_tie_ms=np.zeros(0),
+        col_cascaded=np.zeros(0, dtype=bool),
         link_columns=link_columns,
         link_start=link_start,
         unloaded=Priced.empty(),
@@ -188,15 +213,56 @@ def _build_tables(spec: EnvironmentSpec) -> FlowTables:
     )
     column_scenario = tables.flow_scenario[col_flow]
     gain = spec.sessions.backbone.cascade_min_gain_ms if spec.sessions is not None else 0.0
+    cascaded = col_a != col_b
+    cascaded.flags.writeable = False
+    tie = np.where(cascaded, gain, 0.0)
     tables = replace(
         tables,
         col_slo_rtt_ms=tables.slo_rtt_ms[column_scenario],
         col_slo_loss=tables.slo_loss[column_scenario],
-        col_fixed_ms=tables.col_access_ms + np.where(col_a != col_b, gain, 0.0),
+        col_fixed_ms=tables.col_access_ms + tie,
+        col_tie_ms=tie,
+        col_cascaded=cascaded,
     )
     base = unloaded_backbone_rtt(spec)
     unloaded = price_columns(spec, tables, None, base, np.zeros_like(base), np.zeros(base.shape, dtype=bool))
     return replace(tables, unloaded=unloaded)
+
+
+@dataclass(frozen=True)
+class AccessQos:
+    """Per market x region (spec order): the access path's p95 RTT and loss to price with this call.
+
+    `observed` marks the paths the snapshot measured; the others hold the spec's unloaded RTT (the
+    geographic estimate or a measured `latency.measured` path) and no loss."""
+
+    rtt_ms: FloatArray  # (M, R)
+    loss_ratio: FloatArray  # (M, R)
+    observed: npt.NDArray[np.bool_]  # (M, R)
+
+    @property
+    def any_observed(self) -> bool:
+        return bool(self.observed.any())
+
+
+def unloaded_access(t: FlowTables) -> AccessQos:
+    """The spec's unloaded access paths: what a column is priced on when nothing is observed."""
+    return AccessQos(t.access_rtt_ms, np.zeros_like(t.access_rtt_ms), np.zeros(t.access_rtt_ms.shape, dtype=bool))
+
+
+def observed_access(t: FlowTables, tables: SpecTables, paths: PathTable) -> AccessQos:
+    """The access paths of this tick: the snapshot's RTT and loss per allowed (market, region) pair
+    (`path_table`), each metric the snapshot lacks at its unloaded value (RTT) or no loss."""
+    rtt = t.access_rtt_ms.copy()
+    loss = np.zeros_like(rtt)
+    observed = np.zeros(rtt.shape, dtype=bool)
+    m, r = tables.pair_market, tables.pair_region
+    has_rtt = ~np.isnan(paths.rtt_ms)
+    rtt[m[has_rtt], r[has_rtt]] = paths.rtt_ms[has_rtt]
+    has_loss = ~np.isnan(paths.loss_ratio)
+    loss[m[has_loss], r[has_loss]] = np.clip(paths.loss_ratio[has_loss], 0.0, 1.0)
+    observed[m[paths.observed], r[paths.observed]] = True
+    return AccessQos(rtt, loss, observed)
 
 
 def _flows_by_key(
@@ -247,8 +313,8 @@ def price_columns(
     loss_matrix: FloatArray,
     failed_matrix: npt.NDArray[np.bool_],
 ) -> Priced:
-    """`cols` (None: every column, without gathering) priced on the given backbone (R x R matrices);
-    all their regions available."""
+    """`cols` (None: every column, without gathering) priced on the given backbone (R x R matrices) and
+    the unloaded access paths (no access loss); all their regions available."""
     if cols is None:
         link, a, b = t.col_link, t.col_a, t.col_b
         access, fixed, slo_rtt, slo_loss = t.col_access_ms, t.col_fixed_ms, t.col_slo_rtt_ms, t.col_slo_loss
@@ -266,10 +332,52 @@ def price_columns(
     return Priced(rtt, loss, cost, ~failed_matrix.ravel()[link], a != b, meets)
 
 
-def price(spec: EnvironmentSpec, t: FlowTables, backbone: BackboneHealth, region_ok: npt.NDArray[np.bool_]) -> Priced:
-    """Every column priced on this backbone. The spec's unloaded pricing (cached in the tables) is
-    patched only on the backbone paths that differ from it and the columns of unavailable regions:
-    at 30 x 250 with hundreds of thousands of columns, a handful of sick paths touch a few thousand."""
+def price_every_column(
+    spec: EnvironmentSpec,
+    t: FlowTables,
+    backbone: BackboneHealth,
+    access: AccessQos,
+    region_ok: npt.NDArray[np.bool_],
+) -> Priced:
+    """Every column priced end to end on this backbone and these access paths (module doc): a gather per
+    term from the M x R and R x R tables, which stay in cache, over the precomputed column indices.
+    The backbone's diagonal is 0 RTT and 0 loss (`assess_backbone`), so a one-region column gets no
+    backbone term without a mask. A column is available when its link is not failed and both its
+    regions are up: one R x R table, one gather."""
+    access_rtt = access.rtt_ms.ravel()
+    # In the simulator's order (host, backbone, guest), so the sums and products agree to the last bit.
+    rtt = np.take(access_rtt, t.col_host_path)
+    rtt += np.take(backbone.rtt_ms.ravel(), t.col_link)
+    rtt += np.take(access_rtt, t.col_guest_path)
+    access_delivered = (1.0 - access.loss_ratio).ravel()
+    delivered = np.take(access_delivered, t.col_host_path)
+    delivered *= np.take((1.0 - backbone.loss_ratio).ravel(), t.col_link)
+    delivered *= np.take(access_delivered, t.col_guest_path)
+    loss = np.subtract(1.0, delivered, out=delivered)
+    meets = rtt <= t.col_slo_rtt_ms
+    meets &= loss <= t.col_slo_loss
+    cost = np.multiply(loss, 100.0 * spec.traffic.loss_penalty_ms_per_percent)
+    cost += rtt
+    cost += t.col_tie_ms
+    np.add(cost, SLO_BREACH_PENALTY_MS, out=cost, where=~meets)
+    link_ok = ~backbone.failed & region_ok[:, None] & region_ok[None, :]
+    return Priced(rtt, loss, cost, np.take(link_ok.ravel(), t.col_link), t.col_cascaded, meets)
+
+
+def price(
+    spec: EnvironmentSpec,
+    t: FlowTables,
+    backbone: BackboneHealth,
+    region_ok: npt.NDArray[np.bool_],
+    access: AccessQos | None = None,
+) -> Priced:
+    """Every column priced on this backbone and these access paths (None: unloaded). With the access
+    paths unloaded, the spec's unloaded pricing (cached in the tables) is patched only on the backbone
+    paths that differ from it and the columns of unavailable regions: at 30 x 250 with hundreds of
+    thousands of columns, a handful of sick paths touch a few thousand. Observed access paths (a tick
+    of the control loop sees every path a little off its unloaded value) price every column outright."""
+    if access is not None and access.any_observed:
+        return price_every_column(spec, t, backbone, access, region_ok)
     base = t.unloaded
     unloaded = unloaded_backbone_rtt(spec)
     changed = (backbone.rtt_ms != unloaded) | (backbone.loss_ratio > 0.0) | backbone.failed
@@ -282,9 +390,7 @@ def price(spec: EnvironmentSpec, t: FlowTables, backbone: BackboneHealth, region
     if 2 * links.shape[0] > changed.size:
         # Most paths off the unloaded pricing (a fleet that measures its backbone sees every path a
         # little off it): pricing every column outright beats patching most of them.
-        whole = price_columns(spec, t, None, backbone.rtt_ms, backbone.loss_ratio, backbone.failed)
-        whole.available[:] &= region_ok[t.col_a] & region_ok[t.col_b]
-        return whole
+        return price_every_column(spec, t, backbone, unloaded_access(t), region_ok)
     cols = np.concatenate([t.link_columns[t.link_start[k] : t.link_start[k + 1]] for k in links.tolist()])
     patch = price_columns(spec, t, cols, backbone.rtt_ms, backbone.loss_ratio, backbone.failed)
     priced = Priced(

@@ -8,6 +8,10 @@ each tick through `controller/core/planning_cross_border.py`. Pure. The inputs, 
   falls back to its diurnal profile at the snapshot's time (as the forecast does), never to zero;
 - backbone: the snapshot's backbone observations, unless the snapshot is stale: then the spec's
   unloaded backbone (fail static, DESIGN invariant 4: old evidence neither fails a path nor clears one);
+- access paths: the snapshot's RTT and loss per allowed (market, region) path (`path_table`, or the
+  caller's `paths` when it already built it this tick), each unobserved metric at the spec's unloaded
+  value; a stale snapshot: every path unloaded (fail static, as the backbone). A column's e2e loss
+  compounds both access paths and the backbone (`controller/core/cross_border_tables.py`);
 - unavailable regions: stale regions (nothing new is sent where the loop cannot see, as the
   single-market allocation freezes them) and the caller's (failed, evacuated);
 - room: each region's capacity at max nodes and target utilisation, less `region_loads` (the
@@ -20,7 +24,10 @@ from collections.abc import Collection, Mapping
 
 from controller.core.backbone_health import assess_backbone
 from controller.core.cross_border import plan_cross_border
+from controller.core.cross_border_tables import flow_tables, observed_access
 from controller.core.forecast import profile_sessions_at
+from controller.core.path_table import PathTable, path_table
+from controller.core.spec_tables import spec_tables
 from controller.cross_border_plan import CrossBorderPlan
 from controller.snapshot import FleetSnapshot
 from controller.spec import EnvironmentSpec
@@ -34,8 +41,10 @@ def cross_border_for_snapshot(
     unavailable_regions: Collection[str] = (),
     demand: Mapping[str, float] | None = None,
     previous: CrossBorderPlan | None = None,
+    paths: PathTable | None = None,
 ) -> CrossBorderPlan:
-    """The cross-border plan for `snapshot` (module doc)."""
+    """The cross-border plan for `snapshot` (module doc). `paths`: the snapshot's path table, when the
+    caller has it (`make_plan` does), so it is not built twice."""
     if demand is None:
         offered = {d.market: d.offered_sessions for d in snapshot.markets}
         demand = {
@@ -43,6 +52,12 @@ def cross_border_for_snapshot(
             for m in spec.markets
         }
     backbone = assess_backbone(spec, [] if snapshot.stale else snapshot.backbone)
+    access = None
+    if not snapshot.stale:
+        tables = spec_tables(spec)
+        access = observed_access(
+            flow_tables(spec), tables, paths if paths is not None else path_table(tables, snapshot)
+        )
     stale = {r.region for r in snapshot.regions if r.stale}
     slots = None
     if region_loads is not None:
@@ -57,4 +72,5 @@ def cross_border_for_snapshot(
         backbone=backbone,
         unavailable_regions=set(unavailable_regions) | stale,
         previous=previous,
+        access=access,
     )

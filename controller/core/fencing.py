@@ -17,7 +17,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from controller.steering import LOOP_WRITER, Fence, RegionLease, SteeringState
+from controller.steering import (
+    LOOP_WRITER,
+    CrossBorderShare,
+    Fence,
+    RegionLease,
+    SteeringState,
+    check_cross_border_shares,
+)
 
 
 class FenceRefusal(Exception):
@@ -149,6 +156,17 @@ def commit_failed_backbone_links(state: SteeringState, links: Sequence[tuple[str
     if plain == [tuple(link) for link in state.failed_backbone_links]:
         return state
     return state.model_copy(update={"failed_backbone_links": [(a, b) for a, b in plain]})
+
+
+def commit_cross_border_shares(state: SteeringState, shares: Sequence[CrossBorderShare]) -> SteeringState:
+    """Where the plan placed each side of the cross-border sessions, for the selector (sorted). Recorded with
+    the weights, not a revision of their own, as the failed backbone paths: they steer participants
+    within their own markets' rules, and the loop plans nothing from them."""
+    plain = sorted(shares, key=lambda s: (s.host, s.guest, s.scenario, s.host_region, s.guest_region))
+    check_cross_border_shares(plain)
+    if plain == state.cross_border_shares:
+        return state
+    return state.model_copy(update={"cross_border_shares": plain})
 
 
 def commit_node_target(state: SteeringState, region: str, desired_nodes: int) -> SteeringState:

@@ -12,7 +12,8 @@ The steps, in order (each a module of this package):
                     max capacity for the forecast;
 3b. `planning_cross_border.py` the cross-market sessions (when the spec has flows): each side in a
                     region its own market allows, in the room the single-market plan leaves; a cascade's
-                    guest-side slot is added to its region's forecast load (the rule is in that module);
+                    guest-side slot, and a host side the plan puts off its market's weights, are added
+                    to the forecast load where the fleet places them (the rules are in that module);
 4. `scaling.py`     absolute node targets per region and drains for scale-in;
 5. `guardrails.py`  independent checks; the residency certificate is built from the final
                     weights and a violation raises (a bug), never ships; so does a cross-border
@@ -263,9 +264,11 @@ def make_plan(
         region_loads=region_forecast,
         unavailable=unavailable_regions(health, caps, fail_static),
         previous=previous.cross_border if previous is not None else None,
+        paths=paths,
+        weights=weights,
     )
     if cross_border is not None:
-        for region, slots in cross_border.guest_slots.items():
+        for region, slots in cross_border.slot_changes.items():
             region_forecast[region] += slots
         explanation.extend(cross_border.explanation)
 

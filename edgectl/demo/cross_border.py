@@ -5,7 +5,7 @@ jurisdiction (DE: fra or dub; ID: cgk only), and its end-to-end QoS through a ba
 (the `CrossBorderFleet` protocol: the simulated fleet in-process, or the local stack's simulator over
 its HTTP API, `SimulatorHttpFleet`, for `edgectl demo`):
 1. healthy: the placement (`controller.core.cross_border.plan_cross_border`) and the region selector's
-   per-participant answers (`selector.decision.select_participant`) put DE in fra and ID in cgk,
+   per-participant answers (`selector.participants.select_participant`) put DE in fra and ID in cgk,
    cascaded (no region is allowed for both);
 2. impaired: the fleet's backbone between cgk and fra loses `loss` of its packets; the backbone health
    (`controller.core.backbone_health`) fails the path from the fleet's own `edge_backbone_*` numbers
@@ -28,7 +28,8 @@ from controller.core.backbone_health import assess_backbone
 from controller.core.cross_border import plan_cross_border
 from controller.snapshot import FleetSnapshot
 from controller.spec import EnvironmentSpec, Scenario
-from selector.decision import Answer, PublishedSteering, build_table, endpoint_urls, select_participant
+from selector.decision import Answer, PublishedSteering, build_table, endpoint_urls
+from selector.participants import select_participant
 from sim.impairments import Impairment, ImpairmentKind
 
 HOST, GUEST = "DE", "ID"

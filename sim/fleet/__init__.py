@@ -36,8 +36,9 @@ Model (fluid/cohort, not one object per session, so prod's ~250k sessions run da
   new ones fail (`failed_sessions`); node_loss kills a share of ready nodes (replacements boot).
 - Cross-market sessions (`sim.fleet.cross_market`, when `spec.sessions.cross_market` has flows): a share
   of each host market's sessions involve a guest market; cohorts per (flow, host region, guest region,
-  scenario), the host side routed with the market's sessions, the guest side by the `GuestPlacement`
-  port (`sim.fleet.guest_placement`). A cascade (two regions) holds a slot in both; its e2e QoS is
+  scenario), the host side routed with the market's sessions, then both sides by the `GuestPlacement`
+  port (`sim.fleet.guest_placement`: in process, where the tick's plan places the flow, host side
+  included). A cascade (two regions) holds a slot in both; its e2e QoS is
   host access + backbone (`backbone_qos`) + guest access, judged against the participant-shape SLO.
   Books: cross-border, cascaded and e2e-SLO session-minutes, per-participant residency violations.
 - `unserved_session_minutes` integrates offered minus active sessions over all markets, whatever

@@ -32,6 +32,25 @@ from sim.fleet.guest_placement import BoolArray, CrossMarketFlows, FloatArray, I
 ROLES = ("host", "guest")
 
 
+def e2e_path_qos(
+    host_rtt: FloatArray,
+    host_loss: FloatArray,
+    backbone_rtt: FloatArray,
+    backbone_loss: FloatArray,
+    guest_rtt: FloatArray,
+    guest_loss: FloatArray,
+    cascaded: BoolArray,
+) -> tuple[FloatArray, FloatArray]:
+    """(e2e p95 RTT, e2e loss) of sessions whose host side takes the access path (host_rtt, host_loss), the
+    guest side (guest_rtt, guest_loss), and, where `cascaded`, the backbone path between their two regions:
+    RTTs add, losses compound, 1 - (1 - host)(1 - backbone)(1 - guest). Arrays broadcast. The fleet's own
+    judge of a cross-market session (`CrossMarketCohorts.book_minutes`, `e2e_qos`), and the benchmarks'
+    (`bench/cross_border_benchmark.py`), so both judge a session by one rule."""
+    rtt = host_rtt + np.where(cascaded, backbone_rtt, 0.0) + guest_rtt
+    loss = 1.0 - (1.0 - host_loss) * np.where(cascaded, 1.0 - backbone_loss, 1.0) * (1.0 - guest_loss)
+    return np.asarray(rtt, dtype=np.float64), np.asarray(loss, dtype=np.float64)
+
+
 @dataclass(frozen=True)
 class Admission:
     """What one step admitted of the cohorts that had arrivals (K of them, indexed by flow, host and guest region)."""
@@ -156,11 +175,15 @@ class CrossMarketCohorts:
     ) -> tuple[FloatArray, FloatArray]:
         """(F x R x R e2e p95 RTT, F x R x R e2e loss) from the access paths (M x R) and the backbone (R x R)."""
         host, guest = self.flows.host, self.flows.guest
-        bb_rtt = np.where(self._off_diagonal, backbone_rtt, 0.0)
-        bb_loss = np.where(self._off_diagonal, backbone_loss, 0.0)
-        e2e_rtt = rtt[host][:, :, None] + bb_rtt[None, :, :] + rtt[guest][:, None, :]
-        delivered = (1.0 - loss[host])[:, :, None] * (1.0 - bb_loss)[None, :, :] * (1.0 - loss[guest])[:, None, :]
-        return e2e_rtt, 1.0 - delivered
+        return e2e_path_qos(
+            rtt[host][:, :, None],
+            loss[host][:, :, None],
+            backbone_rtt[None, :, :],
+            backbone_loss[None, :, :],
+            rtt[guest][:, None, :],
+            loss[guest][:, None, :],
+            self._off_diagonal[None, :, :],
+        )
 
     def book_minutes(
         self, minutes: float, rtt: FloatArray, loss: FloatArray, backbone_rtt: FloatArray, backbone_loss: FloatArray
@@ -176,9 +199,14 @@ class CrossMarketCohorts:
         f, a, b = np.unravel_index(live, (n_f, n_r, n_r))
         host, guest = self.flows.host[f], self.flows.guest[f]
         cascaded = a != b
-        e2e_rtt = rtt[host, a] + np.where(cascaded, backbone_rtt[a, b], 0.0) + rtt[guest, b]
-        e2e_loss = 1.0 - (1.0 - loss[host, a]) * np.where(cascaded, 1.0 - backbone_loss[a, b], 1.0) * (
-            1.0 - loss[guest, b]
+        e2e_rtt, e2e_loss = e2e_path_qos(
+            rtt[host, a],
+            loss[host, a],
+            backbone_rtt[a, b],
+            backbone_loss[a, b],
+            rtt[guest, b],
+            loss[guest, b],
+            cascaded,
         )
         sessions = flat[live]  # K x S
         breach = (e2e_rtt[:, None] > self.flows.e2e_rtt_ms) | (e2e_loss[:, None] > self.flows.e2e_loss)

@@ -158,7 +158,8 @@ class _SteppedFleet(_ImpairedFleet):
     ) -> tuple[FloatArray, FloatArray]:
         """Split what the region placement routed for each market (`asked`, M x S: its own arrivals and its
         flows' host sides, asked together: the host side goes where the market's sessions go) back into the
-        market's own (M x R x S) and the flows' cohorts with their guest sides placed (F x R x R x S)."""
+        market's own (M x R x S) and the flows' cohorts placed by the port (F x R x R x S: the guest sides, and
+        the host sides too where the port follows a plan that puts them elsewhere)."""
         assert self._cross is not None
         flows = self._cross.flows
         host_sides = routed_all[flows.host] * _ratio(cross_arrivals, asked[flows.host])[:, None, :]  # F x R x S

@@ -9,10 +9,15 @@ a guest side outside g's allowed regions as a participant residency violation
 
 `CrossMarketFlows` indexes the spec's flows for the fleet (one row per host -> guest pair), as the
 cross-border LP reads them (`controller/core/cross_border.py`: D = share x mix[s] x demand[h]).
-`PlannedGuestPlacement` is the in-process answer (benchmarks and tests): the host's region when g's
-rules allow it, else the regions a `CrossBorderPlan` gives that pair (set by the benchmark from the
-policy, `sim.benchmark.run_policy`), else g's nearest allowed region. It never answers a region g's
-jurisdictions forbid.
+`PlannedGuestPlacement` is the in-process answer (benchmarks and tests). With a `CrossBorderPlan` (set
+by the benchmark from the policy, `sim.benchmark.run_policy`) that places a flow's sessions of a scenario,
+both sides go where the plan puts them: the host side leaves the region h's weights chose for the plan's
+host regions, in proportion to the plan's sessions per placement, the guest side to each placement's
+guest region (the selector's per-participant answer does the same, `selector.decision`). A placement
+outside either side's rules or over a path the plan saw failed is never used. A flow and scenario the plan
+does not place keep today's rule: the host's region when g's rules allow it, else the plan's guest
+regions for that host region, else g's nearest allowed region. It never answers a region g's
+jurisdictions forbid, nor moves a host side outside h's.
 """
 
 from __future__ import annotations
@@ -99,6 +104,8 @@ class PlannedGuestPlacement:
 
     def __init__(self, spec: EnvironmentSpec, flows: CrossMarketFlows, plan: CrossBorderPlan | None = None) -> None:
         self.markets = [m.code for m in spec.markets]
+        self._scenario_index = {s: i for i, s in enumerate(spec.scenarios)}
+        """The fleet's scenario order (`SimulatedFleet.scenarios`, the last axis of `route_guests`)."""
         self.region_names = [r.name for r in spec.regions]
         self._r = {name: i for i, name in enumerate(self.region_names)}
         self.flows = flows
@@ -130,12 +137,15 @@ class PlannedGuestPlacement:
         n_f, n_r = self.flows.count, len(self.region_names)
         self._failed = np.zeros((n_r, n_r), dtype=bool)
         self._joint = np.zeros((n_f, n_r, n_r))
+        self._both_sides = np.zeros((n_f, len(self._scenario_index), n_r, n_r))
         if plan is not None and plan.failed_links:
             for x, y in plan.failed_links:
                 i, j = self._r.get(x), self._r.get(y)
                 if i is not None and j is not None:
                     self._failed[i, j] = self._failed[j, i] = True
             self._joint = self._joint_by(plan)
+        if plan is not None:
+            self._both_sides = self._both_sides_by(plan)
 
     def _planned_sessions(self, plan: CrossBorderPlan, *, host_checked: bool) -> FloatArray:
         """F x R x R: the plan's sessions per flow on (host region, guest region), never on a guest region
@@ -157,6 +167,33 @@ class PlannedGuestPlacement:
                     continue
                 planned[f, a, b] += placement.sessions
         return planned
+
+    def _both_sides_by(self, plan: CrossBorderPlan) -> FloatArray:
+        """F x S x R x R: each flow's sessions of each scenario over (host region, guest region) as the plan
+        places them, on pairs both sides' rules allow and over no path the plan saw failed; each (flow,
+        scenario) sums to 1, or to 0 where the plan places none (today's rule then)."""
+        n_r = len(self.region_names)
+        both = np.zeros((self.flows.count, len(self._scenario_index), n_r, n_r))
+        pair_index = {
+            (self.markets[h], self.markets[g]): f
+            for f, (h, g) in enumerate(zip(self.flows.host.tolist(), self.flows.guest.tolist(), strict=True))
+        }
+        for pair in plan.pairs:
+            f = pair_index.get((pair.host, pair.guest))
+            if f is None:
+                continue
+            for placement in pair.placements:
+                a, b = self._r.get(placement.host_region), self._r.get(placement.guest_region)
+                s = self._scenario_index.get(placement.scenario)
+                if a is None or b is None or s is None or placement.sessions <= 0.0:
+                    continue
+                if not (self._host_allowed[f, a] and self._guest_allowed[f, b]) or self._failed[a, b]:
+                    continue  # never a participant outside its rules, never over a path seen failed
+                both[f, s, a, b] += placement.sessions
+        totals = both.sum(axis=(2, 3))
+        has = totals > 0
+        both[has] /= totals[has][:, None, None]
+        return both
 
     def _joint_by(self, plan: CrossBorderPlan) -> FloatArray:
         """F x R x R: each flow's sessions over (host region, guest region) as the plan places them, only
@@ -183,6 +220,12 @@ class PlannedGuestPlacement:
         # Only the (flow, host region) pairs with arrivals: a flow's host sides sit in one or two regions.
         f, a = np.nonzero(host_sides @ np.ones(n_s))
         routed[f, a] = self._split[f, a][:, :, None] * host_sides[f, a][:, None, :]
+        planned = self._both_sides.sum(axis=(2, 3)) > 0  # F x S: the (flow, scenario)s the plan places
+        if planned.any():
+            # The plan places both sides of these: the host side leaves the region h's weights chose for the
+            # plan's host regions (the caller sets the call up knowing its counterpart's market).
+            f, s = np.nonzero(planned & (host_sides.sum(axis=1) > 0))
+            routed[f, :, :, s] = self._both_sides[f, s] * host_sides[f, :, s].sum(axis=1)[:, None, None]
         if self._failed.any():
             # A session whose two sides would meet over a backbone path the plan saw failed starts where
             # the plan moved its flow instead (both sides: the caller knows its counterpart's market when

@@ -203,3 +203,33 @@ def test_leaving_a_region_the_plan_saw_failed_is_not_paced_but_counted(tmp_path,
     assert [m.share for m in authority.state().recent_moves if m.market == "DE"] == [1.0, 1.0]
     with pytest.raises(SafetyRuleError, match=r"DE: 200% moved in the last 60 s \+ 50% now > 100%"):
         write({"DE": {"fra": 0.5, "dub": 0.5}, "FR": {"fra": 1.0}}, "e", forced_off_regions=["sin"])
+
+
+def test_the_plans_cross_border_shares_are_recorded_with_the_weights_and_validated(parts):
+    """The selector answers both sides of a cross-border session from the plan's shares only if the loop
+    records them: in the weights' own commit; None leaves them; a pair whose shares sum above 1 is refused
+    by the state's one model and nothing is committed."""
+    from pydantic import ValidationError
+
+    from controller.steering import CrossBorderShare
+
+    _, _, authority = parts
+    gate = authority.actuator_for(Fence.for_loop(0))
+    weights = {"DE": {"fra": 0.5, "dub": 0.5}}
+    pair = {"host": "DE", "guest": "ID", "scenario": "one_to_one", "guest_region": "cgk"}
+    shares = [
+        CrossBorderShare(**pair, host_region="fra", share=0.75),
+        CrossBorderShare(**pair, host_region="dub", share=0.25),
+    ]
+    gate.set_steering(weights, [], plan_id="p1", actor="loop", reason="r", cross_border_shares=shares)
+    state = authority.state()
+    assert state.weights == weights and state.cross_border_shares == sorted(shares, key=lambda s: s.host_region)
+    gate = authority.actuator_for(Fence.for_loop(state.revision))
+    gate.set_steering(weights, None, plan_id="p2", actor="loop", reason="r")
+    assert authority.state().cross_border_shares == state.cross_border_shares
+    too_much = [*shares, CrossBorderShare(**{**pair, "guest_region": "cgk"}, host_region="sin", share=0.5)]
+    with pytest.raises(ValueError, match=r"sum to 1.5"):
+        gate.set_steering(weights, None, plan_id="p3", actor="loop", reason="r", cross_border_shares=too_much)
+    assert authority.state().cross_border_shares == state.cross_border_shares
+    with pytest.raises(ValidationError, match="appears twice"):
+        type(state).model_validate({**state.model_dump(), "cross_border_shares": [shares[0], shares[0]]})

@@ -163,12 +163,35 @@ def planned(spec: EnvironmentSpec, plan: CrossBorderPlan | None) -> PlannedGuest
     return PlannedGuestPlacement(spec, flows, plan)
 
 
-def guest_split(placement: PlannedGuestPlacement, flow: int, host_region: str) -> dict[str, float]:
+ONE_TO_ONE = 0
+"""Index of one_to_one on the fleet's scenario axis in `cross_market_spec` (checked in `host_sides_of`)."""
+
+
+def host_sides_of(placement: PlannedGuestPlacement, flow: int, host_region: str, sessions: float) -> FloatArray:
+    """Flow x region x scenario: `sessions` 1v1 host sides of `flow` where the host market's weights put them."""
+    assert list(placement.flows.mix.shape)[1] > ONE_TO_ONE
     names = placement.region_names
-    host_sides = np.zeros((placement.flows.count, len(names), 1))
-    host_sides[flow, names.index(host_region), 0] = 1.0
-    routed = placement.route_guests(host_sides, 0.0)[flow, names.index(host_region), :, 0]
-    return {names[b]: float(share) for b, share in enumerate(routed) if share > 0}
+    host_sides = np.zeros((placement.flows.count, len(names), placement.flows.mix.shape[1]))
+    host_sides[flow, names.index(host_region), ONE_TO_ONE] = sessions
+    return host_sides
+
+
+def sides(
+    placement: PlannedGuestPlacement, flow: int, host_region: str, sessions: float = 1.0
+) -> dict[tuple[str, str], float]:
+    """(host region, guest region) -> sessions of `flow` whose host sides the weights put in `host_region`."""
+    names = placement.region_names
+    routed = placement.route_guests(host_sides_of(placement, flow, host_region, sessions), 0.0)[flow, :, :, ONE_TO_ONE]
+    return {
+        (names[a], names[b]): float(n) for a, b in zip(*np.nonzero(routed > 0), strict=True) for n in [routed[a, b]]
+    }
+
+
+def guest_split(placement: PlannedGuestPlacement, flow: int, host_region: str) -> dict[str, float]:
+    split: dict[str, float] = {}
+    for (_, guest_region), share in sides(placement, flow, host_region).items():
+        split[guest_region] = split.get(guest_region, 0.0) + share
+    return split
 
 
 def one_pair(host: str, guest: str, *placements: tuple[str, str, float]) -> CrossBorderPlan:
@@ -255,9 +278,8 @@ def test_sessions_that_would_cross_a_failed_backbone_path_start_where_the_plan_m
     moved = one_pair("DE", "ID", ("dub", "cgk", 20.0)).model_copy(update={"failed_links": [("fra", "cgk")]})
     placement = planned(spec, moved)
     names = placement.region_names
-    host_sides = np.zeros((placement.flows.count, len(names), 1))
-    host_sides[de_id, names.index("fra"), 0] = 10.0
-    routed = placement.route_guests(host_sides, 0.0)[de_id, :, :, 0]
+    host_sides = host_sides_of(placement, de_id, "fra", 10.0)
+    routed = placement.route_guests(host_sides, 0.0)[de_id, :, :, ONE_TO_ONE]
     assert routed[names.index("dub"), names.index("cgk")] == pytest.approx(10.0)
     assert routed.sum() == pytest.approx(10.0)  # all of them, none over fra - cgk
 
@@ -274,3 +296,43 @@ def test_sessions_that_would_cross_a_failed_backbone_path_start_where_the_plan_m
     }
     assert de_id_regions.get(("fra", "cgk"), 0.0) < 0.01
     assert de_id_regions[("dub", "cgk")] == pytest.approx(20, rel=0.05)
+
+
+def test_the_host_side_goes_where_the_plan_places_it_not_where_the_host_markets_weights_do() -> None:
+    """The bench-3day defect in small: SG -> DE's SG side sits where SG's weights send it (sin), but the plan
+    puts 3 of 4 of the flow's calls with both sides in fra and 1 in dub|fra (DE only allows the EU; SG
+    allows all). The host sides follow the plan, drawn 3:1, guest sides with them; none stays in sin."""
+    spec = cross_market_spec()
+    sg_de = 2
+    plan = one_pair("SG", "DE", ("fra", "fra", 30.0), ("dub", "fra", 10.0))
+    placement = planned(spec, plan)
+    assert sides(placement, sg_de, "sin", 8.0) == pytest.approx({("fra", "fra"): 6.0, ("dub", "fra"): 2.0})
+    # Wherever the weights put them, the flow's sessions go where the plan says, all of them.
+    assert sides(placement, sg_de, "cgk", 8.0) == pytest.approx({("fra", "fra"): 6.0, ("dub", "fra"): 2.0})
+    # A flow the plan does not place keeps today's rule: DE -> ID's ID side in cgk, the only region ID allows.
+    assert sides(placement, 0, "fra", 8.0) == {("fra", "cgk"): 8.0}
+
+
+def test_a_planned_placement_outside_a_sides_rules_or_over_a_failed_path_is_not_followed() -> None:
+    """A plan from before a path failed (or a broken one) never puts anybody outside their rules or over the
+    failed path: only its usable placements are drawn from; with none usable, today's rule applies."""
+    spec = cross_market_spec()
+    de_id = 0
+    stale = one_pair("DE", "ID", ("fra", "cgk", 10.0), ("dub", "cgk", 10.0), ("sin", "cgk", 50.0))
+    assert sides(planned(spec, stale), de_id, "fra") == pytest.approx({("fra", "cgk"): 0.5, ("dub", "cgk"): 0.5})
+    failed = stale.model_copy(update={"failed_links": [("fra", "cgk")]})
+    assert sides(planned(spec, failed), de_id, "fra") == pytest.approx({("dub", "cgk"): 1.0})
+    outside = one_pair("DE", "ID", ("sin", "cgk", 50.0), ("fra", "fra", 50.0))
+    assert sides(planned(spec, outside), de_id, "fra") == {("fra", "cgk"): 1.0}  # today's: ID's only region
+
+
+def test_the_fleet_places_the_host_side_where_the_plan_does() -> None:
+    spec = cross_market_spec()
+    fleet = fleet_for(spec, instant_boot=True)
+    fleet.set_desired_nodes("dub", 2, plan_id="p", actor="test", reason="room for the planned calls")
+    assert isinstance(fleet.guest_placement, PlannedGuestPlacement)
+    fleet.guest_placement.plan = one_pair("DE", "ID", ("dub", "cgk", 1.0))
+    fleet.advance(2 * HOUR)  # the warm start's DE -> ID calls (fra | cgk) have ended: 10-minute calls
+    de_id = {(c.host_region, c.guest_region): c.sessions for c in fleet.cross_border_sessions() if c.guest == "ID"}
+    assert de_id[("dub", "cgk")] == pytest.approx(20, rel=1e-3) and de_id.get(("fra", "cgk"), 0.0) < 0.01
+    assert fleet.accounting().participant_residency_violations == 0

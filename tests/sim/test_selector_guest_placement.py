@@ -29,9 +29,12 @@ REGIONS = [r.name for r in SPEC.regions]
 DE_ID, DE_SG, SG_DE = 0, 1, 2
 
 
-def start_selector(path: Path) -> SelectorServer:
+def start_selector(path: Path, **state_fields: object) -> SelectorServer:
     state = SteeringState(
-        environment=SPEC.name, revision=3, weights={"DE": {"fra": 1.0}, "SG": {"sin": 1.0}, "ID": {"cgk": 1.0}}
+        environment=SPEC.name,
+        revision=3,
+        weights={"DE": {"fra": 1.0}, "SG": {"sin": 1.0}, "ID": {"cgk": 1.0}},
+        **state_fields,  # type: ignore[arg-type]
     )
     path.write_text(state.model_dump_json())
     registry = CollectorRegistry()
@@ -68,13 +71,18 @@ def test_guest_sides_go_where_the_selector_answers_each_participant(tmp_path: Pa
         server.stop()
 
 
-def stand_in(answers: list[object]) -> httpx.MockTransport:
-    """Answers every /v1/select in turn from `answers`: a region name, a refusal code (prefixed "!"), or an error."""
-    count = [0]
+def stand_in(answers: list[object], hosts: list[object] | None = None) -> httpx.MockTransport:
+    """Answers every guest-side /v1/select (with peer_regions) in turn from `answers`, every host-side one
+    from `hosts` (default: fra, where DE's weights already put DE's side): a region name, a refusal code
+    (prefixed "!"), or an error."""
+    count = [0, 0]
+    host_answers: list[object] = hosts if hosts is not None else ["fra"]
 
     def handle(request: httpx.Request) -> httpx.Response:
-        answer = answers[min(count[0], len(answers) - 1)]
-        count[0] += 1
+        guest = "peer_regions" in request.url.params
+        queue, n = (answers, 0) if guest else (host_answers, 1)
+        answer = queue[min(count[n], len(queue) - 1)]
+        count[n] += 1
         if isinstance(answer, Exception):
             raise answer
         assert isinstance(answer, str)
@@ -117,3 +125,37 @@ def test_an_answer_outside_the_guests_rules_or_no_answer_falls_back_within_them(
         ("ID", "cgk", GuestVia.SELECTOR_UNREACHABLE): 10.0,
         ("ID", "", GuestVia.REFUSED): 5.0,
     }
+
+
+def test_both_sides_go_where_the_controllers_published_plan_puts_them(tmp_path: Path) -> None:
+    """The plan moved DE -> ID to dub | cgk (say fra - cgk is sick): the DE host sides, which DE's weights put in
+    fra, ask the selector first with their counterpart's market and start in dub, the ID guests in cgk."""
+    share = {"host": "DE", "guest": "ID", "scenario": "one_to_one", "host_region": "dub", "guest_region": "cgk"}
+    server = start_selector(tmp_path / "steering.json", cross_border_shares=[{**share, "share": 1.0}])
+    try:
+        guests = SelectorGuestPlacement(SPEC, FLOWS, server.url)  # type: ignore[arg-type]
+        fleet = SimulatedFleet(SPEC, tiny_trace(2), instant_boot=True, demand_variation=0.0, guest_placement=guests)
+        fleet.set_desired_nodes("dub", 2, plan_id="p", actor="test", reason="room for the planned calls")
+        fleet.advance(2 * 3600)  # the warm start's fra | cgk calls have ended: 10-minute calls
+        de_id = {(c.host_region, c.guest_region): c.sessions for c in fleet.cross_border_sessions() if c.guest == "ID"}
+        assert de_id.get(("dub", "cgk"), 0.0) > 19.0 and de_id.get(("fra", "cgk"), 0.0) < 0.01
+        assert {(m, r, v) for (m, r, v) in guests.placed_host_sessions() if m == "DE" and r == "dub"} == {
+            ("DE", "dub", GuestVia.SELECTOR)
+        }
+        assert fleet.accounting().participant_residency_violations == 0.0
+    finally:
+        server.stop()
+
+
+def test_a_host_answer_outside_the_hosts_rules_is_not_followed() -> None:
+    guests = SelectorGuestPlacement(
+        SPEC,
+        FLOWS,  # type: ignore[arg-type]
+        "http://selector.test",
+        transport=stand_in(["cgk"], hosts=["cgk"]),  # DE's host in Jakarta: outside the EU
+    )
+    host_sides = np.zeros((FLOWS.count, len(REGIONS), 1))  # type: ignore[union-attr]
+    host_sides[DE_ID, REGIONS.index("fra"), 0] = 5.0
+    routed = guests.route_guests(host_sides, 0.0)[DE_ID, :, :, 0]
+    assert routed[REGIONS.index("fra"), REGIONS.index("cgk")] == 5.0 and routed.sum() == 5.0
+    assert guests.placed_host_sessions() == {("DE", "fra", GuestVia.ANSWER_OUTSIDE_RULES): 5.0}

@@ -114,10 +114,11 @@ def test_the_live_loop_hands_the_drain_order_to_the_fleet_after_the_weights(loca
         assert [r.action for r in activities.apply_plan(again).records] == ["set_traffic_weights"]
 
 
-def test_the_plans_failed_backbone_paths_reach_the_steering_state_with_its_weights(local_spec):
+def test_the_plans_failed_backbone_paths_and_placement_shares_reach_the_steering_state_with_its_weights(local_spec):
     """The selector avoids what the plan saw failed only if the loop publishes it: apply_plan records the
     cross-border placement's failed paths in the steering state, in the weights' own commit."""
-    from controller.cross_border_plan import CrossBorderPlan
+    from controller.cross_border_plan import CrossBorderPlan, MarketPairPlan, SidePlacement
+    from controller.spec import Scenario
 
     fleet = SimulatedFleet(local_spec, quiet_trace(START, 3600), start=START, demand_variation=0.0)
     with SimulatorServer(fleet, run_clock=False) as server:
@@ -126,11 +127,29 @@ def test_the_plans_failed_backbone_paths_reach_the_steering_state_with_its_weigh
         activities = FleetActivities(
             local_spec, actuator, authority, metrics=ControllerMetrics("local", CollectorRegistry())
         )
-        sick = CrossBorderPlan(failed_links=[("fra", "cgk")], compliant=True)
+        placed = MarketPairPlan(
+            host="DE",
+            guest="ID",
+            demand_sessions=40.0,
+            placements=[
+                SidePlacement(
+                    scenario=Scenario.ONE_TO_ONE, host_region=a, guest_region="cgk", sessions=n,
+                    e2e_rtt_ms=200.0, e2e_loss_ratio=0.0, meets_slo=True,
+                )
+                for a, n in (("dub", 30.0), ("fra", 10.0))
+            ],
+        )  # fmt: skip
+        sick = CrossBorderPlan(pairs=[placed], failed_links=[("fra", "cgk")], compliant=True)
         plan = _plan(fleet).model_copy(update={"session_moves": [], "cross_border": sick})
         request = ApplyPlanRequest(plan=plan, actor="controller/test", fence=Fence.for_loop(authority.state().revision))
         activities.apply_plan(request)
-        assert authority.state().failed_backbone_links == [("cgk", "fra")]
+        state = authority.state()
+        assert state.failed_backbone_links == [("cgk", "fra")]
+        # Where the plan put each side, for the selector's per-participant answers: 3 of 4 on dub | cgk.
+        assert [(s.host_region, s.guest_region, s.share) for s in state.cross_border_shares] == [
+            ("dub", "cgk", 0.75),
+            ("fra", "cgk", 0.25),
+        ]
 
 
 def test_apply_plan_is_not_paced_out_of_a_region_its_plan_saw_failed(local_spec):

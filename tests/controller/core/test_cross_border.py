@@ -110,7 +110,7 @@ def test_one_to_one_de_id_must_cascade_each_side_in_its_own_jurisdiction() -> No
     assert placement.e2e_rtt_ms == 180.0 and placement.meets_slo and placement.cascaded
     assert pair(plan, "DE", "ID").why == [
         "DE->ID one_to_one: must span: no region is allowed for both (DE: fra, dub; ID: cgk); DE in fra, ID in cgk, "
-        "cascaded, e2e 180 ms"
+        "cascaded, e2e 180 ms, 0.00% loss"
     ]
     # A cascade takes a slot on both ends, and its relay bandwidth on both ends (50 x 2.5 Mbps).
     assert plan.relay_sessions == {"fra": 50.0, "cgk": 50.0}
@@ -128,7 +128,7 @@ def test_live_show_sg_to_id_stays_in_one_region_when_a_cascade_is_not_better() -
     assert placed(plan, "SG", "ID") == {("cgk", "cgk"): 50.0}
     assert plan.relay_sessions == {"cgk": 50.0} and plan.interregion_mbps == {}
     assert pair(plan, "SG", "ID").why == [
-        "SG->ID live_show: both in cgk, allowed for both: e2e 30 ms, no cascade needed"
+        "SG->ID live_show: both in cgk, allowed for both: e2e 30 ms, 0.00% loss, no cascade needed"
     ]
 
 
@@ -148,7 +148,7 @@ def test_multi_host_sg_de_cascades_only_when_better_by_more_than_the_tie_cost() 
     plan = plan_cross_border(quick, {"SG": 100.0})
     assert placed(plan, "SG", "DE") == {("sin", "fra"): 50.0}
     assert (
-        "SG in sin, DE in fra, cascaded: e2e 145 ms beats 170 ms in one region (fra)" in pair(plan, "SG", "DE").why[0]
+        "SG in sin, DE in fra, cascaded: e2e 145 ms, 0.00% loss beats 170 ms, 0.00% loss in one region (fra)" in pair(plan, "SG", "DE").why[0]
     )
 
 

@@ -1,7 +1,8 @@
 """Column generation reaches the full LP's optimum: for random specs, mixes and fleet states (the residency
 property test's cases), the cross-border placement's objective equals that of the LP with every allowed
 region pair a column, written out here from the module docstring of `controller/core/cross_border.py` and
-solved directly by scipy's HiGHS; relative gap <= 1e-6, with the whole fleet's room and with tight room.
+solved directly by scipy's HiGHS; relative gap <= 1e-6, with the whole fleet's room and with tight room,
+on the unloaded access paths and on random observed ones (e2e loss compounding both access paths).
 
 The full LP shares only the column pricing (`Priced`) with the code under test: rows, coefficients and
 the solver call are this file's own."""
@@ -12,6 +13,7 @@ from typing import Any
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scipy import sparse
 from scipy.optimize import linprog
 
@@ -19,6 +21,7 @@ from controller.core.backbone_health import assess_backbone
 from controller.core.cross_border import CrossBorderSolution, plan_cross_border, solve_cross_border
 from controller.core.cross_border_explain import SESSION_EPSILON
 from controller.core.cross_border_lp import UNSERVED_PENALTY_MS
+from controller.core.cross_border_tables import AccessQos, flow_tables
 from controller.spec import EnvironmentSpec
 from tests.controller.core.test_cross_border_properties import cases
 
@@ -78,10 +81,20 @@ def assert_same_optimum(found: float, full: float) -> None:
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(cases())
-def test_column_generation_reaches_the_full_lps_optimum(case: Any) -> None:
+@given(cases(), st.integers(0, 2**32 - 1), st.booleans())
+def test_column_generation_reaches_the_full_lps_optimum(case: Any, seed: int, observed: bool) -> None:
     spec, demand, random_slots, down, observations = case
     health = assess_backbone(spec, observations)
+    access = None
+    if observed:  # some access paths observed, lossy (up to 3%, past the SLO when compounded) and slower
+        t = flow_tables(spec)
+        rng = np.random.default_rng(seed)
+        seen = rng.random(t.access_rtt_ms.shape) < 0.7
+        access = AccessQos(
+            np.where(seen, t.access_rtt_ms * rng.uniform(0.8, 3.0, seen.shape), t.access_rtt_ms),
+            np.where(seen, rng.uniform(0.0, 0.03, seen.shape), 0.0),
+            seen,
+        )
     rooms: dict[str, dict[str, float] | None] = {
         "whole fleet": None,
         "tight (5% of each region)": {r.name: 0.05 * spec.region_capacity_sessions(r.name) for r in spec.regions},
@@ -91,14 +104,22 @@ def test_column_generation_reaches_the_full_lps_optimum(case: Any) -> None:
     # the whole fleet's room, less demand): its pairs seed the LP, never change the optimum.
     previous = plan_cross_border(spec, {code: 0.5 * sessions for code, sessions in demand.items()})
     for slots in rooms.values():
-        solution = solve_cross_border(spec, demand, slots=slots, backbone=health, unavailable_regions=down)
+        solution = solve_cross_border(
+            spec, demand, slots=slots, backbone=health, unavailable_regions=down, access=access
+        )
         full = full_lp_objective(spec, solution, slots)
         assert_same_optimum(solution.objective, full)
         every_column = solve_cross_border(
-            spec, demand, slots=slots, backbone=health, unavailable_regions=down, column_generation=False
+            spec,
+            demand,
+            slots=slots,
+            backbone=health,
+            unavailable_regions=down,
+            column_generation=False,
+            access=access,
         )
         assert_same_optimum(every_column.objective, full)
         warm = solve_cross_border(
-            spec, demand, slots=slots, backbone=health, unavailable_regions=down, previous=previous
+            spec, demand, slots=slots, backbone=health, unavailable_regions=down, previous=previous, access=access
         )
         assert_same_optimum(warm.objective, full)

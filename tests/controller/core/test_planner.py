@@ -209,6 +209,9 @@ def test_target_allocation_stays_with_the_weights_just_decided_when_regions_tie(
     for region in raw["regions"]:
         if region["name"] == "dub":
             region["location"] = fra["location"]
+    # Single-market sessions only: the cross-border plan places DE's host sides of DE->ID by its own LP, whose
+    # tie between the two co-located regions goes to the first in spec order, and the sizing follows it there.
+    raw["sessions"]["cross_market"] = []
     spec = EnvironmentSpec.model_validate(raw)
     weights = {**WEIGHTS, "DE": {de_region: 1.0}, "FR": {fr_region: 1.0}}
     snapshot = snapshot_for(spec, NOON, DEMAND, nodes=20, weights=weights)

@@ -13,10 +13,10 @@ import controller.core.planning_cross_border as planning_cross_border
 from controller.core.guardrails import GuardrailViolation
 from controller.core.planner import make_plan
 from controller.core.residency_certificate import verify_residency
-from controller.cross_border_plan import CrossBorderPlan, SidePlacement
+from controller.cross_border_plan import CrossBorderPlan, MarketPairPlan, SidePlacement
 from controller.plan import Plan, PlanningOverrides, RegionPin
 from controller.snapshot import BackboneObservation, FleetSnapshot
-from controller.spec import EnvironmentSpec
+from controller.spec import EnvironmentSpec, Scenario
 from tests.fakes.fleet_snapshots import snapshot_for
 
 # At 00:00 UTC every local market's profile is flat or falling over the forecast's lead (checked:
@@ -85,7 +85,8 @@ def test_a_cascade_raises_the_guest_regions_node_target_by_exactly_its_guest_slo
     DE may only use fra/dub and ID only cgk: every call must cascade, DE's side in fra (nearest), ID's in cgk.
     - without the flow, cgk sizes for 1300:        1300 x 1.1 / 70 = 20.43 -> 21 nodes;
     - with it, cgk adds the 150 guest-side slots: 1450 x 1.1 / 70 = 22.79 -> 23 nodes;
-    - fra adds nothing (the host side is counted once, in DE's demand): 1500 x 1.1 / 70 = 23.57 -> 24 both times.
+    - fra adds nothing (the host side is counted once, in DE's demand, and the plan puts it in fra, where DE's
+      weights send it: no host side moves): 1500 x 1.1 / 70 = 23.57 -> 24 both times.
     """
     snapshot = snapshot_for(de_id_spec, MIDNIGHT, DEMAND, nodes=20, weights=WEIGHTS)
     without = make_plan(no_flow_spec, snapshot, None, MIDNIGHT)
@@ -100,18 +101,58 @@ def test_a_cascade_raises_the_guest_regions_node_target_by_exactly_its_guest_slo
     assert desired(without, "fra") == desired(with_cascade, "fra") == 24
     assert all(desired(without, r) == desired(with_cascade, r) for r in ("dub", "sin"))
     assert any("guest-side slots added to node targets: cgk +150" in s for s in with_cascade.explanation)
+    assert not any("host sides placed by the plan" in s for s in with_cascade.explanation)
 
 
-def test_a_session_whose_sides_share_a_region_adds_no_slot(local_spec: EnvironmentSpec) -> None:
-    """SG (global) hosting ID (cgk only): both sides may meet in cgk, 35 ms end to end, so no cascade and
-    nothing added: cgk's target is the one the spec without flows gives."""
+def test_a_host_side_the_plan_moves_is_sized_where_the_plan_puts_it_not_where_its_weights_send_it(
+    local_spec: EnvironmentSpec,
+) -> None:
+    """Worked by hand (local.yaml as above; 15 nodes everywhere, so max_step_nodes 10 bounds nothing here).
+
+    SG (global) hosting ID (cgk only), 50% of SG's 300: 150 1v1 calls. Both sides may meet in cgk, 35 ms end
+    to end, so the plan puts them there: no cascade, no guest-side slot. But SG's weights send SG's sessions
+    to sin, so the single-market load counts the 150 host sides in sin, where the fleet no longer puts them
+    (it places both sides by the plan). They are moved to cgk:
+    - cgk: ID 1300 + 150 host sides:          1450 x 1.1 / 70 = 22.79 -> 23 nodes (21 without the flow);
+    - sin: SG 300 + TH 400 - the 150 moved:    550 x 1.1 / 70 =  8.64 ->  9 nodes (11 without the flow).
+    """
     sg_id = with_flows(local_spec, [{"host": "SG", "guest": "ID", "share": 0.5, "scenario_mix": {"one_to_one": 1.0}}])
-    snapshot = snapshot_for(sg_id, MIDNIGHT, DEMAND, nodes=20, weights=WEIGHTS)
+    snapshot = snapshot_for(sg_id, MIDNIGHT, DEMAND, nodes=15, weights=WEIGHTS)
     plan = make_plan(sg_id, snapshot, None, MIDNIGHT)
-    assert plan.cross_border is not None
+    without = make_plan(with_flows(local_spec, []), snapshot, None, MIDNIGHT)
+    assert plan.cross_border is not None and plan.weights["SG"] == {"sin": 1.0}
     placements = plan.cross_border.pairs[0].placements
     assert [(p.host_region, p.guest_region, p.sessions) for p in placements] == [("cgk", "cgk", 150.0)]
-    assert desired(plan, "cgk") == desired(make_plan(with_flows(local_spec, []), snapshot, None, MIDNIGHT), "cgk")
+    assert (desired(without, "cgk"), desired(plan, "cgk")) == (21, 23)
+    assert (desired(without, "sin"), desired(plan, "sin")) == (11, 9)
+    assert desired(plan, "fra") == desired(without, "fra")
+    assert any("guest-side slots added to node targets: none" in s for s in plan.explanation)
+    assert any("weights send it: cgk +150, sin -150 session slots" in s for s in plan.explanation)
+
+
+def test_host_slot_moves_net_to_zero_and_follow_the_weights_proportions() -> None:
+    """DE's weights fra 3 : dub 1; the plan puts 100 DE host sides in dub: dub +100 - 25, fra -75."""
+    pair = MarketPairPlan(
+        host="DE",
+        guest="ID",
+        demand_sessions=100.0,
+        placements=[
+            SidePlacement(
+                scenario=Scenario.ONE_TO_ONE,
+                host_region="dub",
+                guest_region="cgk",
+                sessions=100.0,
+                e2e_rtt_ms=200.0,
+                e2e_loss_ratio=0.0,
+                meets_slo=True,
+            )
+        ],
+    )
+    cross = CrossBorderPlan(pairs=[pair], compliant=True)
+    moves = planning_cross_border.host_slot_moves(cross, {"DE": {"fra": 0.75, "dub": 0.25}})
+    assert moves == pytest.approx({"dub": 75.0, "fra": -75.0})
+    assert planning_cross_border.host_slot_moves(cross, {"DE": {"dub": 1.0}}) == {}  # where the weights go
+    assert planning_cross_border.host_slot_moves(cross, {}) == {}  # nothing of DE was counted: nothing moves
 
 
 def test_the_plan_explains_each_pair_and_certifies_every_participant(local_spec: EnvironmentSpec) -> None:
