@@ -334,9 +334,14 @@ def certify_participants(spec: EnvironmentSpec, pairs: list[MarketPairPlan]) -> 
             if not p.meets_slo:
                 missing += p.sessions
         missing = round(missing, 6)
+        if len(used) == 1:  # the usual pair: one region pair, no set to sort
+            host_regions, guest_regions = [used[0].host_region], [used[0].guest_region]
+        else:
+            host_regions = sorted({p.host_region for p in used})
+            guest_regions = sorted({p.guest_region for p in used})
         for role, market, counterpart, regions in (
-            ("host", pair.host, pair.guest, sorted({p.host_region for p in used})),
-            ("guest", pair.guest, pair.host, sorted({p.guest_region for p in used})),
+            ("host", pair.host, pair.guest, host_regions),
+            ("guest", pair.guest, pair.host, guest_regions),
         ):
             rules = allowed.get(market, frozenset())
             if market not in listed:
