@@ -32,6 +32,7 @@ def plan_from_solution(
     access: AccessQos,
     flow_demand: FloatArray,
     shares: FloatArray,
+    support: IntArray,
     unserved: FloatArray,
     cheapest: IntArray,
     solve_ms: float,
@@ -43,7 +44,7 @@ def plan_from_solution(
     30 x 250 validating them was a third of the write-up."""
     regions = t.region_names
     flows = t.flow_host.shape[0]
-    nonzero = np.flatnonzero(shares)
+    nonzero = support  # np.flatnonzero(shares), known to the solver without a pass over every column
     counts = shares[nonzero] * flow_demand[t.col_flow[nonzero]]
     used = nonzero[counts > SESSION_EPSILON]
     used_sessions = counts[counts > SESSION_EPSILON]
