@@ -162,7 +162,14 @@ def _sentences(
     short = unserved_sessions > SESSION_EPSILON
     missed = placed & ~priced.meets_slo[ranked[main]] if ranked.shape[0] else np.zeros(flows, dtype=bool)
     noted = (missed | better | avoided | (rows > 1) | short).tolist()
-    best_single = _best_singles(t, priced)
+    best_single = np.asarray(_best_singles(t, priced), dtype=np.int64)
+    single_at = np.maximum(best_single, 0)
+    single_rtt = priced.rtt_ms[single_at].tolist() if single_at.shape[0] and priced.rtt_ms.shape[0] else []
+    single_loss = priced.loss[single_at].tolist() if single_at.shape[0] and priced.loss.shape[0] else []
+    single_region = t.col_a[single_at].tolist() if single_at.shape[0] and t.col_a.shape[0] else []
+    best_single_of = best_single.tolist()
+    host_of = [codes[h] for h in t.flow_host.tolist()]
+    guest_of = [codes[g] for g in t.flow_guest.tolist()]
     has_single = t.flow_has_single.tolist()
     flow_rows = bounds.tolist()
     unserved_of = unserved_sessions.tolist()
@@ -178,18 +185,16 @@ def _sentences(
         if a == b:
             reason = f"both in {regions[a]}, allowed for both: {e2e}, no cascade needed"
         elif not has_single[f]:
-            host, guest = codes[int(t.flow_host[f])], codes[int(t.flow_guest[f])]
+            host, guest = host_of[f], guest_of[f]
             reason = (
                 f"must span: no region is allowed for both ({host}: {allowed_text[host]}; "
                 f"{guest}: {allowed_text[guest]}); {host} in {regions[a]}, {guest} in {regions[b]}, cascaded, {e2e}"
             )
         else:
-            host, guest = codes[int(t.flow_host[f])], codes[int(t.flow_guest[f])]
-            single = best_single[f]
-            if single >= 0:
+            host, guest = host_of[f], guest_of[f]
+            if best_single_of[f] >= 0:
                 alternative = (
-                    f"{float(priced.rtt_ms[single]):.0f} ms, {float(priced.loss[single]):.2%} loss in one region "
-                    f"({regions[int(t.col_a[single])]})"
+                    f"{single_rtt[f]:.0f} ms, {single_loss[f]:.2%} loss in one region ({regions[single_region[f]]})"
                 )
             else:
                 alternative = "no shared region available now"
