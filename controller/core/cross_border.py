@@ -66,7 +66,6 @@ from controller.core.cross_border_tables import (
     flow_tables,
     price,
     unloaded_access,
-    unusable_columns,
 )
 from controller.cross_border_plan import CrossBorderPlan
 from controller.spec import EnvironmentSpec
@@ -193,18 +192,15 @@ def solve_cross_border(
     shares = np.zeros(t.col_flow.shape[0])
     support = np.zeros(0, dtype=np.int64)
     unserved = np.zeros(t.flow_host.shape[0])
-    # Each column's cost per session, inf where it cannot be used (unavailable, or its flow has no
-    # sessions): a copy patched on the few such columns rather than a pass over every column.
+    # Each column's cost per session, inf where it cannot be used (unavailable: already inf in the
+    # pricing; or its flow has no sessions): a copy patched on the inactive flows' columns, if any.
     inactive = np.flatnonzero(flow_demand <= SESSION_EPSILON)
-    unusable = unusable_columns(t, health, region_ok)
-    if inactive.shape[0] == 0 and unusable.shape[0] == 0:
-        # Every column usable (the usual tick): the priced costs themselves, read only unless the LP
+    if inactive.shape[0] == 0:
+        # Every flow active (the usual tick): the priced costs themselves, read only unless the LP
         # runs (its pricing marks columns inf as they join: a copy then).
         active_cost = priced.cost_ms
     else:
-        # A copy patched on the unusable columns (found per link, a few thousand of ~10^6).
         active_cost = priced.cost_ms.copy()
-        active_cost[unusable] = np.inf
         for f in inactive.tolist():
             active_cost[t.flow_start[f] : t.flow_start[f + 1]] = np.inf
     cheapest = cheapest_per_flow(t, active_cost)

@@ -294,7 +294,7 @@ class Priced:
 
     rtt_ms: FloatArray
     loss: FloatArray
-    cost_ms: FloatArray
+    cost_ms: FloatArray  # inf where not available: what the LP and its cheapest-pair search read
     available: npt.NDArray[np.bool_]
     cascaded: npt.NDArray[np.bool_]
     meets_slo: npt.NDArray[np.bool_]
@@ -361,7 +361,9 @@ def price_every_column(
     cost += t.col_tie_ms
     np.add(cost, SLO_BREACH_PENALTY_MS, out=cost, where=~meets)
     available = np.ones(rtt.shape[0], dtype=bool)
-    available[unusable_columns(t, backbone, region_ok)] = False
+    unusable = unusable_columns(t, backbone, region_ok)
+    available[unusable] = False
+    cost[unusable] = np.inf
     return Priced(rtt, loss, cost, available, t.col_cascaded, meets)
 
 
@@ -418,4 +420,5 @@ def price(
     priced.cost_ms[cols] = patch.cost_ms
     priced.meets_slo[cols] = patch.meets_slo
     priced.available[cols] = patch.available & region_ok[t.col_a[cols]] & region_ok[t.col_b[cols]]
+    priced.cost_ms[cols[~priced.available[cols]]] = np.inf
     return priced
