@@ -94,6 +94,7 @@ class CrossBorderSolution:
     access: AccessQos
     flow_demand: FloatArray  # (F,) sessions
     shares: FloatArray  # (C,) x: share of each column's flow on it
+    support: IntArray  # the columns with a share (x != 0), ascending: what the write-up reads
     unserved: FloatArray  # (F,) u
     cheapest: IntArray  # (F,) each flow's cheapest available column, -1 if none
 
@@ -102,7 +103,7 @@ class CrossBorderSolution:
         """The LP's objective at this solution, sum D cost x + sum D UNSERVED_PENALTY_MS u, over the
         flows with sessions (those below SESSION_EPSILON are not in the LP)."""
         t, d = self.tables, self.flow_demand
-        used = np.flatnonzero(self.shares)
+        used = self.support
         used = used[d[t.col_flow[used]] > SESSION_EPSILON]
         served = float(np.sum(self.shares[used] * d[t.col_flow[used]] * self.priced.cost_ms[used]))
         active = d > SESSION_EPSILON
@@ -152,6 +153,7 @@ def plan_cross_border(
         solution.access,
         solution.flow_demand,
         solution.shares,
+        solution.support,
         solution.unserved,
         solution.cheapest,
         solve_ms,
@@ -188,16 +190,17 @@ def solve_cross_border(
 
     active = np.flatnonzero(flow_demand > SESSION_EPSILON)
     shares = np.zeros(t.col_flow.shape[0])
+    support = np.zeros(0, dtype=np.int64)
     unserved = np.zeros(t.flow_host.shape[0])
-    # Each column's cost per session, inf where it cannot be used (unavailable, or its flow has no
-    # sessions): a copy patched on the few such columns rather than a pass over every column.
+    # Each column's cost per session, inf where it cannot be used (unavailable: already inf in the
+    # pricing; or its flow has no sessions): a copy patched on the inactive flows' columns, if any.
     inactive = np.flatnonzero(flow_demand <= SESSION_EPSILON)
-    if inactive.shape[0] == 0 and priced.available.all():
-        # Every column usable (the usual tick): the priced costs themselves, read only unless the LP
+    if inactive.shape[0] == 0:
+        # Every flow active (the usual tick): the priced costs themselves, read only unless the LP
         # runs (its pricing marks columns inf as they join: a copy then).
         active_cost = priced.cost_ms
     else:
-        active_cost = np.where(priced.available, priced.cost_ms, np.inf)
+        active_cost = priced.cost_ms.copy()
         for f in inactive.tolist():
             active_cost[t.flow_start[f] : t.flow_start[f + 1]] = np.inf
     cheapest = cheapest_per_flow(t, active_cost)
@@ -206,7 +209,8 @@ def solve_cross_border(
         # No room or bandwidth row binds when every flow takes its cheapest pair: the coupling rows
         # are slack, so this is the LP's optimum (each flow's own minimum) without solving it.
         chosen = cheapest >= 0
-        shares[cheapest[chosen]] = 1.0
+        support = cheapest[chosen]  # ascending: a flow's columns follow the previous flow's
+        shares[support] = 1.0
         unserved[active] = np.where(chosen[active], 0.0, 1.0)
     elif active.shape[0]:
         lp = RestrictedLp(t, priced, flow_demand, slot_vector, mbps_vector, active)
@@ -244,5 +248,6 @@ def solve_cross_border(
             x, u, _, _ = lp.solve()
         cols = lp.columns
         shares[cols] = x
+        support = np.sort(cols[x != 0])
         unserved[active] = u
-    return CrossBorderSolution(t, priced, health, access_qos, flow_demand, shares, unserved, cheapest)
+    return CrossBorderSolution(t, priced, health, access_qos, flow_demand, shares, support, unserved, cheapest)

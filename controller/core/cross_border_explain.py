@@ -32,15 +32,19 @@ def plan_from_solution(
     access: AccessQos,
     flow_demand: FloatArray,
     shares: FloatArray,
+    support: IntArray,
     unserved: FloatArray,
     cheapest: IntArray,
     solve_ms: float,
 ) -> CrossBorderPlan:
     """The plan of the LP's solution. Everything per column is done with numpy on the used columns (a
-    few thousand of ~10^6); the per-flow loop only reads Python lists, and the per-spec strings come
-    from the tables: at 30 x 250 this write-up was most of the plan time."""
+    few thousand of ~10^6), and what each flow's sentence needs (its main row, whether it needs any
+    note) per flow with numpy too; the per-flow loop only reads Python lists and formats, and the
+    per-spec strings come from the tables. The models are built `trusted` (values made here): at
+    30 x 250 validating them was a third of the write-up."""
     regions = t.region_names
-    nonzero = np.flatnonzero(shares)
+    flows = t.flow_host.shape[0]
+    nonzero = support  # np.flatnonzero(shares), known to the solver without a pass over every column
     counts = shares[nonzero] * flow_demand[t.col_flow[nonzero]]
     used = nonzero[counts > SESSION_EPSILON]
     used_sessions = counts[counts > SESSION_EPSILON]
@@ -57,78 +61,181 @@ def plan_from_solution(
     # flow's main placement.
     order = np.lexsort((used, -used_sessions, used_flow))
     ranked = used[order]
-    rows = list(
-        zip(
-            ranked.tolist(),
-            t.col_a[ranked].tolist(),
-            t.col_b[ranked].tolist(),
+    ranked_flow = used_flow[order]
+    bounds = np.searchsorted(ranked_flow, np.arange(flows + 1))
+    row_a, row_b = t.col_a[ranked].tolist(), t.col_b[ranked].tolist()
+    row_rtt, row_loss = priced.rtt_ms[ranked].tolist(), priced.loss[ranked].tolist()
+    row_meets = priced.meets_slo[ranked].tolist()
+    scenarios = t.scenarios
+    side = SidePlacement.trusted
+    placed = [
+        side(
+            {
+                "scenario": scenarios[s],
+                "host_region": regions[a],
+                "guest_region": regions[b],
+                "sessions": round(count, 6),
+                "e2e_rtt_ms": round(rtt, 3),
+                "e2e_loss_ratio": loss,
+                "meets_slo": meets,
+            }
+        )
+        for s, a, b, count, rtt, loss, meets in zip(
+            t.flow_scenario[ranked_flow].tolist(),
+            row_a,
+            row_b,
             used_sessions[order].tolist(),
-            priced.rtt_ms[ranked].tolist(),
-            priced.loss[ranked].tolist(),
-            priced.meets_slo[ranked].tolist(),
+            row_rtt,
+            row_loss,
+            row_meets,
             strict=True,
         )
-    )
-    flow_rows = np.searchsorted(used_flow[order], np.arange(t.flow_host.shape[0] + 1)).tolist()
-    scenario_of = [t.scenarios[s] for s in t.flow_scenario.tolist()]
+    ]
+    unserved_sessions = unserved * flow_demand
+    why = _sentences(
+        spec, t, priced, health, access, bounds, ranked, ranked_flow, cheapest, unserved_sessions,
+        row_a, row_b, row_rtt, row_loss, row_meets,
+    )  # fmt: skip
+    flow_rows = bounds.tolist()
     demand_of = flow_demand.tolist()
-    unserved_of = (unserved * flow_demand).tolist()
-    cheapest_of = cheapest.tolist()
-    failed_links = _failed_links(spec, t, health, access)
-    best_single = _best_singles(t, priced)
-    pairs: list[MarketPairPlan] = []
-    for host, guest, flows in t.pair_flows:
-        placements: list[SidePlacement] = []
-        why: list[str] = []
-        for f in flows:
-            flow_used = rows[flow_rows[f] : flow_rows[f + 1]]
-            scenario = scenario_of[f]
-            for _, a, b, count, rtt, loss, meets in flow_used:
-                placements.append(
-                    SidePlacement(
-                        scenario=scenario,
-                        host_region=regions[a],
-                        guest_region=regions[b],
-                        sessions=round(count, 6),
-                        e2e_rtt_ms=round(rtt, 3),
-                        e2e_loss_ratio=loss,
-                        meets_slo=bool(meets),
-                    )
-                )
-            why.append(
-                _why(
-                    t,
-                    priced,
-                    health,
-                    access,
-                    failed_links,
-                    best_single,
-                    f,
-                    flow_used,
-                    cheapest_of[f],
-                    unserved_of[f],
-                )
-            )
-        pairs.append(
-            MarketPairPlan(
-                host=host,
-                guest=guest,
-                demand_sessions=round(sum(demand_of[f] for f in flows), 6),
-                placements=placements,
-                unserved_sessions=round(sum(unserved_of[f] for f in flows), 6),
-                why=why,
-            )
+    unserved_of = unserved_sessions.tolist()
+    pair = MarketPairPlan.trusted
+    pairs = [
+        pair(
+            {
+                "host": host,
+                "guest": guest,
+                "demand_sessions": round(sum(demand_of[f] for f in pair_flows), 6),
+                "placements": [p for f in pair_flows for p in placed[flow_rows[f] : flow_rows[f + 1]]],
+                "unserved_sessions": round(sum(unserved_of[f] for f in pair_flows), 6),
+                "why": [why[f] for f in pair_flows],
+            }
         )
+        for host, guest, pair_flows in t.pair_flows
+    ]
     certificate = certify_participants(spec, pairs)
-    return CrossBorderPlan(
-        pairs=pairs,
-        relay_sessions={regions[r]: round(float(relay[r]), 6) for r in range(len(regions)) if relay[r] > 0},
-        interregion_mbps={regions[r]: round(float(mbps[r]), 6) for r in range(len(regions)) if mbps[r] > 0},
-        failed_links=health.failed_links(),
-        certificate=certificate,
-        compliant=all(p.compliant for p in certificate),
-        solve_ms=solve_ms,
+    return CrossBorderPlan.trusted(
+        {
+            "pairs": pairs,
+            "relay_sessions": {regions[r]: round(float(relay[r]), 6) for r in range(len(regions)) if relay[r] > 0},
+            "interregion_mbps": {regions[r]: round(float(mbps[r]), 6) for r in range(len(regions)) if mbps[r] > 0},
+            "failed_links": health.failed_links(),
+            "certificate": certificate,
+            "compliant": all(p.compliant for p in certificate),
+            "solve_ms": solve_ms,
+        }
     )
+
+
+def _sentences(
+    spec: EnvironmentSpec,
+    t: FlowTables,
+    priced: Priced,
+    health: BackboneHealth,
+    access: AccessQos,
+    bounds: IntArray,
+    ranked: IntArray,
+    ranked_flow: IntArray,
+    cheapest: IntArray,
+    unserved_sessions: FloatArray,
+    row_a: list[int],
+    row_b: list[int],
+    row_rtt: list[float],
+    row_loss: list[float],
+    row_meets: list[bool],
+) -> list[str]:
+    """Per flow, one sentence: where its main share goes and what made it go there. Which flows need a
+    note (an SLO miss, a better pair with no room, a failed path avoided, a split, sessions unserved) is
+    found with numpy, so most flows cost one f-string."""
+    flows = t.flow_host.shape[0]
+    regions, heads, allowed_text, codes = t.region_names, t.flow_head, t.allowed_text, t.market_codes
+    rows = np.diff(bounds)
+    placed = rows > 0
+    main = np.minimum(bounds[:-1], max(ranked.shape[0] - 1, 0))
+    main_rtt = priced.rtt_ms[ranked[main]] if ranked.shape[0] else np.zeros(flows)
+    failed_links = _failed_links(spec, t, health, access)
+    avoided = np.zeros(flows, dtype=bool)
+    for link in failed_links:
+        avoided |= placed & (np.asarray(link.unloaded_rtt_ms) < main_rtt)
+    on_best = np.bincount(ranked_flow, weights=ranked == cheapest[ranked_flow], minlength=flows) > 0
+    better = placed & (cheapest >= 0) & ~on_best
+    short = unserved_sessions > SESSION_EPSILON
+    missed = placed & ~priced.meets_slo[ranked[main]] if ranked.shape[0] else np.zeros(flows, dtype=bool)
+    noted = (missed | better | avoided | (rows > 1) | short).tolist()
+    best_single = np.asarray(_best_singles(t, priced), dtype=np.int64)
+    single_at = np.maximum(best_single, 0)
+    single_rtt = priced.rtt_ms[single_at].tolist() if single_at.shape[0] and priced.rtt_ms.shape[0] else []
+    single_loss = priced.loss[single_at].tolist() if single_at.shape[0] and priced.loss.shape[0] else []
+    single_region = t.col_a[single_at].tolist() if single_at.shape[0] and t.col_a.shape[0] else []
+    best_single_of = best_single.tolist()
+    host_of = [codes[h] for h in t.flow_host.tolist()]
+    guest_of = [codes[g] for g in t.flow_guest.tolist()]
+    has_single = t.flow_has_single.tolist()
+    flow_rows = bounds.tolist()
+    unserved_of = unserved_sessions.tolist()
+    cheapest_of = cheapest.tolist()
+    sentences: list[str] = []
+    for f, head in enumerate(heads):
+        start, end = flow_rows[f], flow_rows[f + 1]
+        if start == end:
+            sentences.append(_unplaced(t, priced, failed_links, f, unserved_of[f]))
+            continue
+        a, b, rtt, loss = row_a[start], row_b[start], row_rtt[start], row_loss[start]
+        e2e = f"e2e {rtt:.0f} ms, {loss:.2%} loss"
+        if a == b:
+            reason = f"both in {regions[a]}, allowed for both: {e2e}, no cascade needed"
+        elif not has_single[f]:
+            host, guest = host_of[f], guest_of[f]
+            reason = (
+                f"must span: no region is allowed for both ({host}: {allowed_text[host]}; "
+                f"{guest}: {allowed_text[guest]}); {host} in {regions[a]}, {guest} in {regions[b]}, cascaded, {e2e}"
+            )
+        else:
+            host, guest = host_of[f], guest_of[f]
+            if best_single_of[f] >= 0:
+                alternative = (
+                    f"{single_rtt[f]:.0f} ms, {single_loss[f]:.2%} loss in one region ({regions[single_region[f]]})"
+                )
+            else:
+                alternative = "no shared region available now"
+            reason = f"{host} in {regions[a]}, {guest} in {regions[b]}, cascaded: {e2e} beats {alternative}"
+        if not noted[f]:
+            sentences.append(f"{head} {reason}")
+            continue
+        notes: list[str] = []
+        if not row_meets[start]:
+            notes.append(_slo_miss(t, priced, health, access, f, a, b, rtt, loss))
+        best = cheapest_of[f]
+        if best >= 0 and best not in ranked[start:end].tolist():
+            notes.append(f"{regions[int(t.col_a[best])]}/{regions[int(t.col_b[best])]} would be better "
+                         f"({float(priced.rtt_ms[best]):.0f} ms) but has no room")  # fmt: skip
+        gone = sorted({c.link for c in failed_links if c.unloaded_rtt_ms[f] < rtt})
+        if gone:
+            notes.append(f"avoids failed backbone {', '.join(gone)}")
+        if end - start > 1:
+            notes.append(f"split over {end - start} region pairs for room")
+        if unserved_of[f] > SESSION_EPSILON:
+            notes.append(f"{unserved_of[f]:.0f} sessions unserved")
+        sentences.append(f"{head} {reason}" + (f" ({'; '.join(notes)})" if notes else ""))
+    return sentences
+
+
+def _unplaced(t: FlowTables, priced: Priced, failed_links: list[_FailedLink], f: int, unserved_sessions: float) -> str:
+    """The sentence of a flow with no sessions placed: none to place, or why none could be."""
+    head = t.flow_head[f]
+    if unserved_sessions <= SESSION_EPSILON:
+        return f"{head} no sessions now"
+    host, guest = t.market_codes[int(t.flow_host[f])], t.market_codes[int(t.flow_guest[f])]
+    start, end = int(t.flow_start[f]), int(t.flow_start[f + 1])
+    if not priced.available[start:end].any():
+        failed = [c.link for c in failed_links if c.unloaded_rtt_ms[f] < np.inf]
+        cause = f"backbone paths failed ({', '.join(failed)})" if failed else "regions unavailable"
+        return (
+            f"{head} {unserved_sessions:.0f} sessions unserved: no region pair both sides' rules allow is usable "
+            f"({host}: {t.allowed_text[host]}; {guest}: {t.allowed_text[guest]}; "
+            f"{cause}); never placed outside either side's jurisdictions"
+        )
+    return f"{head} {unserved_sessions:.0f} sessions unserved: no room left in the regions their rules allow"
 
 
 class _FailedLink(NamedTuple):
@@ -173,73 +280,6 @@ def _best_singles(t: FlowTables, priced: Priced) -> list[int]:
     flows_at, first = np.unique(owner[at_min], return_index=True)
     best[flows_at] = singles[at_min[first]]
     return best.tolist()
-
-
-def _why(
-    t: FlowTables,
-    priced: Priced,
-    health: BackboneHealth,
-    access: AccessQos,
-    failed_links: list[_FailedLink],
-    best_single: list[int],
-    f: int,
-    used: list[tuple[int, int, int, float, float, float, bool]],
-    best: int,
-    unserved_sessions: float,
-) -> str:
-    """One sentence: where the flow's main share goes and what made it go there. `used`: the flow's
-    used columns (column, a, b, sessions, rtt, loss, meets SLO), most sessions first."""
-    host, guest = t.market_codes[int(t.flow_host[f])], t.market_codes[int(t.flow_guest[f])]
-    regions = t.region_names
-
-    head = t.flow_head[f]
-    if not used:
-        if unserved_sessions <= SESSION_EPSILON:
-            return f"{head} no sessions now"
-        start, end = int(t.flow_start[f]), int(t.flow_start[f + 1])
-        if not priced.available[start:end].any():
-            failed = [c.link for c in failed_links if c.unloaded_rtt_ms[f] < np.inf]
-            cause = f"backbone paths failed ({', '.join(failed)})" if failed else "regions unavailable"
-            return (
-                f"{head} {unserved_sessions:.0f} sessions unserved: no region pair both sides' rules allow is usable "
-                f"({host}: {t.allowed_text[host]}; {guest}: {t.allowed_text[guest]}; "
-                f"{cause}); never placed outside either side's jurisdictions"
-            )
-        return f"{head} {unserved_sessions:.0f} sessions unserved: no room left in the regions their rules allow"
-    _, main_a, main_b, _, rtt, loss, meets = used[0]
-    a, b = regions[main_a], regions[main_b]
-    e2e = f"e2e {rtt:.0f} ms, {loss:.2%} loss"
-    if a != b and not t.flow_has_single[f]:
-        reason = (
-            f"must span: no region is allowed for both ({host}: {t.allowed_text[host]}; "
-            f"{guest}: {t.allowed_text[guest]}); {host} in {a}, {guest} in {b}, cascaded, {e2e}"
-        )
-    elif a != b:
-        single = best_single[f]
-        if single >= 0:
-            alternative = (
-                f"{float(priced.rtt_ms[single]):.0f} ms, {float(priced.loss[single]):.2%} loss in one region "
-                f"({regions[int(t.col_a[single])]})"
-            )
-        else:
-            alternative = "no shared region available now"
-        reason = f"{host} in {a}, {guest} in {b}, cascaded: {e2e} beats {alternative}"
-    else:
-        reason = f"both in {a}, allowed for both: {e2e}, no cascade needed"
-    notes: list[str] = []
-    if not meets:
-        notes.append(_slo_miss(t, priced, health, access, f, main_a, main_b, rtt, loss))
-    if best >= 0 and all(row[0] != best for row in used):
-        notes.append(f"{regions[int(t.col_a[best])]}/{regions[int(t.col_b[best])]} would be better "
-                     f"({float(priced.rtt_ms[best]):.0f} ms) but has no room")  # fmt: skip
-    avoided = sorted({c.link for c in failed_links if c.unloaded_rtt_ms[f] < rtt})
-    if avoided:
-        notes.append(f"avoids failed backbone {', '.join(avoided)}")
-    if len(used) > 1:
-        notes.append(f"split over {len(used)} region pairs for room")
-    if unserved_sessions > SESSION_EPSILON:
-        notes.append(f"{unserved_sessions:.0f} sessions unserved")
-    return f"{head} {reason}" + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def _slo_miss(
@@ -289,6 +329,7 @@ def certify_participants(spec: EnvironmentSpec, pairs: list[MarketPairPlan]) -> 
     allowed = allowed_regions_from_rules(spec)
     listed: dict[str, list[str]] = {}
     proofs: list[ParticipantProof] = []
+    proof = ParticipantProof.trusted
     for pair in pairs:
         used = [p for p in pair.placements if p.sessions > 0.0]
         # The e2e numbers are the session's, so both sides of a pair carry the same ones.
@@ -299,24 +340,31 @@ def certify_participants(spec: EnvironmentSpec, pairs: list[MarketPairPlan]) -> 
             if not p.meets_slo:
                 missing += p.sessions
         missing = round(missing, 6)
+        if len(used) == 1:  # the usual pair: one region pair, no set to sort
+            host_regions, guest_regions = [used[0].host_region], [used[0].guest_region]
+        else:
+            host_regions = sorted({p.host_region for p in used})
+            guest_regions = sorted({p.guest_region for p in used})
         for role, market, counterpart, regions in (
-            ("host", pair.host, pair.guest, sorted({p.host_region for p in used})),
-            ("guest", pair.guest, pair.host, sorted({p.guest_region for p in used})),
+            ("host", pair.host, pair.guest, host_regions),
+            ("guest", pair.guest, pair.host, guest_regions),
         ):
             rules = allowed.get(market, frozenset())
             if market not in listed:
                 listed[market] = sorted(rules)
             proofs.append(
-                ParticipantProof(
-                    market=market,
-                    role=role,
-                    counterpart=counterpart,
-                    regions=regions,
-                    allowed_regions=listed[market],
-                    compliant=set(regions) <= rules,
-                    worst_e2e_rtt_ms=worst_rtt,
-                    worst_e2e_loss_ratio=worst_loss,
-                    sessions_missing_slo=missing,
+                proof(
+                    {
+                        "market": market,
+                        "role": role,
+                        "counterpart": counterpart,
+                        "regions": regions,
+                        "allowed_regions": list(listed[market]),
+                        "compliant": rules.issuperset(regions),
+                        "worst_e2e_rtt_ms": worst_rtt,
+                        "worst_e2e_loss_ratio": worst_loss,
+                        "sessions_missing_slo": missing,
+                    }
                 )
             )
     return proofs

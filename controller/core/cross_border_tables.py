@@ -294,7 +294,7 @@ class Priced:
 
     rtt_ms: FloatArray
     loss: FloatArray
-    cost_ms: FloatArray
+    cost_ms: FloatArray  # inf where not available: what the LP and its cheapest-pair search read
     available: npt.NDArray[np.bool_]
     cascaded: npt.NDArray[np.bool_]
     meets_slo: npt.NDArray[np.bool_]
@@ -360,8 +360,22 @@ def price_every_column(
     cost += rtt
     cost += t.col_tie_ms
     np.add(cost, SLO_BREACH_PENALTY_MS, out=cost, where=~meets)
-    link_ok = ~backbone.failed & region_ok[:, None] & region_ok[None, :]
-    return Priced(rtt, loss, cost, np.take(link_ok.ravel(), t.col_link), t.col_cascaded, meets)
+    available = np.ones(rtt.shape[0], dtype=bool)
+    unusable = unusable_columns(t, backbone, region_ok)
+    available[unusable] = False
+    cost[unusable] = np.inf
+    return Priced(rtt, loss, cost, available, t.col_cascaded, meets)
+
+
+def unusable_columns(t: FlowTables, backbone: BackboneHealth, region_ok: npt.NDArray[np.bool_]) -> IntArray:
+    """The columns no session may use now: over a failed backbone path or with a region down at either
+    end. Found per link (a handful fail, a region down is 2R - 1 links) through the link index, not by
+    a pass over every column."""
+    bad = backbone.failed | ~region_ok[:, None] | ~region_ok[None, :]
+    links = np.flatnonzero(bad.ravel()).tolist()
+    if not links:
+        return np.zeros(0, dtype=np.int64)
+    return np.concatenate([t.link_columns[t.link_start[k] : t.link_start[k + 1]] for k in links])
 
 
 def price(
@@ -406,4 +420,5 @@ def price(
     priced.cost_ms[cols] = patch.cost_ms
     priced.meets_slo[cols] = patch.meets_slo
     priced.available[cols] = patch.available & region_ok[t.col_a[cols]] & region_ok[t.col_b[cols]]
+    priced.cost_ms[cols[~priced.available[cols]]] = np.inf
     return priced

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from controller.core.backbone_health import assess_backbone
 from controller.core.cross_border import flow_tables, plan_cross_border
-from controller.core.cross_border_tables import columns_of
+from controller.core.cross_border_tables import AccessQos, columns_of, price
 from controller.cross_border_plan import CrossBorderPlan, MarketPairPlan
 from controller.snapshot import BackboneObservation
 from controller.spec import EnvironmentSpec, Scenario
 from controller.spec_file import parse_environment
+from tests.sim.cross_market_spec import cross_market_spec
 
 SHAPES = {
     "live_show": {"hosts_min": 1, "hosts_max": 3, "viewers_mean": 40, "e2e_rtt_p95_ms": 600,
@@ -148,7 +150,8 @@ def test_multi_host_sg_de_cascades_only_when_better_by_more_than_the_tie_cost() 
     plan = plan_cross_border(quick, {"SG": 100.0})
     assert placed(plan, "SG", "DE") == {("sin", "fra"): 50.0}
     assert (
-        "SG in sin, DE in fra, cascaded: e2e 145 ms, 0.00% loss beats 170 ms, 0.00% loss in one region (fra)" in pair(plan, "SG", "DE").why[0]
+        "SG in sin, DE in fra, cascaded: e2e 145 ms, 0.00% loss beats 170 ms, 0.00% loss in one region (fra)"
+        in pair(plan, "SG", "DE").why[0]
     )
 
 
@@ -259,3 +262,22 @@ def test_a_previous_plans_placements_map_back_to_their_own_columns(prod_spec: En
         assert (t.region_names[int(t.col_a[j])], t.region_names[int(t.col_b[j])]) == (host_region, guest_region)
     # A pair the rules do not allow (an ID participant in fra) has no column.
     assert columns_of(t, [("DE", "ID", Scenario.ONE_TO_ONE, "fra", "fra")]).shape[0] == 0
+
+
+def test_a_column_no_session_may_use_costs_inf_in_both_pricings() -> None:
+    """The solver reads the priced cost alone for each flow's cheapest pair (no mask, no copy), so a
+    column over a failed path or with a region down must cost inf, whether the pricing patches the
+    unloaded one (access paths unloaded) or prices every column (access paths observed)."""
+    spec = cross_market_spec()
+    t = flow_tables(spec)
+    health = assess_backbone(spec, [BackboneObservation(region="cgk", peer_region="fra", loss_ratio=0.3)])
+    assert health.failed.any()
+    region_ok = np.array([name != "dub" for name in t.region_names])
+    observed = AccessQos(
+        t.access_rtt_ms * 1.1, np.full(t.access_rtt_ms.shape, 0.001), np.ones(t.access_rtt_ms.shape, dtype=bool)
+    )
+    for access in (None, observed):
+        priced = price(spec, t, health, region_ok, access)
+        assert (~priced.available).any() and priced.available.any()
+        assert np.isinf(priced.cost_ms[~priced.available]).all()
+        assert np.isfinite(priced.cost_ms[priced.available]).all()

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from controller.core.backbone_health import assess_backbone
 from controller.core.cross_border import plan_cross_border
+from controller.cross_border_plan import CrossBorderPlan
 from controller.snapshot import BackboneObservation
 from controller.spec import EnvironmentSpec
 from controller.spec.residency_geography import SIMULATED_CLOUD_REGIONS
@@ -145,3 +146,30 @@ def check_plan(
     # Room: no region carries more slots than it was given (a cascade counts on both ends).
     for region, used in plan.relay_sessions.items():
         assert used <= slots.get(region, 0.0) + 1e-4
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases())
+def test_the_written_up_plan_is_what_validating_it_makes(case: Any) -> None:
+    """The write-up builds its models `trusted` (unvalidated, for speed): each must be exactly what
+    validation makes of the same content (no int for a float, no numpy scalar, no value out of its
+    field's bounds, every field set), or the plan's JSON, id and seal would differ from a loaded plan's."""
+    spec, demand, slots, down, observations = case
+    plan = plan_cross_border(
+        spec, demand, slots=slots, backbone=assess_backbone(spec, observations), unavailable_regions=down
+    )
+    text = plan.model_dump_json()
+    loaded = CrossBorderPlan.model_validate_json(text)
+    assert loaded.model_dump_json() == text
+    assert loaded == plan
+    assert CrossBorderPlan.model_validate(plan.model_dump()) == plan
+    placements = [
+        (ours, theirs)
+        for ours_pair, their_pair in zip(plan.pairs, loaded.pairs, strict=True)
+        for ours, theirs in zip(ours_pair.placements, their_pair.placements, strict=True)
+    ]
+    models = [*zip(plan.pairs, loaded.pairs, strict=True), *zip(plan.certificate, loaded.certificate, strict=True)]
+    for ours, theirs in [(plan, loaded), *models, *placements]:
+        assert ours.model_fields_set == theirs.model_fields_set
+        assert ours.model_dump() == theirs.model_dump()
+        assert [type(v) for v in ours.model_dump().values()] == [type(v) for v in theirs.model_dump().values()]
