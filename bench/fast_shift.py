@@ -1,6 +1,11 @@
 """Detect-and-steer at x1 (issue 17): region-wide QoS impairments and blips on the prod fleet, real stack.
 
-    python -m bench.fast_shift [--waves 3] [--json out.json]
+    python -m bench.fast_shift [--waves 3] [--cases "kul loss,par"] [--json out.json] [--record plans.jsonl]
+
+`--cases` keeps only the cases whose label contains one of the comma-separated texts (the waves keep
+their order; a wave left with no case is skipped), to re-measure a slow case in minutes instead of the
+whole run. `--record` writes each plan the loop made, with the snapshot, previous plan and overrides it
+was made from, one JSON object a line: `make_plan` can be replayed on them offline.
 
 The stack, all on 127.0.0.1, at x1 (fleet seconds = wall seconds): the simulated prod fleet with its
 `/metrics` exporter (`sim.http_api.SimulatorServer`), a real Prometheus scraping it every 2 s
@@ -40,9 +45,10 @@ import socket
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -55,6 +61,8 @@ import yaml
 from controller.adapters.prometheus_observer import PrometheusObserver
 from controller.adapters.qos_watcher import QosWatcher
 from controller.adapters.simulator_actuator import SimulatorActuator
+from controller.plan import Plan, PlanningOverrides
+from controller.snapshot import FleetSnapshot
 from controller.spec import EnvironmentSpec
 from controller.spec_file import load_environment
 from edgectl.bootstrap import build_steering_authority
@@ -62,7 +70,7 @@ from sim.fleet import SimulatedFleet
 from sim.http_api import SimulatorServer
 from sim.impairments import Impairment, ImpairmentKind
 from sim.traces import quiet_trace
-from workflows.activities import FleetActivities
+from workflows.activities import FleetActivities, PlanFunction
 from workflows.control_loop import ControlLoopWorkflow
 from workflows.models import WakeRequest, control_loop_id
 from workflows.worker import build_worker, ensure_control_loop
@@ -341,14 +349,55 @@ def _count_session_moves(
 # ----- the run --------------------------------------------------------------------------------------
 
 
-async def _run(waves: int) -> list[CaseResult]:
+def select_waves(waves: int, cases: str | None = None) -> list[list[Case]]:
+    """The first `waves` waves, keeping only the cases whose label contains one of the comma-separated
+    texts of `cases` (all of them when None); waves left empty are dropped."""
+    wanted = [text.strip().lower() for text in (cases or "").split(",") if text.strip()]
+    chosen = [[c for c in wave if not wanted or any(w in c.label.lower() for w in wanted)] for wave in WAVES[:waves]]
+    chosen = [wave for wave in chosen if wave]
+    if not chosen:
+        labels = ", ".join(c.label for wave in WAVES[:waves] for c in wave)
+        raise SystemExit(f"--cases: {cases!r} matches no case (cases: {labels})")
+    return chosen
+
+
+def _recording_planner(path: Path) -> Callable[[], PlanFunction]:
+    """The real make_plan, writing each call's inputs and plan to `path` (JSON lines) for offline replay."""
+    from controller.core.planner import make_plan
+
+    lock = threading.Lock()
+
+    def plan(
+        spec: EnvironmentSpec,
+        snapshot: FleetSnapshot,
+        previous: Plan | None,
+        now: datetime,
+        overrides: PlanningOverrides | None = None,
+    ) -> Plan:
+        made = make_plan(spec, snapshot, previous, now, overrides)
+        line = json.dumps(
+            {
+                "now": now.isoformat(),
+                "snapshot": snapshot.model_dump(mode="json"),
+                "previous": previous.model_dump(mode="json") if previous else None,
+                "overrides": overrides.model_dump(mode="json") if overrides else None,
+                "plan": made.model_dump(mode="json"),
+            }
+        )
+        with lock, path.open("a") as out:
+            out.write(line + "\n")
+        return made
+
+    return lambda: plan
+
+
+async def _run(plan: list[list[Case]], record: Path | None = None) -> list[CaseResult]:
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.testing import WorkflowEnvironment
 
     spec = load_environment(PROD)
     SETTLED["traffic"] = spec.traffic
     start = datetime.now(UTC).replace(hour=START_HOUR_UTC, minute=0, second=0, microsecond=0)
-    plan = WAVES[:waves]
     duration = SETTLE_MAX_SECONDS + 600 + len(plan) * (HOLD_SECONDS + WATCH_AFTER_CLEAR_SECONDS + 30)
     fleet = SimulatedFleet(spec, quiet_trace(start, duration), start=start, demand_variation=0.0, max_step_seconds=1.0)
     results: list[CaseResult] = []
@@ -365,7 +414,12 @@ async def _run(waves: int) -> list[CaseResult]:
             client = env.client
             actuator = SimulatorActuator(sim.url)
             steering = build_steering_authority(spec, actuator, work / "steering.json", create=True)
-            activities = FleetActivities(spec, PrometheusObserver(prometheus_url, spec), steering)
+            observer = PrometheusObserver(prometheus_url, spec)
+            if record is None:
+                activities = FleetActivities(spec, observer, steering)
+            else:
+                record.write_text("")
+                activities = FleetActivities(spec, observer, steering, planner=_recording_planner(record))
             wakes: list[tuple[datetime, str]] = []
             health_changes: list[tuple[datetime, str, str]] = []
             handle = client.get_workflow_handle(control_loop_id(spec.name))
@@ -616,16 +670,20 @@ def run_stopping_on_sigterm(main: Coroutine[Any, Any, T]) -> T:
 
 def run_fast_shift(waves: int = len(WAVES)) -> str:
     """The whole benchmark, as the Markdown section `bench/run_all.py` writes into docs/benchmarks.md."""
-    results = run_stopping_on_sigterm(_run(waves))
+    results = run_stopping_on_sigterm(_run(select_waves(waves)))
     return markdown(results, summary(results), "python -m bench.fast_shift")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--waves", type=int, default=len(WAVES), choices=range(1, len(WAVES) + 1))
+    parser.add_argument(
+        "--cases", default=None, help="Only the cases whose label contains one of these (comma-separated)."
+    )
     parser.add_argument("--json", type=Path, default=None, help="Also write the raw results here.")
+    parser.add_argument("--record", type=Path, default=None, help="Write each plan with its inputs here (JSON lines).")
     args = parser.parse_args(argv)
-    results = run_stopping_on_sigterm(_run(args.waves))
+    results = run_stopping_on_sigterm(_run(select_waves(args.waves, args.cases), args.record))
     totals = summary(results)
     print(markdown(results, totals, "python -m bench.fast_shift"))
     if args.json is not None:

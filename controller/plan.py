@@ -58,6 +58,11 @@ class RegionHealth(PlanModel):
     clear_since: SaneTime | None = Field(
         default=None, description="Time of the first sample of the current unbroken run without a breach."
     )
+    overloaded: bool = Field(
+        default=False,
+        description="The breach judged this time is the region's own load (past the target utilisation): a "
+        "degraded region so is paced, its cure is scale-out; any other breach steers its new sessions away at once.",
+    )
 
 
 class ScaleCommand(PlanModel):
@@ -327,6 +332,16 @@ class Plan(PlanModel):
         description="Per market, the largest share by which the weights the fleet reports differ from the "
         "commanded ones (markets within WEIGHT drift tolerance are absent).",
     )
+
+    def steered_away_regions(self) -> list[str]:
+        """Regions whose new sessions this plan moves off at once, unpaced: failed, or degraded by a breach
+        that is not their own load (`HealthAssessment.steered_away`). The steering authority's pace check
+        must leave those decreases out as the planner did, or it refuses the whole weights write."""
+        return sorted(
+            h.region
+            for h in self.region_health
+            if h.state is RegionState.FAILED or (h.state is RegionState.DEGRADED and not h.overloaded)
+        )
 
     def region_state(self, region: str) -> RegionState:
         for health in self.region_health:

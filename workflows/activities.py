@@ -31,7 +31,7 @@ from temporalio.exceptions import ApplicationError
 from controller.audit import AuditRecord
 from controller.core.planning_cross_border import cross_border_shares
 from controller.core.safety import move_budget
-from controller.plan import Plan, PlanningOverrides, RegionPin, RegionState
+from controller.plan import Plan, PlanningOverrides, RegionPin
 from controller.ports import (
     ActuationError,
     Actuator,
@@ -391,7 +391,7 @@ class FleetActivities:
                             plan_id=plan.plan_id,
                             actor=actor,
                             reason=reason,
-                            forced_off_regions=[h.region for h in plan.region_health if h.state is RegionState.FAILED],
+                            forced_off_regions=plan.steered_away_regions(),
                             cross_border_shares=_cross_border_shares(plan),
                         )
                         if isinstance(actuator, SteeringWriter)

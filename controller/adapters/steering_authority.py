@@ -137,9 +137,10 @@ class SteeringAuthority:
         forced_off: Collection[str] = frozenset(),
     ) -> None:
         """max_moved_share_per_minute on the weights' moves, leaving out the decreases on `forced_off`
-        regions (failed in the plan that wrote them): a market that moved a minute ago into a region that
-        then failed must still leave it, and refusing that refused the whole write (every market's
-        weights) until the minute slid by."""
+        regions (failed, or steered away on a confirmed breach, in the plan that wrote them:
+        `Plan.steered_away_regions`): a market that moved a minute ago into a region that then broke must
+        still leave it, and refusing that refused the whole write (every market's weights) until the
+        minute slid by."""
         try:
             planned = safety.moves(state.weights, weights, forced_off)
             safety.check_pace(self._spec.safety, state.recent_moves, planned, self._clock())
@@ -321,7 +322,8 @@ class FencedActuator:
     ) -> AuditRecord:
         """The weights, and (unless None) the backbone paths the selector must avoid and the plan's
         cross-border placement shares, in one fenced, journalled commit (`controller.ports.SteeringWriter`).
-        `forced_off_regions`: regions the plan saw failed; moves off them are not paced (they are
+        `forced_off_regions`: regions the plan saw failed or steers away from (`Plan.steered_away_regions`);
+        moves off them are not paced (they are
         recorded all the same)."""
         plain = {market: dict(shares) for market, shares in weights.items()}
         by = f"weights by {actor} (plan {plan_id})"

@@ -307,6 +307,7 @@ def next_region_health(
             breaching_since=breaching_since,
             failing_since=failing_since,
             clear_since=clear_since,
+            overloaded=evidence.overloaded,
         )
 
     if not evidence.known:

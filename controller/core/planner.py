@@ -192,10 +192,13 @@ def make_plan(
         weights,
         current,
         overrides.move_budget if overrides is not None else None,
-        # Only failed regions: the guardrail refuses weight there, and the move out is forced. A breaching
-        # region may keep what the rule holds back: exempting it too moved more than the authority's
-        # own check of the same rule lets through, and every weights write of the minute was refused.
-        exempt=frozenset(r.region for r in health.regions if r.state is RegionState.FAILED),
+        # Failed regions and the ones health steers away (a confirmed breach, not their own load): their new
+        # sessions leave at once, whatever moved earlier in the minute. Held back, a market that had just
+        # moved (a pre-shift, a return after recovery) kept its share on the sick region until it failed
+        # (issue 17's benchmark: kul 35 s, par 39 s). The authority leaves the same decreases out of its
+        # check (Plan.steered_away_regions), or it refuses the whole write.
+        exempt=frozenset(r.region for r in health.regions if r.state is RegionState.FAILED)
+        | (frozenset() if fail_static else health.steered_away()),
     )
     explanation.extend(paced)
     regions = len(tables.region_names)

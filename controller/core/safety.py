@@ -121,7 +121,7 @@ def limit_moves(
         before = current.get(market)
         if not before or market not in budget:
             continue
-        wanted = moved_share(before, shares)
+        wanted = moved_share(before, shares, exempt)  # leaving an exempt region is not a choice the rule paces
         allowed = budget[market]
         if wanted <= allowed + SHARE_EPSILON:
             continue

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.fast_shift import CaseResult, route53_timeline, summary
 
 
@@ -58,3 +60,14 @@ def test_sigterm_unwinds_the_run_so_its_finally_blocks_stop_the_children(tmp_pat
     finally:
         child.kill()
     assert marker.read_text() == "yes"
+
+
+def test_cases_filter_keeps_the_waves_order_and_defaults_to_every_case():
+    from bench.fast_shift import WAVES, select_waves
+
+    assert select_waves(len(WAVES)) == WAVES
+    chosen = select_waves(len(WAVES), "kul loss, PAR rtt")
+    assert [[c.label for c in wave] for wave in chosen] == [["kul loss +10%"], ["par RTT +400 ms"]]
+    # par's case is in the second wave: among the first wave only, the filter matches nothing.
+    with pytest.raises(SystemExit, match="--cases: 'par rtt' matches no case"):
+        select_waves(1, "par rtt")

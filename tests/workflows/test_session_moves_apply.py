@@ -180,3 +180,41 @@ def test_apply_plan_is_not_paced_out_of_a_region_its_plan_saw_failed(local_spec)
         apply("p2", {"dub": 1.0}, [])  # 100% of DE moved: the minute's budget is spent
         apply("p3", {"fra": 1.0}, ["dub"])  # dub failed: DE must leave it now
         assert authority.state().weights["DE"] == {"fra": 1.0}
+
+
+def test_apply_plan_is_not_paced_out_of_a_region_its_plan_steers_away_but_is_for_an_overloaded_one(local_spec):
+    """As for a failed region: dub degraded by a breach that is not its own load is left at once by the
+    plan (HealthAssessment.steered_away), so the authority must not refuse the write for the minute's
+    earlier move. A region degraded by its own load is paced: the same write is refused."""
+    import pytest
+    from temporalio.exceptions import ApplicationError
+
+    from controller.plan import RegionHealth, RegionState
+    from controller.spec import SafetyRules
+
+    spec = local_spec.model_copy(update={"safety": SafetyRules(min_serving_regions=1, max_moved_share_per_minute=1.0)})
+    fleet = SimulatedFleet(spec, quiet_trace(START, 3600), start=START, demand_variation=0.0)
+    with SimulatorServer(fleet, run_clock=False) as server:
+        actuator = SimulatorActuator(server.url)
+        authority = gate(spec, actuator)
+        activities = FleetActivities(spec, actuator, authority, metrics=ControllerMetrics("local", CollectorRegistry()))
+        weights = {m: dict(s) for m, s in fleet.snapshot().current_weights.items()}
+
+        def apply(plan_id: str, de: dict[str, float], degraded: list[str], overloaded: bool = False) -> None:
+            plan = Plan(
+                plan_id=plan_id, environment="local", created_at=fleet.now, snapshot_taken_at=fleet.now,
+                weights={**weights, "DE": de},
+                region_health=[
+                    RegionHealth(region=r, state=RegionState.DEGRADED, overloaded=overloaded) for r in degraded
+                ],
+            )  # fmt: skip
+            fence = Fence.for_loop(authority.state().revision)
+            activities.apply_plan(ApplyPlanRequest(plan=plan, actor="controller/test", fence=fence))
+
+        apply("p1", {"fra": 1.0}, [])
+        apply("p2", {"dub": 1.0}, [])  # 100% of DE moved: the minute's budget is spent
+        with pytest.raises(ApplicationError, match="waiting"):
+            apply("p3", {"fra": 1.0}, ["dub"], overloaded=True)  # its own load: paced
+        assert authority.state().weights["DE"] == {"dub": 1.0}
+        apply("p4", {"fra": 1.0}, ["dub"])  # a breach not of its load: DE leaves now
+        assert authority.state().weights["DE"] == {"fra": 1.0}
