@@ -15,23 +15,19 @@ killed worker is noticed within HEARTBEAT_TIMEOUT, not at the start-to-close tim
 
 from __future__ import annotations
 
-import contextvars
 import json
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from temporalio import activity
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 from controller.audit import AuditRecord
 from controller.core.planning_cross_border import cross_border_shares
 from controller.core.safety import move_budget
-from controller.plan import Plan, PlanningOverrides, RegionPin
+from controller.plan import Plan, RegionPin
 from controller.ports import (
     ActuationError,
     Actuator,
@@ -50,6 +46,23 @@ from controller.snapshot import FleetSnapshot
 from controller.spec import EnvironmentSpec
 from controller.steering import CrossBorderShare, Fence, JournalState, SteeringState
 from workflows.activity_models import DrillStoppedReport, LoopModeReport
+from workflows.activity_support import (  # re-exported: callers import them from here too
+    ACTIVITY_RETRY,
+    ACTUATION_REFUSED,
+    HEARTBEAT_INTERVAL_SECONDS,
+    HEARTBEAT_TIMEOUT,
+    NON_RETRYABLE_ERRORS,
+    PLANNER_ERROR,
+    REGION_LEASED,
+    SAFETY_RULE,
+    SAFETY_RULE_PACING,
+    STALE_FENCE,
+    UNKNOWN_REGION,
+    ActionCounter,
+    NoMetrics,
+    PlanFunction,
+    heartbeating,
+)
 from workflows.evacuation import (
     capped_weights,
     check_headroom,
@@ -80,114 +93,7 @@ from workflows.models import (
     ShiftResult,
 )
 
-ACTUATION_REFUSED = "ActuationRefused"
-"""ApplicationError type of an actuation the actuator says retrying cannot fix."""
-UNKNOWN_REGION = "UnknownRegion"
-PLANNER_ERROR = "PlannerError"
-STALE_FENCE = "StaleFence"
-"""ApplicationError type: the action was planned under a steering revision or lease that no longer holds."""
-REGION_LEASED = "RegionLeased"
-"""ApplicationError type: another failover or drill holds the region's lease (CLI exit code 3)."""
-SAFETY_RULE = "SafetyRule"
-"""ApplicationError type: the action would break a safety rule that waiting cannot fix (spec.safety)."""
-SAFETY_RULE_PACING = "SafetyRulePacing"
-"""ApplicationError type (retried): a weights write waits for the pace rule's 60 s window to slide."""
-
-NON_RETRYABLE_ERRORS = [ACTUATION_REFUSED, UNKNOWN_REGION, PLANNER_ERROR, STALE_FENCE, REGION_LEASED, SAFETY_RULE]
-"""Named in every retry policy that calls these activities."""
-
-HEARTBEAT_TIMEOUT = timedelta(seconds=6)
-"""A worker killed mid-activity is noticed this long after its last heartbeat (sent every second)."""
-HEARTBEAT_INTERVAL_SECONDS = 1.0
-
-
-@contextmanager
-def heartbeating(interval: float = HEARTBEAT_INTERVAL_SECONDS) -> Iterator[None]:
-    """Heartbeat from a helper thread while the block runs (a blocking call may outlast the timeout).
-
-    A synchronous activity runs in a thread of the worker's pool; its activity context lives in that
-    thread's context variables, so the helper runs in a copy of them.
-    """
-    if not activity.in_activity():
-        yield
-        return
-    context = contextvars.copy_context()
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(interval):
-            context.run(activity.heartbeat)
-
-    beater = threading.Thread(target=beat, name="activity-heartbeat", daemon=True)
-    beater.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        beater.join()
-
-
-ACTIVITY_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=0,
-    non_retryable_error_types=NON_RETRYABLE_ERRORS,
-)
-
-
 _T = TypeVar("_T")
-
-
-class PlanFunction(Protocol):
-    """`controller.core.planner.make_plan`: snapshot in, plan out (pure)."""
-
-    def __call__(
-        self,
-        spec: EnvironmentSpec,
-        snapshot: FleetSnapshot,
-        previous: Plan | None,
-        now: datetime,
-        overrides: PlanningOverrides | None,
-    ) -> Plan: ...
-
-
-class ActionCounter(Protocol):
-    """Where the activities report what they did (the worker's Prometheus metrics)."""
-
-    def record_snapshot(self, snapshot: FleetSnapshot) -> None: ...
-
-    def record_plan(self, plan: Plan) -> None: ...
-
-    def record_action(self, record: AuditRecord) -> None: ...
-
-    def record_failure(self, stage: str) -> None: ...
-
-    def record_mode(self, paused: bool, recommend_only: bool) -> None: ...
-
-    def record_drill_stopped(self, region: str, outcome: str) -> None: ...
-
-
-class NoMetrics:
-    """ActionCounter that counts nothing (tests, one-off commands)."""
-
-    def record_snapshot(self, snapshot: FleetSnapshot) -> None:
-        return None
-
-    def record_plan(self, plan: Plan) -> None:
-        return None
-
-    def record_action(self, record: AuditRecord) -> None:
-        return None
-
-    def record_failure(self, stage: str) -> None:
-        return None
-
-    def record_mode(self, paused: bool, recommend_only: bool) -> None:
-        return None
-
-    def record_drill_stopped(self, region: str, outcome: str) -> None:
-        return None
 
 
 def _default_planner() -> PlanFunction:
@@ -582,3 +488,23 @@ def _commanded(snapshot: FleetSnapshot, state: SteeringState) -> FleetSnapshot:
     if not state.weights:
         return snapshot
     return snapshot.model_copy(update={"current_weights": {**snapshot.current_weights, **state.weights}})
+
+
+__all__ = [
+    "ACTIVITY_RETRY",
+    "ACTUATION_REFUSED",
+    "HEARTBEAT_INTERVAL_SECONDS",
+    "HEARTBEAT_TIMEOUT",
+    "NON_RETRYABLE_ERRORS",
+    "PLANNER_ERROR",
+    "REGION_LEASED",
+    "SAFETY_RULE",
+    "SAFETY_RULE_PACING",
+    "STALE_FENCE",
+    "UNKNOWN_REGION",
+    "ActionCounter",
+    "FleetActivities",
+    "NoMetrics",
+    "PlanFunction",
+    "heartbeating",
+]
