@@ -68,7 +68,11 @@ class ScalingPolicy(FrozenModel):
         strict=True, default=0, ge=0, le=DAY_SECONDS, description="Wait between scale-outs."
     )
     scale_in_cooldown_seconds: int = Field(
-        strict=True, default=900, ge=0, le=DAY_SECONDS, description="Wait after any scale change before scaling in."
+        strict=True,
+        default=900,
+        ge=0,
+        le=DAY_SECONDS,
+        description="Wait after a scale-out before scaling in (a scale-in after a scale-in does not wait).",
     )
     max_step_nodes: int = Field(
         strict=True, default=20, gt=0, le=10_000, description="Most nodes added or removed per tick."
