@@ -7,7 +7,8 @@ target allocation); output: one absolute ScaleCommand per region and DrainComman
 Rules, in the order they are applied (each leaves its reason in the command):
 1. needed nodes = forecast sessions x (1 + headroom_ratio) / (sessions_per_node x target_utilisation),
    rounded up, within [min_nodes, max_nodes]; at least the present load of saturated ready nodes at
-   the target (`saturation.py`: their fresh gauges show a surge a scrape lag before the forecast).
+   the target (`saturation.py`: their fresh gauges show a surge a scrape lag before the forecast),
+   and at least the surge reserve of a region some market is bound to (`surge_reserve_floor`).
    With `draining_remaining_horizon_seconds` 0, sessions
    still on draining nodes are counted in full: subtracting all of them closes a loop (drain k
    nodes -> their sessions leave the serving need -> drain more -> they end -> boot again), which
@@ -40,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from controller.core.drain_order import previous_orders, rank_for_drain
-from controller.core.saturation import saturation_floor
+from controller.core.saturation import reaction_seconds, saturation_floor, surge_reserve_floor
 from controller.plan import DrainCommand, Plan, RegionState, ScaleCommand, UndrainCommand
 from controller.snapshot import FleetSnapshot, NodeObservation, NodeState
 from controller.spec import EnvironmentSpec, RegionSpec, Scenario
@@ -144,6 +145,13 @@ def plan_scaling(
         if floor > raw_need:
             basis += f"; ready nodes saturated: their present load needs {floor}"
             raw_need = floor
+        reserve = surge_reserve_floor(spec, region, snapshot)
+        if reserve > raw_need:
+            basis += (
+                f"; surge reserve: present load + {policy.surge_rise_per_minute:.0%}/min of its bound markets' "
+                f"over {reaction_seconds(spec, region):.0f} s needs {reserve}"
+            )
+            raw_need = reserve
         need = min(max(raw_need, region.min_nodes), region.max_nodes)
         needed[region.name] = need
         if on_draining > 0.0:

@@ -138,6 +138,18 @@ class ScalingPolicy(FrozenModel):
         "and empty soon. Off: no order, scale-in drains the nodes with the fewest sessions.",
     )
 
+    surge_rise_per_minute: float = Field(
+        strict=True,
+        default=0.0,
+        ge=0.0,
+        le=10.0,
+        description="The steepest unannounced rise of a residency-bound market (one allowed region: its surge "
+        "cannot spill) that its region absorbs without refusing, as a share of the market's present sessions per "
+        "minute. The region keeps serving nodes for its present load plus that rise over its reaction time (a "
+        "warm start, or a boot without a warm pool, plus a tick), counted from the nodes' own session gauges. "
+        "The operator's design surge, paid in standing nodes. 0: none.",
+    )
+
 
 class TrafficPolicy(FrozenModel):
     """How the controller moves traffic between regions."""
