@@ -144,10 +144,11 @@ class ScalingPolicy(FrozenModel):
         ge=0.0,
         le=10.0,
         description="The steepest unannounced rise of a residency-bound market (one allowed region: its surge "
-        "cannot spill) that its region absorbs without refusing, as a share of the market's present sessions per "
-        "minute. The region keeps serving nodes for its present load plus that rise over its reaction time (a "
-        "warm start, or a boot without a warm pool, plus a tick), counted from the nodes' own session gauges. "
-        "The operator's design surge, paid in standing nodes. 0: none.",
+        "cannot spill) that its region absorbs without refusing, as a share per minute of the market's usual "
+        "sessions at this hour (its profile learned from observed history; its present sessions when fewer or "
+        "without history). The region keeps serving nodes for its present load plus that rise over its reaction "
+        "time (a warm start, or a boot without a warm pool, plus a tick), counted from the nodes' own session "
+        "gauges. The operator's design surge, paid in standing nodes. 0: none.",
     )
 
 

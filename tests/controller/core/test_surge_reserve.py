@@ -6,7 +6,7 @@ from __future__ import annotations
 from controller.core.saturation import reaction_seconds, surge_reserve_floor
 from controller.core.scaling import plan_scaling
 from controller.plan import RegionState
-from controller.snapshot import NodeObservation, NodeState, PathObservation
+from controller.snapshot import DemandHistory, NodeObservation, NodeState, PathObservation
 from controller.spec import EnvironmentSpec
 from tests.controller.core.conftest import NOON
 from tests.fakes.fleet_snapshots import healthy_paths, region_observation, snapshot_for
@@ -69,3 +69,20 @@ def test_reserve_ignores_paths_of_other_regions(local_spec):
     elsewhere = [*snapshot.paths, PathObservation(market="ID", region="fra", active_sessions=10_000)]
     moved = snapshot.model_copy(update={"paths": elsewhere})
     assert surge_reserve_floor(spec, spec.region_by_name["cgk"], moved) == 13
+
+
+def test_reserve_is_a_share_of_the_usual_audience_while_a_surge_is_under_way(local_spec):
+    # Two days of history with ID flat at 200 calls: the 560 there now are a surge under way, and the
+    # design rise is 60% of the usual 200 a minute, not of the surge (560 x 0.6 would be a surge on it).
+    spec = _with_rise(local_spec, 0.6)
+    cgk = spec.region_by_name["cgk"]
+    snapshot = _cgk_snapshot(spec)
+
+    def with_history(level):
+        history = DemandHistory(step_seconds=300, end=NOON, offered={"ID": (float(level),) * (2 * 288)})
+        return snapshot.model_copy(update={"demand_history": history})
+
+    # 600 served + 200 x 0.6 x 125 s / 60 = 250: 9 nodes.
+    assert surge_reserve_floor(spec, cgk, with_history(200)) == 9
+    # Below its usual level, the present load is the audience: the 13 nodes of the first test.
+    assert surge_reserve_floor(spec, cgk, with_history(1000)) == 13
