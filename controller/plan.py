@@ -316,6 +316,9 @@ class Plan(PlanModel):
     last_scale_change_at: dict[str, SaneTime] = Field(
         default_factory=dict, description="Per region, when its desired size last changed (for cooldowns)."
     )
+    last_scale_out_at: dict[str, SaneTime] = Field(
+        default_factory=dict, description="Per region, when its desired size last grew (the scale-in cooldown)."
+    )
     region_sessions: dict[str, float] = Field(
         default_factory=dict, description="Sessions the weights send to each region now (demand x weight)."
     )

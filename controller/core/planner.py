@@ -370,6 +370,7 @@ def make_plan(
         cross_border=cross_border.plan if cross_border is not None else None,
         explanation=explanation,
         last_scale_change_at=scaling.last_scale_change_at,
+        last_scale_out_at=scaling.last_scale_out_at,
         region_sessions={name: round(float(loads_now[r]), 3) for r, name in enumerate(tables.region_names)},
         forecast_sessions={code: round(forecast[code], 3) for code in tables.market_codes},
         forecast_errors=forecast_errors,

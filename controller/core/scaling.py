@@ -7,7 +7,8 @@ target allocation); output: one absolute ScaleCommand per region and DrainComman
 Rules, in the order they are applied (each leaves its reason in the command):
 1. needed nodes = forecast sessions x (1 + headroom_ratio) / (sessions_per_node x target_utilisation),
    rounded up, within [min_nodes, max_nodes]; at least the present load of saturated ready nodes at
-   the target (`saturation.py`: their fresh gauges show a surge a scrape lag before the forecast).
+   the target (`saturation.py`: their fresh gauges show a surge a scrape lag before the forecast),
+   and at least the surge reserve of a region some market is bound to (`surge_reserve_floor`).
    With `draining_remaining_horizon_seconds` 0, sessions
    still on draining nodes are counted in full: subtracting all of them closes a loop (drain k
    nodes -> their sessions leave the serving need -> drain more -> they end -> boot again), which
@@ -20,12 +21,15 @@ Rules, in the order they are applied (each leaves its reason in the command):
    (fail static; a failover or drill expects its region warm for the fail-back) - except that
    every target stays within [min_nodes, max_nodes], the node group's own limits;
 3. scale-out at once (after `scale_out_cooldown_seconds`), at most `max_step_nodes` per tick;
-4. scale-in only when the last size change is `scale_in_cooldown_seconds` old, at most
-   `max_step_nodes` per tick, by draining the serving nodes with the fewest sessions (booting
-   nodes first: they carry none), each with deadline now + drain_deadline_seconds. With
-   `scaling.drain_order` on, the nodes at the front of the published drain order go instead
-   (`drain_order.py`): the media load balancer has kept new sessions off them, so they are the
-   emptiest, and draining in the announced order keeps that promise.
+4. scale-in only when the last scale-out is `scale_in_cooldown_seconds` old, at most
+   `max_step_nodes` per tick (the cooldown guards against shrinking right after a growth, the start
+   of a flap; a shrink after a shrink is none: a region left 250 nodes above its need when a surge
+   or a sale ends went down by max_step_nodes per cooldown, 40 per 15 min on prod, over an hour),
+   by draining the serving nodes with the fewest sessions (booting nodes first: they carry none),
+   each with deadline now + drain_deadline_seconds. With `scaling.drain_order` on, the nodes at the
+   front of the published drain order go instead (`drain_order.py`): the media load balancer has
+   kept new sessions off them, so they are the emptiest, and draining in the announced order keeps
+   that promise.
 
 `desired_nodes` counts serving nodes (ready + booting); draining nodes are on their way out.
 """
@@ -37,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from controller.core.drain_order import previous_orders, rank_for_drain
-from controller.core.saturation import saturation_floor
+from controller.core.saturation import reaction_seconds, saturation_floor, surge_reserve_floor
 from controller.plan import DrainCommand, Plan, RegionState, ScaleCommand, UndrainCommand
 from controller.snapshot import FleetSnapshot, NodeObservation, NodeState
 from controller.spec import EnvironmentSpec, RegionSpec, Scenario
@@ -51,6 +55,7 @@ class ScalingDecision:
     drains: list[DrainCommand]
     undrains: list[UndrainCommand]
     last_scale_change_at: dict[str, datetime]
+    last_scale_out_at: dict[str, datetime]
     explanation: list[str] = field(default_factory=list)
     needed_nodes: dict[str, int] = field(default_factory=dict)
     """Per region, the serving nodes the forecast needs (within bounds): the drain order's `leaving_soon`."""
@@ -115,6 +120,7 @@ def plan_scaling(
     explanation: list[str] = []
     needed: dict[str, int] = {}
     orders = previous_orders(previous)
+    last_out = dict(previous.last_scale_out_at) if previous is not None else {}
 
     for region in spec.regions:
         observation = observations.get(region.name)
@@ -139,6 +145,13 @@ def plan_scaling(
         if floor > raw_need:
             basis += f"; ready nodes saturated: their present load needs {floor}"
             raw_need = floor
+        reserve = surge_reserve_floor(spec, region, snapshot)
+        if reserve > raw_need:
+            basis += (
+                f"; surge reserve: present load + {policy.surge_rise_per_minute:.0%}/min of its bound markets' "
+                f"over {reaction_seconds(spec, region):.0f} s needs {reserve}"
+            )
+            raw_need = reserve
         need = min(max(raw_need, region.min_nodes), region.max_nodes)
         needed[region.name] = need
         if on_draining > 0.0:
@@ -147,11 +160,14 @@ def plan_scaling(
             basis += f", bounded to {need} ({region.min_nodes}..{region.max_nodes})"
         state = region_states.get(region.name, RegionState.UNKNOWN)
         changed_at = last_change.get(region.name)
+        grown_at = last_out.get(region.name)
         if changed_at is not None and changed_at > now:
             # The last change is dated in this clock's future: it was decided on another clock (a
             # previous controller on the wall clock, an accelerated fleet restarted). A cooldown
             # measured across clocks would never end, so it does not hold.
             changed_at = None
+        if grown_at is not None and grown_at > now:
+            grown_at = None
         desired = current
         reason = basis
 
@@ -172,9 +188,11 @@ def plan_scaling(
                 blocker = "metrics stale: no scale-in (fail static)"
             elif region.name in pinned:
                 blocker = "region pinned by a failover or drill: kept warm, no scale-in"
-            elif changed_at is not None and (now - changed_at).total_seconds() < policy.scale_in_cooldown_seconds:
-                waited = (now - changed_at).total_seconds()
-                blocker = f"scale-in cooldown: {waited:.0f} of {policy.scale_in_cooldown_seconds} s since last change"
+            elif grown_at is not None and (now - grown_at).total_seconds() < policy.scale_in_cooldown_seconds:
+                waited = (now - grown_at).total_seconds()
+                blocker = (
+                    f"scale-in cooldown: {waited:.0f} of {policy.scale_in_cooldown_seconds} s since last scale-out"
+                )
             if blocker is not None:
                 reason = f"{blocker} ({basis})"
             else:
@@ -189,6 +207,8 @@ def plan_scaling(
             desired = bounded
         if desired != current:
             last_change[region.name] = now
+        if desired > current:
+            last_out[region.name] = now
         scale.append(ScaleCommand(region=region.name, desired_nodes=desired, current_nodes=current, reason=reason))
 
         if desired > current and observation is not None and region.name not in pinned:
@@ -232,6 +252,7 @@ def plan_scaling(
         drains=drains,
         undrains=undrains,
         last_scale_change_at=last_change,
+        last_scale_out_at=last_out,
         explanation=explanation,
         needed_nodes=needed,
     )

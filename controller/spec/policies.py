@@ -68,7 +68,11 @@ class ScalingPolicy(FrozenModel):
         strict=True, default=0, ge=0, le=DAY_SECONDS, description="Wait between scale-outs."
     )
     scale_in_cooldown_seconds: int = Field(
-        strict=True, default=900, ge=0, le=DAY_SECONDS, description="Wait after any scale change before scaling in."
+        strict=True,
+        default=900,
+        ge=0,
+        le=DAY_SECONDS,
+        description="Wait after a scale-out before scaling in (a scale-in after a scale-in does not wait).",
     )
     max_step_nodes: int = Field(
         strict=True, default=20, gt=0, le=10_000, description="Most nodes added or removed per tick."
@@ -132,6 +136,19 @@ class ScalingPolicy(FrozenModel):
         "Kubernetes the node labels edgeplane.io/drain-rank and drain-next) and drain in that order. The media "
         "load balancer packs new sessions onto the nodes that stay, so the nodes drained next carry few calls "
         "and empty soon. Off: no order, scale-in drains the nodes with the fewest sessions.",
+    )
+
+    surge_rise_per_minute: float = Field(
+        strict=True,
+        default=0.0,
+        ge=0.0,
+        le=10.0,
+        description="The steepest unannounced rise of a residency-bound market (one allowed region: its surge "
+        "cannot spill) that its region absorbs without refusing, as a share per minute of the market's usual "
+        "sessions at this hour (its profile learned from observed history; its present sessions when fewer or "
+        "without history). The region keeps serving nodes for its present load plus that rise over its reaction "
+        "time (a warm start, or a boot without a warm pool, plus a tick), counted from the nodes' own session "
+        "gauges. The operator's design surge, paid in standing nodes. 0: none.",
     )
 
 

@@ -1,4 +1,5 @@
-"""Scaling: forecast-sized targets, immediate scale-out, cooldown-gated scale-in draining the emptiest nodes."""
+"""Scaling: forecast-sized targets, immediate scale-out, scale-in gated by a cooldown after growth, draining the
+emptiest nodes."""
 
 from __future__ import annotations
 
@@ -54,20 +55,39 @@ def test_scale_in_drains_fewest_session_nodes_with_deadline(local_spec):
     assert all(d.deadline == deadline for d in decision.drains)
 
 
-def test_scale_in_waits_for_cooldown(local_spec):
+def test_scale_in_waits_for_cooldown_after_a_scale_out(local_spec):
     zero = {m.code: 0.0 for m in local_spec.markets}
-    snapshot = snapshot_for(local_spec, NOON, zero, nodes=10)
-    first = make_plan(local_spec, snapshot, None, NOON)
-    assert first.last_scale_change_at  # demand 0 and no history: the first plan shrinks to min
+    first = make_plan(local_spec, snapshot_for(local_spec, NOON, zero, nodes=10), None, NOON)
     cooldown = local_spec.scaling.scale_in_cooldown_seconds
+    grown = {r.name: NOON for r in local_spec.regions}
+    first = first.model_copy(update={"last_scale_out_at": grown, "last_scale_change_at": grown})
     early, late = NOON + timedelta(seconds=cooldown - 5), NOON + timedelta(seconds=cooldown)
     during = make_plan(local_spec, snapshot_for(local_spec, early, zero, nodes=8), first, early)
     assert not during.drains
     assert all(c.desired_nodes == c.current_nodes for c in during.scale)
-    assert all("cooldown" in c.reason for c in during.scale)
+    assert all("since last scale-out" in c.reason for c in during.scale)
     after = make_plan(local_spec, snapshot_for(local_spec, late, zero, nodes=8), first, late)
     assert len(after.drains) == 4 * 6  # every region 8 -> 2 nodes
     assert all(c.desired_nodes == 2 for c in after.scale)
+
+
+def test_a_scale_in_goes_on_without_waiting_for_the_cooldown(local_spec):
+    # A shrink after a shrink is no flap: a region far above its need (a surge or a sale just ended)
+    # keeps shedding max_step_nodes a tick instead of one step per cooldown.
+    zero = {m.code: 0.0 for m in local_spec.markets}
+    first = make_plan(local_spec, snapshot_for(local_spec, NOON, zero, nodes=30), None, NOON)
+    assert all(c.desired_nodes == 30 - local_spec.scaling.max_step_nodes for c in first.scale)
+    assert not first.last_scale_out_at
+    tick = NOON + timedelta(seconds=local_spec.traffic.tick_seconds)
+    second = make_plan(local_spec, snapshot_for(local_spec, tick, zero, nodes=20), first, tick)
+    assert all(c.desired_nodes == 20 - local_spec.scaling.max_step_nodes for c in second.scale)
+    assert all("scale in" in c.reason for c in second.scale)
+    # A scale-out restarts the clock: the next shrink waits.
+    grown = {r.name: tick for r in local_spec.regions}
+    regrown = second.model_copy(update={"last_scale_out_at": grown})
+    later = tick + timedelta(seconds=local_spec.traffic.tick_seconds)
+    third = make_plan(local_spec, snapshot_for(local_spec, later, zero, nodes=10), regrown, later)
+    assert not third.drains
 
 
 def test_no_scale_in_for_unknown_failed_or_pinned_regions(local_spec):
