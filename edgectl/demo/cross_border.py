@@ -4,8 +4,9 @@ jurisdiction (DE: fra or dub; ID: cgk only), and its end-to-end QoS through a ba
 `cross_border_call(spec, fleet)` plays three phases against any fleet that can be observed and impaired
 (the `CrossBorderFleet` protocol: the simulated fleet in-process, or the local stack's simulator over
 its HTTP API, `SimulatorHttpFleet`, for `edgectl demo`):
-1. healthy: the placement (`controller.core.cross_border.plan_cross_border`) and the region selector's
-   per-participant answers (`selector.participants.select_participant`) put DE in fra and ID in cgk,
+1. healthy: the placement the loop makes from the snapshot (`controller.core.cross_border_tick`) and
+   the region selector's per-participant answers (`selector.participants.select_participant`) put DE
+   in fra and ID in cgk,
    cascaded (no region is allowed for both);
 2. impaired: the fleet's backbone between cgk and fra loses `loss` of its packets; the backbone health
    (`controller.core.backbone_health`) fails the path from the fleet's own `edge_backbone_*` numbers
@@ -25,7 +26,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from controller.core.backbone_health import assess_backbone
-from controller.core.cross_border import plan_cross_border
+from controller.core.cross_border_tick import cross_border_for_snapshot
 from controller.snapshot import FleetSnapshot
 from controller.spec import EnvironmentSpec, Scenario
 from selector.decision import Answer, PublishedSteering, build_table, endpoint_urls
@@ -134,8 +135,9 @@ def _phase(name: str, spec: EnvironmentSpec, snapshot: FleetSnapshot) -> CallPha
     assert spec.sessions is not None
     shape = spec.sessions.shapes[Scenario.ONE_TO_ONE]
     health = assess_backbone(spec, snapshot.backbone)
-    demand = {m.market: m.offered_sessions for m in snapshot.markets}
-    plan = plan_cross_border(spec, demand, backbone=health)
+    # The loop's own inputs from this snapshot (offered demand, the backbone and the access paths it
+    # observes), so the plan's e2e figures are priced on what the fleet measures, as each tick's are.
+    plan = cross_border_for_snapshot(spec, snapshot)
     pair = next(p for p in plan.pairs if (p.host, p.guest) == (HOST, GUEST))
     call = next(p for p in pair.placements if p.scenario is Scenario.ONE_TO_ONE)
     why = next(w for w in pair.why if w.startswith(f"{HOST}->{GUEST} {Scenario.ONE_TO_ONE.value}"))

@@ -38,6 +38,10 @@ def _check(report: CrossBorderDemoReport) -> None:
     # A cascade over the longer dub-cgk path costs some RTT, inside the 300 ms SLO.
     assert healthy.e2e_rtt_ms < impaired.e2e_rtt_ms < report.rtt_slo_ms
     assert "avoids failed backbone fra-cgk" in impaired.why
+    # The plan prices the call on what the fleet measures (both access paths and the backbone): its
+    # reason states the same e2e loss the snapshot shows, not the unloaded backbone's alone.
+    for phase in report.phases:
+        assert f"{phase.e2e_loss_ratio:.2%} loss" in phase.why, (phase.e2e_loss_ratio, phase.why)
     text = "\n".join(report.lines())
     assert "impaired  DE in dub, ID in cgk" in text and "BREACH" in text
 
