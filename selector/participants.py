@@ -34,10 +34,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Sequence
+from typing import Any
 
 from selector.decision import (
     Answer,
     Endpoint,
+    MarketRoute,
     Refusal,
     RefusalCode,
     SelectionTable,
@@ -145,6 +147,14 @@ def _nearest_participant(
             f"no region market {market} may use reaches the session's other regions ({', '.join(sorted(peers))}) "
             "over a healthy backbone path",
         )
+    return _best_scored(table, route, market, scenario, scored)
+
+
+def _best_scored(
+    table: SelectionTable, route: MarketRoute, market: str, scenario: str, scored: list[tuple[Any, ...]]
+) -> Answer:
+    """The answer from (cost, rendezvous rank, region, candidate) rows: the cheapest first (ties by the
+    market's rendezvous order, then name), then fallbacks within the scenario's RTT bound."""
     scored.sort(key=lambda item: (item[0], item[1], item[2]))
     within = route.within_rtt.get(scenario, frozenset())
     first, rest = scored[0][3], [item[3] for item in scored[1:]]
@@ -207,11 +217,7 @@ def _nearest_first_participant(
             RefusalCode.NO_COMPLIANT_REGION,
             f"no region market {market} may use reaches a region of {', '.join(others)} over a healthy backbone path",
         )
-    scored.sort(key=lambda item: (item[0], item[1], item[2]))
-    within = route.within_rtt.get(scenario, frozenset())
-    first, rest = scored[0][3], [item[3] for item in scored[1:]]
-    fallbacks = [c for c in rest if c.region in within][: table.max_endpoints - 1]
-    return Answer(market, scenario, (first.endpoint, *(c.endpoint for c in fallbacks)))
+    return _best_scored(table, route, market, scenario, scored)
 
 
 def select_participant(

@@ -147,14 +147,18 @@ class PlannedGuestPlacement:
         if plan is not None:
             self._both_sides = self._both_sides_by(plan)
 
+    def _flow_of_pair(self) -> dict[tuple[str, str], int]:
+        """(host market, guest market) -> its flow index, to read a plan's pairs."""
+        return {
+            (self.markets[h], self.markets[g]): f
+            for f, (h, g) in enumerate(zip(self.flows.host.tolist(), self.flows.guest.tolist(), strict=True))
+        }
+
     def _planned_sessions(self, plan: CrossBorderPlan, *, host_checked: bool) -> FloatArray:
         """F x R x R: the plan's sessions per flow on (host region, guest region), never on a guest region
         the guest's rules forbid (nor, `host_checked`, a host region the host's forbid)."""
         planned = np.zeros((self.flows.count, len(self.region_names), len(self.region_names)))
-        pair_index = {
-            (self.markets[h], self.markets[g]): f
-            for f, (h, g) in enumerate(zip(self.flows.host.tolist(), self.flows.guest.tolist(), strict=True))
-        }
+        pair_index = self._flow_of_pair()
         for pair in plan.pairs:
             f = pair_index.get((pair.host, pair.guest))
             if f is None:
@@ -174,10 +178,7 @@ class PlannedGuestPlacement:
         scenario) sums to 1, or to 0 where the plan places none (today's rule then)."""
         n_r = len(self.region_names)
         both = np.zeros((self.flows.count, len(self._scenario_index), n_r, n_r))
-        pair_index = {
-            (self.markets[h], self.markets[g]): f
-            for f, (h, g) in enumerate(zip(self.flows.host.tolist(), self.flows.guest.tolist(), strict=True))
-        }
+        pair_index = self._flow_of_pair()
         for pair in plan.pairs:
             f = pair_index.get((pair.host, pair.guest))
             if f is None:
