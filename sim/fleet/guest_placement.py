@@ -22,13 +22,14 @@ jurisdictions forbid, nor moves a host side outside h's.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from controller.cross_border_plan import CrossBorderPlan
+from controller.cross_border_plan import CrossBorderPlan, SidePlacement
 from controller.spec import EnvironmentSpec, Scenario
 
 FloatArray = NDArray[np.float64]
@@ -147,29 +148,32 @@ class PlannedGuestPlacement:
         if plan is not None:
             self._both_sides = self._both_sides_by(plan)
 
-    def _flow_of_pair(self) -> dict[tuple[str, str], int]:
-        """(host market, guest market) -> its flow index, to read a plan's pairs."""
-        return {
+    def _plan_placements(self, plan: CrossBorderPlan) -> Iterator[tuple[int, int, int, SidePlacement]]:
+        """The plan's placements as (flow, host region, guest region, placement) indices: both readers below
+        take them so; a pair of markets with no flow here or a region unknown here is skipped."""
+        flow_of_pair = {
             (self.markets[h], self.markets[g]): f
             for f, (h, g) in enumerate(zip(self.flows.host.tolist(), self.flows.guest.tolist(), strict=True))
         }
+        for pair in plan.pairs:
+            f = flow_of_pair.get((pair.host, pair.guest))
+            if f is None:
+                continue
+            for placement in pair.placements:
+                a, b = self._r.get(placement.host_region), self._r.get(placement.guest_region)
+                if a is not None and b is not None:
+                    yield f, a, b, placement
 
     def _planned_sessions(self, plan: CrossBorderPlan, *, host_checked: bool) -> FloatArray:
         """F x R x R: the plan's sessions per flow on (host region, guest region), never on a guest region
         the guest's rules forbid (nor, `host_checked`, a host region the host's forbid)."""
         planned = np.zeros((self.flows.count, len(self.region_names), len(self.region_names)))
-        pair_index = self._flow_of_pair()
-        for pair in plan.pairs:
-            f = pair_index.get((pair.host, pair.guest))
-            if f is None:
+        for f, a, b, placement in self._plan_placements(plan):
+            if not self._guest_allowed[f, b]:
+                continue  # never follow a plan outside the guest's jurisdictions
+            if host_checked and not self._host_allowed[f, a]:
                 continue
-            for placement in pair.placements:
-                a, b = self._r.get(placement.host_region), self._r.get(placement.guest_region)
-                if a is None or b is None or not self._guest_allowed[f, b]:
-                    continue  # never follow a plan outside the guest's jurisdictions
-                if host_checked and not self._host_allowed[f, a]:
-                    continue
-                planned[f, a, b] += placement.sessions
+            planned[f, a, b] += placement.sessions
         return planned
 
     def _both_sides_by(self, plan: CrossBorderPlan) -> FloatArray:
@@ -178,19 +182,13 @@ class PlannedGuestPlacement:
         scenario) sums to 1, or to 0 where the plan places none (today's rule then)."""
         n_r = len(self.region_names)
         both = np.zeros((self.flows.count, len(self._scenario_index), n_r, n_r))
-        pair_index = self._flow_of_pair()
-        for pair in plan.pairs:
-            f = pair_index.get((pair.host, pair.guest))
-            if f is None:
+        for f, a, b, placement in self._plan_placements(plan):
+            s = self._scenario_index.get(placement.scenario)
+            if s is None or placement.sessions <= 0.0:
                 continue
-            for placement in pair.placements:
-                a, b = self._r.get(placement.host_region), self._r.get(placement.guest_region)
-                s = self._scenario_index.get(placement.scenario)
-                if a is None or b is None or s is None or placement.sessions <= 0.0:
-                    continue
-                if not (self._host_allowed[f, a] and self._guest_allowed[f, b]) or self._failed[a, b]:
-                    continue  # never a participant outside its rules, never over a path seen failed
-                both[f, s, a, b] += placement.sessions
+            if not (self._host_allowed[f, a] and self._guest_allowed[f, b]) or self._failed[a, b]:
+                continue  # never a participant outside its rules, never over a path seen failed
+            both[f, s, a, b] += placement.sessions
         totals = both.sum(axis=(2, 3))
         has = totals > 0
         both[has] /= totals[has][:, None, None]
