@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -152,11 +155,10 @@ def test_the_plans_failed_backbone_paths_and_placement_shares_reach_the_steering
         ]
 
 
-def test_apply_plan_is_not_paced_out_of_a_region_its_plan_saw_failed(local_spec):
-    """A market moved wholly into dub less than a minute ago; dub then fails. The plan's move off dub
-    must land (the planner exempts it from pacing, and so must the authority it writes through), else
-    the whole weights write is refused tick after tick until the minute slides by."""
-    from controller.plan import RegionHealth, RegionState
+@contextmanager
+def _de_weights_under_a_spent_pace(local_spec) -> Iterator[tuple[Any, Callable[..., None]]]:
+    """A local fleet whose pace rule allows one whole market's move a minute, and `apply(plan_id, de,
+    region_health)`: a plan writing DE's weights (the others unchanged) through the steering authority."""
     from controller.spec import SafetyRules
 
     spec = local_spec.model_copy(update={"safety": SafetyRules(min_serving_regions=1, max_moved_share_per_minute=1.0)})
@@ -167,18 +169,27 @@ def test_apply_plan_is_not_paced_out_of_a_region_its_plan_saw_failed(local_spec)
         activities = FleetActivities(spec, actuator, authority, metrics=ControllerMetrics("local", CollectorRegistry()))
         weights = {m: dict(s) for m, s in fleet.snapshot().current_weights.items()}
 
-        def apply(plan_id: str, de: dict[str, float], failed: list[str]) -> None:
+        def apply(plan_id: str, de: dict[str, float], region_health: list[Any]) -> None:
             plan = Plan(
                 plan_id=plan_id, environment="local", created_at=fleet.now, snapshot_taken_at=fleet.now,
-                weights={**weights, "DE": de},
-                region_health=[RegionHealth(region=r, state=RegionState.FAILED) for r in failed],
+                weights={**weights, "DE": de}, region_health=region_health,
             )  # fmt: skip
             fence = Fence.for_loop(authority.state().revision)
             activities.apply_plan(ApplyPlanRequest(plan=plan, actor="controller/test", fence=fence))
 
+        yield authority, apply
+
+
+def test_apply_plan_is_not_paced_out_of_a_region_its_plan_saw_failed(local_spec):
+    """A market moved wholly into dub less than a minute ago; dub then fails. The plan's move off dub
+    must land (the planner exempts it from pacing, and so must the authority it writes through), else
+    the whole weights write is refused tick after tick until the minute slides by."""
+    from controller.plan import RegionHealth, RegionState
+
+    with _de_weights_under_a_spent_pace(local_spec) as (authority, apply):
         apply("p1", {"fra": 1.0}, [])
         apply("p2", {"dub": 1.0}, [])  # 100% of DE moved: the minute's budget is spent
-        apply("p3", {"fra": 1.0}, ["dub"])  # dub failed: DE must leave it now
+        apply("p3", {"fra": 1.0}, [RegionHealth(region="dub", state=RegionState.FAILED)])  # DE must leave it now
         assert authority.state().weights["DE"] == {"fra": 1.0}
 
 
@@ -190,31 +201,15 @@ def test_apply_plan_is_not_paced_out_of_a_region_its_plan_steers_away_but_is_for
     from temporalio.exceptions import ApplicationError
 
     from controller.plan import RegionHealth, RegionState
-    from controller.spec import SafetyRules
 
-    spec = local_spec.model_copy(update={"safety": SafetyRules(min_serving_regions=1, max_moved_share_per_minute=1.0)})
-    fleet = SimulatedFleet(spec, quiet_trace(START, 3600), start=START, demand_variation=0.0)
-    with SimulatorServer(fleet, run_clock=False) as server:
-        actuator = SimulatorActuator(server.url)
-        authority = gate(spec, actuator)
-        activities = FleetActivities(spec, actuator, authority, metrics=ControllerMetrics("local", CollectorRegistry()))
-        weights = {m: dict(s) for m, s in fleet.snapshot().current_weights.items()}
+    def dub_degraded(overloaded: bool) -> list[RegionHealth]:
+        return [RegionHealth(region="dub", state=RegionState.DEGRADED, overloaded=overloaded)]
 
-        def apply(plan_id: str, de: dict[str, float], degraded: list[str], overloaded: bool = False) -> None:
-            plan = Plan(
-                plan_id=plan_id, environment="local", created_at=fleet.now, snapshot_taken_at=fleet.now,
-                weights={**weights, "DE": de},
-                region_health=[
-                    RegionHealth(region=r, state=RegionState.DEGRADED, overloaded=overloaded) for r in degraded
-                ],
-            )  # fmt: skip
-            fence = Fence.for_loop(authority.state().revision)
-            activities.apply_plan(ApplyPlanRequest(plan=plan, actor="controller/test", fence=fence))
-
+    with _de_weights_under_a_spent_pace(local_spec) as (authority, apply):
         apply("p1", {"fra": 1.0}, [])
         apply("p2", {"dub": 1.0}, [])  # 100% of DE moved: the minute's budget is spent
         with pytest.raises(ApplicationError, match="waiting"):
-            apply("p3", {"fra": 1.0}, ["dub"], overloaded=True)  # its own load: paced
+            apply("p3", {"fra": 1.0}, dub_degraded(overloaded=True))  # its own load: paced
         assert authority.state().weights["DE"] == {"dub": 1.0}
-        apply("p4", {"fra": 1.0}, ["dub"])  # a breach not of its load: DE leaves now
+        apply("p4", {"fra": 1.0}, dub_degraded(overloaded=False))  # a breach not of its load: DE leaves now
         assert authority.state().weights["DE"] == {"fra": 1.0}
