@@ -8,6 +8,7 @@ the same plan twice is harmless (DESIGN invariant 6).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -62,6 +63,18 @@ class RegionHealth(PlanModel):
         default=False,
         description="The breach judged this time is the region's own load (past the target utilisation): a "
         "degraded region so is paced, its cure is scale-out; any other breach steers its new sessions away at once.",
+    )
+
+
+def unpaced_regions(region_health: Iterable[RegionHealth]) -> frozenset[str]:
+    """Regions whose new sessions leave at once, outside the per-minute move pace: failed (no weight may
+    stay), or degraded by a breach that is not their own load (`HealthAssessment.steered_away`). The one
+    rule the planner's pacing (`make_plan`) and the steering authority's check (`Plan.steered_away_regions`)
+    both apply."""
+    return frozenset(
+        h.region
+        for h in region_health
+        if h.state is RegionState.FAILED or (h.state is RegionState.DEGRADED and not h.overloaded)
     )
 
 
@@ -337,14 +350,10 @@ class Plan(PlanModel):
     )
 
     def steered_away_regions(self) -> list[str]:
-        """Regions whose new sessions this plan moves off at once, unpaced: failed, or degraded by a breach
-        that is not their own load (`HealthAssessment.steered_away`). The steering authority's pace check
-        must leave those decreases out as the planner did, or it refuses the whole weights write."""
-        return sorted(
-            h.region
-            for h in self.region_health
-            if h.state is RegionState.FAILED or (h.state is RegionState.DEGRADED and not h.overloaded)
-        )
+        """Regions whose new sessions this plan moves off at once, unpaced (`unpaced_regions`). The steering
+        authority's pace check must leave those decreases out as the planner did, or it refuses the whole
+        weights write."""
+        return sorted(unpaced_regions(self.region_health))
 
     def region_state(self, region: str) -> RegionState:
         for health in self.region_health:

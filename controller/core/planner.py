@@ -53,7 +53,7 @@ from controller.core.scaling import plan_scaling
 from controller.core.session_moves import plan_session_moves
 from controller.core.sick_region_shedding import shed_sick_regions
 from controller.core.spec_tables import spec_tables
-from controller.plan import Overflow, Plan, PlanningOverrides, RegionHealth, RegionState
+from controller.plan import Overflow, Plan, PlanningOverrides, RegionHealth, RegionState, unpaced_regions
 from controller.snapshot import FleetSnapshot, NodeState, check_plausible
 from controller.spec import EnvironmentSpec
 
@@ -198,7 +198,8 @@ def make_plan(
         # (issue 17's benchmark: kul 35 s, par 39 s). The authority leaves the same decreases out of its
         # check (Plan.steered_away_regions), or it refuses the whole write.
         exempt=frozenset(r.region for r in health.regions if r.state is RegionState.FAILED)
-        | (frozenset() if fail_static else health.steered_away()),
+        if fail_static
+        else unpaced_regions(health.regions),
     )
     explanation.extend(paced)
     regions = len(tables.region_names)
